@@ -1,0 +1,20 @@
+//! Small, documented wrappers around the Linux syscalls that neither `nix` nor
+//! `rustix` wrap safely, and the only place in berth where `unsafe` is allowed.
+//!
+//! Owns: raw `clone(2)` with namespace flags (fork semantics, no new stack),
+//! `execveat(2)` on a file descriptor, `close_range(2)`, and the sealed
+//! in-memory exec trampoline that keeps containers away from the runtime's own
+//! binary (CVE-2019-5736).
+//!
+//! Must never: hold policy. Every function here does one syscall (or a fixed,
+//! short sequence of them) and returns `nix::Error` untouched; callers add the
+//! context (which container, which path).
+//!
+//! May use: `libc`, `nix`.
+#![allow(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+pub mod process;
+pub mod trampoline;
+
+pub use nix;

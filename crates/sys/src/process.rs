@@ -1,0 +1,122 @@
+//! Process creation and replacement: `clone(2)` with namespace flags in fork
+//! style, `execveat(2)`, and `close_range(2)`.
+
+use std::ffi::CStr;
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+use nix::errno::Errno;
+use nix::sched::CloneFlags;
+use nix::unistd::Pid;
+
+/// What `clone_fork` returns in each of the two processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forked {
+    /// In the parent: the child's pid (as seen from the parent's pid namespace).
+    Parent(Pid),
+    /// In the child.
+    Child,
+}
+
+/// Counts the threads of this process by listing `/proc/self/task`.
+pub fn thread_count() -> std::io::Result<usize> {
+    Ok(std::fs::read_dir("/proc/self/task")?.count())
+}
+
+/// `clone(2)` with `flags | SIGCHLD` and no new stack: the child continues from
+/// this call on a copy of the parent's memory, exactly like `fork(2)`, but is
+/// born into the namespaces that `flags` asks for (a new pid namespace makes it
+/// pid 1 there).
+///
+/// Refuses with `EBUSY` when the calling process has more than one thread: a
+/// fork of a multithreaded process may copy a lock that another thread holds,
+/// and the child would deadlock on it. Runtime code must therefore run before
+/// any thread (or async runtime) is started.
+pub fn clone_fork(flags: CloneFlags) -> nix::Result<Forked> {
+    match thread_count() {
+        Ok(1) => {}
+        Ok(_) => return Err(Errno::EBUSY),
+        Err(e) => return Err(Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))),
+    }
+    let raw_flags = flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
+    // SAFETY: with a NULL stack pointer the kernel gives the child a copy of the
+    // caller's stack, as fork(2) does; we checked above that this process has a
+    // single thread, so no lock held by another thread can be copied into the
+    // child in a locked state. Parent and child pointers are NULL, so the kernel
+    // writes to no memory of ours.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            raw_flags,
+            std::ptr::null_mut::<libc::c_void>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            0 as libc::c_ulong,
+        )
+    };
+    match ret {
+        -1 => Err(Errno::last()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(Pid::from_raw(pid as libc::pid_t))),
+    }
+}
+
+/// Executes the program open at `fd` (`execveat(fd, "", argv, envp,
+/// AT_EMPTY_PATH)`). Only returns on failure.
+pub fn execveat_fd(fd: BorrowedFd<'_>, argv: &[&CStr], envp: &[&CStr]) -> Errno {
+    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let mut envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
+    envp_ptrs.push(std::ptr::null());
+    let empty = c"";
+    // SAFETY: both pointer arrays are NULL-terminated and point into `argv` and
+    // `envp`, which outlive this call; `empty` is a valid C string; `fd` is an
+    // open descriptor borrowed for the duration of the call.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            fd.as_raw_fd(),
+            empty.as_ptr(),
+            argv_ptrs.as_ptr(),
+            envp_ptrs.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        );
+    }
+    Errno::last()
+}
+
+/// Marks every descriptor from `first` up as close-on-exec
+/// (`close_range(first, ~0, CLOSE_RANGE_CLOEXEC)`), so that a container's
+/// process inherits stdio and the descriptors it was given, and nothing else.
+pub fn cloexec_from(first: u32) -> nix::Result<()> {
+    // SAFETY: close_range only changes flags on this process's descriptor
+    // table; it touches no memory of ours.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC as libc::c_uint,
+        )
+    };
+    if ret == -1 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thread_count_sees_this_test_thread() {
+        // The test harness runs tests on their own threads, so there are at
+        // least two; clone_fork must refuse rather than fork them.
+        let n = thread_count().expect("read /proc/self/task");
+        assert!(n >= 1);
+        if n > 1 {
+            assert_eq!(clone_fork(CloneFlags::empty()), Err(Errno::EBUSY));
+        }
+    }
+}
