@@ -12,3 +12,10 @@
 //! May use: `oci-spec`, `libseccomp`, `berth-sys` (the only crate with unsafe
 //! code) and `nix`/`caps` for the syscalls they wrap safely.
 #![forbid(unsafe_code)]
+
+pub mod capabilities;
+pub mod cgroups;
+pub mod console;
+pub mod hooks;
+pub mod identity;
+pub mod rootfs;

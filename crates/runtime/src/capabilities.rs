@@ -1,0 +1,1 @@
+//! Linux capabilities in all five sets.

@@ -1,0 +1,1 @@
+//! Terminal mode: a pty whose master goes to the console socket (SCM_RIGHTS).
