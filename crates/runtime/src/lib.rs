@@ -19,3 +19,13 @@ pub mod console;
 pub mod hooks;
 pub mod identity;
 pub mod rootfs;
+pub mod container;
+pub mod error;
+pub mod features;
+pub mod namespaces;
+pub mod process;
+pub mod spec;
+pub mod state;
+pub mod sync;
+
+pub use error::{Error, Result};

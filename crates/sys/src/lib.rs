@@ -14,6 +14,7 @@
 #![allow(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod misc;
 pub mod process;
 pub mod trampoline;
 

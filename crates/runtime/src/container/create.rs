@@ -1,0 +1,216 @@
+//! `create`: everything but the user's program. Validates the config, claims
+//! the container's directory, makes its cgroup, clones its init into its
+//! namespaces and waits until the init reports that it is ready (or why it is
+//! not). On any failure everything made so far is undone.
+
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use nix::sys::signal::{kill, Signal};
+use nix::sys::stat::Mode;
+use nix::unistd::Pid;
+use tracing::{debug, info_span};
+
+use crate::cgroups::Cgroup;
+use crate::error::{Error, Result};
+use crate::hooks::{self, HookPhase};
+use crate::namespaces::Plan;
+use crate::process::{self, init::InitContext};
+use crate::state::{self, Record, Root, Status};
+use crate::sync::Message;
+use crate::{capabilities, console, identity, rootfs, spec};
+
+/// What `create` is asked to do.
+#[derive(Debug, Default, Clone)]
+pub struct CreateOptions {
+    /// The container's id.
+    pub id: String,
+    /// The bundle directory (holding config.json).
+    pub bundle: PathBuf,
+    /// Where to write the init's pid.
+    pub pid_file: Option<PathBuf>,
+    /// The unix socket that receives the pty master when process.terminal is true.
+    pub console_socket: Option<PathBuf>,
+    /// How many descriptors after stdio the program inherits.
+    pub preserve_fds: u32,
+    /// MS_MOVE + chroot instead of pivot_root (for a rootfs on a ramfs).
+    pub no_pivot: bool,
+    /// Keep the runtime's session keyring instead of a new one.
+    pub no_new_keyring: bool,
+}
+
+/// Undoes a half-made container when dropped, unless disarmed.
+struct Undo<'a> {
+    root: &'a Root,
+    id: String,
+    cgroup: Option<Cgroup>,
+    init: Option<Pid>,
+    armed: bool,
+}
+
+impl Drop for Undo<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Some(pid) = self.init {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(pid, None);
+        }
+        if let Some(cg) = &self.cgroup {
+            if let Err(e) = cg.destroy() {
+                tracing::warn!("container {}: removing its cgroup: {e}", self.id);
+            }
+        }
+        if let Err(e) = self.root.remove(&self.id) {
+            tracing::warn!("container {}: {e}", self.id);
+        }
+    }
+}
+
+/// Creates a container; returns its record with the init's pid.
+pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
+    let _span = info_span!("create", id = %opts.id).entered();
+    let t0 = std::time::Instant::now();
+    state::validate_id(&opts.id)?;
+    let bundle = std::fs::canonicalize(&opts.bundle)
+        .map_err(|e| Error::io("open bundle", &opts.bundle, e))?;
+    let config = spec::load(&bundle)?;
+    spec::validate(&config)?;
+    let rootfs = spec::rootfs_path(&config, &bundle)?;
+    rootfs::validate(&config, &bundle)?;
+    let process = config.process().as_ref().ok_or_else(|| Error::Invalid("process: missing".into()))?;
+    if let Some(caps) = process.capabilities() {
+        capabilities::validate(caps)?;
+    }
+    if let Some(rlimits) = process.rlimits() {
+        identity::validate_rlimits(rlimits)?;
+    }
+    let terminal = process.terminal() == Some(true);
+    if terminal && opts.console_socket.is_none() {
+        return Err(Error::Invalid(
+            "process.terminal: true needs --console-socket (or use `run` in a terminal)".into(),
+        ));
+    }
+    let linux = config.linux().as_ref().ok_or_else(|| Error::Invalid("linux: missing".into()))?;
+    let plan = Plan::from_config(linux.namespaces().as_deref().unwrap_or_default());
+    let cgroups_path = linux.cgroups_path().as_ref().map(|p| p.to_string_lossy().into_owned());
+    let cgroup = Cgroup::new(cgroups_path.as_deref(), &opts.id)?;
+    debug!(elapsed_us = t0.elapsed().as_micros() as u64, "config validated");
+
+    let dir = root.claim(&opts.id)?;
+    let mut undo = Undo {
+        root,
+        id: opts.id.clone(),
+        cgroup: None,
+        init: None,
+        armed: true,
+    };
+    cgroup.create()?;
+    undo.cgroup = Some(cgroup.clone());
+    if let Some(resources) = linux.resources() {
+        cgroup.apply(resources)?;
+    }
+    debug!(elapsed_us = t0.elapsed().as_micros() as u64, "cgroup ready");
+
+    let fifo = dir.join(state::EXEC_FIFO);
+    nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o600))
+        .map_err(|e| Error::sys(format!("mkfifo {}", fifo.display()), e))?;
+    let console_socket: Option<OwnedFd> = match (&opts.console_socket, terminal) {
+        (Some(path), true) => Some(console::connect_console_socket(path)?),
+        _ => None,
+    };
+
+    let owner = String::new();
+    let mut record = Record {
+        id: opts.id.clone(),
+        pid: 0,
+        pid_start_time: 0,
+        bundle: bundle.clone(),
+        rootfs: rootfs.clone(),
+        created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        owner,
+        config: config.clone(),
+        cgroup: cgroup.clone(),
+        started: false,
+    };
+    // Recorded at once (status "creating"), so a runtime killed half-way
+    // leaves a container that `delete --force` can clean up.
+    root.save(&record)?;
+    let state_json = |r: &Record, status: Status| {
+        serde_json::to_vec(&r.oci_state(status)).unwrap_or_default()
+    };
+
+    process::become_subreaper()?;
+    let time_offsets: Vec<(String, i64, u32)> = linux
+        .time_offsets()
+        .as_ref()
+        .map(|m| {
+            m.iter()
+                .map(|(clock, o)| (clock.clone(), o.secs().unwrap_or(0), o.nanosecs().unwrap_or(0)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let ctx = InitContext {
+        id: &opts.id,
+        spec: &config,
+        rootfs: &rootfs,
+        plan: &plan,
+        fifo: fifo.clone(),
+        console_socket,
+        preserve_fds: opts.preserve_fds,
+        no_pivot: opts.no_pivot,
+        no_new_keyring: opts.no_new_keyring,
+        cgroup_paths: cgroup.mount_paths(),
+        state_json: state_json(&record, Status::Creating),
+    };
+    let (pid, channel) = process::spawn(&plan, &time_offsets, |ch| process::init::run(ctx, ch))?;
+    undo.init = Some(pid);
+    debug!(pid = pid.as_raw(), elapsed_us = t0.elapsed().as_micros() as u64, "init cloned");
+    cgroup.add_process(pid)?;
+    if plan.new_user {
+        process::write_id_maps(
+            pid,
+            linux.uid_mappings().as_deref().unwrap_or_default(),
+            linux.gid_mappings().as_deref().unwrap_or_default(),
+        )?;
+        channel.send(&Message::Mapped)?;
+    }
+    record.pid = pid.as_raw();
+    record.pid_start_time = state::process_start_time(pid).unwrap_or(0);
+
+    loop {
+        match channel.recv()? {
+            Some(Message::RunHooks) => {
+                let json = state_json(&record, Status::Creating);
+                if let Some(h) = config.hooks() {
+                    if let Some(list) = h.prestart() {
+                        hooks::run_hooks(HookPhase::Prestart, list, &json)?;
+                    }
+                    if let Some(list) = h.create_runtime() {
+                        hooks::run_hooks(HookPhase::CreateRuntime, list, &json)?;
+                    }
+                }
+                channel.send(&Message::Resume)?;
+            }
+            Some(Message::Ready) => break,
+            Some(Message::Failed(cause)) => return Err(Error::Init(cause)),
+            Some(other) => return Err(Error::Init(format!("unexpected message {other:?}"))),
+            None => return Err(Error::Init("the init process exited before it was ready".into())),
+        }
+    }
+    debug!(elapsed_us = t0.elapsed().as_micros() as u64, "init ready");
+    root.save(&record)?;
+    if let Some(pid_file) = &opts.pid_file {
+        write_pid_file(pid_file, pid)?;
+    }
+    undo.armed = false;
+    Ok(record)
+}
+
+/// Writes a pid file atomically (runc's callers read it as soon as it exists).
+pub fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
+    let tmp = path.with_extension("berth-tmp");
+    std::fs::write(&tmp, pid.as_raw().to_string()).map_err(|e| Error::io("write", &tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io("rename pid file to", path, e))
+}

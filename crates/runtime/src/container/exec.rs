@@ -1,0 +1,147 @@
+//! `exec`: runs another process in a running container: joins all of the
+//! init's namespaces and its cgroup, applies the process's identity, and execs
+//! through the sealed trampoline like the init does.
+
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+
+use nix::unistd::Pid;
+use oci_spec::runtime::{LinuxNamespaceType, Process};
+
+use berth_sys::trampoline::Trampoline;
+
+use crate::container::create::write_pid_file;
+use crate::container::supervise::Supervisor;
+use crate::error::{Error, Result};
+use crate::namespaces::{self, Plan};
+use crate::process::{self, finalize};
+use crate::state::{Root, Status};
+use crate::sync::{Channel, Message};
+use crate::{capabilities, console, identity};
+
+/// How `exec` runs the process.
+#[derive(Debug, Default, Clone)]
+pub struct ExecOptions {
+    /// Receives the pty master when the process has a terminal.
+    pub console_socket: Option<PathBuf>,
+    /// Where to write the process's pid.
+    pub pid_file: Option<PathBuf>,
+    /// Return once the process runs, without waiting for it.
+    pub detach: bool,
+    /// How many descriptors after stdio the process inherits.
+    pub preserve_fds: u32,
+}
+
+/// Runs `process` in container `id`; returns its exit status (0 when detached).
+pub fn exec(root: &Root, id: &str, process: &Process, opts: &ExecOptions) -> Result<i32> {
+    let record = root.load(id)?;
+    let status = record.status(root);
+    if !matches!(status, Status::Running | Status::Created) {
+        return Err(Error::State {
+            id: id.into(),
+            status: status.to_string(),
+            message: "cannot exec in a container that is not running".into(),
+        });
+    }
+    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return Err(Error::Invalid("process.args: must name a program to run".into()));
+    }
+    if let Some(caps) = process.capabilities() {
+        capabilities::validate(caps)?;
+    }
+    if let Some(rlimits) = process.rlimits() {
+        identity::validate_rlimits(rlimits)?;
+    }
+    let terminal = process.terminal() == Some(true);
+    let console_socket: Option<OwnedFd> = match (&opts.console_socket, terminal) {
+        (Some(path), true) => Some(console::connect_console_socket(path)?),
+        (None, true) => {
+            return Err(Error::Invalid(
+                "process.terminal: true needs --console-socket".into(),
+            ))
+        }
+        _ => None,
+    };
+
+    // Join every namespace the container has, through the init's /proc links.
+    let types: Vec<LinuxNamespaceType> = record
+        .config
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default()
+        .iter()
+        .map(|n| n.typ())
+        .collect();
+    let mut plan = Plan::default();
+    for t in types {
+        let path = PathBuf::from(format!("/proc/{}/ns/{}", record.pid, namespaces::proc_name(t)));
+        plan.joins.push((t, path));
+    }
+    plan.joins
+        .sort_by_key(|(t, _)| if *t == LinuxNamespaceType::User { 0 } else { 1 });
+    if plan.joins.is_empty() {
+        return Err(Error::Invalid("linux.namespaces: the container has none to join".into()));
+    }
+
+    let supervisor = if opts.detach { None } else { Some(Supervisor::new()?) };
+    process::become_subreaper()?;
+    let preserve_fds = opts.preserve_fds;
+    let (pid, channel) = process::spawn(&plan, &[], |ch| child(process, console_socket, preserve_fds, ch))?;
+    let result = (|| -> Result<()> {
+        record.cgroup.add_process(pid)?;
+        channel.send(&Message::Resume)?;
+        channel.expect(&Message::Ready, "exec")
+    })();
+    if let Err(e) = result {
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(pid, None);
+        return Err(e);
+    }
+    if let Some(pid_file) = &opts.pid_file {
+        write_pid_file(pid_file, pid)?;
+    }
+    match supervisor {
+        None => Ok(0),
+        Some(s) => s.wait(pid),
+    }
+}
+
+fn child(process: &Process, console_socket: Option<OwnedFd>, preserve_fds: u32, channel: Channel) -> i32 {
+    let prepared = (|| -> Result<(Trampoline, finalize::Program)> {
+        nix::sys::prctl::set_dumpable(false).map_err(|e| Error::sys("prctl(PR_SET_DUMPABLE)", e))?;
+        channel.expect(&Message::Resume, "waiting to join the cgroup")?;
+        let trampoline = Trampoline::new().map_err(|e| Error::sys("make the exec trampoline (memfd)", e))?;
+        match &console_socket {
+            Some(socket) => {
+                let pty = console::open_pty()?;
+                if let Some(size) = process.console_size() {
+                    console::set_window_size(&pty.master, size.height() as u16, size.width() as u16)?;
+                }
+                console::send_master_over(socket, &pty.master)?;
+                console::make_controlling_terminal(&pty.slave)?;
+            }
+            None => {
+                nix::unistd::setsid().map_err(|e| Error::sys("setsid", e))?;
+            }
+        }
+        let program = finalize::prepare(process)?;
+        Ok((trampoline, program))
+    })();
+    match prepared {
+        Ok((trampoline, program)) => {
+            if channel.send(&Message::Ready).is_err() {
+                return 1;
+            }
+            drop(channel);
+            let err = finalize::exec(&trampoline, &program, preserve_fds);
+            eprintln!("berth-runtime: exec: {err}");
+            127
+        }
+        Err(e) => {
+            let _ = channel.send(&Message::Failed(e.to_string()));
+            1
+        }
+    }
+}
+

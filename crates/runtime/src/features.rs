@@ -1,0 +1,36 @@
+//! `features`: what this runtime supports, in the OCI runtime features JSON
+//! (runtime-spec features.md), so callers such as containerd can ask.
+
+use serde_json::{json, Value};
+
+use crate::capabilities;
+
+/// The features document.
+pub fn features() -> Value {
+    let caps: Vec<String> = capabilities::all_known().iter().map(|c| c.to_string()).collect();
+    json!({
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": "1.2.0",
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
+        "mountOptions": [
+            "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec",
+            "mand", "noatime", "nodev", "nodiratime", "noexec", "nomand", "norelatime",
+            "nostrictatime", "nosuid", "private", "rbind", "relatime", "remount", "ro",
+            "rprivate", "rshared", "rslave", "runbindable", "rw", "shared", "slave",
+            "strictatime", "suid", "sync", "unbindable"
+        ],
+        "linux": {
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
+            "capabilities": caps,
+            "cgroup": { "v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false },
+            "seccomp": { "enabled": false },
+            "apparmor": { "enabled": false },
+            "selinux": { "enabled": false },
+            "intelRdt": { "enabled": false },
+            "mountExtensions": { "idmap": { "enabled": false } }
+        },
+        "annotations": {
+            "org.opencontainers.runtime-spec.features.berth.version": env!("CARGO_PKG_VERSION")
+        }
+    })
+}

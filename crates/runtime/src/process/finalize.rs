@@ -1,0 +1,126 @@
+//! The last steps before a container process becomes the user's program,
+//! shared by the init and by `exec`: limits, identity, capabilities, working
+//! directory, program lookup, then the exec through the sealed trampoline.
+//!
+//! The order is the one runc uses, for the same reasons: rlimits and
+//! oom_score_adj while still privileged; the bounding set dropped before the
+//! uid changes (PR_SET_KEEPCAPS keeps the permitted set across setuid), the
+//! other sets after; `no_new_privs` before anything that execs.
+
+use std::ffi::CString;
+use std::path::Path;
+
+use oci_spec::runtime::Process;
+
+use berth_sys::trampoline::Trampoline;
+
+use crate::error::{Error, Result};
+use crate::{capabilities, identity};
+
+/// The program to exec, resolved inside the container.
+#[derive(Debug)]
+pub struct Program {
+    path: CString,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+}
+
+/// Applies the process's limits and identity and resolves its program, in the
+/// container's namespaces and root. On success the process is ready to exec.
+pub fn prepare(process: &Process) -> Result<Program> {
+    if let Some(rlimits) = process.rlimits() {
+        identity::apply_rlimits(rlimits)?;
+    }
+    if let Some(adj) = process.oom_score_adj() {
+        identity::set_oom_score_adj(None, adj)?;
+    }
+    if process.no_new_privileges() == Some(true) {
+        identity::set_no_new_privs()?;
+    }
+    let caps = process.capabilities().clone().unwrap_or_default();
+    capabilities::drop_bounding(&caps)?;
+
+    // chdir before the uid changes, as runc does, so a cwd only root can reach
+    // works; if root cannot (a root-squashed mount), retry as the user.
+    let cwd = process.cwd();
+    let early_chdir = nix::unistd::chdir(cwd);
+    identity::switch_user(process.user(), true)?;
+    capabilities::apply(&caps)?;
+    if let Some(umask) = process.user().umask() {
+        identity::set_umask(umask);
+    }
+    if early_chdir.is_err() {
+        nix::unistd::chdir(cwd)
+            .map_err(|e| Error::sys(format!("chdir to process.cwd {}", cwd.display()), e))?;
+    }
+    check_cwd_inside(cwd)?;
+
+    let mut env: Vec<String> = process.env().clone().unwrap_or_default();
+    let path_var = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .map(str::to_owned);
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        let home = identity::home_for_uid(process.user().uid()).unwrap_or_else(|| "/".into());
+        env.push(format!("HOME={home}"));
+    }
+    let args = process.args().clone().unwrap_or_default();
+    let first = args
+        .first()
+        .ok_or_else(|| Error::Invalid("process.args: must name a program to run".into()))?;
+    let path = identity::lookup_path(first, path_var.as_deref())?;
+    Ok(Program {
+        path: cstring(path.as_os_str().as_encoded_bytes(), "program path")?,
+        argv: args
+            .iter()
+            .map(|a| cstring(a.as_bytes(), "process.args"))
+            .collect::<Result<_>>()?,
+        envp: env
+            .iter()
+            .map(|e| cstring(e.as_bytes(), "process.env"))
+            .collect::<Result<_>>()?,
+    })
+}
+
+fn cstring(bytes: &[u8], what: &str) -> Result<CString> {
+    CString::new(bytes).map_err(|_| Error::Invalid(format!("{what}: contains a NUL byte")))
+}
+
+/// The working directory must resolve inside the container's root: a cwd
+/// reached through a descriptor leaked from the host would let the program walk
+/// the host's filesystem (CVE-2024-21626). getcwd(2) prefixes a directory
+/// outside the process's root with "(unreachable)".
+fn check_cwd_inside(want: &Path) -> Result<()> {
+    let cwd = nix::unistd::getcwd().map_err(|e| Error::sys("getcwd", e))?;
+    if !cwd.is_absolute() || cwd.starts_with("(unreachable)") {
+        return Err(Error::Invalid(format!(
+            "process.cwd {}: resolves outside the container's root",
+            want.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Closes every descriptor but stdio and the `preserve_fds` after them (they
+/// become close-on-exec), resets signals, and execs `program` through the
+/// trampoline. Returns only on failure.
+pub fn exec(trampoline: &Trampoline, program: &Program, preserve_fds: u32) -> Error {
+    for fd in 3..3 + preserve_fds {
+        if let Err(e) = berth_sys::misc::set_inheritable(fd as i32) {
+            return Error::sys(format!("keep preserved fd {fd} open"), e);
+        }
+    }
+    if let Err(e) = berth_sys::process::cloexec_from(3 + preserve_fds) {
+        return Error::sys("close_range(CLOSE_RANGE_CLOEXEC)", e);
+    }
+    if let Err(e) = berth_sys::misc::reset_signals() {
+        return Error::sys("reset signal dispositions", e);
+    }
+    let argv: Vec<&std::ffi::CStr> = program.argv.iter().map(|a| a.as_c_str()).collect();
+    let envp: Vec<&std::ffi::CStr> = program.envp.iter().map(|e| e.as_c_str()).collect();
+    let errno = trampoline.exec(&program.path, &argv, &envp);
+    Error::sys(
+        format!("exec {}", program.path.to_string_lossy()),
+        errno,
+    )
+}

@@ -1,0 +1,178 @@
+//! The container's init before it becomes the user's program: runs in the new
+//! namespaces, sets up the root filesystem, reports `Ready`, waits for `start`
+//! on the exec fifo, then execs.
+//!
+//! Every step's error is sent to the parent on the sync channel, which prints
+//! it and tears down what was made.
+
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{open, OFlag};
+use nix::sys::stat::Mode;
+use oci_spec::runtime::Spec;
+
+use berth_sys::trampoline::Trampoline;
+
+use crate::error::{Error, Result};
+use crate::hooks::{self, HookPhase};
+use crate::namespaces::Plan;
+use crate::rootfs::{self, RootfsOptions};
+use crate::sync::{Channel, Message};
+use crate::{console, process::finalize};
+
+/// What the init needs to know, prepared by `create` before the clone.
+#[derive(Debug)]
+pub struct InitContext<'a> {
+    /// The container's id.
+    pub id: &'a str,
+    /// Its config.
+    pub spec: &'a Spec,
+    /// The canonical host path of its root filesystem.
+    pub rootfs: &'a Path,
+    /// Its namespaces.
+    pub plan: &'a Plan,
+    /// The host path of the exec fifo.
+    pub fifo: PathBuf,
+    /// The connected console socket, when the process has a terminal.
+    pub console_socket: Option<OwnedFd>,
+    /// How many descriptors after stdio the program inherits.
+    pub preserve_fds: u32,
+    /// MS_MOVE + chroot instead of pivot_root.
+    pub no_pivot: bool,
+    /// Keep the runtime's session keyring.
+    pub no_new_keyring: bool,
+    /// The container's cgroup directories, for a `cgroup` mount.
+    pub cgroup_paths: Vec<(String, PathBuf)>,
+    /// The OCI state JSON for the createContainer and startContainer hooks.
+    pub state_json: Vec<u8>,
+}
+
+/// The init's main: never returns to the runtime's code. Returns the exit
+/// status for `_exit` on failure, after telling the parent why.
+pub fn run(ctx: InitContext<'_>, channel: Channel) -> i32 {
+    match setup(&ctx, &channel) {
+        Ok((trampoline, program, fifo)) => {
+            drop(channel);
+            // Block until `start` writes to the fifo (we hold it open for
+            // reading and writing, so the read waits for data instead of
+            // seeing end-of-file).
+            let mut fifo = std::fs::File::from(fifo);
+            let mut byte = [0u8; 1];
+            if fifo.read_exact(&mut byte).is_err() {
+                return 1;
+            }
+            drop(fifo);
+            if let Some(hooks) = ctx.spec.hooks().as_ref().and_then(|h| h.start_container().clone()) {
+                if let Err(e) = hooks::run_hooks(HookPhase::StartContainer, &hooks, &ctx.state_json) {
+                    eprintln!("berth-runtime: {e}");
+                    return 1;
+                }
+            }
+            let err = finalize::exec(&trampoline, &program, ctx.preserve_fds);
+            eprintln!("berth-runtime: container {}: {err}", ctx.id);
+            127
+        }
+        Err(e) => {
+            let _ = channel.send(&Message::Failed(e.to_string()));
+            1
+        }
+    }
+}
+
+fn setup(ctx: &InitContext<'_>, channel: &Channel) -> Result<(Trampoline, finalize::Program, OwnedFd)> {
+    // A non-dumpable process's /proc/PID entries belong to root and cannot be
+    // ptrace-opened by other processes of the container (e.g. /proc/PID/exe of
+    // the runtime binary, CVE-2019-5736) while we are still the runtime.
+    nix::sys::prctl::set_dumpable(false).map_err(|e| Error::sys("prctl(PR_SET_DUMPABLE)", e))?;
+    if ctx.plan.new_user {
+        channel.expect(&Message::Mapped, "waiting for the user namespace's id maps")?;
+        nix::unistd::setresgid(0.into(), 0.into(), 0.into())
+            .map_err(|e| Error::sys("setresgid(0) in the new user namespace (is gid 0 mapped?)", e))?;
+        nix::unistd::setresuid(0.into(), 0.into(), 0.into())
+            .map_err(|e| Error::sys("setresuid(0) in the new user namespace (is uid 0 mapped?)", e))?;
+    }
+    let process = ctx
+        .spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| Error::Invalid("process: missing".into()))?;
+    let terminal = process.terminal() == Some(true);
+    if !terminal {
+        // A session of its own, so the caller's terminal signals reach the
+        // container only through the runtime. With a terminal the console
+        // code makes the session and takes the pty as its controlling tty.
+        nix::unistd::setsid().map_err(|e| Error::sys("setsid", e))?;
+    }
+    if !ctx.no_new_keyring {
+        let name = std::ffi::CString::new(format!("_ses.{}", ctx.id))
+            .map_err(|_| Error::InvalidId(ctx.id.into()))?;
+        // EDQUOT/ENOSYS mean the kernel has no room or no keyrings; runc
+        // carries on in that case too.
+        if let Err(e) = berth_sys::misc::join_session_keyring(&name) {
+            if e != nix::errno::Errno::ENOSYS && e != nix::errno::Errno::EDQUOT {
+                return Err(Error::sys("keyctl(JOIN_SESSION_KEYRING)", e));
+            }
+        }
+    }
+    if let Some(hostname) = ctx.spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        nix::unistd::sethostname(hostname).map_err(|e| Error::sys(format!("sethostname {hostname:?}"), e))?;
+    }
+    if let Some(domain) = ctx.spec.domainname().as_deref().filter(|h| !h.is_empty()) {
+        // /proc/sys/kernel/domainname belongs to the writer's uts namespace.
+        std::fs::write("/proc/sys/kernel/domainname", domain)
+            .map_err(|e| Error::io("write", "/proc/sys/kernel/domainname", e))?;
+    }
+    let fifo = open(&ctx.fifo, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|e| Error::sys(format!("open exec fifo {}", ctx.fifo.display()), e))?;
+    let trampoline = Trampoline::new().map_err(|e| Error::sys("make the exec trampoline (memfd)", e))?;
+
+    let opts = RootfsOptions {
+        no_pivot: ctx.no_pivot,
+        in_user_namespace: ctx.plan.in_user_namespace(),
+        console: terminal,
+        cgroup_paths: ctx.cgroup_paths.clone(),
+        mount_label: None,
+    };
+    rootfs::prepare(ctx.spec, ctx.rootfs, &opts)?;
+
+    let hooks = ctx.spec.hooks().as_ref();
+    let parent_hooks = hooks.is_some_and(|h| {
+        h.prestart().as_ref().is_some_and(|v| !v.is_empty())
+            || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
+    });
+    if parent_hooks {
+        channel.send(&Message::RunHooks)?;
+        channel.expect(&Message::Resume, "waiting for the prestart and createRuntime hooks")?;
+    }
+    if let Some(list) = hooks.and_then(|h| h.create_container().clone()) {
+        hooks::run_hooks(HookPhase::CreateContainer, &list, &ctx.state_json)?;
+    }
+
+    rootfs::pivot(ctx.rootfs, ctx.no_pivot)?;
+
+    if let Some(sysctl) = ctx.spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
+        for (key, value) in sysctl {
+            let path = format!("/proc/sys/{}", key.replace('.', "/"));
+            std::fs::write(&path, value).map_err(|e| Error::io("write sysctl", &path, e))?;
+        }
+    }
+    if terminal {
+        let socket = ctx.console_socket.as_ref().ok_or_else(|| {
+            Error::Invalid("process.terminal: true needs --console-socket".into())
+        })?;
+        let pty = console::open_pty()?;
+        if let Some(size) = process.console_size() {
+            console::set_window_size(&pty.master, size.height() as u16, size.width() as u16)?;
+        }
+        console::send_master_over(socket, &pty.master)?;
+        rootfs::bind_console(&pty.slave_path)?;
+        console::make_controlling_terminal(&pty.slave)?;
+    }
+    rootfs::finish(ctx.spec)?;
+
+    let program = finalize::prepare(process)?;
+    channel.send(&Message::Ready)?;
+    Ok((trampoline, program, fifo))
+}

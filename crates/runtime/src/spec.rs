@@ -1,0 +1,364 @@
+//! Reading a bundle's `config.json` and checking it before anything is made.
+//!
+//! Parse errors carry the JSON path of the bad field (`linux.namespaces[2].type:
+//! unknown variant "foo"`), so a user can find it without reading the whole
+//! file. Validation refuses what the kernel would refuse later, half-way
+//! through a create, and names the field.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
+
+use crate::error::{Error, Result};
+
+/// The config `berth-runtime spec` writes: runc's defaults (a shell on a
+/// terminal, the default mounts, namespaces, masked and read-only paths) with
+/// docker's default capability set, a read-only root and hostname "berth".
+/// `rootless` adds a user namespace mapping the calling user to root.
+pub fn default_spec(rootless: bool) -> Spec {
+    let mut spec = if rootless {
+        Spec::rootless(nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw())
+    } else {
+        Spec::default()
+    };
+    spec.set_version("1.2.0".into());
+    spec.set_hostname(Some("berth".into()));
+    spec.set_annotations(None);
+    if let Some(root) = spec.root_mut() {
+        root.set_readonly(Some(true));
+    }
+    if let Some(process) = spec.process_mut() {
+        process.set_terminal(Some(true));
+        process.set_capabilities(Some(crate::capabilities::default_capabilities()));
+    }
+    spec
+}
+
+/// Reads and parses `<bundle>/config.json`.
+pub fn load(bundle: &Path) -> Result<Spec> {
+    let path = bundle.join("config.json");
+    let bytes = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
+    parse(&bytes).map_err(|message| Error::Config { path, message })
+}
+
+/// Parses a config from JSON, naming the bad field on error.
+pub fn parse(bytes: &[u8]) -> std::result::Result<Spec, String> {
+    parse_json(bytes)
+}
+
+/// Parses a `process.json` (as `exec --process` takes), naming the bad field.
+pub fn parse_process(bytes: &[u8]) -> std::result::Result<oci_spec::runtime::Process, String> {
+    parse_json(bytes)
+}
+
+/// Parses any part of the spec from JSON, naming the bad field on error.
+pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> std::result::Result<T, String> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            inner.to_string()
+        } else {
+            format!("{path}: {inner}")
+        }
+    })
+}
+
+/// The absolute path of the container's root filesystem.
+pub fn rootfs_path(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| Error::Invalid("root: missing (the container needs a root filesystem)".into()))?;
+    let path = if root.path().is_absolute() {
+        root.path().clone()
+    } else {
+        bundle.join(root.path())
+    };
+    std::fs::canonicalize(&path).map_err(|e| {
+        Error::Invalid(format!("root.path {:?}: {e}", root.path().display().to_string()))
+    })
+}
+
+/// Checks the parts of the config that the core of the runtime owns
+/// (version, process, namespaces, id mappings, hostname, sysctls). The
+/// rootfs, cgroups, capabilities and rlimits are checked by their own modules.
+pub fn validate(spec: &Spec) -> Result<()> {
+    let version = spec.version();
+    if !version.starts_with("1.") {
+        return Err(Error::Invalid(format!(
+            "ociVersion {version:?}: berth supports 1.x"
+        )));
+    }
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| Error::Invalid("process: missing".into()))?;
+    match process.args() {
+        Some(args) if !args.is_empty() && !args[0].is_empty() => {}
+        _ => return Err(Error::Invalid("process.args: must name a program to run".into())),
+    }
+    if !process.cwd().is_absolute() {
+        return Err(Error::Invalid(format!(
+            "process.cwd {:?}: must be an absolute path",
+            process.cwd().display().to_string()
+        )));
+    }
+    if let Some(env) = process.env() {
+        for (i, e) in env.iter().enumerate() {
+            if !e.contains('=') || e.starts_with('=') || e.contains('\0') {
+                return Err(Error::Invalid(format!(
+                    "process.env[{i}] {e:?}: must be NAME=VALUE"
+                )));
+            }
+        }
+    }
+    let linux = spec
+        .linux()
+        .as_ref()
+        .ok_or_else(|| Error::Invalid("linux: missing (berth runs Linux containers)".into()))?;
+
+    let namespaces = linux.namespaces().as_deref().unwrap_or_default();
+    let mut seen = HashSet::new();
+    for (i, ns) in namespaces.iter().enumerate() {
+        if !seen.insert(ns.typ()) {
+            return Err(Error::Invalid(format!(
+                "linux.namespaces[{i}]: namespace {} given twice",
+                ns.typ()
+            )));
+        }
+        if let Some(p) = ns.path() {
+            if !p.is_absolute() {
+                return Err(Error::Invalid(format!(
+                    "linux.namespaces[{i}].path {:?}: must be an absolute path",
+                    p.display().to_string()
+                )));
+            }
+            if let Err(e) = std::fs::metadata(p) {
+                return Err(Error::Invalid(format!(
+                    "linux.namespaces[{i}].path {:?}: {e}",
+                    p.display().to_string()
+                )));
+            }
+        }
+    }
+    let has = |t: LinuxNamespaceType| seen.contains(&t);
+    if !has(LinuxNamespaceType::Mount) {
+        return Err(Error::Invalid(
+            "linux.namespaces: a mount namespace is required (berth never changes the host's mounts)"
+                .into(),
+        ));
+    }
+
+    let user_ns = namespaces
+        .iter()
+        .find(|n| n.typ() == LinuxNamespaceType::User);
+    let uid_maps = linux.uid_mappings().as_deref().unwrap_or_default();
+    let gid_maps = linux.gid_mappings().as_deref().unwrap_or_default();
+    match user_ns {
+        Some(ns) if ns.path().is_none() => {
+            if uid_maps.is_empty() || gid_maps.is_empty() {
+                return Err(Error::Invalid(
+                    "linux.uidMappings/gidMappings: a new user namespace needs both".into(),
+                ));
+            }
+            validate_mappings("linux.uidMappings", uid_maps)?;
+            validate_mappings("linux.gidMappings", gid_maps)?;
+        }
+        Some(_) => {
+            if !uid_maps.is_empty() || !gid_maps.is_empty() {
+                return Err(Error::Invalid(
+                    "linux.uidMappings: mappings cannot be given for a joined user namespace".into(),
+                ));
+            }
+        }
+        None => {
+            if !uid_maps.is_empty() || !gid_maps.is_empty() {
+                return Err(Error::Invalid(
+                    "linux.uidMappings: mappings need a user namespace in linux.namespaces".into(),
+                ));
+            }
+        }
+    }
+
+    if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
+        return Err(Error::Invalid(
+            "hostname: setting it needs a uts namespace in linux.namespaces".into(),
+        ));
+    }
+    if spec.domainname().as_deref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
+        return Err(Error::Invalid(
+            "domainname: setting it needs a uts namespace in linux.namespaces".into(),
+        ));
+    }
+    if let Some(sysctl) = linux.sysctl() {
+        for key in sysctl.keys() {
+            validate_sysctl(key, &|t| has(t))?;
+        }
+    }
+    if linux.intel_rdt().is_some() {
+        return Err(Error::Invalid(
+            "linux.intelRdt: not supported by berth (this host has no resctrl support in berth)"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_mappings(field: &str, maps: &[LinuxIdMapping]) -> Result<()> {
+    let mut ranges: Vec<(u64, u64)> = Vec::new();
+    for (i, m) in maps.iter().enumerate() {
+        if m.size() == 0 {
+            return Err(Error::Invalid(format!("{field}[{i}].size: must be at least 1")));
+        }
+        let start = u64::from(m.container_id());
+        let end = start + u64::from(m.size());
+        if end > u64::from(u32::MAX) + 1 || u64::from(m.host_id()) + u64::from(m.size()) > u64::from(u32::MAX) + 1 {
+            return Err(Error::Invalid(format!("{field}[{i}]: range goes past id 4294967295")));
+        }
+        if ranges.iter().any(|&(s, e)| start < e && s < end) {
+            return Err(Error::Invalid(format!(
+                "{field}[{i}]: containerID range overlaps another mapping"
+            )));
+        }
+        ranges.push((start, end));
+    }
+    if maps.len() > 340 {
+        return Err(Error::Invalid(format!("{field}: the kernel takes at most 340 mappings")));
+    }
+    Ok(())
+}
+
+/// Sysctls are namespaced only in part: writing a host-wide one from a
+/// container would change the host, so only the namespaced ones are allowed,
+/// and only when the container has the namespace they belong to (as runc).
+fn validate_sysctl(key: &str, has: &dyn Fn(LinuxNamespaceType) -> bool) -> Result<()> {
+    const IPC: &[&str] = &[
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    if key.contains("..") || key.starts_with('/') || key.starts_with('.') {
+        return Err(Error::Invalid(format!("linux.sysctl {key:?}: not a sysctl name")));
+    }
+    let need = if IPC.contains(&key) || key.starts_with("fs.mqueue.") {
+        LinuxNamespaceType::Ipc
+    } else if key.starts_with("net.") {
+        LinuxNamespaceType::Network
+    } else if key == "kernel.hostname" || key == "kernel.domainname" {
+        LinuxNamespaceType::Uts
+    } else {
+        return Err(Error::Invalid(format!(
+            "linux.sysctl {key:?}: not namespaced, so a container may not set it"
+        )));
+    };
+    if !has(need) {
+        return Err(Error::Invalid(format!(
+            "linux.sysctl {key:?}: needs a {need} namespace in linux.namespaces"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minimal() -> serde_json::Value {
+        serde_json::json!({
+            "ociVersion": "1.0.2",
+            "root": {"path": "rootfs"},
+            "process": {"args": ["sh"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+            "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}]}
+        })
+    }
+
+    fn check(v: serde_json::Value) -> std::result::Result<(), String> {
+        let spec = parse(v.to_string().as_bytes())?;
+        validate(&spec).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn minimal_config_is_valid() {
+        check(minimal()).expect("valid");
+    }
+
+    #[test]
+    fn unknown_namespace_names_the_field() {
+        let mut v = minimal();
+        v["linux"]["namespaces"][1]["type"] = "foo".into();
+        let e = check(v).expect_err("must fail");
+        assert!(e.starts_with("linux.namespaces[1].type: unknown variant `foo`"), "{e}");
+    }
+
+    #[test]
+    fn malformed_json_says_where() {
+        let e = parse(b"{\"ociVersion\": ").expect_err("must fail");
+        assert!(e.contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_field() {
+        let mut v = minimal();
+        v["process"]["user"]["uid"] = "root".into();
+        let e = check(v).expect_err("must fail");
+        assert!(e.starts_with("process.user.uid: invalid type"), "{e}");
+    }
+
+    #[test]
+    fn refusals_name_the_field() {
+        let cases: Vec<(fn(&mut serde_json::Value), &str)> = vec![
+            (|v| v["process"]["args"] = serde_json::json!([]), "process.args"),
+            (|v| v["process"]["cwd"] = "rel".into(), "process.cwd"),
+            (|v| v["process"]["env"] = serde_json::json!(["NOEQUALS"]), "process.env[0]"),
+            (|v| v["ociVersion"] = "2.0.0".into(), "ociVersion"),
+            (
+                |v| v["linux"]["namespaces"] = serde_json::json!([{"type": "pid"}]),
+                "mount namespace is required",
+            ),
+            (
+                |v| v["linux"]["namespaces"] = serde_json::json!([{"type": "mount"}, {"type": "mount"}]),
+                "linux.namespaces[1]",
+            ),
+            (
+                |v| v["linux"]["uidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 1}]),
+                "linux.uidMappings",
+            ),
+            (|v| v["hostname"] = "box".into(), "hostname"),
+            (
+                |v| v["linux"]["sysctl"] = serde_json::json!({"kernel.panic": "1"}),
+                "not namespaced",
+            ),
+            (
+                |v| v["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ip_forward": "1"}),
+                "needs a net namespace",
+            ),
+        ];
+        for (change, want) in cases {
+            let mut v = minimal();
+            change(&mut v);
+            let e = check(v).expect_err(want);
+            assert!(e.contains(want), "{e:?} should mention {want:?}");
+        }
+    }
+
+    #[test]
+    fn overlapping_user_mappings_are_refused() {
+        let mut v = minimal();
+        v["linux"]["namespaces"] = serde_json::json!([{"type": "mount"}, {"type": "user"}]);
+        v["linux"]["uidMappings"] = serde_json::json!([
+            {"containerID": 0, "hostID": 100000, "size": 100},
+            {"containerID": 50, "hostID": 200000, "size": 10}
+        ]);
+        v["linux"]["gidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 100}]);
+        let e = check(v).expect_err("overlap");
+        assert!(e.contains("linux.uidMappings[1]"), "{e}");
+    }
+}
