@@ -64,16 +64,16 @@ pub enum Error {
     Rootfs(#[from] crate::rootfs::Error),
     /// A hook failed.
     #[error(transparent)]
-    Hook(#[from] crate::hooks::Error),
+    Hook(#[from] crate::hooks::HookError),
     /// Capabilities could not be parsed or applied.
     #[error(transparent)]
-    Capabilities(#[from] crate::capabilities::Error),
+    Capabilities(#[from] crate::capabilities::CapabilityError),
     /// The process identity (user, rlimits, …) could not be applied.
     #[error(transparent)]
-    Identity(#[from] crate::identity::Error),
+    Identity(#[from] crate::identity::IdentityError),
     /// The console could not be set up.
     #[error(transparent)]
-    Console(#[from] crate::console::Error),
+    Console(#[from] crate::console::ConsoleError),
 }
 
 /// Result with the runtime's [`Error`].

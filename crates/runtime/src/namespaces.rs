@@ -44,7 +44,7 @@ pub fn proc_name(t: LinuxNamespaceType) -> &'static str {
 }
 
 /// The namespace plan of one container.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Plan {
     /// Namespaces to create with clone(2) (never includes time).
     pub clone_flags: CloneFlags,
@@ -54,6 +54,17 @@ pub struct Plan {
     pub new_user: bool,
     /// Namespaces to join, opened, user namespace first.
     pub joins: Vec<(LinuxNamespaceType, PathBuf)>,
+}
+
+impl Default for Plan {
+    fn default() -> Self {
+        Plan {
+            clone_flags: CloneFlags::empty(),
+            new_time: false,
+            new_user: false,
+            joins: Vec::new(),
+        }
+    }
 }
 
 impl Plan {

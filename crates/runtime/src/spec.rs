@@ -30,7 +30,14 @@ pub fn default_spec(rootless: bool) -> Spec {
     }
     if let Some(process) = spec.process_mut() {
         process.set_terminal(Some(true));
-        process.set_capabilities(Some(crate::capabilities::default_capabilities()));
+        let set = crate::capabilities::default_set();
+        let mut caps = oci_spec::runtime::LinuxCapabilities::default();
+        caps.set_bounding(Some(set.clone()));
+        caps.set_effective(Some(set.clone()));
+        caps.set_permitted(Some(set));
+        caps.set_inheritable(None);
+        caps.set_ambient(None);
+        process.set_capabilities(Some(caps));
     }
     spec
 }

@@ -60,6 +60,13 @@ pub fn clone_fork(flags: CloneFlags) -> nix::Result<Forked> {
     }
 }
 
+/// Ends this process at once with `code` (`_exit(2)`): no atexit handlers, no
+/// flushing of buffers that a forked child shares with its parent.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit takes an int and does not return; it runs no user code.
+    unsafe { libc::_exit(code) }
+}
+
 /// Executes the program open at `fd` (`execveat(fd, "", argv, envp,
 /// AT_EMPTY_PATH)`). Only returns on failure.
 pub fn execveat_fd(fd: BorrowedFd<'_>, argv: &[&CStr], envp: &[&CStr]) -> Errno {

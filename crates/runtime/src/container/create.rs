@@ -81,7 +81,7 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
     rootfs::validate(&config, &bundle)?;
     let process = config.process().as_ref().ok_or_else(|| Error::Invalid("process: missing".into()))?;
     if let Some(caps) = process.capabilities() {
-        capabilities::validate(caps)?;
+        capabilities::ProcessCaps::resolve(Some(caps))?;
     }
     if let Some(rlimits) = process.rlimits() {
         identity::validate_rlimits(rlimits)?;

@@ -47,7 +47,7 @@ pub fn exec(root: &Root, id: &str, process: &Process, opts: &ExecOptions) -> Res
         return Err(Error::Invalid("process.args: must name a program to run".into()));
     }
     if let Some(caps) = process.capabilities() {
-        capabilities::validate(caps)?;
+        capabilities::ProcessCaps::resolve(Some(caps))?;
     }
     if let Some(rlimits) = process.rlimits() {
         identity::validate_rlimits(rlimits)?;

@@ -46,7 +46,7 @@ pub fn spawn(
             Forked::Child => {
                 drop(parent_end);
                 let code = child_main(child_end);
-                nix::unistd::_exit(code)
+                berth_sys::process::exit_now(code)
             }
             Forked::Parent(pid) => {
                 drop(child_end);
@@ -73,7 +73,7 @@ pub fn spawn(
                 match clone_fork(plan.clone_flags).map_err(|e| clone_error(plan, e))? {
                     Forked::Child => {
                         let code = child_main(child_end);
-                        nix::unistd::_exit(code)
+                        berth_sys::process::exit_now(code)
                     }
                     Forked::Parent(pid) => Ok(pid),
                 }
@@ -85,7 +85,7 @@ pub fn spawn(
                     1
                 }
             };
-            nix::unistd::_exit(code)
+            berth_sys::process::exit_now(code)
         }
         Forked::Parent(intermediate) => {
             drop(child_end);
