@@ -360,7 +360,11 @@ impl ProcessCaps {
     /// outside permitted or inheritable, is an error naming it (capset(2) and
     /// `PR_CAP_AMBIENT_RAISE` would refuse them later, less clearly).
     pub fn resolve(caps: Option<&LinuxCapabilities>) -> Result<Self> {
-        let last = last_cap();
+        Self::resolve_for(caps, last_cap())
+    }
+
+    /// [`ProcessCaps::resolve`] for a kernel whose last capability is `last`.
+    fn resolve_for(caps: Option<&LinuxCapabilities>, last: u8) -> Result<Self> {
         let mut skipped = Vec::new();
         let mut sets: [CapsHashSet; 5] = Default::default();
         if let Some(caps) = caps {
@@ -548,4 +552,186 @@ pub fn names(set: &Capabilities) -> Vec<String> {
         .collect::<HashSet<_>>()
         .len();
     v.iter().map(|c| c.to_string()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::test_child;
+
+    fn set(list: &[Capability]) -> Capabilities {
+        list.iter().copied().collect()
+    }
+
+    /// A config with the given sets and every other one absent. (Not
+    /// `LinuxCapabilitiesBuilder`: it fills unset sets with oci-spec's three
+    /// default capabilities.)
+    fn spec(sets: &[(SetName, &[Capability])]) -> LinuxCapabilities {
+        let mut c = empty();
+        for (name, list) in sets {
+            let v = Some(set(list));
+            match name {
+                SetName::Bounding => c.set_bounding(v),
+                SetName::Effective => c.set_effective(v),
+                SetName::Inheritable => c.set_inheritable(v),
+                SetName::Permitted => c.set_permitted(v),
+                SetName::Ambient => c.set_ambient(v),
+            };
+        }
+        c
+    }
+
+    #[test]
+    fn every_spec_capability_maps_to_its_kernel_number() {
+        let mut seen = HashSetOfIndex::default();
+        for (i, cap) in ALL.iter().enumerate() {
+            let k = to_caps(*cap);
+            assert_eq!(usize::from(k.index()), i, "{cap:?} is out of kernel order");
+            // The spec name and the caps crate's name agree.
+            let spec_name = serde_json::to_value(cap).expect("serialize capability");
+            assert_eq!(spec_name.as_str(), Some(k.to_string().as_str()));
+            assert!(seen.0.insert(k.index()));
+        }
+        assert_eq!(seen.0.len(), caps::all().len());
+    }
+
+    #[derive(Default)]
+    struct HashSetOfIndex(std::collections::HashSet<u8>);
+
+    #[test]
+    fn unknown_names_are_errors_naming_the_set() {
+        let v = serde_json::json!({"bounding": ["CAP_CHOWN", "CAP_FOO"]});
+        let e = parse_json(&v).expect_err("CAP_FOO");
+        assert_eq!(
+            e.to_string(),
+            "process.capabilities.bounding: unknown capability \"CAP_FOO\""
+        );
+        let v = serde_json::json!({"ambient": "CAP_CHOWN"});
+        assert!(parse_json(&v)
+            .expect_err("not an array")
+            .to_string()
+            .contains(".ambient"));
+
+        let v = serde_json::json!({
+            "bounding": ["CAP_CHOWN", "CAP_KILL"],
+            "effective": ["CAP_KILL"],
+            "permitted": ["CAP_KILL"]
+        });
+        let parsed = parse_json(&v).expect("valid capabilities");
+        assert_eq!(
+            parsed.bounding().as_ref(),
+            Some(&set(&[Capability::Chown, Capability::Kill]))
+        );
+        assert_eq!(parsed.inheritable(), &None);
+        // The same config through oci-spec gives the same value.
+        let via_serde: LinuxCapabilities = serde_json::from_value(v).expect("oci-spec parse");
+        assert_eq!(via_serde.bounding(), parsed.bounding());
+    }
+
+    #[test]
+    fn data_sets() {
+        let d = default_set();
+        assert_eq!(d.len(), 14);
+        assert!(d.contains(&Capability::NetRaw) && !d.contains(&Capability::SysAdmin));
+        assert_eq!(names(&d)[0], "CAP_CHOWN");
+        let all = all_known();
+        assert_eq!(all.len(), usize::from(last_cap().min(40)) + 1);
+        assert!(all.is_superset(&d));
+    }
+
+    #[test]
+    fn resolve_skips_what_the_kernel_does_not_know() {
+        let spec = spec(&[
+            (
+                SetName::Bounding,
+                &[
+                    Capability::Chown,
+                    Capability::Bpf,
+                    Capability::CheckpointRestore,
+                ],
+            ),
+            (SetName::Permitted, &[Capability::Perfmon]),
+        ]);
+        // A kernel that stops at CAP_AUDIT_READ (37), like Linux 5.7.
+        let plan = ProcessCaps::resolve_for(Some(&spec), 37).expect("resolve");
+        assert_eq!(
+            plan.bounding,
+            [caps::Capability::CAP_CHOWN].into_iter().collect()
+        );
+        assert!(plan.permitted.is_empty());
+        assert_eq!(
+            plan.skipped,
+            vec![
+                (SetName::Bounding, Capability::Bpf),
+                (SetName::Bounding, Capability::CheckpointRestore),
+                (SetName::Permitted, Capability::Perfmon),
+            ]
+        );
+        // No config: every set empty.
+        let none = ProcessCaps::resolve(None).expect("resolve none");
+        assert!(none.bounding.is_empty() && none.permitted.is_empty() && none.ambient.is_empty());
+        assert_eq!(ProcessCaps::resolve(Some(&empty())).expect("empty"), none);
+    }
+
+    #[test]
+    fn resolve_refuses_what_the_kernel_would() {
+        let c = spec(&[
+            (SetName::Effective, &[Capability::Kill]),
+            (SetName::Permitted, &[Capability::Chown]),
+        ]);
+        let e = ProcessCaps::resolve(Some(&c)).expect_err("effective outside permitted");
+        assert!(
+            e.to_string().starts_with(
+                "process.capabilities.effective: CAP_KILL is not in the permitted set"
+            ),
+            "{e}"
+        );
+        let c = spec(&[
+            (SetName::Permitted, &[Capability::Kill]),
+            (SetName::Ambient, &[Capability::Kill]),
+        ]);
+        let e = ProcessCaps::resolve(Some(&c)).expect_err("ambient outside inheritable");
+        assert!(
+            e.to_string()
+                .contains("CAP_KILL is not in the inheritable set"),
+            "{e}"
+        );
+    }
+
+    /// As root (no user switch): the sets end up exactly as asked.
+    #[test]
+    fn apply_as_root() {
+        if !test_child::here("capabilities::tests::apply_as_root", &[]) {
+            return;
+        }
+        let d = default_set();
+        let c = spec(&[
+            (SetName::Bounding, &DOCKER_DEFAULT),
+            (SetName::Effective, &DOCKER_DEFAULT),
+            (SetName::Permitted, &DOCKER_DEFAULT),
+        ]);
+        drop_bounding(&c).expect("drop bounding");
+        apply(&c).expect("apply");
+        let want: CapsHashSet = d.iter().map(|c| to_caps(*c)).collect();
+        for s in [CapSet::Bounding, CapSet::Effective, CapSet::Permitted] {
+            assert_eq!(caps::read(None, s).expect("read"), want, "{s:?}");
+        }
+        assert!(caps::read(None, CapSet::Inheritable)
+            .expect("read")
+            .is_empty());
+        assert!(caps::read(None, CapSet::Ambient).expect("read").is_empty());
+        // CAP_SYS_ADMIN is gone for good: it can be raised in no set.
+        assert!(caps::raise(None, CapSet::Effective, caps::Capability::CAP_SYS_ADMIN).is_err());
+    }
+
+    /// Without CAP_SETPCAP the bounding set cannot shrink; the error says so.
+    #[test]
+    fn drop_bounding_needs_setpcap() {
+        if !test_child::here("capabilities::tests::drop_bounding_needs_setpcap", &[]) {
+            return;
+        }
+        caps::drop(None, CapSet::Effective, caps::Capability::CAP_SETPCAP).expect("drop setpcap");
+        let e = drop_bounding(&empty()).expect_err("no CAP_SETPCAP");
+        assert!(e.to_string().contains("needs CAP_SETPCAP"), "{e}");
+    }
 }

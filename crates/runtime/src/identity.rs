@@ -631,3 +631,422 @@ pub fn lookup_path(program: &str, env_path: Option<&str>) -> Result<PathBuf> {
         })
     }
 }
+
+/// Runs a test's body in a fresh copy of the test binary, for tests that
+/// change the process's own identity, limits or terminal.
+#[cfg(test)]
+pub(crate) mod test_child {
+    use std::process::Command;
+
+    const VAR: &str = "BERTH_RUNTIME_TEST_CHILD";
+
+    /// In the child started for test `name`: true, run the body. Elsewhere:
+    /// runs the child (through `wrapper`, e.g. `unshare -r`, if given),
+    /// asserts that it ran the test and passed, and returns false.
+    pub(crate) fn here(name: &str, wrapper: &[&str]) -> bool {
+        if std::env::var(VAR).as_deref() == Ok(name) {
+            return true;
+        }
+        let exe = std::env::current_exe().expect("the test binary's path");
+        let mut cmd = match wrapper.split_first() {
+            Some((prog, args)) => {
+                let mut c = Command::new(prog);
+                c.args(args).arg(&exe);
+                c
+            }
+            None => Command::new(&exe),
+        };
+        let out = cmd
+            .args([name, "--exact", "--nocapture", "--test-threads=1"])
+            .env(VAR, name)
+            .output()
+            .expect("spawn the test binary as a child");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "child run of {name} failed ({}):\n{stdout}\n{stderr}",
+            out.status
+        );
+        assert!(
+            stdout.contains("1 passed"),
+            "child run of {name} did not run the test:\n{stdout}\n{stderr}"
+        );
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capabilities::ProcessCaps;
+    use oci_spec::runtime::{Capability, LinuxCapabilitiesBuilder, UserBuilder};
+    use std::process::{Command, Stdio};
+
+    fn rlimit(typ: PosixRlimitType, soft: u64, hard: u64) -> PosixRlimit {
+        PosixRlimitBuilder::default()
+            .typ(typ)
+            .soft(soft)
+            .hard(hard)
+            .build()
+            .expect("build rlimit")
+    }
+
+    /// A child process that blocks reading its stdin until the guard drops.
+    struct Cat(std::process::Child);
+    impl Cat {
+        fn start() -> Cat {
+            Cat(Command::new("cat")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("spawn cat"))
+        }
+        fn pid(&self) -> Pid {
+            Pid::from_raw(self.0.id() as i32)
+        }
+    }
+    impl Drop for Cat {
+        fn drop(&mut self) {
+            drop(self.0.stdin.take());
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    fn have_sys_resource() -> bool {
+        caps::has_cap(
+            None,
+            caps::CapSet::Effective,
+            caps::Capability::CAP_SYS_RESOURCE,
+        )
+        .expect("capget")
+    }
+
+    #[test]
+    fn rlimit_validation() {
+        let e = validate_rlimits(&[rlimit(PosixRlimitType::RlimitNofile, 10, 5)])
+            .expect_err("soft > hard");
+        assert_eq!(
+            e.to_string(),
+            "process.rlimits: RLIMIT_NOFILE soft limit 10 is greater than its hard limit 5"
+        );
+        let e = validate_rlimits(&[
+            rlimit(PosixRlimitType::RlimitCore, 1, 1),
+            rlimit(PosixRlimitType::RlimitCore, 2, 2),
+        ])
+        .expect_err("duplicate");
+        assert!(e
+            .to_string()
+            .contains("RLIMIT_CORE is given more than once"));
+        validate_rlimits(&[rlimit(PosixRlimitType::RlimitNofile, 5, u64::MAX)]).expect("valid");
+    }
+
+    #[test]
+    fn rlimit_names_from_json() {
+        let v = serde_json::json!([{"type": "RLIMIT_FOO", "soft": 1, "hard": 2}]);
+        let e = rlimits_from_json(&v).expect_err("unknown type");
+        assert_eq!(
+            e.to_string(),
+            "process.rlimits: unknown rlimit type \"RLIMIT_FOO\""
+        );
+        let v = serde_json::json!([{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 4096},
+                                   {"type": "RLIMIT_RTTIME", "hard": 7}]);
+        let r = rlimits_from_json(&v).expect("valid rlimits");
+        assert_eq!(r[0].typ(), PosixRlimitType::RlimitNofile);
+        assert_eq!((r[0].soft(), r[0].hard()), (1024, 4096));
+        assert_eq!((r[1].soft(), r[1].hard()), (0, 7));
+        assert_eq!(
+            parse_rlimit_type("RLIMIT_MSGQUEUE").expect("known"),
+            PosixRlimitType::RlimitMsgqueue
+        );
+    }
+
+    #[test]
+    fn rlimits_on_self() {
+        if !test_child::here("identity::tests::rlimits_on_self", &[]) {
+            return;
+        }
+        apply_rlimits(&[
+            rlimit(PosixRlimitType::RlimitNofile, 512, 1000),
+            rlimit(
+                PosixRlimitType::RlimitCore,
+                0,
+                u64::MAX.min(
+                    rustix::process::getrlimit(Resource::Core)
+                        .maximum
+                        .unwrap_or(u64::MAX),
+                ),
+            ),
+        ])
+        .expect("lower rlimits");
+        let got = rustix::process::getrlimit(Resource::Nofile);
+        assert_eq!((got.current, got.maximum), (Some(512), Some(1000)));
+        assert_eq!(rustix::process::getrlimit(Resource::Core).current, Some(0));
+        // Raising the hard limit again needs CAP_SYS_RESOURCE.
+        let res = apply_rlimits(&[rlimit(PosixRlimitType::RlimitNofile, 512, 2000)]);
+        if have_sys_resource() {
+            res.expect("raise with CAP_SYS_RESOURCE");
+        } else {
+            let e = res.expect_err("raise without CAP_SYS_RESOURCE");
+            assert!(e.to_string().contains("CAP_SYS_RESOURCE"), "{e}");
+        }
+    }
+
+    #[test]
+    fn rlimits_on_another_process() {
+        let cat = Cat::start();
+        apply_rlimits_to(
+            cat.pid(),
+            &[rlimit(PosixRlimitType::RlimitNofile, 256, 300)],
+        )
+        .expect("prlimit on cat");
+        let limits =
+            fs::read_to_string(format!("/proc/{}/limits", cat.pid())).expect("read limits");
+        let line = limits
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .expect("nofile line");
+        let nums: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(&nums[3..5], ["256", "300"], "{line}");
+    }
+
+    #[test]
+    fn oom_score_adj() {
+        let cat = Cat::start();
+        set_oom_score_adj(Some(cat.pid()), 500).expect("raise oom_score_adj");
+        let got =
+            fs::read_to_string(format!("/proc/{}/oom_score_adj", cat.pid())).expect("read back");
+        assert_eq!(got.trim(), "500");
+        let e = set_oom_score_adj(Some(cat.pid()), 1001).expect_err("out of range");
+        assert!(e.to_string().contains("outside the range"), "{e}");
+        let res = set_oom_score_adj(Some(cat.pid()), -500);
+        if have_sys_resource() {
+            res.expect("lower with CAP_SYS_RESOURCE");
+        } else {
+            let e = res.expect_err("lower without CAP_SYS_RESOURCE");
+            let msg = e.to_string();
+            assert!(msg.contains("CAP_SYS_RESOURCE"), "{msg}");
+            assert!(
+                msg.contains(&format!("/proc/{}/oom_score_adj", cat.pid())),
+                "{msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_new_privs_and_umask() {
+        if !test_child::here("identity::tests::no_new_privs_and_umask", &[]) {
+            return;
+        }
+        set_no_new_privs().expect("set no_new_privs");
+        assert!(nix::sys::prctl::get_no_new_privs().expect("read no_new_privs"));
+        set_umask(0o027);
+        let old = nix::sys::stat::umask(Mode::from_bits_truncate(0o022));
+        assert_eq!(old.bits(), 0o027);
+    }
+
+    #[test]
+    fn passwd_home() {
+        let passwd = "root:x:0:0:root:/root:/bin/sh\n\
+                      # comment\n\
+                      broken line\n\
+                      app:x:1000:1000::/home/app:/bin/sh\n";
+        assert_eq!(home_in_passwd(passwd, 0).as_deref(), Some("/root"));
+        assert_eq!(home_in_passwd(passwd, 1000).as_deref(), Some("/home/app"));
+        assert_eq!(home_in_passwd(passwd, 7), None);
+        assert_eq!(home_for_uid(0).as_deref(), Some("/root"));
+    }
+
+    fn write_file(path: &Path, mode: u32) {
+        fs::write(path, "#!/bin/sh\n").expect("write file");
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+
+    #[test]
+    fn path_lookup() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b, c) = (
+            dir.path().join("a"),
+            dir.path().join("b"),
+            dir.path().join("c"),
+        );
+        for d in [&a, &b, &c] {
+            fs::create_dir(d).expect("mkdir");
+        }
+        write_file(&a.join("tool"), 0o644);
+        write_file(&b.join("tool"), 0o755);
+        write_file(&a.join("plain"), 0o600);
+        fs::create_dir(c.join("adir")).expect("mkdir adir");
+        let path = format!("{}:{}:{}", a.display(), b.display(), c.display());
+
+        // A non-executable match is skipped for a later executable one.
+        assert_eq!(
+            lookup_path("tool", Some(&path)).expect("found"),
+            b.join("tool")
+        );
+
+        let e = lookup_path("nope", Some(&path)).expect_err("missing");
+        assert_eq!(
+            e.to_string(),
+            "exec: \"nope\": executable file not found in $PATH"
+        );
+        assert_eq!(e.exec_exit_code(), Some(127));
+
+        let e = lookup_path("plain", Some(&path)).expect_err("not executable");
+        assert_eq!(e.to_string(), "exec: \"plain\": permission denied");
+        assert_eq!(e.exec_exit_code(), Some(126));
+
+        // A directory in PATH is not a program.
+        let e = lookup_path("adir", Some(&path)).expect_err("directory");
+        assert_eq!(e.exec_exit_code(), Some(127));
+
+        let abs = b.join("tool");
+        let abs_s = abs.to_str().expect("utf-8 path");
+        assert_eq!(lookup_path(abs_s, None).expect("absolute"), abs);
+        let e = lookup_path(&format!("{}/missing", b.display()), None).expect_err("gone");
+        assert!(e.to_string().contains("no such file or directory"), "{e}");
+        assert_eq!(e.exec_exit_code(), Some(127));
+        let e = lookup_path(c.join("adir").to_str().expect("utf-8"), None).expect_err("dir");
+        assert!(e.to_string().ends_with("is a directory"), "{e}");
+        assert_eq!(e.exec_exit_code(), Some(126));
+
+        assert_eq!(
+            lookup_path("sh", None).expect("sh in /bin:/usr/bin"),
+            Path::new("/bin/sh")
+        );
+        assert!(matches!(
+            lookup_path("", None),
+            Err(IdentityError::EmptyProgram)
+        ));
+    }
+
+    fn caps_of(list: &[Capability]) -> oci_spec::runtime::Capabilities {
+        list.iter().copied().collect()
+    }
+
+    /// The init's sequence: bounding drop, user switch with keepcaps, then the
+    /// other sets; an exec'd program then has the ambient capability.
+    #[test]
+    fn init_sequence_to_unprivileged_user() {
+        if !test_child::here("identity::tests::init_sequence_to_unprivileged_user", &[]) {
+            return;
+        }
+        let keep = caps_of(&[
+            Capability::NetBindService,
+            Capability::Kill,
+            Capability::Chown,
+        ]);
+        let spec = LinuxCapabilitiesBuilder::default()
+            .bounding(keep.clone())
+            .permitted(keep.clone())
+            .effective(caps_of(&[Capability::NetBindService, Capability::Kill]))
+            .inheritable(caps_of(&[Capability::NetBindService]))
+            .ambient(caps_of(&[Capability::NetBindService]))
+            .build()
+            .expect("build caps");
+        let user = UserBuilder::default()
+            .uid(1000u32)
+            .gid(1001u32)
+            .additional_gids(vec![1002u32, 1003])
+            .build()
+            .expect("build user");
+
+        let plan = ProcessCaps::resolve(Some(&spec)).expect("resolve caps");
+        plan.drop_bounding().expect("drop bounding");
+        switch_user(&user, true).expect("switch user");
+        plan.apply().expect("apply caps");
+
+        let ids = nix::unistd::getresuid().expect("getresuid");
+        assert_eq!(
+            (
+                ids.real.as_raw(),
+                ids.effective.as_raw(),
+                ids.saved.as_raw()
+            ),
+            (1000, 1000, 1000)
+        );
+        let gids = nix::unistd::getresgid().expect("getresgid");
+        assert_eq!(gids.effective.as_raw(), 1001);
+        let mut groups: Vec<u32> = nix::unistd::getgroups()
+            .expect("getgroups")
+            .iter()
+            .map(|g| g.as_raw())
+            .collect();
+        groups.sort();
+        assert_eq!(groups, [1002, 1003]);
+        let read = |set| caps::read(None, set).expect("read caps");
+        assert_eq!(read(caps::CapSet::Bounding), plan.bounding);
+        assert_eq!(read(caps::CapSet::Permitted), plan.permitted);
+        assert_eq!(read(caps::CapSet::Effective), plan.effective);
+        assert_eq!(read(caps::CapSet::Inheritable), plan.inheritable);
+        assert_eq!(read(caps::CapSet::Ambient), plan.ambient);
+        assert!(!nix::sys::prctl::get_keepcaps().expect("keepcaps"));
+
+        // execve as uid 1000: permitted and effective become the ambient set.
+        let status = Command::new("/bin/sh")
+            .args(["-c", "grep -E '^Cap(Eff|Prm|Amb)' /proc/self/status"])
+            .output()
+            .expect("run sh");
+        let text = String::from_utf8_lossy(&status.stdout);
+        let bit = format!("{:016x}", 1u64 << 10); // CAP_NET_BIND_SERVICE
+        for line in text.lines() {
+            assert!(line.ends_with(&bit), "{line} (want {bit})\n{text}");
+        }
+        assert_eq!(text.lines().count(), 3, "{text}");
+    }
+
+    /// Without keepcaps, the uid change empties the permitted set.
+    #[test]
+    fn switch_user_without_keepcaps_loses_caps() {
+        if !test_child::here(
+            "identity::tests::switch_user_without_keepcaps_loses_caps",
+            &[],
+        ) {
+            return;
+        }
+        let user = UserBuilder::default()
+            .uid(65534u32)
+            .gid(65534u32)
+            .build()
+            .expect("user");
+        switch_user(&user, false).expect("switch user");
+        assert!(caps::read(None, caps::CapSet::Permitted)
+            .expect("read")
+            .is_empty());
+        assert_eq!(nix::unistd::getgroups().expect("getgroups"), []);
+        // Cannot become root again.
+        assert!(
+            nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)).is_err()
+        );
+    }
+
+    /// In a user namespace whose setgroups is denied (`unshare -r` writes
+    /// deny), an empty additionalGids list is fine and a non-empty one is an
+    /// error that says why.
+    #[test]
+    fn setgroups_denied_in_user_namespace() {
+        if !test_child::here(
+            "identity::tests::setgroups_denied_in_user_namespace",
+            &["unshare", "--user", "--map-root-user"],
+        ) {
+            return;
+        }
+        let state = fs::read_to_string("/proc/self/setgroups").expect("read setgroups");
+        assert_eq!(state.trim(), "deny");
+        let with_groups = UserBuilder::default()
+            .uid(0u32)
+            .gid(0u32)
+            .additional_gids(vec![0u32])
+            .build()
+            .expect("user");
+        let e = switch_user(&with_groups, true).expect_err("groups where setgroups is denied");
+        assert!(e.to_string().contains("setgroups(2) is denied"), "{e}");
+        let plain = UserBuilder::default()
+            .uid(0u32)
+            .gid(0u32)
+            .build()
+            .expect("user");
+        switch_user(&plain, true).expect("no groups: setgroups skipped");
+    }
+}
