@@ -361,3 +361,139 @@ pub fn set_window_size(fd: impl AsFd, rows: u16, cols: u16) -> Result<()> {
         source: e.into(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::test_child;
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::fs::File;
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixListener;
+
+    /// Reads from `fd` until `want` has arrived, waiting at most 5 s per read.
+    fn read_until(fd: &OwnedFd, want: &str) -> String {
+        let mut file = File::from(fd.try_clone().expect("dup"));
+        let mut got = String::new();
+        while !got.contains(want) {
+            let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+            let n = poll(&mut fds, PollTimeout::from(5000u16)).expect("poll");
+            assert!(n > 0, "nothing to read after 5 s; so far {got:?}");
+            let mut buf = [0u8; 256];
+            let n = file.read(&mut buf).expect("read");
+            assert!(n > 0, "end of file; so far {got:?}");
+            got.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        got
+    }
+
+    #[test]
+    fn master_travels_over_a_socketpair_and_the_tty_works() {
+        let pty = open_pty().expect("open pty");
+        assert!(
+            pty.slave_path.starts_with("/dev/pts"),
+            "{}",
+            pty.slave_path.display()
+        );
+        let (a, b) = UnixStream::pair().expect("socketpair");
+        send_master_over(&a, &pty.master).expect("send master");
+        let received = receive_master(&b).expect("receive master");
+        assert_eq!(received.name, MASTER_NAME);
+        drop(pty.master); // only the received copy remains
+
+        // slave -> master (the line discipline turns \n into \r\n).
+        File::from(pty.slave.try_clone().expect("dup"))
+            .write_all(b"hello\n")
+            .expect("write slave");
+        assert!(read_until(&received.master, "hello\r\n").contains("hello"));
+        // master -> slave, a full line in canonical mode.
+        File::from(received.master.try_clone().expect("dup"))
+            .write_all(b"ping\n")
+            .expect("write master");
+        assert!(read_until(&pty.slave, "ping\n").starts_with("ping"));
+    }
+
+    #[test]
+    fn window_size() {
+        let pty = open_pty().expect("open pty");
+        set_window_size(&pty.master, 40, 132).expect("set size");
+        let size = rustix::termios::tcgetwinsize(&pty.slave).expect("get size");
+        assert_eq!((size.ws_row, size.ws_col), (40, 132));
+    }
+
+    #[test]
+    fn a_non_pty_is_refused() {
+        let null = OwnedFd::from(File::open("/dev/null").expect("open /dev/null"));
+        let e = check_slave(&null, Path::new("/dev/pts/0")).expect_err("/dev/null");
+        assert!(e.to_string().contains("not a devpts pty slave"), "{e}");
+    }
+
+    #[test]
+    fn nothing_sent_is_an_error() {
+        let (a, b) = UnixStream::pair().expect("socketpair");
+        drop(a);
+        let e = receive_master(&b).expect_err("peer closed");
+        assert!(e.to_string().contains("without sending"), "{e}");
+    }
+
+    /// A console socket path longer than sun_path (108 bytes) still works.
+    #[test]
+    fn long_console_socket_path() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let deep = dir.path().join("d".repeat(60)).join("e".repeat(60));
+        std::fs::create_dir_all(&deep).expect("mkdir");
+        let sock = deep.join("console.sock");
+        assert!(sock.as_os_str().len() > 108);
+        // Bind through the directory's descriptor too: bind(2) has the same limit.
+        let dir_fd = File::open(&deep).expect("open dir");
+        let short = format!(
+            "/proc/self/fd/{}/console.sock",
+            std::os::fd::AsRawFd::as_raw_fd(&dir_fd)
+        );
+        let listener = UnixListener::bind(&short).expect("bind");
+
+        let pty = open_pty().expect("open pty");
+        send_master(&sock, &pty.master).expect("send over long path");
+        let (conn, _) = listener.accept().expect("accept");
+        let got = receive_master(&conn).expect("receive");
+        assert_eq!(got.name, "/dev/ptmx");
+
+        let missing = deep.join("nobody-listens.sock");
+        let e = connect_console_socket(&missing).expect_err("no socket");
+        assert!(e.to_string().contains("nobody-listens.sock"), "{e}");
+    }
+
+    /// setsid + TIOCSCTTY + dup2: the pty is the controlling terminal and stdio.
+    #[test]
+    fn controlling_terminal() {
+        if !test_child::here("console::tests::controlling_terminal", &[]) {
+            return;
+        }
+        let saved: Vec<OwnedFd> = [
+            io::stdin().as_fd(),
+            io::stdout().as_fd(),
+            io::stderr().as_fd(),
+        ]
+        .iter()
+        .map(|fd| fd.try_clone_to_owned().expect("save stdio"))
+        .collect();
+        // Closing the master of a session leader's controlling terminal hangs
+        // it up (SIGHUP, also on a failed assertion): keep the pty open until
+        // this child process exits.
+        let pty = std::mem::ManuallyDrop::new(open_pty().expect("open pty"));
+        make_controlling_terminal(&pty.slave).expect("make controlling terminal");
+        let tty0 = nix::unistd::ttyname(io::stdin().as_fd()).map_err(|e| e.to_string());
+        let tty2 = nix::unistd::ttyname(io::stderr().as_fd()).map_err(|e| e.to_string());
+        let sid = nix::unistd::getsid(None).expect("getsid");
+        let fg = nix::unistd::tcgetpgrp(io::stdin().as_fd()).map_err(|e| e.to_string());
+        // Restore stdio so the harness's report (and any panic) reaches the parent.
+        nix::unistd::dup2_stdin(&saved[0]).expect("restore stdin");
+        nix::unistd::dup2_stdout(&saved[1]).expect("restore stdout");
+        nix::unistd::dup2_stderr(&saved[2]).expect("restore stderr");
+
+        assert_eq!(tty0.as_deref(), Ok(pty.slave_path.as_path()));
+        assert_eq!(tty2.as_deref(), Ok(pty.slave_path.as_path()));
+        assert_eq!(sid, nix::unistd::getpid());
+        assert_eq!(fg, Ok(nix::unistd::getpgrp()));
+    }
+}
