@@ -510,3 +510,195 @@ fn wait_with_io(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_spec::runtime::HookBuilder;
+
+    fn hook(path: &str, args: &[&str], env: &[&str], timeout: Option<i64>) -> Hook {
+        let mut b = HookBuilder::default()
+            .path(path)
+            .args(args.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .env(env.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        if let Some(t) = timeout {
+            b = b.timeout(t);
+        }
+        b.build().expect("build hook")
+    }
+
+    const STATE: &[u8] =
+        br#"{"ociVersion":"1.0.2","id":"c1","status":"creating","pid":42,"bundle":"/b"}"#;
+
+    #[test]
+    fn phase_names() {
+        let names: Vec<String> = HookPhase::ALL.iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            names,
+            [
+                "prestart",
+                "createRuntime",
+                "createContainer",
+                "startContainer",
+                "poststart",
+                "poststop"
+            ]
+        );
+        assert!(HookPhase::StartContainer.aborts_on_failure());
+        assert!(!HookPhase::Poststop.aborts_on_failure());
+    }
+
+    #[test]
+    fn state_goes_to_stdin() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("state.json");
+        let env = format!("OUT={}", out.display());
+        let h = hook(
+            "/bin/sh",
+            &["sh", "-c", "cat > \"$OUT\""],
+            &[&env],
+            Some(10),
+        );
+        run_hooks(HookPhase::CreateRuntime, &[h], STATE).expect("run hook");
+        assert_eq!(std::fs::read(&out).expect("read output"), STATE);
+    }
+
+    #[test]
+    fn exactly_the_given_env_and_argv() {
+        let h = hook("/usr/bin/env", &["env"], &["A=1", "B=two words"], None);
+        let out = run_hook(HookPhase::Prestart, &h, STATE).expect("run env");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "A=1\nB=two words\n");
+
+        let h = hook("/usr/bin/env", &[], &[], None);
+        let out = run_hook(HookPhase::Prestart, &h, STATE).expect("run env");
+        assert!(
+            out.stdout.is_empty(),
+            "{:?}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+
+        // args[0] is argv[0]; the rest follow it.
+        let script = "tr '\\0' ' ' < /proc/$$/cmdline";
+        let h = hook("/bin/sh", &["my-argv0", "-c", script, "x"], &[], None);
+        let out = run_hook(HookPhase::Prestart, &h, STATE).expect("run sh");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("my-argv0 -c {script} x ")
+        );
+    }
+
+    #[test]
+    fn failure_names_phase_path_status_and_stderr() {
+        let h = hook("/bin/sh", &["sh", "-c", "echo oops >&2; exit 3"], &[], None);
+        let e = run_hooks(HookPhase::CreateContainer, &[h], STATE).expect_err("exit 3");
+        assert_eq!(
+            e.to_string(),
+            "createContainer hook /bin/sh failed: exit status 3, stderr: \"oops\""
+        );
+        let h = hook("/bin/sh", &["sh", "-c", "kill -TERM $$"], &[], None);
+        let e = run_hooks(HookPhase::Prestart, &[h], STATE).expect_err("signal");
+        assert!(
+            e.to_string().contains("killed by signal 15 (SIGTERM)"),
+            "{e}"
+        );
+
+        let h = hook("/nonexistent/hook", &[], &[], None);
+        let e = run_hooks(HookPhase::Prestart, &[h], STATE).expect_err("missing");
+        assert!(
+            e.to_string()
+                .starts_with("prestart hook /nonexistent/hook: starting it"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn aborting_phase_stops_at_first_failure_warning_phase_runs_all() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mark = dir.path().join("ran");
+        let env = format!("M={}", mark.display());
+        let fail = hook("/bin/false", &[], &[], None);
+        let touch = hook("/bin/sh", &["sh", "-c", "echo >> \"$M\""], &[&env], None);
+        let hooks = [fail.clone(), touch.clone(), fail];
+
+        run_hooks(HookPhase::StartContainer, &hooks, STATE).expect_err("first fails");
+        assert!(
+            !mark.exists(),
+            "a hook ran after a failure in an aborting phase"
+        );
+
+        let e = run_hooks(HookPhase::Poststop, &hooks, STATE).expect_err("two fail");
+        assert!(matches!(&e, HookError::Several(v) if v.len() == 2), "{e}");
+        assert_eq!(std::fs::read_to_string(&mark).expect("mark"), "\n");
+    }
+
+    #[test]
+    fn timeout_kills_the_hook() {
+        let h = hook("/bin/sleep", &["sleep", "10"], &[], Some(1));
+        let start = Instant::now();
+        let e = run_hooks(HookPhase::Poststart, &[h], STATE).expect_err("timeout");
+        let took = start.elapsed();
+        assert!(took < Duration::from_secs(5), "took {took:?}");
+        assert!(took >= Duration::from_millis(900), "took {took:?}");
+        assert!(
+            e.to_string()
+                .starts_with("poststart hook /bin/sleep ran past its timeout of 1s and was killed"),
+            "{e}"
+        );
+    }
+
+    /// A hook that never reads its stdin, with a state bigger than a pipe.
+    #[test]
+    fn hook_that_ignores_stdin() {
+        let big = vec![b'x'; 1 << 20];
+        let h = hook("/bin/true", &[], &[], Some(10));
+        run_hooks(HookPhase::Prestart, &[h], &big).expect("true ignores stdin");
+        // And a big output is kept up to the limit.
+        let h = hook(
+            "/bin/sh",
+            &["sh", "-c", "head -c 200000 /dev/zero; exit 1"],
+            &[],
+            Some(10),
+        );
+        match run_hook(HookPhase::Prestart, &h, STATE) {
+            Err(HookError::Failed { output, .. }) => {
+                assert_eq!(output.stdout.len(), OUTPUT_LIMIT);
+                assert!(output.truncated);
+            }
+            other => panic!("expected a failure, got {other:?}"),
+        }
+    }
+
+    /// A hook that leaves a child holding its stdout: the wait ends with the hook.
+    #[test]
+    fn background_child_does_not_hold_the_wait() {
+        let h = hook(
+            "/bin/sh",
+            &["sh", "-c", "sleep 5 & echo started"],
+            &[],
+            Some(10),
+        );
+        let start = Instant::now();
+        run_hook(HookPhase::Poststart, &h, STATE).expect("hook exits 0");
+        assert!(
+            start.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    #[test]
+    fn validation() {
+        let e =
+            validate(HookPhase::Prestart, &[hook("bin/x", &[], &[], None)]).expect_err("relative");
+        assert!(e.to_string().contains("must be absolute"), "{e}");
+        let e =
+            validate(HookPhase::Prestart, &[hook("/bin/x", &[], &[], Some(0))]).expect_err("0 s");
+        assert!(e.to_string().contains("positive"), "{e}");
+        let e = validate(
+            HookPhase::Prestart,
+            &[hook("/bin/x", &[], &["NOVALUE"], None)],
+        )
+        .expect_err("env");
+        assert!(e.to_string().contains("KEY=VALUE"), "{e}");
+    }
+}

@@ -21,7 +21,7 @@
 //! 5. [`set_no_new_privs`] before seccomp is loaded (seccomp(2) requires it
 //!    of an unprivileged caller; it also stops setuid binaries from regaining
 //!    what we drop here, see prctl(2) `PR_SET_NO_NEW_PRIVS`).
-//! 6. [`crate::capabilities::ProcessCaps::drop_bounding`]: needs
+//! 6. [`crate::capabilities::ProcessCaps::drop_bounding`], which needs
 //!    `CAP_SETPCAP`, so it must come before the uid change takes it away.
 //! 7. [`switch_user`] with `keep_caps = true`: setgroups, setresgid, then
 //!    setresuid last (once the uid is not 0 we could no longer change gids),
@@ -147,39 +147,37 @@ pub enum IdentityError {
         source: Errno,
     },
     /// fchown of a stdio descriptor failed.
-    #[error("changing the owner of stdio descriptor {fd} to {uid}:{gid}: {source}")]
+    #[error("changing the owner of stdio descriptor {fd} to uid {uid}: {source}")]
     StdioOwner {
         /// 0, 1 or 2.
         fd: i32,
         /// The uid.
         uid: u32,
-        /// The gid.
-        gid: u32,
         /// The errno.
         source: Errno,
     },
     /// `exec` of a program that is not in `$PATH` (exit 127 in Docker).
     #[error("exec: {program:?}: executable file not found in $PATH")]
     NotInPath {
-        /// args[0].
+        /// `args[0]`.
         program: String,
     },
     /// `exec` of a path that does not exist (exit 127 in Docker).
     #[error("exec: {program:?}: stat {program}: no such file or directory")]
     NoSuchFile {
-        /// args[0].
+        /// `args[0]`.
         program: String,
     },
     /// `exec` of a file the user may not execute (exit 126 in Docker).
     #[error("exec: {program:?}: permission denied")]
     PermissionDenied {
-        /// args[0] (or the path it resolved to).
+        /// `args[0]` (or the path it resolved to).
         program: String,
     },
     /// `exec` of a directory (exit 126 in Docker).
     #[error("exec: {program:?}: is a directory")]
     IsDirectory {
-        /// args[0].
+        /// `args[0]`.
         program: String,
     },
     /// `exec` with an empty `args[0]`.
@@ -188,7 +186,7 @@ pub enum IdentityError {
     /// Looking at a candidate program failed for another reason.
     #[error("exec: {program:?}: stat {path}: {source}")]
     Stat {
-        /// args[0].
+        /// `args[0]`.
         program: String,
         /// The candidate path.
         path: PathBuf,
@@ -417,44 +415,33 @@ fn setgroups_allowed() -> Result<bool> {
 }
 
 /// Makes stdio descriptors 0-2 owned by the container user, so a process that
-/// is not root can still reopen `/proc/self/fd/N` (runc's
-/// `fixStdioPermissions`). `/dev/null` and descriptors we may not change
-/// (read-only or foreign file systems) are left alone.
-fn fix_stdio_ownership(uid: u32, gid: u32) -> Result<()> {
+/// is not root can still use its console and reopen `/proc/self/fd/N`
+/// (runc's `fixStdioPermissions`). Only the owner changes, the group is
+/// kept. `/dev/null` and descriptors we may not change (ids not mapped in
+/// this user namespace, read-only file systems) are left alone.
+fn fix_stdio_ownership(uid: u32) -> Result<()> {
     let null_rdev = fs::metadata("/dev/null").ok().map(|m| m.rdev());
     let (stdin, stdout, stderr) = (io::stdin(), io::stdout(), io::stderr());
     let fds: [(i32, BorrowedFd<'_>); 3] =
         [(0, stdin.as_fd()), (1, stdout.as_fd()), (2, stderr.as_fd())];
     for (n, fd) in fds {
+        let err = |source| IdentityError::StdioOwner { fd: n, uid, source };
         let st = match fstat(fd) {
             Ok(st) => st,
             Err(Errno::EBADF) => continue,
-            Err(source) => {
-                return Err(IdentityError::StdioOwner {
-                    fd: n,
-                    uid,
-                    gid,
-                    source,
-                })
-            }
+            Err(source) => return Err(err(source)),
         };
         let is_char = (st.st_mode & libc::S_IFMT) == libc::S_IFCHR;
-        if (is_char && Some(st.st_rdev) == null_rdev) || (st.st_uid == uid && st.st_gid == gid) {
+        if st.st_uid == uid || (is_char && Some(st.st_rdev) == null_rdev) {
             continue;
         }
-        match nix::unistd::fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid))) {
+        match nix::unistd::fchown(fd, Some(Uid::from_raw(uid)), None) {
             Ok(()) => {}
-            // EINVAL: the id is not mapped in the fd's file system; EPERM/EROFS:
-            // the file is not ours to change (a host tty, a read-only mount).
+            // EINVAL: the id is not mapped in the fd's file system; EPERM:
+            // its owner is not mapped in our user namespace; EROFS: a
+            // read-only mount.
             Err(Errno::EINVAL | Errno::EPERM | Errno::EROFS) => {}
-            Err(source) => {
-                return Err(IdentityError::StdioOwner {
-                    fd: n,
-                    uid,
-                    gid,
-                    source,
-                })
-            }
+            Err(source) => return Err(err(source)),
         }
     }
     Ok(())
@@ -474,7 +461,7 @@ pub fn switch_user(user: &User, keep_caps: bool) -> Result<()> {
     let (uid, gid) = (user.uid(), user.gid());
     let extra: Vec<u32> = user.additional_gids().clone().unwrap_or_default();
 
-    fix_stdio_ownership(uid, gid)?;
+    fix_stdio_ownership(uid)?;
 
     if setgroups_allowed()? {
         let gids: Vec<Gid> = extra.iter().map(|g| Gid::from_raw(*g)).collect();
@@ -585,7 +572,7 @@ fn check_candidate(program: &str, path: &Path) -> Result<Candidate> {
     }
 }
 
-/// Resolves `program` (process.args[0]) as execvp(3) would, inside the
+/// Resolves `program` (`process.args[0]`) as execvp(3) would, inside the
 /// container (call after pivot_root and the user switch): a name with a `/`
 /// is used as is; otherwise each `PATH` entry is tried in order (an empty
 /// entry is the working directory; `None` means execvp's default
@@ -772,11 +759,9 @@ mod tests {
             rlimit(
                 PosixRlimitType::RlimitCore,
                 0,
-                u64::MAX.min(
-                    rustix::process::getrlimit(Resource::Core)
-                        .maximum
-                        .unwrap_or(u64::MAX),
-                ),
+                rustix::process::getrlimit(Resource::Core)
+                    .maximum
+                    .unwrap_or(u64::MAX),
             ),
         ])
         .expect("lower rlimits");
@@ -982,6 +967,9 @@ mod tests {
         assert_eq!(read(caps::CapSet::Inheritable), plan.inheritable);
         assert_eq!(read(caps::CapSet::Ambient), plan.ambient);
         assert!(!nix::sys::prctl::get_keepcaps().expect("keepcaps"));
+        // stdio (the parent's pipes) now belongs to the user, the group is kept.
+        let out = fstat(io::stdout().as_fd()).expect("fstat stdout");
+        assert_eq!((out.st_uid, out.st_gid), (1000, 0));
 
         // execve as uid 1000: permitted and effective become the ambient set.
         let status = Command::new("/bin/sh")
