@@ -363,17 +363,22 @@ fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
     Ok(())
 }
 
-/// Appends what can be read now; returns false at end of file.
+/// Appends what can be read now, at most 1 MiB per call so that a writer
+/// that never stops (a child the hook left behind) cannot keep us here;
+/// returns false at end of file.
 fn read_available(
     pipe: &mut impl Read,
     into: &mut Vec<u8>,
     truncated: &mut bool,
 ) -> io::Result<bool> {
+    const PER_CALL: usize = 1 << 20;
     let mut buf = [0u8; 8192];
-    loop {
+    let mut taken = 0;
+    while taken < PER_CALL {
         match pipe.read(&mut buf) {
             Ok(0) => return Ok(false),
             Ok(n) => {
+                taken += n;
                 let room = OUTPUT_LIMIT.saturating_sub(into.len());
                 if n > room {
                     *truncated = true;
@@ -385,6 +390,7 @@ fn read_available(
             Err(e) => return Err(e),
         }
     }
+    Ok(true)
 }
 
 type IoResult<T> = std::result::Result<T, (&'static str, io::Error)>;
@@ -671,19 +677,20 @@ mod tests {
     /// A hook that leaves a child holding its stdout: the wait ends with the hook.
     #[test]
     fn background_child_does_not_hold_the_wait() {
-        let h = hook(
-            "/bin/sh",
-            &["sh", "-c", "sleep 5 & echo started"],
-            &[],
-            Some(10),
-        );
+        let h = hook("/bin/sh", &["sh", "-c", "sleep 5 & echo $!"], &[], Some(10));
         let start = Instant::now();
-        run_hook(HookPhase::Poststart, &h, STATE).expect("hook exits 0");
-        assert!(
-            start.elapsed() < Duration::from_secs(4),
-            "{:?}",
-            start.elapsed()
+        let out = run_hook(HookPhase::Poststart, &h, STATE).expect("hook exits 0");
+        let took = start.elapsed();
+        // Clean up the hook's child before asserting.
+        let pid: i32 = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("the background pid");
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
         );
+        assert!(took < Duration::from_secs(4), "{took:?}");
     }
 
     #[test]
