@@ -21,7 +21,6 @@
 //! let exec'd programs with file capabilities gain them
 //! (CVE-2022-29162, <https://github.com/opencontainers/runc/security/advisories/GHSA-f3fp-gc8g-vw66>).
 
-use std::collections::HashSet;
 use std::fmt;
 
 use caps::{CapSet, CapsHashSet};
@@ -59,14 +58,10 @@ pub enum CapabilityError {
         why: &'static str,
     },
     /// A syscall on a capability set failed.
-    #[error("{operation} {set} capability set{cap_text}: {source}{hint}")]
+    #[error("{action}: {source}{hint}")]
     Apply {
-        /// What was being done ("dropping from", "setting").
-        operation: &'static str,
-        /// Which set.
-        set: SetName,
-        /// The capability, if the call was about one.
-        cap_text: String,
+        /// What was being done, e.g. "dropping CAP_SYS_ADMIN from the bounding set".
+        action: String,
         /// An explanation for EPERM.
         hint: &'static str,
         /// The error from the `caps` crate.
@@ -447,9 +442,7 @@ impl ProcessCaps {
     pub fn drop_bounding(&self) -> Result<()> {
         let current =
             caps::read(None, CapSet::Bounding).map_err(|source| CapabilityError::Apply {
-                operation: "reading",
-                set: SetName::Bounding,
-                cap_text: String::new(),
+                action: "reading the bounding set".into(),
                 hint: "",
                 source,
             })?;
@@ -458,9 +451,7 @@ impl ProcessCaps {
         to_drop.sort_by_key(|c| c.index());
         for cap in to_drop {
             caps::drop(None, CapSet::Bounding, cap).map_err(|source| CapabilityError::Apply {
-                operation: "dropping from the",
-                set: SetName::Bounding,
-                cap_text: format!(" {cap}"),
+                action: format!("dropping {cap} from the bounding set"),
                 hint: " (PR_CAPBSET_DROP needs CAP_SETPCAP in the effective set: drop the \
                        bounding set before switching user)",
                 source,
@@ -484,9 +475,7 @@ impl ProcessCaps {
         ];
         for (cset, name, value) in steps {
             caps::set(None, cset, value).map_err(|source| CapabilityError::Apply {
-                operation: "setting the",
-                set: name,
-                cap_text: format!(" to {}", sorted_names(value)),
+                action: format!("setting the {name} set to {}", sorted_names(value)),
                 hint: " (capset(2) only lowers permitted, and inheritable must stay within \
                        the bounding set)",
                 source,
@@ -502,9 +491,7 @@ impl ProcessCaps {
             }
             Err(source) => {
                 return Err(CapabilityError::Apply {
-                    operation: "clearing the",
-                    set: SetName::Ambient,
-                    cap_text: String::new(),
+                    action: "clearing the ambient set".into(),
                     hint: "",
                     source,
                 })
@@ -514,9 +501,7 @@ impl ProcessCaps {
         ambient.sort_by_key(|c| c.index());
         for cap in ambient {
             caps::raise(None, CapSet::Ambient, cap).map_err(|source| CapabilityError::Apply {
-                operation: "raising in the",
-                set: SetName::Ambient,
-                cap_text: format!(" {cap}"),
+                action: format!("raising {cap} in the ambient set"),
                 hint: " (an ambient capability must be permitted and inheritable)",
                 source,
             })?;
@@ -547,10 +532,6 @@ pub fn apply(caps: &LinuxCapabilities) -> Result<()> {
 pub fn names(set: &Capabilities) -> Vec<String> {
     let mut v: Vec<caps::Capability> = set.iter().map(|c| to_caps(*c)).collect();
     v.sort_by_key(|c| c.index());
-    v.iter()
-        .map(|c| c.to_string())
-        .collect::<HashSet<_>>()
-        .len();
     v.iter().map(|c| c.to_string()).collect()
 }
 
