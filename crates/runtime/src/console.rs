@@ -436,6 +436,15 @@ mod tests {
         assert!(e.to_string().contains("without sending"), "{e}");
     }
 
+    #[test]
+    fn a_gone_receiver_is_an_error_not_sigpipe() {
+        let pty = open_pty().expect("open pty");
+        let (a, b) = UnixStream::pair().expect("socketpair");
+        drop(b);
+        let e = send_master_over(&a, &pty.master).expect_err("peer closed");
+        assert!(e.to_string().starts_with("sending the pty master"), "{e}");
+    }
+
     /// A console socket path longer than sun_path (108 bytes) still works.
     #[test]
     fn long_console_socket_path() {
