@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use super::{Error, Result};
 
 /// Writes `value` to `dir/file` in one write; the file must exist (cgroupfs files cannot be created).
+///
+/// O_TRUNC is what a shell's `>` does: cgroupfs ignores it, and a plain file used
+/// as a stand-in in tests then holds the last value written.
 pub(crate) fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
     let path = dir.join(file);
     let fail = |path: PathBuf, source| Error::Write {
@@ -14,7 +17,7 @@ pub(crate) fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
         value: value.to_string(),
         source,
     };
-    let mut f = match OpenOptions::new().write(true).open(&path) {
+    let mut f = match OpenOptions::new().write(true).truncate(true).open(&path) {
         Ok(f) => f,
         Err(e) => return Err(fail(path, e)),
     };

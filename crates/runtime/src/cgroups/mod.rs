@@ -75,7 +75,7 @@ mod v2;
 mod tests;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use nix::unistd::Pid;
 use oci_spec::runtime::LinuxResources;
@@ -887,9 +887,4 @@ impl Cgroup {
             }),
         }
     }
-}
-
-/// Whether a path is a directory the kernel shows for a cgroup (used by tests and xray).
-pub fn is_cgroup_dir(path: &Path) -> bool {
-    path.join("cgroup.procs").exists()
 }
