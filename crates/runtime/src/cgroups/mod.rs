@@ -458,6 +458,7 @@ impl Cgroup {
 
     /// Makes the directory in every hierarchy; idempotent; on failure removes what it made.
     pub fn create(&self) -> Result<()> {
+        let _span = tracing::debug_span!("cgroup.create", cgroup = %self.path).entered();
         let mut made: Vec<PathBuf> = Vec::new();
         let result = self.create_inner(&mut made);
         if result.is_err() {
@@ -488,6 +489,7 @@ impl Cgroup {
 
     /// Writes the OCI resources into the cgroup files (at create time).
     pub fn apply(&self, r: &LinuxResources) -> Result<()> {
+        let _span = tracing::debug_span!("cgroup.apply", cgroup = %self.path).entered();
         self.check_devices(r)?;
         self.apply_memory(r)?;
         self.apply_cpu(r)?;
@@ -779,6 +781,7 @@ impl Cgroup {
 
     /// Freezes every process in the cgroup and waits (bounded) until the kernel says frozen.
     pub fn freeze(&self) -> Result<()> {
+        let _span = tracing::debug_span!("cgroup.freeze", cgroup = %self.path).entered();
         match self.freezer() {
             Some(h) if h.version == Version::V1 => v1::freeze(&self.path, &h.dir),
             Some(h) => v2::freeze(&self.path, &h.dir),
@@ -872,6 +875,7 @@ impl Cgroup {
 
     /// Removes the container's directory (and sub-cgroups) in every hierarchy; tolerates ones already gone.
     pub fn destroy(&self) -> Result<()> {
+        let _span = tracing::debug_span!("cgroup.destroy", cgroup = %self.path).entered();
         let mut errors = Vec::new();
         for h in &self.hierarchies {
             if let Err(e) = fs::remove_tree(&h.dir) {

@@ -92,7 +92,13 @@ pub(crate) fn memory(cgroup: &str, dir: &Path, m: &LinuxMemory) -> Result<()> {
         fs::write(dir, "memory.max", &max_or(l))?;
     }
     if let Some(s) = swap {
-        fs::write(dir, "memory.swap.max", &s)?;
+        match fs::write(dir, "memory.swap.max", &s) {
+            Ok(()) => {}
+            // No swap on the host (no file): "no limit" and "no swap" hold anyway, as runc allows.
+            Err(Error::Write { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound && (s == "max" || s == "0") => {}
+            Err(e) => return Err(e),
+        }
     }
     if let Some(r) = m.reservation().filter(|v| *v != 0) {
         fs::write(dir, "memory.low", &max_or(r))?;
@@ -365,6 +371,32 @@ pub(crate) fn hugetlb_stats(dir: &Path, size: &str) -> Result<Option<HugetlbStat
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
+
+    fn unified(controllers: Vec<Controller>) -> Hierarchy {
+        Hierarchy {
+            version: super::super::Version::V2,
+            controllers,
+            name: None,
+            mount_point: PathBuf::from("/sys/fs/cgroup/unified"),
+            dir: PathBuf::from("/sys/fs/cgroup/unified/berth/x"),
+        }
+    }
+
+    #[test]
+    fn unified_keys_on_hybrid_must_belong_to_v2_controllers() {
+        let h = unified(vec![Controller::Hugetlb]);
+        assert!(check_unified_key("c", &h, LayoutKind::Hybrid, "hugetlb.2MB.max").is_ok());
+        assert!(check_unified_key("c", &h, LayoutKind::Hybrid, "cgroup.max.depth").is_ok());
+        assert!(check_unified_key("c", &h, LayoutKind::Hybrid, "memory.high").is_err());
+        assert!(check_unified_key("c", &h, LayoutKind::V2, "memory.high").is_ok());
+        for bad in ["", "memory", "../x.y", ".hidden", "a/b.c"] {
+            assert!(
+                check_unified_key("c", &h, LayoutKind::V2, bad).is_err(),
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn swap_conversion_follows_runc() {
