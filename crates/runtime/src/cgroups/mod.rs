@@ -87,9 +87,9 @@ pub use layout::{
     LayoutKind, OwnCgroups, V1Hierarchy, V2Hierarchy,
 };
 pub use stats::{
-    cpu_shares_to_weight, parse_blkio_recursive, parse_flat_keyed, parse_io_stat, BlkioEntry,
-    BlkioStats, CpuStats, CpuUsage, HugetlbStats, MemoryEntry, MemoryStats, PidsStats, Stats,
-    Throttling,
+    cpu_shares_to_weight, parse_blkio_recursive, parse_cpu_list, parse_flat_keyed, parse_io_stat,
+    BlkioEntry, BlkioStats, CpuSetStats, CpuStats, CpuUsage, HugetlbStats, MemoryEntry,
+    MemoryStats, PidsStats, Stats, Throttling,
 };
 
 /// The parent used when the spec gives no `cgroupsPath`: `/berth/<container-id>`.
@@ -825,6 +825,12 @@ impl Cgroup {
             match h.version {
                 Version::V1 => v1::cpu_throttling(&h.dir, &mut s.cpu)?,
                 Version::V2 => v2::cpu_throttling(&h.dir, &mut s.cpu)?,
+            }
+        }
+        if let Some(h) = self.hierarchy_of(Controller::Cpuset) {
+            match h.version {
+                Version::V1 => v1::cpuset_stats(&h.dir, &mut s.cpuset)?,
+                Version::V2 => v2::cpuset_stats(&h.dir, &mut s.cpuset)?,
             }
         }
         if let Some(h) = self.hierarchy_of(Controller::Memory) {

@@ -17,6 +17,9 @@ pub struct Stats {
     /// CPU time and throttling.
     #[serde(default)]
     pub cpu: CpuStats,
+    /// CPU and memory node placement.
+    #[serde(default)]
+    pub cpuset: CpuSetStats,
     /// Memory usage and limits.
     #[serde(default)]
     pub memory: MemoryStats,
@@ -40,6 +43,44 @@ pub struct CpuStats {
     /// Bandwidth throttling.
     #[serde(default)]
     pub throttling: Throttling,
+}
+
+/// CPU and memory node placement (v2 shows only the effective lists).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpuSetStats {
+    /// CPUs the cgroup may run on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cpus: Vec<u16>,
+    /// `cpuset.cpu_exclusive`.
+    #[serde(default)]
+    pub cpu_exclusive: u64,
+    /// Memory nodes the cgroup may allocate from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mems: Vec<u16>,
+    /// `cpuset.mem_hardwall`.
+    #[serde(default)]
+    pub mem_hardwall: u64,
+    /// `cpuset.mem_exclusive`.
+    #[serde(default)]
+    pub mem_exclusive: u64,
+    /// `cpuset.memory_migrate`.
+    #[serde(default)]
+    pub memory_migrate: u64,
+    /// `cpuset.memory_spread_page`.
+    #[serde(default)]
+    pub memory_spread_page: u64,
+    /// `cpuset.memory_spread_slab`.
+    #[serde(default)]
+    pub memory_spread_slab: u64,
+    /// `cpuset.memory_pressure`.
+    #[serde(default)]
+    pub memory_pressure: u64,
+    /// `cpuset.sched_load_balance`.
+    #[serde(default)]
+    pub sched_load_balance: u64,
+    /// `cpuset.sched_relax_domain_level`.
+    #[serde(default)]
+    pub sched_relax_domain_level: i64,
 }
 
 /// CPU time, in nanoseconds.
@@ -284,6 +325,28 @@ pub fn parse_io_stat(path: &Path, text: &str) -> Result<(Vec<BlkioEntry>, Vec<Bl
     Ok((bytes, ios))
 }
 
+/// Parses a kernel CPU or node list (`0-3,8,10-11`) into the numbers it names.
+pub fn parse_cpu_list(path: &Path, text: &str) -> Result<Vec<u16>> {
+    let bad = |part: &str| Error::Parse {
+        path: path.to_path_buf(),
+        reason: format!("expected a list such as 0-3,8, found {part:?}"),
+    };
+    let mut out = Vec::new();
+    for part in text.trim().split(',').filter(|p| !p.is_empty()) {
+        let (lo, hi) = match part.split_once('-') {
+            Some((lo, hi)) => (lo, hi),
+            None => (part, part),
+        };
+        let lo: u16 = lo.parse().map_err(|_| bad(part))?;
+        let hi: u16 = hi.parse().map_err(|_| bad(part))?;
+        if hi < lo {
+            return Err(bad(part));
+        }
+        out.extend(lo..=hi);
+    }
+    Ok(out)
+}
+
 /// Converts v1 `cpu.shares` to v2 `cpu.weight` as runc 1.3+ does (1024 → 100, 2 → 1, 262144 → 10000); 0 stays unset.
 pub fn cpu_shares_to_weight(shares: u64) -> u64 {
     if shares == 0 {
@@ -418,6 +481,18 @@ mod tests {
     }
 
     #[test]
+    fn parses_cpu_lists() {
+        let p = Path::new("cpuset.cpus");
+        assert_eq!(
+            parse_cpu_list(p, "0-3,8,10-11\n").expect("list"),
+            vec![0, 1, 2, 3, 8, 10, 11]
+        );
+        assert_eq!(parse_cpu_list(p, "\n").expect("empty"), Vec::<u16>::new());
+        assert!(parse_cpu_list(p, "3-1").is_err());
+        assert!(parse_cpu_list(p, "a").is_err());
+    }
+
+    #[test]
     fn hugepage_names() {
         assert_eq!(
             hugepage_size_name("hugepages-2048kB").as_deref(),
@@ -458,6 +533,7 @@ mod tests {
         assert!(v["memory"]["usage"].get("usage").is_none());
         assert_eq!(v["blkio"]["ioServiceBytesRecursive"][0]["op"], "Read");
         assert_eq!(v["hugetlb"]["2MB"]["failcnt"], 0);
+        assert_eq!(v["cpuset"]["sched_relax_domain_level"], 0);
         let back: Stats = serde_json::from_value(v).expect("back");
         assert_eq!(back, s);
     }

@@ -292,6 +292,8 @@ fn v2_stats_oom_and_frozen_from_files() {
                 "cpu.stat",
                 "usage_usec 300\nuser_usec 200\nsystem_usec 100\nnr_periods 7\nnr_throttled 2\nthrottled_usec 50\n",
             ),
+            ("cpuset.cpus.effective", "0-1\n"),
+            ("cpuset.mems.effective", "0\n"),
             ("memory.current", "4096\n"),
             ("memory.max", "max\n"),
             ("memory.peak", "8192\n"),
@@ -311,6 +313,7 @@ fn v2_stats_oom_and_frozen_from_files() {
     assert_eq!(s.cpu.usage.kernel, 100_000);
     assert_eq!(s.cpu.throttling.throttled_periods, 2);
     assert_eq!(s.cpu.throttling.throttled_time, 50_000);
+    assert_eq!(s.cpuset.cpus, vec![0, 1]);
     assert_eq!(s.memory.usage.usage, 4096);
     assert_eq!(s.memory.usage.limit, u64::MAX);
     assert_eq!(s.memory.usage.max, 8192);
@@ -551,6 +554,10 @@ fn real_host_full_lifecycle() {
     assert_eq!(s.memory.swap.limit, 128 << 20);
     assert!(!s.memory.raw.is_empty());
     assert_eq!(s.cpu.usage.percpu.len(), num_cpus_possible(), "{s:?}");
+    if cg.hierarchy_of(Controller::Cpuset).is_some() {
+        assert_eq!(s.cpuset.cpus, vec![0], "{:?}", s.cpuset);
+        assert_eq!(s.cpuset.mems, vec![0], "{:?}", s.cpuset);
+    }
     if hugetlb {
         assert!(s.hugetlb.contains_key("2MB"), "{:?}", s.hugetlb);
     }

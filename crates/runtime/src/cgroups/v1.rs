@@ -5,8 +5,10 @@ use std::time::{Duration, Instant};
 
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory};
 
-use super::stats::{parse_blkio_recursive, parse_flat_keyed, parse_u64_list};
-use super::{fs, BlkioStats, CpuStats, Error, HugetlbStats, MemoryEntry, MemoryStats, Result};
+use super::stats::{parse_blkio_recursive, parse_cpu_list, parse_flat_keyed, parse_u64_list};
+use super::{
+    fs, BlkioStats, CpuSetStats, CpuStats, Error, HugetlbStats, MemoryEntry, MemoryStats, Result,
+};
 
 const MEMORY_LIMIT: &str = "memory.limit_in_bytes";
 const MEMSW_LIMIT: &str = "memory.memsw.limit_in_bytes";
@@ -339,4 +341,27 @@ pub(crate) fn hugetlb_stats(dir: &Path, size: &str) -> Result<Option<HugetlbStat
         max: fs::read_u64(dir, &format!("hugetlb.{size}.max_usage_in_bytes"))?,
         failcnt: fs::read_u64(dir, &format!("hugetlb.{size}.failcnt"))?,
     }))
+}
+
+/// The cpuset files of a v1 cgroup.
+pub(crate) fn cpuset_stats(dir: &Path, c: &mut CpuSetStats) -> Result<()> {
+    let list =
+        |file: &str| -> Result<Vec<u16>> { parse_cpu_list(&dir.join(file), &fs::read(dir, file)?) };
+    c.cpus = list("cpuset.cpus")?;
+    c.mems = list("cpuset.mems")?;
+    c.cpu_exclusive = fs::read_u64_optional(dir, "cpuset.cpu_exclusive")?;
+    c.mem_hardwall = fs::read_u64_optional(dir, "cpuset.mem_hardwall")?;
+    c.mem_exclusive = fs::read_u64_optional(dir, "cpuset.mem_exclusive")?;
+    c.memory_migrate = fs::read_u64_optional(dir, "cpuset.memory_migrate")?;
+    c.memory_spread_page = fs::read_u64_optional(dir, "cpuset.memory_spread_page")?;
+    c.memory_spread_slab = fs::read_u64_optional(dir, "cpuset.memory_spread_slab")?;
+    c.memory_pressure = fs::read_u64_optional(dir, "cpuset.memory_pressure")?;
+    c.sched_load_balance = fs::read_u64_optional(dir, "cpuset.sched_load_balance")?;
+    if let Some(text) = fs::read_optional(dir, "cpuset.sched_relax_domain_level")? {
+        c.sched_relax_domain_level = text.trim().parse().map_err(|_| Error::Parse {
+            path: dir.join("cpuset.sched_relax_domain_level"),
+            reason: format!("expected a number, found {:?}", text.trim()),
+        })?;
+    }
+    Ok(())
 }

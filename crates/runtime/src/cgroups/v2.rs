@@ -10,11 +10,12 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory};
 
 use super::stats::{
-    blkio_weight_to_io_weight, cpu_shares_to_weight, parse_flat_keyed, parse_io_stat,
+    blkio_weight_to_io_weight, cpu_shares_to_weight, parse_cpu_list, parse_flat_keyed,
+    parse_io_stat,
 };
 use super::{
-    fs, BlkioStats, Controller, CpuStats, Error, Hierarchy, HugetlbStats, LayoutKind, MemoryStats,
-    Result,
+    fs, BlkioStats, Controller, CpuSetStats, CpuStats, Error, Hierarchy, HugetlbStats, LayoutKind,
+    MemoryStats, Result,
 };
 
 /// Enables `controllers` in `cgroup.subtree_control` of every ancestor of `leaf`,
@@ -366,6 +367,17 @@ pub(crate) fn hugetlb_stats(dir: &Path, size: &str) -> Result<Option<HugetlbStat
         max: 0,
         failcnt: events.get("max").copied().unwrap_or(0),
     }))
+}
+
+/// The effective cpus and mems of a v2 cgroup (v2 has no other cpuset statistics).
+pub(crate) fn cpuset_stats(dir: &Path, c: &mut CpuSetStats) -> Result<()> {
+    for (file, out) in [
+        ("cpuset.cpus.effective", &mut c.cpus),
+        ("cpuset.mems.effective", &mut c.mems),
+    ] {
+        *out = parse_cpu_list(&dir.join(file), &fs::read(dir, file)?)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
