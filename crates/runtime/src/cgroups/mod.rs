@@ -474,7 +474,13 @@ impl Cgroup {
     fn create_inner(&self, made: &mut Vec<PathBuf>) -> Result<()> {
         for h in &self.hierarchies {
             let first_new = made.len();
-            fs::mkdir_all(&h.dir, made)?;
+            if let Err(e) = fs::mkdir_all(&h.dir, made) {
+                if self.membership_only(h) {
+                    tracing::warn!(cgroup = %self.path, error = %e, "cannot make the cgroup in a hierarchy without controllers; processes will not join it");
+                    continue;
+                }
+                return Err(e);
+            }
             let new_dirs = &made[first_new..];
             match h.version {
                 Version::V1 if h.controllers.contains(&Controller::Cpuset) => {
@@ -490,6 +496,7 @@ impl Cgroup {
     /// Writes the OCI resources into the cgroup files (at create time).
     pub fn apply(&self, r: &LinuxResources) -> Result<()> {
         let _span = tracing::debug_span!("cgroup.apply", cgroup = %self.path).entered();
+        self.check_unsupported(r)?;
         self.check_devices(r)?;
         self.apply_memory(r)?;
         self.apply_cpu(r)?;
@@ -505,6 +512,17 @@ impl Cgroup {
     /// Changes the resources of a running container (`berth-runtime update`); same rules as [`Cgroup::apply`].
     pub fn update(&self, r: &LinuxResources) -> Result<()> {
         self.apply(r)
+    }
+
+    fn check_unsupported(&self, r: &LinuxResources) -> Result<()> {
+        if r.rdma().as_ref().is_some_and(|m| !m.is_empty()) {
+            return Err(Error::Unsupported {
+                cgroup: self.path.clone(),
+                what: "linux.resources.rdma".to_string(),
+                why: "berth does not manage the rdma controller yet".to_string(),
+            });
+        }
+        Ok(())
     }
 
     fn check_devices(&self, r: &LinuxResources) -> Result<()> {
@@ -743,9 +761,24 @@ impl Cgroup {
     pub fn add_process(&self, pid: Pid) -> Result<()> {
         let value = pid.as_raw().to_string();
         for h in &self.hierarchies {
-            fs::write(&h.dir, "cgroup.procs", &value)?;
+            match fs::write(&h.dir, "cgroup.procs", &value) {
+                Ok(()) => {}
+                // create could not make it (see membership_only) and said so.
+                Err(Error::Write { source, .. })
+                    if self.membership_only(h) && source.kind() == std::io::ErrorKind::NotFound => {
+                }
+                Err(e) => return Err(e),
+            }
         }
         Ok(())
+    }
+
+    /// A hierarchy berth joins only so that the process's cgroups are consistent
+    /// (`name=systemd`, or the cgroup2 mount of a hybrid host when it holds no
+    /// controller berth uses). It may be read-only (a container runtime inside a
+    /// container), so failing to make a directory there is logged, not fatal.
+    fn membership_only(&self, h: &Hierarchy) -> bool {
+        h.controllers.is_empty() && (h.version == Version::V1 || self.kind == LayoutKind::Hybrid)
     }
 
     /// The hierarchy whose tree is read for the container's processes.
