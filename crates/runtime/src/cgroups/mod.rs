@@ -52,6 +52,16 @@
 //! mount root down; they stay enabled afterwards (as with runc), since other
 //! containers rely on them.
 //!
+//! # Testing without root
+//!
+//! Detection and path resolution are pure functions of text
+//! ([`parse_mountinfo`], [`parse_proc_cgroup`], [`Layout::from_mounts`],
+//! [`Layout::resolve`]), so the filesystem root is injectable: a mountinfo line
+//! whose mount point is a temporary directory yields a [`Cgroup`] that works on
+//! plain files there (writes open without O_CREAT, so a missing file is the same
+//! error as a controller the kernel lacks). The v2 logic is unit-tested that way;
+//! the v1, hybrid and cgroup2 paths are also tested against the real kernel.
+//!
 //! # Device rules on cgroup v2
 //!
 //! v1 gets `devices.allow`/`devices.deny` written in the order of the spec.

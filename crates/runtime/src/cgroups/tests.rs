@@ -200,6 +200,24 @@ fn v2_apply_converts_v1_values() {
     );
     assert_eq!(read(&leaf.join("memory.high")), "50000000");
 
+    // checkBeforeUpdate refuses a limit below the current usage.
+    std::fs::write(leaf.join("memory.current"), "4096\n").expect("write");
+    let below_usage = LinuxResourcesBuilder::default()
+        .memory(
+            LinuxMemoryBuilder::default()
+                .limit(1024_i64)
+                .check_before_update(true)
+                .build()
+                .expect("memory"),
+        )
+        .build()
+        .expect("resources");
+    assert!(matches!(
+        cg.update(&below_usage),
+        Err(Error::InvalidResources { .. })
+    ));
+    assert_eq!(read(&leaf.join("memory.max")), (100_u64 << 20).to_string());
+
     // Only a new period: the current quota is kept.
     std::fs::write(leaf.join("cpu.max"), "20000 100000\n").expect("write");
     let period_only = LinuxResourcesBuilder::default()

@@ -89,6 +89,16 @@ pub(crate) fn swap_max(
 /// Memory: `memory.max`, `memory.swap.max` (swap alone), `memory.low`.
 pub(crate) fn memory(cgroup: &str, dir: &Path, m: &LinuxMemory) -> Result<()> {
     let swap = swap_max(cgroup, m.swap(), m.limit())?;
+    if let (Some(true), Some(l)) = (m.check_before_update(), m.limit().filter(|v| *v > 0)) {
+        // The spec's checkBeforeUpdate: v2 would otherwise reclaim or OOM-kill to fit.
+        let current = fs::read_u64(dir, "memory.current")?;
+        if current > l as u64 {
+            return Err(Error::InvalidResources {
+                cgroup: cgroup.to_string(),
+                reason: format!("memory limit {l} is below the current usage {current}"),
+            });
+        }
+    }
     if let Some(l) = m.limit().filter(|v| *v != 0) {
         fs::write(dir, "memory.max", &max_or(l))?;
     }
