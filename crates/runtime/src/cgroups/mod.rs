@@ -397,16 +397,7 @@ impl Cgroup {
             CgroupsPath::Relative(_) => Some(OwnCgroups::read()?),
             CgroupsPath::Absolute(_) => None,
         };
-        Cgroup::with_layout(&layout, own.as_ref(), &path)
-    }
-
-    /// Resolves an already parsed path against a given layout (no I/O); `own` is needed for relative paths.
-    pub fn with_layout(
-        layout: &Layout,
-        own: Option<&OwnCgroups>,
-        path: &CgroupsPath,
-    ) -> Result<Cgroup> {
-        layout.resolve(own, path)
+        layout.resolve(own.as_ref(), &path)
     }
 
     pub(crate) fn from_parts(path: String, kind: LayoutKind, hierarchies: Vec<Hierarchy>) -> Self {

@@ -73,7 +73,7 @@ impl FakeV2 {
         let layout = Layout::from_mounts(&mounts, Some(FAKE_V2_CONTROLLERS)).expect("layout");
         assert_eq!(layout.kind, LayoutKind::V2);
         let path = resolve_cgroups_path(None, id).expect("path");
-        Cgroup::with_layout(&layout, None, &path).expect("resolve")
+        layout.resolve(None, &path).expect("resolve")
     }
 
     /// Makes the interface files the kernel would show in a new cgroup.
