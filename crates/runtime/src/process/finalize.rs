@@ -37,7 +37,7 @@ pub fn prepare(process: &Process) -> Result<Program> {
     if process.no_new_privileges() == Some(true) {
         identity::set_no_new_privs()?;
     }
-    let caps = process.capabilities().clone().unwrap_or_default();
+    let caps = process.capabilities().clone().unwrap_or_else(capabilities::empty);
     capabilities::drop_bounding(&caps)?;
 
     // chdir before the uid changes, as runc does, so a cwd only root can reach
