@@ -1,0 +1,621 @@
+//! Root integration tests of `runtime::rootfs`: each case builds a busybox
+//! rootfs, forks a child into new namespaces (with `clone_fork`, so this
+//! binary runs without the test harness's threads), and there calls
+//! `prepare`, `pivot` and `finish` and looks at the result from inside, as a
+//! user of the container would. The parent then checks that nothing leaked
+//! into the host's mount table or filesystem.
+//!
+//! Needs root and Debian's busybox-static; without them it says so and
+//! skips.
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::{symlink, FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use berth_sys::process::{clone_fork, Forked};
+use nix::errno::Errno;
+use nix::sched::CloneFlags;
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{alarm, pipe, read, write, Uid};
+use oci_spec::runtime::{
+    LinuxDeviceBuilder, LinuxDeviceType, LinuxNamespaceType, Mount, MountBuilder, Spec,
+};
+use runtime::rootfs::{self, CgroupHierarchy, RootfsOptions};
+
+/// Names unique to this run, so parallel runs and other users never meet.
+fn unique(tag: &str) -> String {
+    format!("berth-rootfs-{tag}-{}", std::process::id())
+}
+
+/// A bundle on disk: a busybox rootfs with hostile symlinks, and a host
+/// directory and file to bind in. Removed on drop, also when a case fails.
+struct Fixture {
+    dir: tempfile::TempDir,
+    escape_name: String,
+}
+
+impl Fixture {
+    fn new(tag: &str) -> Result<Self, String> {
+        let dir = tempfile::Builder::new()
+            .prefix(&unique(tag))
+            .tempdir()
+            .map_err(|e| format!("make the bundle dir: {e}"))?;
+        // A user namespace's root must be able to walk into the bundle.
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755))
+            .map_err(|e| format!("chmod the bundle: {e}"))?;
+        let r = dir.path().join("rootfs");
+        for d in ["bin", "proc", "sys", "dev", "etc", "tmp"] {
+            fs::create_dir_all(r.join(d)).map_err(|e| format!("mkdir {d}: {e}"))?;
+        }
+        fs::copy("/usr/bin/busybox", r.join("bin/busybox"))
+            .map_err(|e| format!("copy busybox: {e}"))?;
+        for applet in ["sh", "cat", "ls", "test", "grep", "touch", "mkdir", "stat"] {
+            symlink("busybox", r.join("bin").join(applet))
+                .map_err(|e| format!("link {applet}: {e}"))?;
+        }
+        // The hostile links: an absolute one to the host's /etc and a
+        // relative one that climbs out.
+        symlink("/etc", r.join("evil")).map_err(|e| format!("link evil: {e}"))?;
+        symlink("../../..", r.join("up")).map_err(|e| format!("link up: {e}"))?;
+        let share = dir.path().join("share");
+        fs::create_dir(&share).map_err(|e| format!("mkdir share: {e}"))?;
+        fs::write(share.join("hello"), b"hello from the host\n")
+            .map_err(|e| format!("write hello: {e}"))?;
+        fs::write(dir.path().join("host-file"), b"a single file\n")
+            .map_err(|e| format!("write host-file: {e}"))?;
+        for d in ["merged", "upper", "work"] {
+            fs::create_dir(dir.path().join(d)).map_err(|e| format!("mkdir {d}: {e}"))?;
+        }
+        Ok(Self {
+            dir,
+            escape_name: unique("escape"),
+        })
+    }
+
+    /// The image's files (the overlay's lower layer when there is one).
+    fn rootfs(&self) -> PathBuf {
+        self.dir.path().join("rootfs")
+    }
+
+    /// Where the container's root is: the image dir itself, or an overlay
+    /// of it mounted (in the child's namespace) at `merged`, as berth's
+    /// snapshotter gives it.
+    fn root_for(&self, overlay: bool) -> PathBuf {
+        if overlay {
+            self.dir.path().join("merged")
+        } else {
+            self.rootfs()
+        }
+    }
+
+    /// Mounts the overlay at `merged`; only ever called in the child.
+    fn mount_overlay(&self) -> Result<(), String> {
+        let b = self.dir.path();
+        let data = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            self.rootfs().display(),
+            b.join("upper").display(),
+            b.join("work").display()
+        );
+        nix::mount::mount(
+            Some("overlay"),
+            &b.join("merged"),
+            Some("overlay"),
+            nix::mount::MsFlags::empty(),
+            Some(data.as_str()),
+        )
+        .map_err(|e| format!("mount the overlay: {e}"))
+    }
+}
+
+fn mount_entry(dest: &str, typ: &str, source: &str, options: &[&str]) -> Mount {
+    MountBuilder::default()
+        .destination(dest)
+        .typ(typ)
+        .source(source)
+        .options(options.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .build()
+        .expect("a valid mount")
+}
+
+/// The default spec (runc's default mounts, masked and read-only paths, a
+/// read-only root) plus mounts aimed through the hostile symlinks.
+fn spec_for(fx: &Fixture, case: &Case) -> Spec {
+    let mut spec = Spec::default();
+    let mut root = spec.root().clone().expect("default root");
+    root.set_path(fx.root_for(case.overlay));
+    spec.set_root(Some(root));
+    let mut mounts = spec.mounts().clone().expect("default mounts");
+    mounts.push(mount_entry(
+        &format!("/evil/{}", fx.escape_name),
+        "tmpfs",
+        "tmpfs",
+        &["nosuid", "mode=700"],
+    ));
+    mounts.push(mount_entry(
+        "/up/data",
+        "bind",
+        &fx.dir.path().join("share").to_string_lossy(),
+        &["rbind", "ro", "nosuid", "nodev", "rprivate"],
+    ));
+    mounts.push(mount_entry(
+        "/etc/single",
+        "bind",
+        "host-file",
+        &["bind", "ro"],
+    ));
+    spec.set_mounts(Some(mounts));
+    let mut linux = spec.linux().clone().expect("default linux");
+    let ns = linux
+        .namespaces()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|n| case.keep_ns.contains(&n.typ()))
+        .collect::<Vec<_>>();
+    linux.set_namespaces(Some(ns));
+    linux.set_devices(Some(vec![
+        LinuxDeviceBuilder::default()
+            .path("/dev/net/tun")
+            .typ(LinuxDeviceType::C)
+            .major(10)
+            .minor(200)
+            .file_mode(0o600u32)
+            .uid(1000u32)
+            .gid(1000u32)
+            .build()
+            .expect("a valid device"),
+        LinuxDeviceBuilder::default()
+            .path("/dev/berth-fifo")
+            .typ(LinuxDeviceType::P)
+            .file_mode(0o640u32)
+            .build()
+            .expect("a valid device"),
+    ]));
+    spec.set_linux(Some(linux));
+    spec
+}
+
+/// The hierarchies this process is in, as the cgroups module would hand
+/// them over: controllers from /proc/self/cgroup, the host dir under the
+/// hierarchy's mount point.
+fn own_cgroups() -> Result<Vec<CgroupHierarchy>, String> {
+    let text = fs::read_to_string("/proc/self/cgroup")
+        .map_err(|e| format!("read /proc/self/cgroup: {e}"))?;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = match (parts.next(), parts.next(), parts.next()) {
+            (Some(a), Some(b), Some(c)) => (a, b, c),
+            _ => continue,
+        };
+        let dir = match controllers {
+            "" => "unified",
+            c => c.strip_prefix("name=").unwrap_or(c),
+        };
+        let host_dir = Path::new("/sys/fs/cgroup")
+            .join(dir)
+            .join(path.trim_start_matches('/'));
+        if host_dir.is_dir() {
+            out.push(CgroupHierarchy {
+                controllers: controllers.to_owned(),
+                host_dir,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn check(cond: bool, what: &str) -> Result<(), String> {
+    if cond {
+        Ok(())
+    } else {
+        Err(what.to_owned())
+    }
+}
+
+/// (mount point, fs type) pairs of this process's mount table.
+fn mounts_here() -> Result<Vec<(String, String)>, String> {
+    let text =
+        fs::read_to_string("/proc/self/mountinfo").map_err(|e| format!("read mountinfo: {e}"))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let dash = f.iter().position(|x| *x == "-")?;
+            Some((f.get(4)?.to_string(), f.get(dash + 1)?.to_string()))
+        })
+        .collect())
+}
+
+fn expect_erofs(result: std::io::Result<impl Sized>, what: &str) -> Result<(), String> {
+    match result {
+        Err(e) if e.raw_os_error() == Some(libc::EROFS) => Ok(()),
+        Err(e) => Err(format!("{what}: expected EROFS, got {e}")),
+        Ok(_) => Err(format!("{what}: expected EROFS, but it succeeded")),
+    }
+}
+
+/// What a user of the container sees, checked from inside after `finish`.
+fn look_inside(fx: &Fixture, case: &Case) -> Result<(), String> {
+    let userns = case.userns;
+    let cgroupns = case.keep_ns.contains(&LinuxNamespaceType::Cgroup);
+    if std::env::var_os("BERTH_ROOTFS_DUMP").is_some() {
+        let text = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        eprintln!("mount table inside:\n{text}");
+    }
+    let table = mounts_here()?;
+    let has = |mp: &str, fs: &str| table.iter().any(|(m, t)| m == mp && t == fs);
+    check(has("/proc", "proc"), "proc is mounted at /proc")?;
+    check(has("/dev", "tmpfs"), "a tmpfs is mounted at /dev")?;
+    check(has("/dev/pts", "devpts"), "devpts is mounted at /dev/pts")?;
+    check(has("/dev/shm", "tmpfs"), "a tmpfs is mounted at /dev/shm")?;
+    check(
+        has("/dev/mqueue", "mqueue"),
+        "mqueue is mounted at /dev/mqueue",
+    )?;
+    check(
+        has("/sys", "sysfs") || (userns && table.iter().any(|(m, _)| m == "/sys")),
+        "sysfs (or, in a user namespace, the host's /sys) is at /sys",
+    )?;
+    let bundle = fx.dir.path().to_string_lossy().into_owned();
+    let outside: Vec<_> = table
+        .iter()
+        .filter(|(m, _)| m.starts_with(&bundle))
+        .collect();
+    check(
+        outside.is_empty(),
+        &format!("no mount point names the host's bundle path: {outside:?}"),
+    )?;
+
+    let null = fs::metadata("/dev/null").map_err(|e| format!("stat /dev/null: {e}"))?;
+    check(
+        null.file_type().is_char_device(),
+        "/dev/null is a character device",
+    )?;
+    check(
+        nix::sys::stat::major(null.rdev()) == 1 && nix::sys::stat::minor(null.rdev()) == 3,
+        "/dev/null is 1:3",
+    )?;
+    for name in ["zero", "full", "random", "urandom", "tty"] {
+        let m =
+            fs::metadata(format!("/dev/{name}")).map_err(|e| format!("stat /dev/{name}: {e}"))?;
+        check(
+            m.file_type().is_char_device(),
+            &format!("/dev/{name} is a character device"),
+        )?;
+        if !userns {
+            check(
+                m.mode() & 0o777 == 0o666,
+                &format!("/dev/{name} has mode 0666"),
+            )?;
+        }
+    }
+    let tun = fs::metadata("/dev/net/tun").map_err(|e| format!("stat /dev/net/tun: {e}"))?;
+    check(
+        tun.file_type().is_char_device() && tun.rdev() == nix::sys::stat::makedev(10, 200),
+        "linux.devices' /dev/net/tun is the character device 10:200",
+    )?;
+    if !userns {
+        check(
+            tun.mode() & 0o777 == 0o600 && tun.uid() == 1000 && tun.gid() == 1000,
+            "/dev/net/tun has the spec's mode and owner",
+        )?;
+    }
+    let fifo = fs::metadata("/dev/berth-fifo").map_err(|e| format!("stat /dev/berth-fifo: {e}"))?;
+    check(
+        fifo.file_type().is_fifo() && fifo.mode() & 0o777 == 0o640,
+        "linux.devices' FIFO is made with its mode, also in a user namespace",
+    )?;
+    if case.console {
+        let console =
+            fs::metadata("/dev/console").map_err(|e| format!("stat /dev/console: {e}"))?;
+        check(
+            console.file_type().is_char_device()
+                && (136..=143).contains(&nix::sys::stat::major(console.rdev())),
+            "/dev/console is the bound pty slave",
+        )?;
+    }
+    if case.overlay {
+        check(
+            table.iter().any(|(m, t)| m == "/" && t == "overlay"),
+            "the overlay is the container's / (no self-bind on top of it)",
+        )?;
+    }
+    let ptmx = fs::read_link("/dev/ptmx").map_err(|e| format!("readlink /dev/ptmx: {e}"))?;
+    check(ptmx == Path::new("pts/ptmx"), "/dev/ptmx links to pts/ptmx")?;
+    let fd = fs::read_link("/dev/fd").map_err(|e| format!("readlink /dev/fd: {e}"))?;
+    check(
+        fd == Path::new("/proc/self/fd"),
+        "/dev/fd links to /proc/self/fd",
+    )?;
+
+    // Masked: files become /dev/null (this kernel has no /proc/kcore, so
+    // /proc/timer_list, which has content, is the witness); a directory
+    // (/proc/acpi) lists empty.
+    for masked in ["/proc/timer_list", "/proc/keys"] {
+        let m = fs::metadata(masked).map_err(|e| format!("stat the masked {masked}: {e}"))?;
+        check(
+            m.file_type().is_char_device() && m.rdev() == null.rdev(),
+            &format!("the masked {masked} is /dev/null"),
+        )?;
+        let mut content = Vec::new();
+        fs::File::open(masked)
+            .and_then(|mut f| f.read_to_end(&mut content))
+            .map_err(|e| format!("read the masked {masked}: {e}"))?;
+        check(
+            content.is_empty(),
+            &format!("the masked {masked} reads empty"),
+        )?;
+    }
+    if Path::new("/proc/acpi").exists() {
+        let n = fs::read_dir("/proc/acpi")
+            .map_err(|e| format!("list /proc/acpi: {e}"))?
+            .count();
+        check(n == 0, "the masked /proc/acpi is empty")?;
+    }
+    // Read-only: /proc/sys refuses writes.
+    expect_erofs(
+        fs::OpenOptions::new()
+            .write(true)
+            .open("/proc/sys/kernel/hostname"),
+        "open /proc/sys/kernel/hostname for writing",
+    )?;
+    // Read-only root.
+    expect_erofs(
+        fs::write("/should-not-exist", b"x"),
+        "create a file in the read-only /",
+    )?;
+    // /dev stays writable (only the root is read-only).
+    fs::write("/dev/shm/ok", b"x").map_err(|e| format!("write to /dev/shm: {e}"))?;
+
+    // The hostile destinations landed inside: /evil -> /etc became the
+    // container's /etc, /up -> ../../.. became the container's /.
+    check(
+        has(&format!("/etc/{}", fx.escape_name), "tmpfs"),
+        "the tmpfs aimed through evil -> /etc is mounted at the container's /etc",
+    )?;
+    let hello = fs::read_to_string("/data/hello").map_err(|e| format!("read /data/hello: {e}"))?;
+    check(
+        hello == "hello from the host\n",
+        "the bind through up -> ../../.. shows the host dir at /data",
+    )?;
+    expect_erofs(
+        fs::write("/data/new", b"x"),
+        "write into the read-only bind /data",
+    )?;
+    let single = fs::read_to_string("/etc/single").map_err(|e| format!("read /etc/single: {e}"))?;
+    check(
+        single == "a single file\n",
+        "a relative file bind source is taken from the bundle",
+    )?;
+
+    // cgroups: one directory per hierarchy, read-only.
+    let memory = Path::new("/sys/fs/cgroup/memory");
+    check(memory.is_dir(), "/sys/fs/cgroup/memory exists")?;
+    check(
+        memory.join("memory.limit_in_bytes").exists(),
+        "/sys/fs/cgroup/memory shows the memory controller's files",
+    )?;
+    if cgroupns {
+        check(
+            has("/sys/fs/cgroup/memory", "cgroup"),
+            "a cgroup fs is mounted for memory",
+        )?;
+    }
+    expect_erofs(
+        fs::create_dir(memory.join(unique("child"))),
+        "mkdir in the read-only cgroup mount",
+    )?;
+    check(
+        Path::new("/sys/fs/cgroup/systemd").is_dir(),
+        "the name=systemd hierarchy is at /sys/fs/cgroup/systemd",
+    )?;
+
+    // And a program runs in there.
+    let status = std::process::Command::new("/bin/sh")
+        .args(["-c", "test -c /dev/null && grep -q ' /proc ' /proc/self/mountinfo && cat /data/hello >/dev/null"])
+        .status()
+        .map_err(|e| format!("run busybox sh in the container: {e}"))?;
+    check(status.success(), "busybox sh's checks pass inside")?;
+    Ok(())
+}
+
+struct Case {
+    name: &'static str,
+    flags: CloneFlags,
+    keep_ns: &'static [LinuxNamespaceType],
+    userns: bool,
+    no_pivot: bool,
+    /// The root is an overlay already mounted (so needs no self-bind).
+    overlay: bool,
+    /// Bind a pty slave onto /dev/console.
+    console: bool,
+}
+
+/// In the child: set the root up and look at it. Never returns.
+fn child(
+    fx: &Fixture,
+    case: &Case,
+    spec: &Spec,
+    opts: &RootfsOptions,
+    go: std::os::fd::OwnedFd,
+) -> ! {
+    // A hang must end the child, not the test run.
+    alarm::set(60);
+    if case.userns {
+        // Wait until the parent has written our ID maps.
+        let mut b = [0u8; 1];
+        let _ = read(&go, &mut b);
+    }
+    drop(go);
+    let root = fx.root_for(case.overlay);
+    let overlay = if case.overlay {
+        fx.mount_overlay()
+    } else {
+        Ok(())
+    };
+    let result = overlay
+        .and_then(|()| rootfs::prepare(spec, &root, opts).map_err(|e| format!("prepare: {e}")))
+        .and_then(|()| console(case, &root))
+        .and_then(|()| rootfs::pivot(&root, case.no_pivot).map_err(|e| format!("pivot: {e}")))
+        .and_then(|()| rootfs::finish(spec).map_err(|e| format!("finish: {e}")))
+        .and_then(|()| look_inside(fx, case));
+    match result {
+        Ok(()) => std::process::exit(0),
+        Err(e) => {
+            eprintln!("    in the container: {e}");
+            std::process::exit(1)
+        }
+    }
+}
+
+/// A pty from the host's devpts, its slave bound on the container's
+/// /dev/console as the runtime does for `process.terminal`.
+fn console(case: &Case, root: &Path) -> Result<(), String> {
+    if !case.console {
+        return Ok(());
+    }
+    use nix::fcntl::OFlag;
+    use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
+    let master =
+        posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY).map_err(|e| format!("open a pty: {e}"))?;
+    grantpt(&master).map_err(|e| format!("grantpt: {e}"))?;
+    unlockpt(&master).map_err(|e| format!("unlockpt: {e}"))?;
+    let slave = ptsname_r(&master).map_err(|e| format!("ptsname: {e}"))?;
+    rootfs::bind_console(root, Path::new(&slave)).map_err(|e| format!("bind_console: {e}"))?;
+    // The master stays open until the child exits.
+    std::mem::forget(master);
+    Ok(())
+}
+
+fn run_case(case: &Case) -> Result<(), String> {
+    let fx = Fixture::new(case.name)?;
+    let spec = spec_for(&fx, case);
+    rootfs::validate(&spec, fx.dir.path()).map_err(|e| format!("validate: {e}"))?;
+    let opts = RootfsOptions {
+        no_pivot: case.no_pivot,
+        in_user_namespace: case.userns,
+        console: case.console,
+        cgroup_paths: own_cgroups()?,
+        bundle: fx.dir.path().to_path_buf(),
+        mount_label: None,
+    };
+    let host_before = fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
+    let (go_read, go_write) = pipe().map_err(|e| format!("pipe: {e}"))?;
+    let pid =
+        match clone_fork(case.flags).map_err(|e| format!("clone_fork({:?}): {e}", case.flags))? {
+            Forked::Child => {
+                drop(go_write);
+                child(&fx, case, &spec, &opts, go_read)
+            }
+            Forked::Parent(pid) => pid,
+        };
+    drop(go_read);
+    if case.userns {
+        // An identity map: root stays root, but the kernel applies every
+        // user-namespace rule (no mknod, locked mounts, sysfs needs a netns).
+        for file in ["uid_map", "gid_map"] {
+            fs::write(format!("/proc/{pid}/{file}"), "0 0 65536\n")
+                .map_err(|e| format!("write {file} of {pid}: {e}"))?;
+        }
+    }
+    write(&go_write, b"g").map_err(|e| format!("release the child: {e}"))?;
+    drop(go_write);
+    let status = loop {
+        match waitpid(pid, None) {
+            Err(Errno::EINTR) => continue,
+            other => break other.map_err(|e| format!("waitpid: {e}"))?,
+        }
+    };
+
+    // Whatever happened inside, the host must not have changed.
+    let host_after = fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
+    let bundle = fx.dir.path().to_string_lossy().into_owned();
+    let leaked: Vec<&str> = host_after
+        .lines()
+        .filter(|l| !host_before.contains(*l))
+        .filter(|l| l.contains(&bundle) || l.contains(&fx.escape_name))
+        .collect();
+    check(
+        leaked.is_empty(),
+        &format!("host mount table unchanged, but it gained {leaked:?}"),
+    )?;
+    check(
+        !Path::new("/etc").join(&fx.escape_name).exists(),
+        "nothing was created in the host's /etc",
+    )?;
+    check(
+        !Path::new("/data").exists() || !Path::new("/data/hello").exists(),
+        "nothing was mounted at the host's /data",
+    )?;
+    match status {
+        WaitStatus::Exited(_, 0) => Ok(()),
+        other => Err(format!("the container child ended with {other:?}")),
+    }
+}
+
+fn main() -> ExitCode {
+    if !Uid::effective().is_root() {
+        println!("rootfs integration tests SKIPPED: they need root (mount namespaces, pivot_root); run `cargo test -p runtime --test rootfs` as root");
+        return ExitCode::SUCCESS;
+    }
+    if !Path::new("/usr/bin/busybox").exists() {
+        println!("rootfs integration tests SKIPPED: /usr/bin/busybox is missing (apt-get install busybox-static)");
+        return ExitCode::SUCCESS;
+    }
+    use LinuxNamespaceType::*;
+    let cases = [
+        Case {
+            name: "default-spec-cgroupns-pivot",
+            flags: CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWCGROUP,
+            keep_ns: &[Pid, Mount, Cgroup],
+            userns: false,
+            no_pivot: false,
+            overlay: true,
+            console: true,
+        },
+        Case {
+            name: "cgroup-binds-no-pivot",
+            flags: CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID,
+            keep_ns: &[Pid, Mount],
+            userns: false,
+            no_pivot: true,
+            overlay: false,
+            console: false,
+        },
+        Case {
+            name: "user-namespace",
+            flags: CloneFlags::CLONE_NEWUSER
+                | CloneFlags::CLONE_NEWNS
+                | CloneFlags::CLONE_NEWPID
+                | CloneFlags::CLONE_NEWIPC,
+            keep_ns: &[Pid, Mount, Ipc, User],
+            userns: true,
+            no_pivot: false,
+            overlay: false,
+            console: true,
+        },
+    ];
+    let filter = std::env::args().nth(1).filter(|a| !a.starts_with('-'));
+    let mut failed = 0;
+    for case in cases
+        .iter()
+        .filter(|c| filter.as_deref().is_none_or(|f| c.name.contains(f)))
+    {
+        match run_case(case) {
+            Ok(()) => println!("test rootfs::{} ... ok", case.name),
+            Err(e) => {
+                println!("test rootfs::{} ... FAILED: {e}", case.name);
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
