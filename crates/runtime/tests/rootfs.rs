@@ -128,6 +128,16 @@ fn spec_for(fx: &Fixture, case: &Case) -> Spec {
     root.set_path(fx.root_for(case.overlay));
     spec.set_root(Some(root));
     let mut mounts = spec.mounts().clone().expect("default mounts");
+    if case.dev_readonly {
+        for m in mounts
+            .iter_mut()
+            .filter(|m| m.destination() == Path::new("/dev"))
+        {
+            let mut options = m.options().clone().unwrap_or_default();
+            options.push("ro".into());
+            m.set_options(Some(options));
+        }
+    }
     mounts.push(mount_entry(
         &format!("/evil/{}", fx.escape_name),
         "tmpfs",
@@ -156,6 +166,7 @@ fn spec_for(fx: &Fixture, case: &Case) -> Spec {
         .filter(|n| case.keep_ns.contains(&n.typ()))
         .collect::<Vec<_>>();
     linux.set_namespaces(Some(ns));
+    linux.set_rootfs_propagation(case.propagation.map(str::to_owned));
     linux.set_devices(Some(vec![
         LinuxDeviceBuilder::default()
             .path("/dev/net/tun")
@@ -309,7 +320,7 @@ fn look_inside(fx: &Fixture, case: &Case) -> Result<(), String> {
         fifo.file_type().is_fifo() && fifo.mode() & 0o777 == 0o640,
         "linux.devices' FIFO is made with its mode, also in a user namespace",
     )?;
-    if case.console {
+    if case.console != ConsoleAt::Never {
         let console =
             fs::metadata("/dev/console").map_err(|e| format!("stat /dev/console: {e}"))?;
         check(
@@ -368,8 +379,16 @@ fn look_inside(fx: &Fixture, case: &Case) -> Result<(), String> {
         fs::write("/should-not-exist", b"x"),
         "create a file in the read-only /",
     )?;
-    // /dev stays writable (only the root is read-only).
+    // /dev/shm stays writable (only the root, or /dev, is read-only).
     fs::write("/dev/shm/ok", b"x").map_err(|e| format!("write to /dev/shm: {e}"))?;
+    if case.dev_readonly {
+        expect_erofs(
+            fs::write("/dev/new", b"x"),
+            "create a file in the read-only /dev",
+        )?;
+    } else {
+        fs::write("/dev/new", b"x").map_err(|e| format!("write to /dev: {e}"))?;
+    }
 
     // The hostile destinations landed inside: /evil -> /etc became the
     // container's /etc, /up -> ../../.. became the container's /.
@@ -431,8 +450,21 @@ struct Case {
     no_pivot: bool,
     /// The root is an overlay already mounted (so needs no self-bind).
     overlay: bool,
-    /// Bind a pty slave onto /dev/console.
-    console: bool,
+    /// When to bind a pty slave onto /dev/console.
+    console: ConsoleAt,
+    /// Mount /dev read-only (devices are made first, `finish` remounts).
+    dev_readonly: bool,
+    /// `linux.rootfsPropagation`.
+    propagation: Option<&'static str>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ConsoleAt {
+    Never,
+    /// With the rootfs path, between `prepare` and `pivot`.
+    AfterPrepare,
+    /// With `/`, after `finish` (so on a possibly read-only /dev).
+    AfterFinish,
 }
 
 /// In the child: set the root up and look at it. Never returns.
@@ -459,9 +491,10 @@ fn child(
     };
     let result = overlay
         .and_then(|()| rootfs::prepare(spec, &root, opts).map_err(|e| format!("prepare: {e}")))
-        .and_then(|()| console(case, &root))
+        .and_then(|()| console(case, ConsoleAt::AfterPrepare, &root))
         .and_then(|()| rootfs::pivot(&root, case.no_pivot).map_err(|e| format!("pivot: {e}")))
         .and_then(|()| rootfs::finish(spec).map_err(|e| format!("finish: {e}")))
+        .and_then(|()| console(case, ConsoleAt::AfterFinish, Path::new("/")))
         .and_then(|()| look_inside(fx, case));
     match result {
         Ok(()) => std::process::exit(0),
@@ -474,8 +507,8 @@ fn child(
 
 /// A pty from the host's devpts, its slave bound on the container's
 /// /dev/console as the runtime does for `process.terminal`.
-fn console(case: &Case, root: &Path) -> Result<(), String> {
-    if !case.console {
+fn console(case: &Case, now: ConsoleAt, root: &Path) -> Result<(), String> {
+    if case.console != now {
         return Ok(());
     }
     use nix::fcntl::OFlag;
@@ -491,6 +524,21 @@ fn console(case: &Case, root: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// In a user namespace the child waits for its ID maps: write them, then
+/// let it go. An identity map keeps root root, but the kernel applies every
+/// user-namespace rule (no mknod, locked mounts, sysfs needs a netns).
+fn release(case: &Case, pid: nix::unistd::Pid, go: std::os::fd::OwnedFd) -> Result<(), String> {
+    if !case.userns {
+        return Ok(());
+    }
+    for file in ["uid_map", "gid_map"] {
+        fs::write(format!("/proc/{pid}/{file}"), "0 0 65536\n")
+            .map_err(|e| format!("write {file} of {pid}: {e}"))?;
+    }
+    write(&go, b"g").map_err(|e| format!("release the child: {e}"))?;
+    Ok(())
+}
+
 fn run_case(case: &Case) -> Result<(), String> {
     let fx = Fixture::new(case.name)?;
     let spec = spec_for(&fx, case);
@@ -498,7 +546,7 @@ fn run_case(case: &Case) -> Result<(), String> {
     let opts = RootfsOptions {
         no_pivot: case.no_pivot,
         in_user_namespace: case.userns,
-        console: case.console,
+        console: case.console != ConsoleAt::Never,
         cgroup_paths: own_cgroups()?,
         bundle: fx.dir.path().to_path_buf(),
         mount_label: None,
@@ -514,22 +562,16 @@ fn run_case(case: &Case) -> Result<(), String> {
             Forked::Parent(pid) => pid,
         };
     drop(go_read);
-    if case.userns {
-        // An identity map: root stays root, but the kernel applies every
-        // user-namespace rule (no mknod, locked mounts, sysfs needs a netns).
-        for file in ["uid_map", "gid_map"] {
-            fs::write(format!("/proc/{pid}/{file}"), "0 0 65536\n")
-                .map_err(|e| format!("write {file} of {pid}: {e}"))?;
-        }
-    }
-    write(&go_write, b"g").map_err(|e| format!("release the child: {e}"))?;
-    drop(go_write);
+    // Whatever fails here, the child is waited for before the fixture (its
+    // rootfs) is removed.
+    let released = release(case, pid, go_write);
     let status = loop {
         match waitpid(pid, None) {
             Err(Errno::EINTR) => continue,
             other => break other.map_err(|e| format!("waitpid: {e}"))?,
         }
     };
+    released?;
 
     // Whatever happened inside, the host must not have changed.
     let host_after = fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
@@ -575,7 +617,9 @@ fn main() -> ExitCode {
             userns: false,
             no_pivot: false,
             overlay: true,
-            console: true,
+            console: ConsoleAt::AfterPrepare,
+            dev_readonly: false,
+            propagation: None,
         },
         Case {
             name: "cgroup-binds-no-pivot",
@@ -584,7 +628,9 @@ fn main() -> ExitCode {
             userns: false,
             no_pivot: true,
             overlay: false,
-            console: false,
+            console: ConsoleAt::AfterFinish,
+            dev_readonly: true,
+            propagation: Some("rprivate"),
         },
         Case {
             name: "user-namespace",
@@ -596,7 +642,9 @@ fn main() -> ExitCode {
             userns: true,
             no_pivot: false,
             overlay: false,
-            console: true,
+            console: ConsoleAt::AfterFinish,
+            dev_readonly: false,
+            propagation: Some("rslave"),
         },
     ];
     let filter = std::env::args().nth(1).filter(|a| !a.starts_with('-'));

@@ -151,6 +151,13 @@ pub(super) fn populate(ctx: &Context<'_>, spec: &Spec) -> Result<()> {
     for node in device_nodes(spec)? {
         make_node(ctx, &dev, &node)?;
     }
+    if ctx.opts.console {
+        // The mount point for `bind_console`, made now while /dev is
+        // writable: a /dev the spec wants read-only is remounted so in
+        // `finish`, and the console may be bound after that.
+        create_file(dev.as_fd(), OsStr::new("console"))
+            .map_err(|e| RootfsError::sys("create /dev/console", e))?;
+    }
     let mut links: Vec<(&str, &str)> = vec![
         ("fd", "/proc/self/fd"),
         ("stdin", "/proc/self/fd/0"),

@@ -139,7 +139,9 @@ pub struct RootfsOptions {
     /// made (they are bind-mounted from the host instead), mounts inherited
     /// from the host are locked, and sysfs needs a network namespace.
     pub in_user_namespace: bool,
-    /// The container has a terminal; the runtime will call [`bind_console`].
+    /// The container has a terminal and the runtime will call
+    /// [`bind_console`]: `prepare` makes `/dev/console` in the /dev it
+    /// populates, so the bind works even once /dev is read-only.
     pub console: bool,
     /// The container's cgroup hierarchies, for a spec mount of type
     /// `cgroup`. One entry with controllers `""` means a pure cgroup v2
@@ -155,6 +157,7 @@ pub struct RootfsOptions {
 /// Checks the spec's filesystem fields before anything is created. `bundle`
 /// is the bundle directory (a relative `root.path` is taken from there).
 pub fn validate(spec: &Spec, bundle: &Path) -> Result<()> {
+    let _span = tracing::debug_span!("rootfs.validate").entered();
     validate::validate(spec, bundle)
 }
 
@@ -163,6 +166,7 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<()> {
 /// order, and `/dev` when the spec mounts a tmpfs there. `rootfs` is the
 /// absolute, canonical host path of `root.path`.
 pub fn prepare(spec: &Spec, rootfs: &Path, opts: &RootfsOptions) -> Result<()> {
+    let _span = tracing::debug_span!("rootfs.prepare", rootfs = %rootfs.display()).entered();
     mounts::prepare(spec, rootfs, opts)
 }
 
@@ -171,12 +175,14 @@ pub fn prepare(spec: &Spec, rootfs: &Path, opts: &RootfsOptions) -> Result<()> {
 /// file. Call it after [`prepare`] with the rootfs path, or after [`pivot`]
 /// with `/`.
 pub fn bind_console(root: &Path, slave: &Path) -> Result<()> {
+    let _span = tracing::debug_span!("rootfs.bind_console", slave = %slave.display()).entered();
     dev::bind_console(root, slave)
 }
 
 /// Makes the rootfs the process's `/`: `pivot_root(2)` and a lazy unmount of
 /// the old root, or with `no_pivot` an `MS_MOVE` onto `/` and `chroot`.
 pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {
+    let _span = tracing::debug_span!("rootfs.pivot", no_pivot).entered();
     pivot::pivot(rootfs, no_pivot)
 }
 
@@ -184,5 +190,6 @@ pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {
 /// read-only `/dev` if asked, `linux.readonlyPaths`, `linux.maskedPaths`, and
 /// a read-only root when `root.readonly` is true.
 pub fn finish(spec: &Spec) -> Result<()> {
+    let _span = tracing::debug_span!("rootfs.finish").entered();
     paths::finish(spec)
 }
