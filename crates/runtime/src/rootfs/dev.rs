@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag};
 use nix::mount::{mount, MsFlags};
-use nix::sys::stat::{makedev, mknodat, Mode, SFlag};
+use nix::sys::stat::{fstat, major, makedev, mknodat, Mode, SFlag};
+use nix::sys::statfs::{fstatfs, PROC_SUPER_MAGIC, SYSFS_MAGIC};
 use nix::unistd::{fchownat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
 use oci_spec::runtime::{LinuxDeviceType, Spec};
 
@@ -247,20 +248,56 @@ fn make_node(ctx: &Context<'_>, dev: &OwnedFd, node: &DeviceNode) -> Result<()> 
     Ok(())
 }
 
+/// Unix98 pty slaves have majors 136 to 143 (Documentation/admin-guide/devices.txt).
+const PTY_SLAVE_MAJORS: std::ops::RangeInclusive<u64> = 136..=143;
+
 /// Creates `/dev/console` under `root` as an empty file (or uses the node
 /// there) and bind-mounts the terminal's slave on it.
+///
+/// Both ends are checked, because runc was escaped through exactly this
+/// bind (CVE-2025-52565, <https://nvd.nist.gov/vuln/detail/CVE-2025-52565>):
+/// the source must be a pty slave (a path swapped for a symlink to, say, a
+/// /proc file fails the check), and the target is created and opened without
+/// following a final symlink and must not be on procfs or sysfs.
 pub(super) fn bind_console(root: &Path, slave: &Path) -> Result<()> {
+    // Checked and mounted through one descriptor, so the path cannot change
+    // between the check and the bind.
+    let source = nix::fcntl::open(slave, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|e| RootfsError::sys(format!("open the terminal {}", display(slave)), e))?;
+    let st = fstat(&source)
+        .map_err(|e| RootfsError::sys(format!("stat the terminal {}", display(slave)), e))?;
+    let is_char = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFCHR;
+    if !is_char || !PTY_SLAVE_MAJORS.contains(&major(st.st_rdev)) {
+        return Err(RootfsError::sys(
+            format!(
+                "bind {} on /dev/console: it is not a pty slave",
+                display(slave)
+            ),
+            Errno::ENOTTY,
+        ));
+    }
     let root = Root::open(root).map_err(|e| {
         RootfsError::sys(
             format!("open the root {} for the console", display(root)),
             e,
         )
     })?;
-    let fd = root
-        .open_or_create(Path::new("dev/console"), NodeKind::File)
+    let dev = root
+        .open_beneath(Path::new("dev"), OFlag::O_PATH | OFlag::O_DIRECTORY)
+        .map_err(|e| RootfsError::sys("open /dev inside the rootfs for the console", e))?;
+    let fd = create_file(dev.as_fd(), OsStr::new("console"))
         .map_err(|e| RootfsError::sys("create /dev/console inside the rootfs", e))?;
+    let fs = fstatfs(&fd)
+        .map_err(|e| RootfsError::sys("statfs /dev/console", e))?
+        .filesystem_type();
+    if fs == PROC_SUPER_MAGIC || fs == SYSFS_MAGIC {
+        return Err(RootfsError::sys(
+            "bind the terminal on /dev/console: /dev resolves into /proc or /sys",
+            Errno::EXDEV,
+        ));
+    }
     mount(
-        Some(slave),
+        Some(proc_fd_path(&source).as_str()),
         proc_fd_path(&fd).as_str(),
         None::<&str>,
         MsFlags::MS_BIND,

@@ -178,7 +178,8 @@ fn readonly_path(targets: &Targets, field: &str, path: &Path) -> Result<()> {
 
 /// The container's /dev/null, checked to be the real null device before it
 /// is bound over masked files: an image could make /dev/null a symlink or a
-/// file of its own, and runc was escaped that way (CVE-2025-31133).
+/// file of its own, and runc was escaped that way (CVE-2025-31133,
+/// <https://nvd.nist.gov/vuln/detail/CVE-2025-31133>).
 fn open_dev_null(targets: &Targets) -> Result<OwnedFd> {
     let fd = targets
         .root

@@ -3,9 +3,11 @@
 //! A mount destination is a path in the container, but the image decides what
 //! its components are: `/etc` may be a symlink to the host's `/etc`, `/a` to
 //! `../../..`. Resolved naively on the host, a mount would land outside the
-//! rootfs (CVE-2015-3629, CVE-2017-1002101). And a path checked first and
-//! mounted later can be swapped for a symlink in between by a process that
-//! shares the rootfs (CVE-2021-30465, runc's mount race).
+//! rootfs (CVE-2017-1002101 in Kubernetes' subPath,
+//! <https://nvd.nist.gov/vuln/detail/CVE-2017-1002101>). And a path checked
+//! first and mounted later can be swapped for a symlink in between by a
+//! process that shares the rootfs (CVE-2021-30465, runc's mount race,
+//! <https://nvd.nist.gov/vuln/detail/CVE-2021-30465>).
 //!
 //! So berth opens every target with `openat2(2)` and `RESOLVE_IN_ROOT`: the
 //! kernel resolves symlinks as if the rootfs were `/` and clamps `..` there,
@@ -13,7 +15,8 @@
 //! `/proc/self/fd/N`, which names exactly that inode however the tree changes
 //! meanwhile. `RESOLVE_NO_MAGICLINKS` also refuses `/proc/*/fd`-style links,
 //! through which a path inside a container's `/proc` could point anywhere
-//! (CVE-2019-16884 mounted over `/proc/self/attr` this way).
+//! (CVE-2019-16884 mounted over `/proc/self/attr` this way,
+//! <https://nvd.nist.gov/vuln/detail/CVE-2019-16884>).
 //!
 //! Kernels older than 5.6 lack `openat2`; there berth resolves the path in
 //! user space ([`secure_join`]) and checks where the descriptor it opened
