@@ -599,6 +599,58 @@ fn run_case(case: &Case) -> Result<(), String> {
     }
 }
 
+/// A destination that reaches the container's /proc through a symlink
+/// (`/sneaky -> /proc/self`, then `/sneaky/attr`) must be refused like one
+/// written under /proc (CVE-2019-16884), and nothing may be mounted.
+fn hostile_proc_destination() -> Result<(), String> {
+    let fx = Fixture::new("hostile-proc")?;
+    symlink("/proc/self", fx.rootfs().join("sneaky")).map_err(|e| format!("link sneaky: {e}"))?;
+    let mut spec = Spec::default();
+    let mut root = spec.root().clone().expect("default root");
+    root.set_path(fx.rootfs());
+    spec.set_root(Some(root));
+    spec.set_mounts(Some(vec![
+        mount_entry("/proc", "proc", "proc", &[]),
+        mount_entry("/sneaky/attr", "tmpfs", "tmpfs", &[]),
+    ]));
+    rootfs::validate(&spec, fx.dir.path())
+        .map_err(|e| format!("validate (lexically fine): {e}"))?;
+    let opts = RootfsOptions {
+        bundle: fx.dir.path().to_path_buf(),
+        ..RootfsOptions::default()
+    };
+    let pid = match clone_fork(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID)
+        .map_err(|e| format!("clone_fork: {e}"))?
+    {
+        Forked::Child => {
+            alarm::set(60);
+            let code = match rootfs::prepare(&spec, &fx.rootfs(), &opts) {
+                Err(e) if e.to_string().contains("resolves into /proc") => 0,
+                Err(e) => {
+                    eprintln!("    in the container: prepare failed otherwise: {e}");
+                    1
+                }
+                Ok(()) => {
+                    eprintln!("    in the container: prepare mounted through /sneaky into /proc");
+                    1
+                }
+            };
+            std::process::exit(code)
+        }
+        Forked::Parent(pid) => pid,
+    };
+    let status = loop {
+        match waitpid(pid, None) {
+            Err(Errno::EINTR) => continue,
+            other => break other.map_err(|e| format!("waitpid: {e}"))?,
+        }
+    };
+    match status {
+        WaitStatus::Exited(_, 0) => Ok(()),
+        other => Err(format!("the container child ended with {other:?}")),
+    }
+}
+
 fn main() -> ExitCode {
     if !Uid::effective().is_root() {
         println!("rootfs integration tests SKIPPED: they need root (mount namespaces, pivot_root); run `cargo test -p runtime --test rootfs` as root");
@@ -657,6 +709,18 @@ fn main() -> ExitCode {
             Ok(()) => println!("test rootfs::{} ... ok", case.name),
             Err(e) => {
                 println!("test rootfs::{} ... FAILED: {e}", case.name);
+                failed += 1;
+            }
+        }
+    }
+    if filter
+        .as_deref()
+        .is_none_or(|f| "hostile-proc-destination".contains(f))
+    {
+        match hostile_proc_destination() {
+            Ok(()) => println!("test rootfs::hostile-proc-destination ... ok"),
+            Err(e) => {
+                println!("test rootfs::hostile-proc-destination ... FAILED: {e}");
                 failed += 1;
             }
         }
