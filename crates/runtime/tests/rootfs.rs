@@ -127,6 +127,9 @@ fn spec_for(fx: &Fixture, case: &Case) -> Spec {
     let mut root = spec.root().clone().expect("default root");
     root.set_path(fx.root_for(case.overlay));
     spec.set_root(Some(root));
+    let mut process = spec.process().clone().expect("default process");
+    process.set_cwd(PathBuf::from("/work/dir"));
+    spec.set_process(Some(process));
     let mut mounts = spec.mounts().clone().expect("default mounts");
     if case.dev_readonly {
         for m in mounts
@@ -373,6 +376,10 @@ fn look_inside(fx: &Fixture, case: &Case) -> Result<(), String> {
             .write(true)
             .open("/proc/sys/kernel/hostname"),
         "open /proc/sys/kernel/hostname for writing",
+    )?;
+    check(
+        Path::new("/work/dir").is_dir(),
+        "the missing process.cwd was created",
     )?;
     // Read-only root.
     expect_erofs(

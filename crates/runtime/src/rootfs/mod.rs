@@ -16,7 +16,7 @@
 //!    `--no-pivot`.
 //! 5. (sysctls are written here)
 //! 6. [`finish`]: root propagation again, read-only `/dev`, read-only and
-//!    masked paths, read-only root.
+//!    masked paths, `process.cwd` made if missing, read-only root.
 //!
 //! # Why it is built this way
 //!
@@ -187,8 +187,9 @@ pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {
 }
 
 /// Finishes the root after [`pivot`] and the sysctls: root propagation,
-/// read-only `/dev` if asked, `linux.readonlyPaths`, `linux.maskedPaths`, and
-/// a read-only root when `root.readonly` is true.
+/// read-only `/dev` if asked, `linux.readonlyPaths`, `linux.maskedPaths`,
+/// `process.cwd` created if missing, and a read-only root when
+/// `root.readonly` is true.
 pub fn finish(spec: &Spec) -> Result<()> {
     let _span = tracing::debug_span!("rootfs.finish").entered();
     paths::finish(spec)

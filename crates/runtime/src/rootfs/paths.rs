@@ -1,6 +1,6 @@
 //! `finish`: what is done to the root after the pivot - root propagation,
-//! a read-only /dev, `linux.readonlyPaths`, `linux.maskedPaths` and a
-//! read-only root.
+//! a read-only /dev, `linux.readonlyPaths`, `linux.maskedPaths`, the
+//! process's working directory and a read-only root.
 //!
 //! Masked and read-only paths are the spec's way of hiding the parts of
 //! /proc and /sys that leak or change the host
@@ -20,7 +20,7 @@ use oci_spec::runtime::Spec;
 
 use super::mounts::mount_flags_of;
 use super::options::{parse_options, parse_propagation};
-use super::secure_join::{clean_path, display, proc_fd_path, Root};
+use super::secure_join::{clean_path, display, proc_fd_path, NodeKind, Root};
 use super::{Result, RootfsError};
 
 /// After the pivot, `/proc/self/fd` exists only if the spec mounted /proc;
@@ -98,6 +98,24 @@ pub(super) fn finish(spec: &Spec) -> Result<()> {
                 Path::new(p),
             )?;
         }
+    }
+    // The process's working directory is made if the image lacks it, as
+    // runc does - and it must be made before the root turns read-only.
+    if let Some(cwd) = spec
+        .process()
+        .as_ref()
+        .map(|p| p.cwd())
+        .filter(|c| !clean_path(c).as_os_str().is_empty())
+    {
+        targets
+            .root
+            .open_or_create(cwd, NodeKind::Directory)
+            .map_err(|e| {
+                RootfsError::sys(
+                    format!("create process.cwd {} inside the container", display(cwd)),
+                    e,
+                )
+            })?;
     }
     if spec
         .root()
