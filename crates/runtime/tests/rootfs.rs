@@ -60,7 +60,7 @@ impl Fixture {
         symlink("/etc", r.join("evil")).map_err(|e| format!("link evil: {e}"))?;
         symlink("../../..", r.join("up")).map_err(|e| format!("link up: {e}"))?;
         let share = dir.path().join("share");
-        fs::create_dir(&share).map_err(|e| format!("mkdir share: {e}"))?;
+        fs::create_dir_all(share.join("sub")).map_err(|e| format!("mkdir share/sub: {e}"))?;
         fs::write(share.join("hello"), b"hello from the host\n")
             .map_err(|e| format!("write hello: {e}"))?;
         fs::write(dir.path().join("host-file"), b"a single file\n")
@@ -90,7 +90,37 @@ impl Fixture {
         }
     }
 
-    /// Mounts the overlay at `merged`; only ever called in the child.
+    /// What the host would have mounted before the runtime runs: a tmpfs
+    /// below the bind source `share` (to see which options reach submounts)
+    /// and, for overlay cases, the container's root. Never in the test's own
+    /// namespace: either in the shared-namespace supervisor, which plays the
+    /// host, or in the container child after making its mounts slaves.
+    fn host_side_mounts(&self, case: &Case, in_child: bool) -> Result<(), String> {
+        use nix::mount::{mount, MsFlags};
+        if in_child {
+            mount(
+                None::<&str>,
+                "/",
+                None::<&str>,
+                MsFlags::MS_SLAVE | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .map_err(|e| format!("make / rslave in the child: {e}"))?;
+        }
+        if case.overlay {
+            self.mount_overlay()?;
+        }
+        mount(
+            Some("tmpfs"),
+            &self.dir.path().join("share/sub"),
+            Some("tmpfs"),
+            MsFlags::empty(),
+            None::<&str>,
+        )
+        .map_err(|e| format!("mount a tmpfs on share/sub: {e}"))
+    }
+
+    /// Mounts the overlay at `merged` (see `host_side_mounts` for where).
     fn mount_overlay(&self) -> Result<(), String> {
         let b = self.dir.path();
         let data = format!(
@@ -463,6 +493,8 @@ struct Case {
     dev_readonly: bool,
     /// `linux.rootfsPropagation`.
     propagation: Option<&'static str>,
+    /// Run below a namespace whose mounts are shared (as systemd makes them).
+    shared_host: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -491,12 +523,12 @@ fn child(
     }
     drop(go);
     let root = fx.root_for(case.overlay);
-    let overlay = if case.overlay {
-        fx.mount_overlay()
-    } else {
+    let host_side = if case.shared_host {
         Ok(())
+    } else {
+        fx.host_side_mounts(case, true)
     };
-    let result = overlay
+    let result = host_side
         .and_then(|()| rootfs::prepare(spec, &root, opts).map_err(|e| format!("prepare: {e}")))
         .and_then(|()| console(case, ConsoleAt::AfterPrepare, &root))
         .and_then(|()| rootfs::pivot(&root, case.no_pivot).map_err(|e| format!("pivot: {e}")))
@@ -558,13 +590,58 @@ fn run_case(case: &Case) -> Result<(), String> {
         bundle: fx.dir.path().to_path_buf(),
         mount_label: None,
     };
+    if !case.shared_host {
+        return supervise(&fx, case, &spec, &opts);
+    }
+    // Run the case below a mount namespace whose mounts are all shared, as
+    // on a systemd host: without prepare's slave step the container's
+    // mounts would propagate up into it, and `supervise` would see them.
+    match clone_fork(CloneFlags::CLONE_NEWNS).map_err(|e| format!("clone_fork: {e}"))? {
+        Forked::Child => {
+            alarm::set(120);
+            let r = nix::mount::mount(
+                None::<&str>,
+                "/",
+                None::<&str>,
+                nix::mount::MsFlags::MS_SHARED | nix::mount::MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .map_err(|e| format!("make / rshared: {e}"))
+            .and_then(|()| fx.host_side_mounts(case, false))
+            .and_then(|()| supervise(&fx, case, &spec, &opts));
+            if let Err(e) = &r {
+                eprintln!("    in the shared namespace: {e}");
+            }
+            std::process::exit(i32::from(r.is_err()))
+        }
+        Forked::Parent(pid) => match wait_for(pid)? {
+            WaitStatus::Exited(_, 0) => Ok(()),
+            other => Err(format!(
+                "the shared-namespace supervisor ended with {other:?}"
+            )),
+        },
+    }
+}
+
+fn wait_for(pid: nix::unistd::Pid) -> Result<WaitStatus, String> {
+    loop {
+        match waitpid(pid, None) {
+            Err(Errno::EINTR) => continue,
+            other => return other.map_err(|e| format!("waitpid: {e}")),
+        }
+    }
+}
+
+/// Forks the case's container child, releases it, waits for it, and checks
+/// that the mount table it runs below gained nothing.
+fn supervise(fx: &Fixture, case: &Case, spec: &Spec, opts: &RootfsOptions) -> Result<(), String> {
     let host_before = fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
     let (go_read, go_write) = pipe().map_err(|e| format!("pipe: {e}"))?;
     let pid =
         match clone_fork(case.flags).map_err(|e| format!("clone_fork({:?}): {e}", case.flags))? {
             Forked::Child => {
                 drop(go_write);
-                child(&fx, case, &spec, &opts, go_read)
+                child(fx, case, spec, opts, go_read)
             }
             Forked::Parent(pid) => pid,
         };
@@ -572,12 +649,7 @@ fn run_case(case: &Case) -> Result<(), String> {
     // Whatever fails here, the child is waited for before the fixture (its
     // rootfs) is removed.
     let released = release(case, pid, go_write);
-    let status = loop {
-        match waitpid(pid, None) {
-            Err(Errno::EINTR) => continue,
-            other => break other.map_err(|e| format!("waitpid: {e}"))?,
-        }
-    };
+    let status = wait_for(pid)?;
     released?;
 
     // Whatever happened inside, the host must not have changed.
@@ -679,6 +751,7 @@ fn main() -> ExitCode {
             console: ConsoleAt::AfterPrepare,
             dev_readonly: false,
             propagation: None,
+            shared_host: true,
         },
         Case {
             name: "cgroup-binds-no-pivot",
@@ -690,6 +763,7 @@ fn main() -> ExitCode {
             console: ConsoleAt::AfterFinish,
             dev_readonly: true,
             propagation: Some("rprivate"),
+            shared_host: false,
         },
         Case {
             name: "user-namespace",
@@ -704,6 +778,7 @@ fn main() -> ExitCode {
             console: ConsoleAt::AfterFinish,
             dev_readonly: false,
             propagation: Some("rslave"),
+            shared_host: true,
         },
     ];
     let filter = std::env::args().nth(1).filter(|a| !a.starts_with('-'));

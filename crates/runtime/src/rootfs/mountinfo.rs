@@ -12,6 +12,8 @@ pub struct MountEntry {
     pub root: PathBuf,
     /// Where it is mounted (field 5).
     pub mount_point: PathBuf,
+    /// The per-mount options (field 6: `rw,nosuid,relatime`).
+    pub options: Vec<String>,
     /// The optional fields (`shared:N`, `master:N`, …).
     pub optional: Vec<String>,
     /// The filesystem type.
@@ -59,7 +61,7 @@ fn parse_line(line: &str) -> Option<MountEntry> {
     let _dev = fields.next()?;
     let root = unescape(fields.next()?);
     let mount_point = unescape(fields.next()?);
-    let _options = fields.next()?;
+    let options = fields.next()?.split(',').map(str::to_owned).collect();
     let mut optional = Vec::new();
     for f in fields.by_ref() {
         if f == "-" {
@@ -71,6 +73,7 @@ fn parse_line(line: &str) -> Option<MountEntry> {
     Some(MountEntry {
         root,
         mount_point,
+        options,
         optional,
         fs_type,
     })
@@ -96,6 +99,7 @@ mod tests {
         assert_eq!(m[0].mount_point, PathBuf::from("/proc"));
         assert!(m[0].is_shared());
         assert_eq!(m[0].fs_type, "proc");
+        assert_eq!(m[0].options, vec!["rw", "nosuid"]);
         assert_eq!(m[1].mount_point, PathBuf::from("/my dir"));
         assert_eq!(m[1].root, PathBuf::from("/sub"));
         assert_eq!(m[1].optional, vec!["master:3", "shared:9"]);

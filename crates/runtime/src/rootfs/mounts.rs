@@ -13,7 +13,7 @@ use nix::sys::statvfs::{statvfs, FsFlags};
 use nix::unistd::symlinkat;
 use oci_spec::runtime::{LinuxNamespaceType, Mount, Spec};
 
-use super::options::{parse_options, parse_propagation, ParsedOptions};
+use super::options::{attr, parse_options, parse_propagation, ParsedOptions, MS_NOSYMFOLLOW};
 use super::secure_join::{
     clean_path, display, is_plain_name, mkdir_and_open, proc_fd_path, NodeKind, Root,
 };
@@ -135,6 +135,9 @@ pub(super) fn prepare(spec: &Spec, rootfs: &Path, opts: &RootfsOptions) -> Resul
         } else {
             fs_mount(&ctx, i, m, typ, &dest, &parsed)?;
         }
+        if parsed.attr_set != 0 || parsed.attr_clear != 0 {
+            recursive_attrs(&ctx, &format!("mounts[{i}]"), &dest, &parsed)?;
+        }
         if dest == Path::new("dev") {
             dev_is_fs = !is_bind;
         }
@@ -231,12 +234,6 @@ pub(super) fn check_supported(i: usize, m: &Mount, parsed: &ParsedOptions) -> Re
         value,
         what: what.to_owned(),
     };
-    if let Some(o) = parsed.recursive_options.first() {
-        return Err(unsupported(
-            o.clone(),
-            "a recursive mount attribute (it needs mount_setattr(2))",
-        ));
-    }
     if parsed.idmap || m.uid_mappings().is_some() || m.gid_mappings().is_some() {
         return Err(unsupported(
             "idmap".into(),
@@ -778,6 +775,137 @@ fn cgroup_mount(ctx: &Context<'_>, i: usize, dest: &Path, parsed: &ParsedOptions
     apply_propagation(&field, &top, dest, &parsed.propagation)
 }
 
+/// The per-mount flags mountinfo shows (its sixth field), as `MS_*` flags.
+/// No atime word means strictatime.
+pub(super) fn flags_of_mountinfo(options: &[String]) -> MsFlags {
+    let mut flags = MsFlags::empty();
+    let mut atime_named = false;
+    for o in options {
+        flags |= match o.as_str() {
+            "ro" => MsFlags::MS_RDONLY,
+            "nosuid" => MsFlags::MS_NOSUID,
+            "nodev" => MsFlags::MS_NODEV,
+            "noexec" => MsFlags::MS_NOEXEC,
+            "nodiratime" => MsFlags::MS_NODIRATIME,
+            "nosymfollow" => MS_NOSYMFOLLOW,
+            "noatime" => {
+                atime_named = true;
+                MsFlags::MS_NOATIME
+            }
+            "relatime" => {
+                atime_named = true;
+                MsFlags::MS_RELATIME
+            }
+            _ => MsFlags::empty(),
+        };
+    }
+    if !atime_named {
+        flags |= MsFlags::MS_STRICTATIME;
+    }
+    flags
+}
+
+/// A mount's flags after the recursive options' `MOUNT_ATTR_*` changes, with
+/// `mount_setattr(2)`'s meaning: clearing the atime mask and setting one
+/// value in it selects that atime mode.
+pub(super) fn with_attrs(current: MsFlags, set: u64, clear: u64) -> MsFlags {
+    let pairs = [
+        (attr::RDONLY, MsFlags::MS_RDONLY),
+        (attr::NOSUID, MsFlags::MS_NOSUID),
+        (attr::NODEV, MsFlags::MS_NODEV),
+        (attr::NOEXEC, MsFlags::MS_NOEXEC),
+        (attr::NODIRATIME, MsFlags::MS_NODIRATIME),
+        (attr::NOSYMFOLLOW, MS_NOSYMFOLLOW),
+    ];
+    let mut flags = current;
+    for (a, m) in pairs {
+        if clear & a != 0 {
+            flags.remove(m);
+        }
+        if set & a != 0 {
+            flags.insert(m);
+        }
+    }
+    if clear & attr::ATIME_MASK == attr::ATIME_MASK {
+        flags.remove(ATIME_FLAGS);
+        flags.insert(match set & attr::ATIME_MASK {
+            attr::NOATIME => MsFlags::MS_NOATIME,
+            attr::STRICTATIME => MsFlags::MS_STRICTATIME,
+            _ => MsFlags::MS_RELATIME,
+        });
+    }
+    flags
+}
+
+/// The recursive options (`rro`, `rnosuid`, …) applied to the mount at
+/// `dest` and every mount below it.
+///
+/// runc does this with one `mount_setattr(2)` and `AT_RECURSIVE`; berth has
+/// no safe wrapper for that syscall yet, so it remounts each mount of the
+/// subtree (listed from mountinfo, read only when such an option is given)
+/// with `MS_BIND|MS_REMOUNT`, restating the flags each already has so that
+/// locked ones in a user namespace stay. Nothing else runs in the container
+/// yet, so the end state is the same; each target is reopened inside the
+/// rootfs and checked to be the mount listed before it is changed.
+fn recursive_attrs(
+    ctx: &Context<'_>,
+    field: &str,
+    dest: &Path,
+    parsed: &ParsedOptions,
+) -> Result<()> {
+    let top = reopen(ctx, field, dest)?;
+    let top_path = nix::fcntl::readlink(Path::new(&proc_fd_path(&top)))
+        .map(PathBuf::from)
+        .map_err(|e| RootfsError::sys(format!("{field}: find where /{} is", display(dest)), e))?;
+    let table = mountinfo::read().map_err(|e| {
+        RootfsError::sys(
+            format!("{field}: read /proc/self/mountinfo for the recursive options"),
+            Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+        )
+    })?;
+    for m in table
+        .iter()
+        .filter(|m| m.mount_point.starts_with(&top_path))
+    {
+        let current = flags_of_mountinfo(&m.options);
+        let wanted = with_attrs(current, parsed.attr_set, parsed.attr_clear);
+        if wanted == current {
+            continue;
+        }
+        let what = || {
+            format!(
+                "{field}: apply {:?} to {}",
+                parsed.recursive_options,
+                display(&m.mount_point)
+            )
+        };
+        let rel = m
+            .mount_point
+            .strip_prefix(ctx.root.path())
+            .map_err(|_| RootfsError::sys(what(), Errno::EXDEV))?;
+        let fd = ctx
+            .root
+            .open_beneath(rel, OFlag::O_PATH)
+            .map_err(|e| RootfsError::sys(what(), e))?;
+        let real = nix::fcntl::readlink(Path::new(&proc_fd_path(&fd))).map(PathBuf::from);
+        if real.as_deref().ok() != Some(m.mount_point.as_path()) {
+            return Err(RootfsError::sys(
+                format!("{} (the path changed)", what()),
+                Errno::EXDEV,
+            ));
+        }
+        mount(
+            None::<&str>,
+            target(&fd).as_str(),
+            None::<&str>,
+            wanted | MsFlags::MS_BIND | MsFlags::MS_REMOUNT,
+            None::<&str>,
+        )
+        .map_err(|e| RootfsError::sys(what(), e))?;
+    }
+    Ok(())
+}
+
 /// Opens `name` in `dir` again after a mount on it, so the descriptor names
 /// the new mount's root.
 fn reopen_child(dir: BorrowedFd<'_>, name: &str) -> std::result::Result<OwnedFd, Errno> {
@@ -809,6 +937,37 @@ mod tests {
         );
         assert!(check_proc_destination(0, &d("/proc"), "tmpfs", false, None).is_err());
         assert!(check_proc_destination(0, &d("/processes"), "tmpfs", false, None).is_ok());
+    }
+
+    #[test]
+    fn recursive_attrs_change_flags_like_mount_setattr() {
+        let opts = |o: &[&str]| o.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let current = flags_of_mountinfo(&opts(&["rw", "nosuid", "relatime"]));
+        assert_eq!(current, MsFlags::MS_NOSUID | MsFlags::MS_RELATIME);
+        assert_eq!(
+            flags_of_mountinfo(&opts(&["ro"])),
+            MsFlags::MS_RDONLY | MsFlags::MS_STRICTATIME
+        );
+        let p = parse_options(&["rro", "rnodev"]);
+        assert_eq!(
+            with_attrs(current, p.attr_set, p.attr_clear),
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_RELATIME
+        );
+        let p = parse_options(&["rsuid", "rnoatime"]);
+        assert_eq!(
+            with_attrs(current, p.attr_set, p.attr_clear),
+            MsFlags::MS_NOATIME
+        );
+        let p = parse_options(&["rstrictatime"]);
+        assert_eq!(
+            with_attrs(current, p.attr_set, p.attr_clear),
+            MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME
+        );
+        let p = parse_options(&["ratime"]);
+        assert_eq!(
+            with_attrs(MsFlags::MS_NOATIME, p.attr_set, p.attr_clear),
+            MsFlags::MS_RELATIME
+        );
     }
 
     #[test]

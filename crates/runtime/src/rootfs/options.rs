@@ -57,7 +57,7 @@ pub struct ParsedOptions {
     pub attr_set: u64,
     /// `MOUNT_ATTR_*` bits the recursive options clear.
     pub attr_clear: u64,
-    /// The recursive options given, by name (they need `mount_setattr(2)`).
+    /// The recursive options given, by name (for messages).
     pub recursive_options: Vec<String>,
     /// `idmap` or `ridmap` was given (an ID-mapped mount).
     pub idmap: bool,

@@ -290,13 +290,23 @@ mod tests {
     #[test]
     fn unsupported_features_are_refused_by_name() {
         let b = bundle();
+        validate(
+            &with_mounts(vec![mnt(
+                "/x",
+                "bind",
+                "/tmp",
+                &["rbind", "rro", "rnosuid"],
+            )]),
+            b.path(),
+        )
+        .expect("recursive attributes are supported");
         let e = err(
-            &with_mounts(vec![mnt("/x", "bind", "/tmp", &["rbind", "rro"])]),
+            &with_mounts(vec![mnt("/x", "tmpfs", "tmpfs", &["tmpcopyup"])]),
             b.path(),
         );
         assert_eq!(
             e,
-            "mounts[0].options \"rro\": a recursive mount attribute (it needs mount_setattr(2)) is not supported by berth yet"
+            "mounts[0].options \"tmpcopyup\": runc's tmpcopyup extension is not supported by berth yet"
         );
         let e = err(
             &with_mounts(vec![mnt("/x", "bind", "/tmp", &["bind", "idmap"])]),
