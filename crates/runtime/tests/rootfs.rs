@@ -114,7 +114,7 @@ impl Fixture {
             Some("tmpfs"),
             &self.dir.path().join("share/sub"),
             Some("tmpfs"),
-            MsFlags::empty(),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
             None::<&str>,
         )
         .map_err(|e| format!("mount a tmpfs on share/sub: {e}"))

@@ -9,7 +9,7 @@ use nix::fcntl::{openat, OFlag};
 use nix::mount::{mount, MsFlags};
 use nix::sys::stat::{stat, umask, Mode, SFlag};
 use nix::sys::statfs::{fstatfs, statfs, PROC_SUPER_MAGIC};
-use nix::sys::statvfs::{statvfs, FsFlags};
+use nix::sys::statvfs::{fstatvfs, FsFlags};
 use nix::unistd::symlinkat;
 use oci_spec::runtime::{LinuxNamespaceType, Mount, Spec};
 
@@ -451,11 +451,36 @@ pub(super) fn mount_flags_of(st_flags: FsFlags) -> MsFlags {
         .fold(MsFlags::empty(), |acc, (_, ms)| acc | *ms)
 }
 
-/// `MS_BIND|MS_REMOUNT` with the requested flags. In a user namespace the
-/// kernel refuses (EPERM) to clear a flag that is locked on the source
-/// mount (a nosuid host mount stays nosuid); then, like mount(8) and runc,
-/// retry with the source's flags added - unless the user explicitly asked
-/// to clear one of them, which must fail rather than silently differ.
+/// The flags a bind's remount should pass: the mount's `current` flags
+/// (what the bind inherited from its source) with the options' flags set
+/// and their cleared flags removed.
+///
+/// `MS_BIND|MS_REMOUNT` replaces all per-mount flags, so passing only the
+/// requested ones would silently drop what the source had: `ro` on a bind
+/// of a nosuid,nodev source would make it suid and dev again - a quiet
+/// loss of security, and in a user namespace an EPERM, since those flags
+/// are locked there. So berth restates the current flags, which is what
+/// `mount_setattr(2)` (and mount(8) with the new mount API) does: change
+/// only what was asked for.
+pub(super) fn bind_remount_flags(current: MsFlags, parsed: &ParsedOptions) -> MsFlags {
+    let requested = parsed.remount_flags();
+    let mut flags = (current - ATIME_FLAGS - parsed.clear_flags) | requested;
+    if (requested & ATIME_FLAGS).is_empty() {
+        let kept_atime = (current & ATIME_FLAGS) - parsed.clear_flags;
+        flags |= if kept_atime.is_empty() && !(current & ATIME_FLAGS).is_empty() {
+            // The current atime mode was cleared (`norelatime`): fall back
+            // to the kernel's other mode, strictatime.
+            MsFlags::MS_STRICTATIME
+        } else {
+            kept_atime
+        };
+    }
+    flags | MsFlags::MS_BIND | MsFlags::MS_REMOUNT
+}
+
+/// Remounts a fresh bind with its options' flags (see [`bind_remount_flags`]).
+/// The only EPERM left is a request to clear a flag that a user namespace
+/// locks, which fails with a message saying so rather than differ silently.
 fn remount_bind(
     field: &str,
     fd: &OwnedFd,
@@ -463,61 +488,41 @@ fn remount_bind(
     dest: &Path,
     parsed: &ParsedOptions,
 ) -> Result<()> {
-    let flags = parsed.remount_flags() | MsFlags::MS_BIND | MsFlags::MS_REMOUNT;
-    let path = target(fd);
-    let fail = |e| {
-        RootfsError::sys(
-            format!(
-                "{field}: remount the bind mount on /{} with {:?}",
-                display(dest),
-                parsed.remount_flags()
-            ),
-            e,
-        )
-    };
+    let current = fstatvfs(fd)
+        .map(|s| mount_flags_of(s.flags()))
+        .map_err(|e| {
+            RootfsError::sys(
+                format!("{field}: statfs the new bind mount on /{}", display(dest)),
+                e,
+            )
+        })?;
+    let flags = bind_remount_flags(current, parsed);
     match mount(
         None::<&str>,
-        path.as_str(),
+        target(fd).as_str(),
         None::<&str>,
         flags,
         None::<&str>,
     ) {
-        Ok(()) => return Ok(()),
-        Err(Errno::EPERM) => {}
-        Err(e) => return Err(fail(e)),
-    }
-    let locked = statvfs(source)
-        .map(|s| mount_flags_of(s.flags()))
-        .map_err(|e| {
-            RootfsError::sys(
-                format!("{field}: statfs the bind source {}", display(source)),
-                e,
-            )
-        })?;
-    let cannot_clear = locked & parsed.clear_flags & !ATIME_FLAGS;
-    if !cannot_clear.is_empty() {
-        return Err(RootfsError::invalid(
-            format!("{field}.options"),
-            format!("{cannot_clear:?}"),
+        Ok(()) => Ok(()),
+        Err(Errno::EPERM) if !(current & parsed.clear_flags).is_empty() => {
+            Err(RootfsError::invalid(
+                format!("{field}.options"),
+                format!("{:?}", current & parsed.clear_flags),
+                format!(
+                    "cannot be cleared: the source {} is mounted with it, and a user namespace may not change that",
+                    display(source)
+                ),
+            ))
+        }
+        Err(e) => Err(RootfsError::sys(
             format!(
-                "cannot be cleared: the source {} is mounted with it and the container's user namespace may not change that",
-                display(source)
+                "{field}: remount the bind mount on /{} with {flags:?}",
+                display(dest)
             ),
-        ));
+            e,
+        )),
     }
-    let mut retry = flags | (locked & !ATIME_FLAGS);
-    let wanted_atime = flags & ATIME_FLAGS;
-    if wanted_atime.is_empty() {
-        retry |= locked & ATIME_FLAGS;
-    }
-    mount(
-        None::<&str>,
-        path.as_str(),
-        None::<&str>,
-        retry,
-        None::<&str>,
-    )
-    .map_err(fail)
 }
 
 /// One `mount(2)` per propagation option, in order (the kernel takes one
@@ -967,6 +972,32 @@ mod tests {
         assert_eq!(
             with_attrs(MsFlags::MS_NOATIME, p.attr_set, p.attr_clear),
             MsFlags::MS_RELATIME
+        );
+    }
+
+    #[test]
+    fn bind_remounts_keep_what_the_source_had() {
+        let b = MsFlags::MS_BIND | MsFlags::MS_REMOUNT;
+        let nosuid_nodev = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_RELATIME;
+        assert_eq!(
+            bind_remount_flags(nosuid_nodev, &parse_options(&["bind", "ro"])),
+            nosuid_nodev | MsFlags::MS_RDONLY | b
+        );
+        assert_eq!(
+            bind_remount_flags(nosuid_nodev, &parse_options(&["bind", "suid", "noexec"])),
+            MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RELATIME | b
+        );
+        assert_eq!(
+            bind_remount_flags(nosuid_nodev, &parse_options(&["bind", "noatime"])),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOATIME | b
+        );
+        assert_eq!(
+            bind_remount_flags(nosuid_nodev, &parse_options(&["bind", "norelatime"])),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_STRICTATIME | b
+        );
+        assert_eq!(
+            bind_remount_flags(MsFlags::MS_RDONLY, &parse_options(&["bind", "rw"])),
+            b
         );
     }
 
