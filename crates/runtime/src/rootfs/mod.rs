@@ -21,7 +21,7 @@
 //! # Why it is built this way
 //!
 //! Every destination is resolved inside the rootfs by the kernel
-//! (`openat2(RESOLVE_IN_ROOT)`, see [`secure_join`]) and mounted on through
+//! (`openat2(RESOLVE_IN_ROOT)`, see [`mod@secure_join`]) and mounted on through
 //! `/proc/self/fd/N`, so no symlink in the image and no race against another
 //! process can move a mount outside the container. The kernel's global mount
 //! lock serialises all mounts on the host, so this module makes no mount it
@@ -74,7 +74,7 @@ pub enum RootfsError {
     #[error("{action}: {source}")]
     Sys {
         /// What was being done, naming the path and, where there is one, the
-        /// spec field: "mount proc on /proc (mounts[0])".
+        /// spec field: `mounts[0]: mount proc on /proc`.
         action: String,
         /// The kernel's error.
         #[source]

@@ -70,6 +70,17 @@ fn target(fd: &impl std::os::fd::AsRawFd) -> String {
 pub(super) fn prepare(spec: &Spec, rootfs: &Path, opts: &RootfsOptions) -> Result<()> {
     let _umask = UmaskGuard::zero();
     let linux = spec.linux().as_ref();
+    if let Some(label) = opts
+        .mount_label
+        .as_deref()
+        .or_else(|| linux.and_then(|l| l.mount_label().as_deref()))
+        .filter(|l| !l.is_empty())
+    {
+        tracing::warn!(
+            label,
+            "linux.mountLabel is not applied: berth does not label mounts for SELinux yet"
+        );
+    }
 
     // Without this, every mount below would propagate back to the host's
     // shared mounts. runc defaults to MS_SLAVE|MS_REC (not private) so that
