@@ -61,7 +61,7 @@ pub enum Error {
     Cgroup(#[from] crate::cgroups::Error),
     /// Rootfs set-up failed.
     #[error(transparent)]
-    Rootfs(#[from] crate::rootfs::Error),
+    Rootfs(#[from] crate::rootfs::RootfsError),
     /// A hook failed.
     #[error(transparent)]
     Hook(#[from] crate::hooks::HookError),
