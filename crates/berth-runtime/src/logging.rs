@@ -17,7 +17,11 @@ pub fn init(log: Option<&Path>, format: &str, debug: bool) -> Option<()> {
     let json = format == "json";
     if let Some(path) = log {
         let _ = LOG_FILE.set((path.to_path_buf(), json));
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(path).ok()?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .ok()?;
         let builder = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(std::sync::Mutex::new(file))
@@ -41,7 +45,11 @@ pub fn init(log: Option<&Path>, format: &str, debug: bool) -> Option<()> {
 pub fn fail(err: &anyhow::Error) -> ! {
     let msg = format!("{err:#}");
     if let Some((path, json)) = LOG_FILE.get() {
-        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
             let line = if *json {
                 serde_json::json!({
                     "level": "error",

@@ -30,9 +30,6 @@ struct Cli {
     /// Use systemd to manage cgroups (not supported: refused).
     #[arg(long, global = true)]
     systemd_cgroup: bool,
-    /// runc's rootless switch; berth detects rootless operation itself.
-    #[arg(long, global = true, value_parser = ["true", "false", "auto"])]
-    rootless: Option<String>,
     #[command(subcommand)]
     command: commands::Command,
 }
@@ -55,4 +52,3 @@ fn main() {
     };
     std::process::exit(code);
 }
-

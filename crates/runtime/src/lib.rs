@@ -16,14 +16,14 @@
 pub mod capabilities;
 pub mod cgroups;
 pub mod console;
-pub mod hooks;
-pub mod identity;
-pub mod rootfs;
 pub mod container;
 pub mod error;
 pub mod features;
+pub mod hooks;
+pub mod identity;
 pub mod namespaces;
 pub mod process;
+pub mod rootfs;
 pub mod spec;
 pub mod state;
 pub mod sync;

@@ -52,6 +52,9 @@ pub struct Plan {
     pub new_time: bool,
     /// A new user namespace: the parent writes its id maps.
     pub new_user: bool,
+    /// A new cgroup namespace, unshared by the init once it is in its cgroup
+    /// (so the namespace's root is the container's cgroup, not the runtime's).
+    pub new_cgroup: bool,
     /// Namespaces to join, opened, user namespace first.
     pub joins: Vec<(LinuxNamespaceType, PathBuf)>,
 }
@@ -62,6 +65,7 @@ impl Default for Plan {
             clone_flags: CloneFlags::empty(),
             new_time: false,
             new_user: false,
+            new_cgroup: false,
             joins: Vec::new(),
         }
     }
@@ -75,6 +79,7 @@ impl Plan {
             match ns.path() {
                 Some(p) => plan.joins.push((ns.typ(), p.clone())),
                 None if ns.typ() == LinuxNamespaceType::Time => plan.new_time = true,
+                None if ns.typ() == LinuxNamespaceType::Cgroup => plan.new_cgroup = true,
                 None => {
                     plan.clone_flags |= flag(ns.typ());
                     if ns.typ() == LinuxNamespaceType::User {
@@ -97,15 +102,28 @@ impl Plan {
         self.new_time || !self.joins.is_empty()
     }
 
+    /// Whether the parent must place the init in its cgroup: an init in a user
+    /// namespace has no rights on the host's cgroup files, so it waits for the
+    /// parent; otherwise it places itself and no round trip is needed.
+    pub fn parent_places_init(&self) -> bool {
+        self.in_user_namespace()
+    }
+
     /// Whether the container gets a new user namespace or joins one.
     pub fn in_user_namespace(&self) -> bool {
-        self.new_user || self.joins.iter().any(|(t, _)| *t == LinuxNamespaceType::User)
+        self.new_user
+            || self
+                .joins
+                .iter()
+                .any(|(t, _)| *t == LinuxNamespaceType::User)
     }
 }
 
 /// Opens every namespace to join (before joining any, since joining a mount
 /// namespace changes how later paths resolve).
-pub fn open_all(joins: &[(LinuxNamespaceType, PathBuf)]) -> Result<Vec<(LinuxNamespaceType, OwnedFd)>> {
+pub fn open_all(
+    joins: &[(LinuxNamespaceType, PathBuf)],
+) -> Result<Vec<(LinuxNamespaceType, OwnedFd)>> {
     joins
         .iter()
         .map(|(t, p)| Ok((*t, open_ns(*t, p)?)))
@@ -146,7 +164,10 @@ mod tests {
             ns(LinuxNamespaceType::User, Some("/proc/1/ns/user")),
             ns(LinuxNamespaceType::Mount, None),
         ]);
-        assert_eq!(plan.clone_flags, CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS);
+        assert_eq!(
+            plan.clone_flags,
+            CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS
+        );
         assert_eq!(plan.joins[0].0, LinuxNamespaceType::User);
         assert!(plan.needs_intermediate());
         assert!(plan.in_user_namespace());

@@ -18,7 +18,10 @@ use crate::error::{Error, Result};
 /// `rootless` adds a user namespace mapping the calling user to root.
 pub fn default_spec(rootless: bool) -> Spec {
     let mut spec = if rootless {
-        Spec::rootless(nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw())
+        Spec::rootless(
+            nix::unistd::getuid().as_raw(),
+            nix::unistd::getgid().as_raw(),
+        )
     } else {
         Spec::default()
     };
@@ -75,17 +78,19 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> std::result::
 
 /// The absolute path of the container's root filesystem.
 pub fn rootfs_path(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
-    let root = spec
-        .root()
-        .as_ref()
-        .ok_or_else(|| Error::Invalid("root: missing (the container needs a root filesystem)".into()))?;
+    let root = spec.root().as_ref().ok_or_else(|| {
+        Error::Invalid("root: missing (the container needs a root filesystem)".into())
+    })?;
     let path = if root.path().is_absolute() {
         root.path().clone()
     } else {
         bundle.join(root.path())
     };
     std::fs::canonicalize(&path).map_err(|e| {
-        Error::Invalid(format!("root.path {:?}: {e}", root.path().display().to_string()))
+        Error::Invalid(format!(
+            "root.path {:?}: {e}",
+            root.path().display().to_string()
+        ))
     })
 }
 
@@ -105,7 +110,11 @@ pub fn validate(spec: &Spec) -> Result<()> {
         .ok_or_else(|| Error::Invalid("process: missing".into()))?;
     match process.args() {
         Some(args) if !args.is_empty() && !args[0].is_empty() => {}
-        _ => return Err(Error::Invalid("process.args: must name a program to run".into())),
+        _ => {
+            return Err(Error::Invalid(
+                "process.args: must name a program to run".into(),
+            ))
+        }
     }
     if !process.cwd().is_absolute() {
         return Err(Error::Invalid(format!(
@@ -177,7 +186,8 @@ pub fn validate(spec: &Spec) -> Result<()> {
         Some(_) => {
             if !uid_maps.is_empty() || !gid_maps.is_empty() {
                 return Err(Error::Invalid(
-                    "linux.uidMappings: mappings cannot be given for a joined user namespace".into(),
+                    "linux.uidMappings: mappings cannot be given for a joined user namespace"
+                        .into(),
                 ));
             }
         }
@@ -195,7 +205,8 @@ pub fn validate(spec: &Spec) -> Result<()> {
             "hostname: setting it needs a uts namespace in linux.namespaces".into(),
         ));
     }
-    if spec.domainname().as_deref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
+    if spec.domainname().as_deref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts)
+    {
         return Err(Error::Invalid(
             "domainname: setting it needs a uts namespace in linux.namespaces".into(),
         ));
@@ -218,12 +229,18 @@ fn validate_mappings(field: &str, maps: &[LinuxIdMapping]) -> Result<()> {
     let mut ranges: Vec<(u64, u64)> = Vec::new();
     for (i, m) in maps.iter().enumerate() {
         if m.size() == 0 {
-            return Err(Error::Invalid(format!("{field}[{i}].size: must be at least 1")));
+            return Err(Error::Invalid(format!(
+                "{field}[{i}].size: must be at least 1"
+            )));
         }
         let start = u64::from(m.container_id());
         let end = start + u64::from(m.size());
-        if end > u64::from(u32::MAX) + 1 || u64::from(m.host_id()) + u64::from(m.size()) > u64::from(u32::MAX) + 1 {
-            return Err(Error::Invalid(format!("{field}[{i}]: range goes past id 4294967295")));
+        if end > u64::from(u32::MAX) + 1
+            || u64::from(m.host_id()) + u64::from(m.size()) > u64::from(u32::MAX) + 1
+        {
+            return Err(Error::Invalid(format!(
+                "{field}[{i}]: range goes past id 4294967295"
+            )));
         }
         if ranges.iter().any(|&(s, e)| start < e && s < end) {
             return Err(Error::Invalid(format!(
@@ -233,7 +250,9 @@ fn validate_mappings(field: &str, maps: &[LinuxIdMapping]) -> Result<()> {
         ranges.push((start, end));
     }
     if maps.len() > 340 {
-        return Err(Error::Invalid(format!("{field}: the kernel takes at most 340 mappings")));
+        return Err(Error::Invalid(format!(
+            "{field}: the kernel takes at most 340 mappings"
+        )));
     }
     Ok(())
 }
@@ -253,7 +272,9 @@ fn validate_sysctl(key: &str, has: &dyn Fn(LinuxNamespaceType) -> bool) -> Resul
         "kernel.shm_rmid_forced",
     ];
     if key.contains("..") || key.starts_with('/') || key.starts_with('.') {
-        return Err(Error::Invalid(format!("linux.sysctl {key:?}: not a sysctl name")));
+        return Err(Error::Invalid(format!(
+            "linux.sysctl {key:?}: not a sysctl name"
+        )));
     }
     let need = if IPC.contains(&key) || key.starts_with("fs.mqueue.") {
         LinuxNamespaceType::Ipc
@@ -302,7 +323,10 @@ mod tests {
         let mut v = minimal();
         v["linux"]["namespaces"][1]["type"] = "foo".into();
         let e = check(v).expect_err("must fail");
-        assert!(e.starts_with("linux.namespaces[1].type: unknown variant `foo`"), "{e}");
+        assert!(
+            e.starts_with("linux.namespaces[1].type: unknown variant `foo`"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -322,20 +346,32 @@ mod tests {
     #[test]
     fn refusals_name_the_field() {
         let cases: Vec<(fn(&mut serde_json::Value), &str)> = vec![
-            (|v| v["process"]["args"] = serde_json::json!([]), "process.args"),
+            (
+                |v| v["process"]["args"] = serde_json::json!([]),
+                "process.args",
+            ),
             (|v| v["process"]["cwd"] = "rel".into(), "process.cwd"),
-            (|v| v["process"]["env"] = serde_json::json!(["NOEQUALS"]), "process.env[0]"),
+            (
+                |v| v["process"]["env"] = serde_json::json!(["NOEQUALS"]),
+                "process.env[0]",
+            ),
             (|v| v["ociVersion"] = "2.0.0".into(), "ociVersion"),
             (
                 |v| v["linux"]["namespaces"] = serde_json::json!([{"type": "pid"}]),
                 "mount namespace is required",
             ),
             (
-                |v| v["linux"]["namespaces"] = serde_json::json!([{"type": "mount"}, {"type": "mount"}]),
+                |v| {
+                    v["linux"]["namespaces"] =
+                        serde_json::json!([{"type": "mount"}, {"type": "mount"}])
+                },
                 "linux.namespaces[1]",
             ),
             (
-                |v| v["linux"]["uidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 1}]),
+                |v| {
+                    v["linux"]["uidMappings"] =
+                        serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 1}])
+                },
                 "linux.uidMappings",
             ),
             (|v| v["hostname"] = "box".into(), "hostname"),
@@ -364,7 +400,8 @@ mod tests {
             {"containerID": 0, "hostID": 100000, "size": 100},
             {"containerID": 50, "hostID": 200000, "size": 10}
         ]);
-        v["linux"]["gidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 100}]);
+        v["linux"]["gidMappings"] =
+            serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 100}]);
         let e = check(v).expect_err("overlap");
         assert!(e.contains("linux.uidMappings[1]"), "{e}");
     }

@@ -112,7 +112,9 @@ impl Root {
         let dir = self.container_dir(id);
         match std::fs::create_dir(&dir) {
             Ok(()) => Ok(dir),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::Exists(id.into())),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Err(Error::Exists(id.into()))
+            }
             Err(e) => Err(Error::io("create container directory", &dir, e)),
         }
     }
@@ -152,8 +154,7 @@ impl Root {
     /// The ids of every container under this root, sorted.
     pub fn ids(&self) -> Result<Vec<String>> {
         let mut ids = Vec::new();
-        let entries =
-            std::fs::read_dir(&self.dir).map_err(|e| Error::io("list", &self.dir, e))?;
+        let entries = std::fs::read_dir(&self.dir).map_err(|e| Error::io("list", &self.dir, e))?;
         for entry in entries.flatten() {
             if let Some(name) = entry.file_name().to_str() {
                 if entry.path().join(STATE_FILE).exists() {
@@ -236,7 +237,11 @@ impl Record {
             oci_version: self.config.version().clone(),
             id: self.id.clone(),
             status,
-            pid: if status == Status::Stopped { 0 } else { self.pid },
+            pid: if status == Status::Stopped {
+                0
+            } else {
+                self.pid
+            },
             bundle: self.bundle.clone(),
             rootfs: self.rootfs.clone(),
             created: self.created.clone(),

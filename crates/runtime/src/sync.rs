@@ -78,8 +78,12 @@ impl Channel {
         match self.recv()? {
             Some(m) if &m == want => Ok(()),
             Some(Message::Failed(cause)) => Err(Error::Init(cause)),
-            Some(other) => Err(Error::Init(format!("{what}: expected {want:?}, got {other:?}"))),
-            None => Err(Error::Init(format!("{what}: the process exited before it was ready"))),
+            Some(other) => Err(Error::Init(format!(
+                "{what}: expected {want:?}, got {other:?}"
+            ))),
+            None => Err(Error::Init(format!(
+                "{what}: the process exited before it was ready"
+            ))),
         }
     }
 
@@ -98,7 +102,8 @@ mod tests {
         let (a, b) = pair().expect("pair");
         a.send(&Message::Pid(42)).expect("send");
         assert_eq!(b.recv().expect("recv"), Some(Message::Pid(42)));
-        b.send(&Message::Failed("mount /proc: EPERM".into())).expect("send");
+        b.send(&Message::Failed("mount /proc: EPERM".into()))
+            .expect("send");
         let err = a.expect(&Message::Ready, "init").expect_err("failed");
         assert_eq!(err.to_string(), "container init: mount /proc: EPERM");
         drop(b);

@@ -16,7 +16,8 @@ const KEYCTL_JOIN_SESSION_KEYRING: libc::c_int = 1;
 pub fn join_session_keyring(name: &CStr) -> nix::Result<i64> {
     // SAFETY: KEYCTL_JOIN_SESSION_KEYRING reads one NUL-terminated string,
     // which `name` is, and writes no memory of ours.
-    let ret = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+    let ret =
+        unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
     if ret == -1 {
         Err(Errno::last())
     } else {

@@ -79,7 +79,7 @@ pub fn elf_image() -> Vec<u8> {
     elf.extend_from_slice(&0u16.to_le_bytes()); // e_shentsize
     elf.extend_from_slice(&0u16.to_le_bytes()); // e_shnum
     elf.extend_from_slice(&0u16.to_le_bytes()); // e_shstrndx
-    // PT_LOAD, PF_R | PF_X, the whole file at LOAD_ADDR.
+                                                // PT_LOAD, PF_R | PF_X, the whole file at LOAD_ADDR.
     push_phdr(&mut elf, 1, 5, 0, LOAD_ADDR, file_size, 0x1000);
     // PT_GNU_STACK, PF_R | PF_W: a non-executable stack.
     push_phdr(&mut elf, 0x6474_e551, 6, 0, 0, 0, 0x10);

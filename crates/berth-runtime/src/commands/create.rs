@@ -65,5 +65,9 @@ pub fn create(root: &Root, args: CreateArgs) -> Result<i32> {
 
 /// `run`.
 pub fn run(root: &Root, args: RunArgs) -> Result<i32> {
-    Ok(runtime::container::run(root, &args.create.options(), args.detach)?)
+    Ok(runtime::container::run(
+        root,
+        &args.create.options(),
+        args.detach,
+    )?)
 }

@@ -27,8 +27,12 @@ pub fn events(root: &Root, args: EventsArgs) -> Result<i32> {
         println!("{}", serde_json::to_string(&event)?);
         return Ok(0);
     }
-    let interval = parse_duration(&args.interval)
-        .with_context(|| format!("--interval {:?}: give a duration such as 5s or 500ms", args.interval))?;
+    let interval = parse_duration(&args.interval).with_context(|| {
+        format!(
+            "--interval {:?}: give a duration such as 5s or 500ms",
+            args.interval
+        )
+    })?;
     runtime::container::events::stream(root, &args.id, interval, |event| {
         if let Ok(line) = serde_json::to_string(event) {
             println!("{line}");

@@ -92,7 +92,11 @@ fn process_from_flags(root: &Root, args: &ExecArgs) -> Result<Process> {
         bail!("exec: give a command to run, or --process FILE");
     }
     let record = root.load(&args.id)?;
-    let mut p = record.config.process().clone().context("the container has no process")?;
+    let mut p = record
+        .config
+        .process()
+        .clone()
+        .context("the container has no process")?;
     p.set_args(Some(args.command.clone()));
     p.set_terminal(Some(args.tty));
     let mut env = p.env().clone().unwrap_or_default();
@@ -111,24 +115,42 @@ fn process_from_flags(root: &Root, args: &ExecArgs) -> Result<Process> {
             None => (user.as_str(), None),
         };
         let u = p.user_mut();
-        u.set_uid(uid.parse().with_context(|| format!("--user {user:?}: UID must be a number"))?);
+        u.set_uid(
+            uid.parse()
+                .with_context(|| format!("--user {user:?}: UID must be a number"))?,
+        );
         if let Some(g) = gid {
-            u.set_gid(g.parse().with_context(|| format!("--user {user:?}: GID must be a number"))?);
+            u.set_gid(
+                g.parse()
+                    .with_context(|| format!("--user {user:?}: GID must be a number"))?,
+            );
         }
     }
     if !args.additional_gids.is_empty() {
-        p.user_mut().set_additional_gids(Some(args.additional_gids.clone()));
+        p.user_mut()
+            .set_additional_gids(Some(args.additional_gids.clone()));
     }
     if !args.cap.is_empty() {
         let mut caps = p.capabilities().clone().unwrap_or_default();
         for name in &args.cap {
-            let cap: Capability = runtime::capabilities::parse(name)?;
+            let upper = name.to_ascii_uppercase();
+            let full = if upper.starts_with("CAP_") {
+                upper
+            } else {
+                format!("CAP_{upper}")
+            };
+            let cap: Capability = serde_json::from_value(serde_json::Value::String(full))
+                .map_err(|_| anyhow::anyhow!("--cap {name:?}: unknown capability"))?;
             let add = |s: &Option<std::collections::HashSet<Capability>>| {
                 let mut s = s.clone().unwrap_or_default();
                 s.insert(cap);
                 Some(s)
             };
-            let (b, e, pm) = (add(caps.bounding()), add(caps.effective()), add(caps.permitted()));
+            let (b, e, pm) = (
+                add(caps.bounding()),
+                add(caps.effective()),
+                add(caps.permitted()),
+            );
             caps.set_bounding(b);
             caps.set_effective(e);
             caps.set_permitted(pm);

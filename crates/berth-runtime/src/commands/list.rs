@@ -41,7 +41,11 @@ pub fn list(root: &Root, args: ListArgs) -> Result<i32> {
                 s.status.to_string(),
                 s.bundle.display().to_string(),
                 s.created.clone(),
-                if s.owner.is_empty() { "root".into() } else { s.owner.clone() },
+                if s.owner.is_empty() {
+                    "root".into()
+                } else {
+                    s.owner.clone()
+                },
             ]);
         }
         print_table(&rows);

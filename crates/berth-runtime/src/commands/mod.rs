@@ -117,7 +117,10 @@ pub fn run(root: &Path, command: Command) -> Result<i32> {
         Command::Update(args) => update::update(&open()?, args),
         Command::Spec(args) => spec::spec(args),
         Command::Features => {
-            println!("{}", serde_json::to_string_pretty(&runtime::features::features())?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&runtime::features::features())?
+            );
             Ok(0)
         }
     }

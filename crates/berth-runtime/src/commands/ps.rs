@@ -30,13 +30,21 @@ pub fn ps(root: &Root, args: PsArgs) -> Result<i32> {
         println!("{}", serde_json::to_string(&raw)?);
         return Ok(0);
     }
-    let ps_args = if args.ps_args.is_empty() { vec!["-ef".to_string()] } else { args.ps_args };
+    let ps_args = if args.ps_args.is_empty() {
+        vec!["-ef".to_string()]
+    } else {
+        args.ps_args
+    };
     let out = std::process::Command::new("ps")
         .args(&ps_args)
         .output()
         .context("run ps(1)")?;
     if !out.status.success() {
-        bail!("ps {}: {}", ps_args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "ps {}: {}",
+            ps_args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let mut lines = text.lines();
@@ -48,7 +56,11 @@ pub fn ps(root: &Root, args: PsArgs) -> Result<i32> {
     let wanted: HashSet<String> = pids.iter().map(|p| p.to_string()).collect();
     println!("{header}");
     for line in lines {
-        if line.split_whitespace().nth(col).is_some_and(|p| wanted.contains(p)) {
+        if line
+            .split_whitespace()
+            .nth(col)
+            .is_some_and(|p| wanted.contains(p))
+        {
             println!("{line}");
         }
     }

@@ -56,7 +56,9 @@ pub fn update(root: &Root, args: UpdateArgs) -> Result<i32> {
         Some(path) => {
             let mut bytes = Vec::new();
             if path.as_os_str() == "-" {
-                std::io::stdin().read_to_end(&mut bytes).context("read resources from stdin")?;
+                std::io::stdin()
+                    .read_to_end(&mut bytes)
+                    .context("read resources from stdin")?;
             } else {
                 bytes = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
             }
@@ -73,7 +75,11 @@ pub fn update(root: &Root, args: UpdateArgs) -> Result<i32> {
                 .unwrap_or_default();
             let mut mem = r.memory().clone().unwrap_or_default();
             set(&mut mem, args.memory, LinuxMemory::set_limit);
-            set(&mut mem, args.memory_reservation, LinuxMemory::set_reservation);
+            set(
+                &mut mem,
+                args.memory_reservation,
+                LinuxMemory::set_reservation,
+            );
             set(&mut mem, args.memory_swap, LinuxMemory::set_swap);
             r.set_memory(Some(mem));
             let mut cpu = r.cpu().clone().unwrap_or_default();

@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::hooks::{self, HookPhase};
 use crate::namespaces::Plan;
 use crate::process::{self, init::InitContext};
+use crate::rootfs::CgroupHierarchy;
 use crate::state::{self, Record, Root, Status};
 use crate::sync::Message;
 use crate::{capabilities, console, identity, rootfs, spec};
@@ -79,7 +80,10 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
     spec::validate(&config)?;
     let rootfs = spec::rootfs_path(&config, &bundle)?;
     rootfs::validate(&config, &bundle)?;
-    let process = config.process().as_ref().ok_or_else(|| Error::Invalid("process: missing".into()))?;
+    let process = config
+        .process()
+        .as_ref()
+        .ok_or_else(|| Error::Invalid("process: missing".into()))?;
     if let Some(caps) = process.capabilities() {
         capabilities::ProcessCaps::resolve(Some(caps))?;
     }
@@ -92,11 +96,20 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
             "process.terminal: true needs --console-socket (or use `run` in a terminal)".into(),
         ));
     }
-    let linux = config.linux().as_ref().ok_or_else(|| Error::Invalid("linux: missing".into()))?;
+    let linux = config
+        .linux()
+        .as_ref()
+        .ok_or_else(|| Error::Invalid("linux: missing".into()))?;
     let plan = Plan::from_config(linux.namespaces().as_deref().unwrap_or_default());
-    let cgroups_path = linux.cgroups_path().as_ref().map(|p| p.to_string_lossy().into_owned());
+    let cgroups_path = linux
+        .cgroups_path()
+        .as_ref()
+        .map(|p| p.to_string_lossy().into_owned());
     let cgroup = Cgroup::new(cgroups_path.as_deref(), &opts.id)?;
-    debug!(elapsed_us = t0.elapsed().as_micros() as u64, "config validated");
+    debug!(
+        elapsed_us = t0.elapsed().as_micros() as u64,
+        "config validated"
+    );
 
     let dir = root.claim(&opts.id)?;
     let mut undo = Undo {
@@ -137,9 +150,8 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
     // Recorded at once (status "creating"), so a runtime killed half-way
     // leaves a container that `delete --force` can clean up.
     root.save(&record)?;
-    let state_json = |r: &Record, status: Status| {
-        serde_json::to_vec(&r.oci_state(status)).unwrap_or_default()
-    };
+    let state_json =
+        |r: &Record, status: Status| serde_json::to_vec(&r.oci_state(status)).unwrap_or_default();
 
     process::become_subreaper()?;
     let time_offsets: Vec<(String, i64, u32)> = linux
@@ -147,7 +159,13 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
         .as_ref()
         .map(|m| {
             m.iter()
-                .map(|(clock, o)| (clock.clone(), o.secs().unwrap_or(0), o.nanosecs().unwrap_or(0)))
+                .map(|(clock, o)| {
+                    (
+                        clock.clone(),
+                        o.secs().unwrap_or(0),
+                        o.nanosecs().unwrap_or(0),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -161,19 +179,27 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
         preserve_fds: opts.preserve_fds,
         no_pivot: opts.no_pivot,
         no_new_keyring: opts.no_new_keyring,
-        cgroup_paths: cgroup.mount_paths(),
+        cgroup: &cgroup,
+        cgroup_paths: mount_hierarchies(&cgroup),
+        bundle: &bundle,
         state_json: state_json(&record, Status::Creating),
     };
     let (pid, channel) = process::spawn(&plan, &time_offsets, |ch| process::init::run(ctx, ch))?;
     undo.init = Some(pid);
-    debug!(pid = pid.as_raw(), elapsed_us = t0.elapsed().as_micros() as u64, "init cloned");
-    cgroup.add_process(pid)?;
-    if plan.new_user {
-        process::write_id_maps(
-            pid,
-            linux.uid_mappings().as_deref().unwrap_or_default(),
-            linux.gid_mappings().as_deref().unwrap_or_default(),
-        )?;
+    debug!(
+        pid = pid.as_raw(),
+        elapsed_us = t0.elapsed().as_micros() as u64,
+        "init cloned"
+    );
+    if plan.parent_places_init() {
+        cgroup.add_process(pid)?;
+        if plan.new_user {
+            process::write_id_maps(
+                pid,
+                linux.uid_mappings().as_deref().unwrap_or_default(),
+                linux.gid_mappings().as_deref().unwrap_or_default(),
+            )?;
+        }
         channel.send(&Message::Mapped)?;
     }
     record.pid = pid.as_raw();
@@ -196,7 +222,11 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
             Some(Message::Ready) => break,
             Some(Message::Failed(cause)) => return Err(Error::Init(cause)),
             Some(other) => return Err(Error::Init(format!("unexpected message {other:?}"))),
-            None => return Err(Error::Init("the init process exited before it was ready".into())),
+            None => {
+                return Err(Error::Init(
+                    "the init process exited before it was ready".into(),
+                ))
+            }
         }
     }
     debug!(elapsed_us = t0.elapsed().as_micros() as u64, "init ready");
@@ -206,6 +236,28 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
     }
     undo.armed = false;
     Ok(record)
+}
+
+/// The container's cgroup directories as the rootfs code mounts them: named
+/// as the hierarchy's mount point is (`cpu,cpuacct`, `name=systemd`, `""`
+/// for cgroup2).
+fn mount_hierarchies(cgroup: &Cgroup) -> Vec<CgroupHierarchy> {
+    cgroup
+        .hierarchies()
+        .iter()
+        .map(|h| CgroupHierarchy {
+            controllers: match (&h.version, &h.name) {
+                (crate::cgroups::Version::V2, _) => String::new(),
+                (_, Some(name)) => format!("name={name}"),
+                _ => h
+                    .mount_point
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| h.label()),
+            },
+            host_dir: h.dir.clone(),
+        })
+        .collect()
 }
 
 /// Writes a pid file atomically (runc's callers read it as soon as it exists).

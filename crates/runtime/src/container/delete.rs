@@ -45,7 +45,12 @@ pub fn delete(root: &Root, id: &str, force: bool) -> Result<()> {
     if let Err(e) = root.remove(id) {
         failures.push(e.to_string());
     }
-    if let Some(list) = record.config.hooks().as_ref().and_then(|h| h.poststop().clone()) {
+    if let Some(list) = record
+        .config
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.poststop().clone())
+    {
         let json = serde_json::to_vec(&record.oci_state(Status::Stopped)).unwrap_or_default();
         // The spec: a failing poststop hook is logged, and the delete goes on.
         if let Err(e) = hooks::run_hooks(HookPhase::Poststop, &list, &json) {
@@ -55,7 +60,10 @@ pub fn delete(root: &Root, id: &str, force: bool) -> Result<()> {
     if failures.is_empty() {
         Ok(())
     } else {
-        Err(Error::Init(format!("container {id}: delete: {}", failures.join("; "))))
+        Err(Error::Init(format!(
+            "container {id}: delete: {}",
+            failures.join("; ")
+        )))
     }
 }
 
@@ -91,7 +99,8 @@ pub(crate) fn kill_all(record: &Record, status: Status) -> Result<()> {
                 )));
             }
             let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-            let ms = PollTimeout::try_from(left.as_millis().min(60_000) as i32).unwrap_or(PollTimeout::MAX);
+            let ms = PollTimeout::try_from(left.as_millis().min(60_000) as i32)
+                .unwrap_or(PollTimeout::MAX);
             match poll(&mut fds, ms) {
                 Ok(n) if n > 0 => break,
                 Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
@@ -100,6 +109,9 @@ pub(crate) fn kill_all(record: &Record, status: Status) -> Result<()> {
         }
     }
     // Reap the init if it is our child (`run`, or a create in this process).
-    let _ = nix::sys::wait::waitpid(Pid::from_raw(record.pid), Some(nix::sys::wait::WaitPidFlag::WNOHANG));
+    let _ = nix::sys::wait::waitpid(
+        Pid::from_raw(record.pid),
+        Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+    );
     Ok(())
 }

@@ -47,7 +47,12 @@ pub fn stats(root: &Root, id: &str) -> Result<Event> {
 /// Calls `emit` with the container's statistics every `interval`, and with an
 /// "oom" event whenever the kernel's OOM killer has killed one of its
 /// processes since the last look; returns when the container stops.
-pub fn stream(root: &Root, id: &str, interval: Duration, mut emit: impl FnMut(&Event)) -> Result<()> {
+pub fn stream(
+    root: &Root,
+    id: &str,
+    interval: Duration,
+    mut emit: impl FnMut(&Event),
+) -> Result<()> {
     let record = root.load(id)?;
     if record.status(root) == Status::Stopped {
         return Err(Error::State {
@@ -63,7 +68,11 @@ pub fn stream(root: &Root, id: &str, interval: Duration, mut emit: impl FnMut(&E
         let now = record.cgroup.oom_kill_count().unwrap_or(ooms);
         if now > ooms {
             ooms = now;
-            emit(&Event { kind: "oom", id: id.into(), data: None });
+            emit(&Event {
+                kind: "oom",
+                id: id.into(),
+                data: None,
+            });
         }
         emit(&Event {
             kind: "stats",
@@ -73,7 +82,10 @@ pub fn stream(root: &Root, id: &str, interval: Duration, mut emit: impl FnMut(&E
         // Wait for the interval, or less if the init exits first.
         let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
         let ms = interval.as_millis().min(i32::MAX as u128) as i32;
-        match poll(&mut fds, PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)) {
+        match poll(
+            &mut fds,
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+        ) {
             Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
             Ok(_) => return Ok(()),
             Err(e) => return Err(Error::sys("poll pidfd", e)),

@@ -5,7 +5,6 @@
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
-use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxNamespaceType, Process};
 
 use berth_sys::trampoline::Trampoline;
@@ -44,7 +43,9 @@ pub fn exec(root: &Root, id: &str, process: &Process, opts: &ExecOptions) -> Res
         });
     }
     if process.args().as_ref().is_none_or(|a| a.is_empty()) {
-        return Err(Error::Invalid("process.args: must name a program to run".into()));
+        return Err(Error::Invalid(
+            "process.args: must name a program to run".into(),
+        ));
     }
     if let Some(caps) = process.capabilities() {
         capabilities::ProcessCaps::resolve(Some(caps))?;
@@ -75,19 +76,31 @@ pub fn exec(root: &Root, id: &str, process: &Process, opts: &ExecOptions) -> Res
         .collect();
     let mut plan = Plan::default();
     for t in types {
-        let path = PathBuf::from(format!("/proc/{}/ns/{}", record.pid, namespaces::proc_name(t)));
+        let path = PathBuf::from(format!(
+            "/proc/{}/ns/{}",
+            record.pid,
+            namespaces::proc_name(t)
+        ));
         plan.joins.push((t, path));
     }
     plan.joins
         .sort_by_key(|(t, _)| if *t == LinuxNamespaceType::User { 0 } else { 1 });
     if plan.joins.is_empty() {
-        return Err(Error::Invalid("linux.namespaces: the container has none to join".into()));
+        return Err(Error::Invalid(
+            "linux.namespaces: the container has none to join".into(),
+        ));
     }
 
-    let supervisor = if opts.detach { None } else { Some(Supervisor::new()?) };
+    let supervisor = if opts.detach {
+        None
+    } else {
+        Some(Supervisor::new()?)
+    };
     process::become_subreaper()?;
     let preserve_fds = opts.preserve_fds;
-    let (pid, channel) = process::spawn(&plan, &[], |ch| child(process, console_socket, preserve_fds, ch))?;
+    let (pid, channel) = process::spawn(&plan, &[], |ch| {
+        child(process, console_socket, preserve_fds, ch)
+    })?;
     let result = (|| -> Result<()> {
         record.cgroup.add_process(pid)?;
         channel.send(&Message::Resume)?;
@@ -107,16 +120,27 @@ pub fn exec(root: &Root, id: &str, process: &Process, opts: &ExecOptions) -> Res
     }
 }
 
-fn child(process: &Process, console_socket: Option<OwnedFd>, preserve_fds: u32, channel: Channel) -> i32 {
+fn child(
+    process: &Process,
+    console_socket: Option<OwnedFd>,
+    preserve_fds: u32,
+    channel: Channel,
+) -> i32 {
     let prepared = (|| -> Result<(Trampoline, finalize::Program)> {
-        nix::sys::prctl::set_dumpable(false).map_err(|e| Error::sys("prctl(PR_SET_DUMPABLE)", e))?;
+        nix::sys::prctl::set_dumpable(false)
+            .map_err(|e| Error::sys("prctl(PR_SET_DUMPABLE)", e))?;
         channel.expect(&Message::Resume, "waiting to join the cgroup")?;
-        let trampoline = Trampoline::new().map_err(|e| Error::sys("make the exec trampoline (memfd)", e))?;
+        let trampoline =
+            Trampoline::new().map_err(|e| Error::sys("make the exec trampoline (memfd)", e))?;
         match &console_socket {
             Some(socket) => {
                 let pty = console::open_pty()?;
                 if let Some(size) = process.console_size() {
-                    console::set_window_size(&pty.master, size.height() as u16, size.width() as u16)?;
+                    console::set_window_size(
+                        &pty.master,
+                        size.height() as u16,
+                        size.width() as u16,
+                    )?;
                 }
                 console::send_master_over(socket, &pty.master)?;
                 console::make_controlling_terminal(&pty.slave)?;
@@ -144,4 +168,3 @@ fn child(process: &Process, console_socket: Option<OwnedFd>, preserve_fds: u32, 
         }
     }
 }
-

@@ -13,7 +13,11 @@ pub fn parse_signal(s: &str) -> Result<Signal> {
         return Signal::try_from(n).map_err(|_| Error::Invalid(format!("unknown signal {s:?}")));
     }
     let upper = s.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
     name.parse::<Signal>()
         .map_err(|_| Error::Invalid(format!("unknown signal {s:?}")))
 }
@@ -45,7 +49,8 @@ pub fn kill(root: &Root, id: &str, signal: Signal, all: bool) -> Result<()> {
         return Ok(());
     }
     let pid = Pid::from_raw(record.pid);
-    let pidfd = berth_sys::misc::pidfd_open(pid).map_err(|e| Error::sys(format!("pidfd_open({pid})"), e))?;
+    let pidfd = berth_sys::misc::pidfd_open(pid)
+        .map_err(|e| Error::sys(format!("pidfd_open({pid})"), e))?;
     // The pidfd pins the process: check it is still our init (not a reused
     // pid) after opening it, then signal through it.
     if !record.init_alive() {

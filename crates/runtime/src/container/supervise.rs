@@ -20,10 +20,16 @@ impl Supervisor {
     /// its start and the first read; the process unblocks them before it execs.
     pub fn new() -> Result<Self> {
         let mut mask = SigSet::all();
-        for s in [Signal::SIGSEGV, Signal::SIGBUS, Signal::SIGILL, Signal::SIGFPE] {
+        for s in [
+            Signal::SIGSEGV,
+            Signal::SIGBUS,
+            Signal::SIGILL,
+            Signal::SIGFPE,
+        ] {
             mask.remove(s);
         }
-        mask.thread_block().map_err(|e| Error::sys("sigprocmask", e))?;
+        mask.thread_block()
+            .map_err(|e| Error::sys("sigprocmask", e))?;
         let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC)
             .map_err(|e| Error::sys("signalfd", e))?;
         Ok(Supervisor { sfd })

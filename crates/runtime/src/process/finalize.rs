@@ -37,7 +37,10 @@ pub fn prepare(process: &Process) -> Result<Program> {
     if process.no_new_privileges() == Some(true) {
         identity::set_no_new_privs()?;
     }
-    let caps = process.capabilities().clone().unwrap_or_else(capabilities::empty);
+    let caps = process
+        .capabilities()
+        .clone()
+        .unwrap_or_else(capabilities::empty);
     capabilities::drop_bounding(&caps)?;
 
     // chdir before the uid changes, as runc does, so a cwd only root can reach
@@ -119,8 +122,5 @@ pub fn exec(trampoline: &Trampoline, program: &Program, preserve_fds: u32) -> Er
     let argv: Vec<&std::ffi::CStr> = program.argv.iter().map(|a| a.as_c_str()).collect();
     let envp: Vec<&std::ffi::CStr> = program.envp.iter().map(|e| e.as_c_str()).collect();
     let errno = trampoline.exec(&program.path, &argv, &envp);
-    Error::sys(
-        format!("exec {}", program.path.to_string_lossy()),
-        errno,
-    )
+    Error::sys(format!("exec {}", program.path.to_string_lossy()), errno)
 }

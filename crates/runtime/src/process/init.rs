@@ -15,10 +15,11 @@ use oci_spec::runtime::Spec;
 
 use berth_sys::trampoline::Trampoline;
 
+use crate::cgroups::Cgroup;
 use crate::error::{Error, Result};
 use crate::hooks::{self, HookPhase};
 use crate::namespaces::Plan;
-use crate::rootfs::{self, RootfsOptions};
+use crate::rootfs::{self, CgroupHierarchy, RootfsOptions};
 use crate::sync::{Channel, Message};
 use crate::{console, process::finalize};
 
@@ -43,8 +44,12 @@ pub struct InitContext<'a> {
     pub no_pivot: bool,
     /// Keep the runtime's session keyring.
     pub no_new_keyring: bool,
+    /// The container's cgroup.
+    pub cgroup: &'a Cgroup,
     /// The container's cgroup directories, for a `cgroup` mount.
-    pub cgroup_paths: Vec<(String, PathBuf)>,
+    pub cgroup_paths: Vec<CgroupHierarchy>,
+    /// The bundle directory (relative bind sources are taken from it).
+    pub bundle: &'a Path,
     /// The OCI state JSON for the createContainer and startContainer hooks.
     pub state_json: Vec<u8>,
 }
@@ -64,8 +69,14 @@ pub fn run(ctx: InitContext<'_>, channel: Channel) -> i32 {
                 return 1;
             }
             drop(fifo);
-            if let Some(hooks) = ctx.spec.hooks().as_ref().and_then(|h| h.start_container().clone()) {
-                if let Err(e) = hooks::run_hooks(HookPhase::StartContainer, &hooks, &ctx.state_json) {
+            if let Some(hooks) = ctx
+                .spec
+                .hooks()
+                .as_ref()
+                .and_then(|h| h.start_container().clone())
+            {
+                if let Err(e) = hooks::run_hooks(HookPhase::StartContainer, &hooks, &ctx.state_json)
+                {
                     eprintln!("berth-runtime: {e}");
                     return 1;
                 }
@@ -81,17 +92,41 @@ pub fn run(ctx: InitContext<'_>, channel: Channel) -> i32 {
     }
 }
 
-fn setup(ctx: &InitContext<'_>, channel: &Channel) -> Result<(Trampoline, finalize::Program, OwnedFd)> {
+fn setup(
+    ctx: &InitContext<'_>,
+    channel: &Channel,
+) -> Result<(Trampoline, finalize::Program, OwnedFd)> {
     // A non-dumpable process's /proc/PID entries belong to root and cannot be
     // ptrace-opened by other processes of the container (e.g. /proc/PID/exe of
     // the runtime binary, CVE-2019-5736) while we are still the runtime.
     nix::sys::prctl::set_dumpable(false).map_err(|e| Error::sys("prctl(PR_SET_DUMPABLE)", e))?;
-    if ctx.plan.new_user {
-        channel.expect(&Message::Mapped, "waiting for the user namespace's id maps")?;
-        nix::unistd::setresgid(0.into(), 0.into(), 0.into())
-            .map_err(|e| Error::sys("setresgid(0) in the new user namespace (is gid 0 mapped?)", e))?;
-        nix::unistd::setresuid(0.into(), 0.into(), 0.into())
-            .map_err(|e| Error::sys("setresuid(0) in the new user namespace (is uid 0 mapped?)", e))?;
+    if ctx.plan.parent_places_init() {
+        channel.expect(
+            &Message::Mapped,
+            "waiting to be placed in the cgroup and mapped",
+        )?;
+        if ctx.plan.new_user {
+            nix::unistd::setresgid(0.into(), 0.into(), 0.into()).map_err(|e| {
+                Error::sys(
+                    "setresgid(0) in the new user namespace (is gid 0 mapped?)",
+                    e,
+                )
+            })?;
+            nix::unistd::setresuid(0.into(), 0.into(), 0.into()).map_err(|e| {
+                Error::sys(
+                    "setresuid(0) in the new user namespace (is uid 0 mapped?)",
+                    e,
+                )
+            })?;
+        }
+    } else {
+        // "0" in cgroup.procs means the writing process: no pid translation
+        // across the new pid namespace and no round trip to the parent.
+        ctx.cgroup.add_process(nix::unistd::Pid::from_raw(0))?;
+    }
+    if ctx.plan.new_cgroup {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+            .map_err(|e| Error::sys("unshare cgroup namespace", e))?;
     }
     let process = ctx
         .spec
@@ -117,7 +152,8 @@ fn setup(ctx: &InitContext<'_>, channel: &Channel) -> Result<(Trampoline, finali
         }
     }
     if let Some(hostname) = ctx.spec.hostname().as_deref().filter(|h| !h.is_empty()) {
-        nix::unistd::sethostname(hostname).map_err(|e| Error::sys(format!("sethostname {hostname:?}"), e))?;
+        nix::unistd::sethostname(hostname)
+            .map_err(|e| Error::sys(format!("sethostname {hostname:?}"), e))?;
     }
     if let Some(domain) = ctx.spec.domainname().as_deref().filter(|h| !h.is_empty()) {
         // /proc/sys/kernel/domainname belongs to the writer's uts namespace.
@@ -126,13 +162,15 @@ fn setup(ctx: &InitContext<'_>, channel: &Channel) -> Result<(Trampoline, finali
     }
     let fifo = open(&ctx.fifo, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(|e| Error::sys(format!("open exec fifo {}", ctx.fifo.display()), e))?;
-    let trampoline = Trampoline::new().map_err(|e| Error::sys("make the exec trampoline (memfd)", e))?;
+    let trampoline =
+        Trampoline::new().map_err(|e| Error::sys("make the exec trampoline (memfd)", e))?;
 
     let opts = RootfsOptions {
         no_pivot: ctx.no_pivot,
         in_user_namespace: ctx.plan.in_user_namespace(),
         console: terminal,
         cgroup_paths: ctx.cgroup_paths.clone(),
+        bundle: ctx.bundle.to_path_buf(),
         mount_label: None,
     };
     rootfs::prepare(ctx.spec, ctx.rootfs, &opts)?;
@@ -144,7 +182,10 @@ fn setup(ctx: &InitContext<'_>, channel: &Channel) -> Result<(Trampoline, finali
     });
     if parent_hooks {
         channel.send(&Message::RunHooks)?;
-        channel.expect(&Message::Resume, "waiting for the prestart and createRuntime hooks")?;
+        channel.expect(
+            &Message::Resume,
+            "waiting for the prestart and createRuntime hooks",
+        )?;
     }
     if let Some(list) = hooks.and_then(|h| h.create_container().clone()) {
         hooks::run_hooks(HookPhase::CreateContainer, &list, &ctx.state_json)?;
@@ -167,7 +208,7 @@ fn setup(ctx: &InitContext<'_>, channel: &Channel) -> Result<(Trampoline, finali
             console::set_window_size(&pty.master, size.height() as u16, size.width() as u16)?;
         }
         console::send_master_over(socket, &pty.master)?;
-        rootfs::bind_console(&pty.slave_path)?;
+        rootfs::bind_console(Path::new("/"), &pty.slave_path)?;
         console::make_controlling_terminal(&pty.slave)?;
     }
     rootfs::finish(ctx.spec)?;

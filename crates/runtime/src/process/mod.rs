@@ -61,30 +61,18 @@ pub fn spawn(
     {
         Forked::Child => {
             drop(parent_end);
-            let result = (|| -> Result<Pid> {
-                namespaces::join_all(&joins)?;
-                if plan.new_time {
-                    nix::sched::unshare(nix::sched::CloneFlags::from_bits_retain(
-                        namespaces::CLONE_NEWTIME,
-                    ))
-                    .map_err(|e| Error::sys("unshare time namespace", e))?;
-                    write_time_offsets(time_offsets)?;
+            let pid = match join_and_clone(plan, &joins, time_offsets) {
+                Ok(Forked::Child) => {
+                    let code = child_main(child_end);
+                    berth_sys::process::exit_now(code)
                 }
-                match clone_fork(plan.clone_flags).map_err(|e| clone_error(plan, e))? {
-                    Forked::Child => {
-                        let code = child_main(child_end);
-                        berth_sys::process::exit_now(code)
-                    }
-                    Forked::Parent(pid) => Ok(pid),
-                }
-            })();
-            let code = match result {
-                Ok(pid) => child_end.send(&Message::Pid(pid.as_raw())).map_or(1, |_| 0),
+                Ok(Forked::Parent(pid)) => pid,
                 Err(e) => {
                     let _ = child_end.send(&Message::Failed(e.to_string()));
-                    1
+                    berth_sys::process::exit_now(1)
                 }
             };
+            let code = child_end.send(&Message::Pid(pid.as_raw())).map_or(1, |_| 0);
             berth_sys::process::exit_now(code)
         }
         Forked::Parent(intermediate) => {
@@ -101,6 +89,24 @@ pub fn spawn(
             }
         }
     }
+}
+
+/// In the intermediate: joins the namespaces, makes a new time namespace if
+/// asked, and clones the init.
+fn join_and_clone(
+    plan: &Plan,
+    joins: &[(oci_spec::runtime::LinuxNamespaceType, std::os::fd::OwnedFd)],
+    time_offsets: &[(String, i64, u32)],
+) -> Result<Forked> {
+    namespaces::join_all(joins)?;
+    if plan.new_time {
+        nix::sched::unshare(nix::sched::CloneFlags::from_bits_retain(
+            namespaces::CLONE_NEWTIME,
+        ))
+        .map_err(|e| Error::sys("unshare time namespace", e))?;
+        write_time_offsets(time_offsets)?;
+    }
+    clone_fork(plan.clone_flags).map_err(|e| clone_error(plan, e))
 }
 
 fn clone_error(plan: &Plan, e: nix::Error) -> Error {
