@@ -9,13 +9,20 @@ use nix::sched::CloneFlags;
 use nix::unistd::Pid;
 
 /// What `clone_fork` returns in each of the two processes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub enum Forked {
     /// In the parent: the child's pid (as seen from the parent's pid namespace).
     Parent(Pid),
-    /// In the child.
-    Child,
+    /// In the child, with the proof that it has a single thread.
+    Child(SingleThreaded),
 }
+
+/// Proof that this process has exactly one thread: the child of a fork has
+/// only the thread that called it. Lets a forked child fork again without
+/// counting its threads through /proc (which may by then be another pid
+/// namespace's /proc, after setns into a container's mount namespace).
+#[derive(Debug, PartialEq, Eq)]
+pub struct SingleThreaded(());
 
 /// Counts the threads of this process by listing `/proc/self/task`.
 pub fn thread_count() -> std::io::Result<usize> {
@@ -33,10 +40,14 @@ pub fn thread_count() -> std::io::Result<usize> {
 /// any thread (or async runtime) is started.
 pub fn clone_fork(flags: CloneFlags) -> nix::Result<Forked> {
     match thread_count() {
-        Ok(1) => {}
-        Ok(_) => return Err(Errno::EBUSY),
-        Err(e) => return Err(Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))),
+        Ok(1) => clone_fork_single(&SingleThreaded(()), flags),
+        Ok(_) => Err(Errno::EBUSY),
+        Err(e) => Err(Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))),
     }
+}
+
+/// [`clone_fork`] in a process already known to be single-threaded.
+pub fn clone_fork_single(_proof: &SingleThreaded, flags: CloneFlags) -> nix::Result<Forked> {
     let raw_flags = flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
     // SAFETY: with a NULL stack pointer the kernel gives the child a copy of the
     // caller's stack, as fork(2) does; we checked above that this process has a
@@ -55,7 +66,7 @@ pub fn clone_fork(flags: CloneFlags) -> nix::Result<Forked> {
     };
     match ret {
         -1 => Err(Errno::last()),
-        0 => Ok(Forked::Child),
+        0 => Ok(Forked::Child(SingleThreaded(()))),
         pid => Ok(Forked::Parent(Pid::from_raw(pid as libc::pid_t))),
     }
 }

@@ -19,7 +19,7 @@ pub mod init;
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
-use berth_sys::process::{clone_fork, Forked};
+use berth_sys::process::{clone_fork, clone_fork_single, Forked, SingleThreaded};
 
 use crate::error::{Error, Result};
 use crate::namespaces::{self, Plan};
@@ -43,7 +43,7 @@ pub fn spawn(
     let (parent_end, child_end) = sync::pair()?;
     if !plan.needs_intermediate() {
         return match clone_fork(plan.clone_flags).map_err(|e| clone_error(plan, e))? {
-            Forked::Child => {
+            Forked::Child(_) => {
                 drop(parent_end);
                 let code = child_main(child_end);
                 berth_sys::process::exit_now(code)
@@ -59,10 +59,10 @@ pub fn spawn(
     match clone_fork(nix::sched::CloneFlags::empty())
         .map_err(|e| Error::sys("fork the intermediate process", e))?
     {
-        Forked::Child => {
+        Forked::Child(single) => {
             drop(parent_end);
-            let pid = match join_and_clone(plan, &joins, time_offsets) {
-                Ok(Forked::Child) => {
+            let pid = match join_and_clone(&single, plan, &joins, time_offsets) {
+                Ok(Forked::Child(_)) => {
                     let code = child_main(child_end);
                     berth_sys::process::exit_now(code)
                 }
@@ -94,6 +94,7 @@ pub fn spawn(
 /// In the intermediate: joins the namespaces, makes a new time namespace if
 /// asked, and clones the init.
 fn join_and_clone(
+    single: &SingleThreaded,
     plan: &Plan,
     joins: &[(oci_spec::runtime::LinuxNamespaceType, std::os::fd::OwnedFd)],
     time_offsets: &[(String, i64, u32)],
@@ -106,7 +107,7 @@ fn join_and_clone(
         .map_err(|e| Error::sys("unshare time namespace", e))?;
         write_time_offsets(time_offsets)?;
     }
-    clone_fork(plan.clone_flags).map_err(|e| clone_error(plan, e))
+    clone_fork_single(single, plan.clone_flags).map_err(|e| clone_error(plan, e))
 }
 
 fn clone_error(plan: &Plan, e: nix::Error) -> Error {
