@@ -597,7 +597,7 @@ fn run_case(case: &Case) -> Result<(), String> {
     // on a systemd host: without prepare's slave step the container's
     // mounts would propagate up into it, and `supervise` would see them.
     match clone_fork(CloneFlags::CLONE_NEWNS).map_err(|e| format!("clone_fork: {e}"))? {
-        Forked::Child => {
+        Forked::Child(_) => {
             alarm::set(120);
             let r = nix::mount::mount(
                 None::<&str>,
@@ -639,7 +639,7 @@ fn supervise(fx: &Fixture, case: &Case, spec: &Spec, opts: &RootfsOptions) -> Re
     let (go_read, go_write) = pipe().map_err(|e| format!("pipe: {e}"))?;
     let pid =
         match clone_fork(case.flags).map_err(|e| format!("clone_fork({:?}): {e}", case.flags))? {
-            Forked::Child => {
+            Forked::Child(_) => {
                 drop(go_write);
                 child(fx, case, spec, opts, go_read)
             }
@@ -701,7 +701,7 @@ fn hostile_proc_destination() -> Result<(), String> {
     let pid = match clone_fork(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID)
         .map_err(|e| format!("clone_fork: {e}"))?
     {
-        Forked::Child => {
+        Forked::Child(_) => {
             alarm::set(60);
             let code = match rootfs::prepare(&spec, &fx.rootfs(), &opts) {
                 Err(e) if e.to_string().contains("resolves into /proc") => 0,
