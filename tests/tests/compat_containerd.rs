@@ -237,7 +237,7 @@ fn containerd_runs_containers_through_the_runtime() {
         out.contains(&format!("hello from {}", host_hostname())),
         "unexpected output of the foreground container:\n{out}"
     );
-    assert_cgroup_path(&out, &format!("/{ns}/{id}"));
+    assert_cgroup_path(&out, &format!("/{ns}"), &id);
     assert!(
         containerd.task_status(&id).is_none(),
         "`ctr run --rm` left task {id} behind"

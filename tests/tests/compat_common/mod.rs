@@ -518,8 +518,9 @@ pub fn host_hostname() -> String {
 }
 
 /// Fails the test unless `/proc/self/cgroup` text from inside a container shows, for the
-/// v1 controllers this host has, a path ending in `suffix`.
-pub fn assert_cgroup_path(proc_self_cgroup: &str, suffix: &str) {
+/// memory and pids controllers, a path under `parent` that names the container (`id`): the
+/// engine's cgroup parent and the container's own leaf, as the runtime was asked to make.
+pub fn assert_cgroup_path(proc_self_cgroup: &str, parent: &str, id: &str) {
     let lines: Vec<&str> = proc_self_cgroup
         .lines()
         .filter(|l| {
@@ -532,10 +533,11 @@ pub fn assert_cgroup_path(proc_self_cgroup: &str, suffix: &str) {
         "no memory or pids line in the container's /proc/self/cgroup:\n{proc_self_cgroup}"
     );
     for line in lines {
+        let path = line.splitn(3, ':').nth(2).unwrap_or("");
         assert!(
-            line.ends_with(suffix),
-            "the container's cgroup line `{line}` does not end in `{suffix}`; all of \
-             /proc/self/cgroup:\n{proc_self_cgroup}"
+            path.starts_with(&format!("{parent}/")) && path.contains(id),
+            "the container's cgroup line `{line}` is not under `{parent}` or does not name \
+             `{id}`; all of /proc/self/cgroup:\n{proc_self_cgroup}"
         );
     }
 }
