@@ -39,7 +39,9 @@ impl Containerd {
     /// Writes the config (no CRI plugin, cgroupfs, everything under the sandbox), starts
     /// containerd and waits until `ctr version` answers through its socket.
     fn start(runtime: PathBuf) -> Containerd {
-        let sandbox = Sandbox::new("containerd");
+        let mut sandbox = Sandbox::new("containerd");
+        // containerd 1.6 puts its shims' sockets in /run/containerd/s, whatever its state dir.
+        sandbox.host_dirs(&["/run/containerd/s", "/run/containerd"]);
         let root = sandbox.dir("root");
         let state = sandbox.dir("state");
         let opt = sandbox.dir("opt");

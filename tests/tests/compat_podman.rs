@@ -9,7 +9,7 @@
 mod compat_common;
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -37,7 +37,12 @@ impl Podman {
     /// Writes the config files podman reads (containers.conf, storage.conf, registries.conf,
     /// a signature policy) so that no host file under /etc/containers decides anything.
     fn new(runtime: PathBuf) -> Podman {
-        let sandbox = Sandbox::new("podman");
+        let mut sandbox = Sandbox::new("podman");
+        // The runtime's default state root, /run/<name> by runc's convention (see podman()).
+        if let Some(name) = runtime.file_name() {
+            let default_root = Path::new("/run").join(name);
+            sandbox.host_dirs(&[&default_root.to_string_lossy()]);
+        }
         let root = sandbox.dir("root");
         let runroot = sandbox.dir("runroot");
         let tmp = sandbox.dir("tmp");

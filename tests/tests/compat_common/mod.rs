@@ -318,6 +318,7 @@ pub struct Sandbox {
     pub root: PathBuf,
     /// `berth-compat-<engine>-<pid>-<n>`: the cgroup parent's name, and a namespace name.
     pub tag: String,
+    host_dirs: Vec<PathBuf>,
     torn_down: bool,
 }
 
@@ -330,6 +331,7 @@ impl Sandbox {
         let sandbox = Sandbox {
             root,
             tag,
+            host_dirs: Vec::new(),
             torn_down: false,
         };
         // A root left by a crashed run of the same pid is not ours to keep.
@@ -343,6 +345,17 @@ impl Sandbox {
         fs::create_dir_all(&sandbox.root)
             .unwrap_or_else(|e| panic!("creating {}: {e}", sandbox.root.display()));
         sandbox
+    }
+
+    /// Notes host directories the engine is known to create outside every root it is given
+    /// (hard-coded paths), deepest first: those absent now are removed at teardown if empty
+    /// then. A non-empty one is in use by someone else and stays.
+    pub fn host_dirs(&mut self, dirs: &[&str]) {
+        for dir in dirs.iter().map(PathBuf::from) {
+            if !dir.exists() && !self.host_dirs.contains(&dir) {
+                self.host_dirs.push(dir);
+            }
+        }
     }
 
     /// `root/<rel>`, created as a directory.
@@ -453,6 +466,10 @@ impl Sandbox {
             if let Err(e) = fs::remove_dir_all(&self.root) {
                 problems.push(format!("removing {}: {e}", self.root.display()));
             }
+        }
+        for dir in &self.host_dirs {
+            // Only an empty directory is ours to remove; anything else is someone else's.
+            let _ = fs::remove_dir(dir);
         }
         problems
     }
