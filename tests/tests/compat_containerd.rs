@@ -15,7 +15,7 @@ use std::time::Duration;
 use compat_common::image::BusyboxImage;
 use compat_common::{
     assert_cgroup_path, host_hostname, require_root, require_tool, run, run_ok, runtime_binary,
-    wait_until, Daemon, Sandbox, IMAGE_REPO,
+    try_run, wait_until, Daemon, Sandbox, IMAGE_REPO,
 };
 
 /// The name the image is imported under.
@@ -144,17 +144,27 @@ disabled_plugins = [
 
     /// Kills and deletes every task and container, the way a user would, before stopping.
     fn remove_all(&self) {
-        let tasks = run(self.ctr().args(["task", "ls", "-q"]), CTR_TIMEOUT);
-        for id in String::from_utf8_lossy(&tasks.stdout).split_whitespace() {
-            let _ = run(
+        let tasks = try_run(self.ctr().args(["task", "ls", "-q"]), CTR_TIMEOUT);
+        for id in tasks
+            .as_ref()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+            .split_whitespace()
+        {
+            let _ = try_run(
                 self.ctr().args(["task", "kill", "-s", "SIGKILL", id]),
                 CTR_TIMEOUT,
             );
-            let _ = run(self.ctr().args(["task", "delete", "-f", id]), CTR_TIMEOUT);
+            let _ = try_run(self.ctr().args(["task", "delete", "-f", id]), CTR_TIMEOUT);
         }
-        let containers = run(self.ctr().args(["container", "ls", "-q"]), CTR_TIMEOUT);
-        for id in String::from_utf8_lossy(&containers.stdout).split_whitespace() {
-            let _ = run(self.ctr().args(["container", "rm", id]), CTR_TIMEOUT);
+        let containers = try_run(self.ctr().args(["container", "ls", "-q"]), CTR_TIMEOUT);
+        for id in containers
+            .as_ref()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+            .split_whitespace()
+        {
+            let _ = try_run(self.ctr().args(["container", "rm", id]), CTR_TIMEOUT);
         }
     }
 

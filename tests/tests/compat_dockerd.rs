@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use compat_common::image::BusyboxImage;
 use compat_common::{
-    assert_cgroup_path, require_root, require_tool, run, run_ok, runtime_binary, wait_until,
-    Daemon, Sandbox,
+    assert_cgroup_path, require_root, require_tool, run, run_ok, runtime_binary, try_run,
+    wait_until, Daemon, Sandbox,
 };
 
 /// The tag the image is loaded under.
@@ -133,13 +133,16 @@ impl Dockerd {
 
     /// Removes every container, forcibly.
     fn remove_all(&self) {
-        let all = run(self.docker().args(["ps", "-a", "-q"]), DOCKER_TIMEOUT);
-        let ids: Vec<String> = String::from_utf8_lossy(&all.stdout)
+        let all = try_run(self.docker().args(["ps", "-a", "-q"]), DOCKER_TIMEOUT);
+        let ids: Vec<String> = all
+            .as_ref()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
             .split_whitespace()
             .map(str::to_owned)
             .collect();
         if !ids.is_empty() {
-            let _ = run(self.docker().args(["rm", "-f"]).args(&ids), DOCKER_TIMEOUT);
+            let _ = try_run(self.docker().args(["rm", "-f"]).args(&ids), DOCKER_TIMEOUT);
         }
     }
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use compat_common::image::BusyboxImage;
 use compat_common::{
-    assert_cgroup_path, require_root, require_tool, run, run_ok, runtime_binary, Sandbox,
+    assert_cgroup_path, require_root, require_tool, run_ok, runtime_binary, try_run, Sandbox,
 };
 
 /// The name the image is loaded under.
@@ -148,7 +148,7 @@ impl Podman {
 
     /// Removes every container, forcibly.
     fn remove_all(&self) {
-        let _ = run(
+        let _ = try_run(
             self.podman()
                 .args(["rm", "--all", "--force", "--time", "0"]),
             PODMAN_TIMEOUT,

@@ -110,32 +110,38 @@ fn render(cmd: &Command) -> String {
         .join(" ")
 }
 
-/// Runs `cmd` to its end, for at most `timeout`; a command still running then is killed and
-/// the test fails, naming it. The wait is on the child's exit, through a thread that owns it.
-pub fn run(cmd: &mut Command, timeout: Duration) -> Output {
+/// Runs `cmd` to its end, for at most `timeout`; a command still running then is killed.
+/// The wait is on the child's exit, through a thread that owns it. Never panics, so cleanup
+/// code (which may run while a test is already failing) can use it.
+pub fn try_run(cmd: &mut Command, timeout: Duration) -> Result<Output, String> {
     let line = render(cmd);
     let child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("starting `{line}`: {e}"));
-    let pid = Pid::from_raw(i32::try_from(child.id()).expect("a pid fits in i32"));
+        .map_err(|e| format!("starting `{line}`: {e}"))?;
+    let pid = i32::try_from(child.id()).map_err(|e| format!("pid of `{line}`: {e}"))?;
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         // The receiver may have given up already; nothing to do then.
         let _ = tx.send(child.wait_with_output());
     });
     match rx.recv_timeout(timeout) {
-        Ok(result) => result.unwrap_or_else(|e| panic!("waiting for `{line}`: {e}")),
+        Ok(result) => result.map_err(|e| format!("waiting for `{line}`: {e}")),
         Err(_) => {
-            let _ = kill(pid, Signal::SIGKILL);
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             let partial = rx.recv_timeout(Duration::from_secs(5));
-            panic!(
+            Err(format!(
                 "`{line}` did not finish within {timeout:?}; killed it. What it said: {partial:?}"
-            )
+            ))
         }
     }
+}
+
+/// [`try_run`], failing the test when the command cannot be started or times out.
+pub fn run(cmd: &mut Command, timeout: Duration) -> Output {
+    try_run(cmd, timeout).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Runs `cmd` (see [`run`]) and returns its stdout; fails the test, with the command's
