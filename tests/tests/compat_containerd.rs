@@ -41,7 +41,7 @@ impl Containerd {
     fn start(runtime: PathBuf) -> Containerd {
         let mut sandbox = Sandbox::new("containerd");
         // containerd 1.6 puts its shims' sockets in /run/containerd/s, whatever its state dir.
-        sandbox.host_dirs(&["/run/containerd/s", "/run/containerd"]);
+        sandbox.host_paths(&["/run/containerd/s", "/run/containerd"]);
         let root = sandbox.dir("root");
         let state = sandbox.dir("state");
         let opt = sandbox.dir("opt");

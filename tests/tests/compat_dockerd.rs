@@ -45,7 +45,7 @@ impl Dockerd {
         let mut sandbox = Sandbox::new("dockerd");
         // dockerd 20.10 makes /run/docker/plugins whatever its exec root; its containerd puts
         // the shims' sockets in /run/containerd/s.
-        sandbox.host_dirs(&[
+        sandbox.host_paths(&[
             "/run/docker/plugins",
             "/run/docker",
             "/run/containerd/s",

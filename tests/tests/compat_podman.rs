@@ -38,16 +38,24 @@ impl Podman {
     /// a signature policy) so that no host file under /etc/containers decides anything.
     fn new(runtime: PathBuf) -> Podman {
         let mut sandbox = Sandbox::new("podman");
-        // The runtime's default state root, /run/<name> by runc's convention (see podman()).
+        // Podman 4.3 (containers/image 5.23) keeps its blob-info cache in
+        // /var/lib/containers/cache as root, whatever --root says; and the runtime keeps its
+        // state in its default root, /run/<name> by runc's convention (see podman()).
+        sandbox.host_paths(&[
+            "/var/lib/containers/cache/blob-info-cache-v1.boltdb",
+            "/var/lib/containers/cache",
+            "/var/lib/containers",
+        ]);
         if let Some(name) = runtime.file_name() {
             let default_root = Path::new("/run").join(name);
-            sandbox.host_dirs(&[&default_root.to_string_lossy()]);
+            sandbox.host_paths(&[&default_root.to_string_lossy()]);
         }
         let root = sandbox.dir("root");
         let runroot = sandbox.dir("runroot");
         let tmp = sandbox.dir("tmp");
         let volumes = sandbox.dir("volumes");
         let net = sandbox.dir("net");
+        let copy_tmp = sandbox.dir("copy-tmp");
         let write = |name: &str, text: String| {
             let path = sandbox.root.join(name);
             fs::write(&path, text).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
@@ -57,10 +65,11 @@ impl Podman {
             "containers.conf",
             format!(
                 "[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"none\"\n\
-                 tmp_dir = \"{}\"\nvolume_path = \"{}\"\n\n[network]\n\
-                 network_config_dir = \"{}\"\n",
+                 tmp_dir = \"{}\"\nvolume_path = \"{}\"\nimage_copy_tmp_dir = \"{}\"\n\n\
+                 [network]\nnetwork_config_dir = \"{}\"\n",
                 tmp.display(),
                 volumes.display(),
+                copy_tmp.display(),
                 net.display()
             ),
         );
@@ -85,6 +94,8 @@ impl Podman {
             runtime,
             policy,
             env: vec![
+                // podman sets TMPDIR=/var/tmp when it is unset, and big copies go there.
+                ("TMPDIR", copy_tmp),
                 ("CONTAINERS_CONF", containers_conf),
                 ("CONTAINERS_STORAGE_CONF", storage_conf),
                 ("CONTAINERS_REGISTRIES_CONF", registries_conf),

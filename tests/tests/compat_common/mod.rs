@@ -324,7 +324,7 @@ pub struct Sandbox {
     pub root: PathBuf,
     /// `berth-compat-<engine>-<pid>-<n>`: the cgroup parent's name, and a namespace name.
     pub tag: String,
-    host_dirs: Vec<PathBuf>,
+    host_paths: Vec<PathBuf>,
     torn_down: bool,
 }
 
@@ -337,7 +337,7 @@ impl Sandbox {
         let sandbox = Sandbox {
             root,
             tag,
-            host_dirs: Vec::new(),
+            host_paths: Vec::new(),
             torn_down: false,
         };
         // A root left by a crashed run of the same pid is not ours to keep.
@@ -353,13 +353,13 @@ impl Sandbox {
         sandbox
     }
 
-    /// Notes host directories the engine is known to create outside every root it is given
-    /// (hard-coded paths), deepest first: those absent now are removed at teardown if empty
-    /// then. A non-empty one is in use by someone else and stays.
-    pub fn host_dirs(&mut self, dirs: &[&str]) {
+    /// Notes host paths the engine is known to create outside every root it is given
+    /// (hard-coded paths), deepest first: those absent now are removed at teardown, a file
+    /// always, a directory only when empty (a non-empty one is in use by someone else).
+    pub fn host_paths(&mut self, dirs: &[&str]) {
         for dir in dirs.iter().map(PathBuf::from) {
-            if !dir.exists() && !self.host_dirs.contains(&dir) {
-                self.host_dirs.push(dir);
+            if !dir.exists() && !self.host_paths.contains(&dir) {
+                self.host_paths.push(dir);
             }
         }
     }
@@ -473,9 +473,15 @@ impl Sandbox {
                 problems.push(format!("removing {}: {e}", self.root.display()));
             }
         }
-        for dir in &self.host_dirs {
-            // Only an empty directory is ours to remove; anything else is someone else's.
-            let _ = fs::remove_dir(dir);
+        for path in &self.host_paths {
+            if path.is_dir() {
+                // Only an empty directory is ours to remove; anything else is someone else's.
+                let _ = fs::remove_dir(path);
+            } else if path.exists() {
+                if let Err(e) = fs::remove_file(path) {
+                    problems.push(format!("removing {}: {e}", path.display()));
+                }
+            }
         }
         problems
     }
