@@ -94,7 +94,9 @@ impl Podman {
             runtime,
             policy,
             env: vec![
-                // podman sets TMPDIR=/var/tmp when it is unset, and big copies go there.
+                // Image copies put their temporary files in TMPDIR (else /var/tmp). `podman
+                // load` still probes the archive as an oci-archive in a short-lived
+                // /var/tmp/oci* dir: containers/image 5.23 hard-codes that one.
                 ("TMPDIR", copy_tmp),
                 ("CONTAINERS_CONF", containers_conf),
                 ("CONTAINERS_STORAGE_CONF", storage_conf),
@@ -129,9 +131,9 @@ impl Podman {
         cmd
     }
 
-    /// `podman run` as this host needs it: the ulimits (the VM's bounding set lacks
-    /// CAP_SYS_RESOURCE, so podman's default rlimits cannot be raised), no network, never a
-    /// pull, and the sandbox's cgroup parent.
+    /// `podman run` as this host needs it: explicit ulimits (shared/design/testing.md: podman's
+    /// default rlimits fail on these VMs, whose bounding set lacks CAP_SYS_RESOURCE), no
+    /// network, never a pull, and the sandbox's cgroup parent.
     fn podman_run(&self) -> Command {
         let mut cmd = self.podman();
         cmd.args(["run", "--pull", "never", "--network", "none"])
