@@ -121,8 +121,8 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
     };
     cgroup.create()?;
     undo.cgroup = Some(cgroup.clone());
-    if let Some(resources) = linux.resources() {
-        cgroup.apply(resources)?;
+    if let Some(resources) = with_default_devices(linux) {
+        cgroup.apply(&resources)?;
     }
     debug!(elapsed_us = t0.elapsed().as_micros() as u64, "cgroup ready");
 
@@ -236,6 +236,63 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
     }
     undo.armed = false;
     Ok(record)
+}
+
+/// The devices every container may use whatever its rules say, as runc
+/// grants them (runc's `AllowedDevices`): mknod of any device (the device
+/// nodes the init makes in /dev), and the standard character devices. Callers
+/// such as dockerd and podman rely on this: their configs deny all devices and
+/// allow only the extra ones.
+const DEFAULT_DEVICE_RULES: &[(&str, Option<i64>, Option<i64>, &str)] = &[
+    ("c", None, None, "m"),
+    ("b", None, None, "m"),
+    ("c", Some(1), Some(3), "rwm"),    // /dev/null
+    ("c", Some(1), Some(8), "rwm"),    // /dev/random
+    ("c", Some(1), Some(7), "rwm"),    // /dev/full
+    ("c", Some(5), Some(0), "rwm"),    // /dev/tty
+    ("c", Some(1), Some(5), "rwm"),    // /dev/zero
+    ("c", Some(1), Some(9), "rwm"),    // /dev/urandom
+    ("c", Some(136), None, "rwm"),     // /dev/pts/*
+    ("c", Some(5), Some(2), "rwm"),    // /dev/ptmx
+    ("c", Some(10), Some(200), "rwm"), // /dev/net/tun
+];
+
+/// The config's resources with the default device rules, and an allow rule
+/// for each device of `linux.devices`, after the config's own rules (so a
+/// leading deny-all does not take them away).
+fn with_default_devices(
+    linux: &oci_spec::runtime::Linux,
+) -> Option<oci_spec::runtime::LinuxResources> {
+    use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
+    let mut resources = linux.resources().clone()?;
+    let Some(rules) = resources.devices().clone() else {
+        // No device rules at all: the container's device access is not
+        // restricted, so there is nothing to add back.
+        return Some(resources);
+    };
+    let mut rules = rules;
+    let rule = |typ: LinuxDeviceType, major: Option<i64>, minor: Option<i64>, access: &str| {
+        let mut r = LinuxDeviceCgroup::default();
+        r.set_allow(true);
+        r.set_typ(Some(typ));
+        r.set_major(major);
+        r.set_minor(minor);
+        r.set_access(Some(access.to_string()));
+        r
+    };
+    for (typ, major, minor, access) in DEFAULT_DEVICE_RULES {
+        let t = if *typ == "b" {
+            LinuxDeviceType::B
+        } else {
+            LinuxDeviceType::C
+        };
+        rules.push(rule(t, *major, *minor, access));
+    }
+    for dev in linux.devices().as_deref().unwrap_or_default() {
+        rules.push(rule(dev.typ(), Some(dev.major()), Some(dev.minor()), "rwm"));
+    }
+    resources.set_devices(Some(rules));
+    Some(resources)
 }
 
 /// The container's cgroup directories as the rootfs code mounts them: named
