@@ -8,3 +8,4 @@ pub mod digest;
 mod durable;
 pub mod manifest;
 pub mod reference;
+pub mod unpack;
