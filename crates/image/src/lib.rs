@@ -9,3 +9,5 @@ mod durable;
 pub mod manifest;
 pub mod reference;
 pub mod unpack;
+pub mod snapshot;
+pub mod metadata;
