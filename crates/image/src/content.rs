@@ -35,7 +35,9 @@ pub enum ContentError {
         source: io::Error,
     },
     /// The data hashed to another digest than expected; nothing was stored.
-    #[error("content store: blob expected to be {expected} hashed to {actual}; nothing was stored")]
+    #[error(
+        "content store: blob expected to be {expected} hashed to {actual}; nothing was stored"
+    )]
     DigestMismatch {
         /// The digest the caller expected.
         expected: Digest,
@@ -178,8 +180,8 @@ impl ContentStore {
             .digest
             .as_ref()
             .map_or_else(|| "of unknown digest".to_string(), |d| d.to_string());
-        let (mut file, tmp) =
-            durable::create_temp(&self.dir, "blob").map_err(io_err("create temporary blob in", &self.dir))?;
+        let (mut file, tmp) = durable::create_temp(&self.dir, "blob")
+            .map_err(io_err("create temporary blob in", &self.dir))?;
         // From here on, every early return must remove the temporary file.
         let result = (|| {
             let mut hasher = Hasher::new();

@@ -3,11 +3,14 @@
 //! descriptions, archives (docker-archive, OCI layout) and the registry client.
 #![forbid(unsafe_code)]
 
+pub mod archive;
 pub mod content;
 pub mod digest;
 mod durable;
 pub mod manifest;
-pub mod reference;
-pub mod unpack;
-pub mod snapshot;
 pub mod metadata;
+pub mod progress;
+pub mod reference;
+pub mod snapshot;
+pub mod store;
+pub mod unpack;

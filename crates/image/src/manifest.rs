@@ -71,12 +71,14 @@ pub enum ManifestError {
         /// Digest of the index.
         digest: String,
         /// The platform asked for.
-        platform: Platform,
+        platform: String,
         /// The platforms listed.
         available: String,
     },
     /// A platform string did not parse.
-    #[error("invalid platform {0:?}: expected os/arch[/variant], e.g. linux/amd64 or linux/arm64/v8")]
+    #[error(
+        "invalid platform {0:?}: expected os/arch[/variant], e.g. linux/amd64 or linux/arm64/v8"
+    )]
     BadPlatform(String),
     /// A digest inside a document is malformed.
     #[error("{what}: bad digest {value:?}: {reason}")]
@@ -174,7 +176,10 @@ impl FromStr for Platform {
         }
         let os = parts[0].to_ascii_lowercase();
         let (arch, implied) = normalize_arch(parts[1]);
-        let variant = parts.get(2).map(|v| v.to_string()).or(implied.map(str::to_string));
+        let variant = parts
+            .get(2)
+            .map(|v| v.to_string())
+            .or(implied.map(str::to_string));
         Ok(Platform {
             os,
             architecture: arch.to_string(),
@@ -197,9 +202,9 @@ impl fmt::Display for Platform {
 #[derive(Debug, Clone)]
 pub enum ManifestDocument {
     /// A single-platform image manifest (OCI or Docker schema 2).
-    Image(ImageManifest),
+    Image(Box<ImageManifest>),
     /// A multi-platform index (OCI index or Docker manifest list).
-    Index(ImageIndex),
+    Index(Box<ImageIndex>),
 }
 
 /// Peeks at a JSON document's own `mediaType` and `manifests` fields.
@@ -222,11 +227,12 @@ impl ManifestDocument {
         digest: Option<&Digest>,
     ) -> Result<Self, ManifestError> {
         let dstr = digest.map_or_else(|| "(unknown digest)".to_string(), |d| d.to_string());
-        let sniff: Sniff = serde_json::from_slice(bytes).map_err(|source| ManifestError::Parse {
-            what: "manifest",
-            digest: dstr.clone(),
-            source,
-        })?;
+        let sniff: Sniff =
+            serde_json::from_slice(bytes).map_err(|source| ManifestError::Parse {
+                what: "manifest",
+                digest: dstr.clone(),
+                source,
+            })?;
         let mt = media_type
             .filter(|m| !m.is_empty() && *m != "application/json")
             .map(str::to_string)
@@ -252,7 +258,7 @@ impl ManifestDocument {
         };
         if is_index {
             serde_json::from_slice(bytes)
-                .map(ManifestDocument::Index)
+                .map(|i| ManifestDocument::Index(Box::new(i)))
                 .map_err(|source| ManifestError::Parse {
                     what: "index",
                     digest: dstr,
@@ -260,7 +266,7 @@ impl ManifestDocument {
                 })
         } else {
             serde_json::from_slice(bytes)
-                .map(ManifestDocument::Image)
+                .map(|m| ManifestDocument::Image(Box::new(m)))
                 .map_err(|source| ManifestError::Parse {
                     what: "manifest",
                     digest: dstr,
@@ -280,7 +286,10 @@ pub fn parse_config(bytes: &[u8], digest: &Digest) -> Result<ImageConfiguration,
 }
 
 /// The diff IDs a config lists, parsed.
-pub fn diff_ids(config: &ImageConfiguration, digest: &Digest) -> Result<Vec<Digest>, ManifestError> {
+pub fn diff_ids(
+    config: &ImageConfiguration,
+    digest: &Digest,
+) -> Result<Vec<Digest>, ManifestError> {
     config
         .rootfs()
         .diff_ids()
@@ -331,11 +340,15 @@ pub fn select_platform(
         Some((d, _)) => Ok(d.clone()),
         None => Err(ManifestError::NoMatchingPlatform {
             digest: index_digest.map_or_else(|| "(unknown digest)".to_string(), |d| d.to_string()),
-            platform: platform.clone(),
+            platform: platform.to_string(),
             available: index
                 .manifests()
                 .iter()
-                .filter_map(|d| d.platform().as_ref().map(|p| Platform::from_oci(p).to_string()))
+                .filter_map(|d| {
+                    d.platform()
+                        .as_ref()
+                        .map(|p| Platform::from_oci(p).to_string())
+                })
                 .collect::<Vec<_>>()
                 .join(", "),
         }),

@@ -12,6 +12,7 @@
 //!   layer I/O that precedes every change;
 //! - it is readable with `jq` when someone debugs a store, and needs no
 //!   dependency or file-format migration policy of its own.
+//!
 //! Records are only written after every blob and snapshot they name is
 //! durable, so a visible image is always a complete one.
 //!
@@ -53,7 +54,9 @@ pub enum MetadataError {
 }
 
 /// An image's ID: the digest of its config blob, as Docker defines it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(transparent)]
 pub struct ImageId(pub Digest);
 

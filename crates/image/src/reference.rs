@@ -152,8 +152,7 @@ fn valid_tag(t: &str) -> bool {
     !b.is_empty()
         && b.len() <= 128
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b
-            .iter()
+        && b.iter()
             .all(|x| x.is_ascii_alphanumeric() || matches!(x, b'_' | b'.' | b'-'))
 }
 
@@ -378,7 +377,10 @@ mod tests {
     fn normalises_like_docker() {
         assert_eq!(full("busybox"), "docker.io/library/busybox:latest");
         assert_eq!(full("user/app:1.0"), "docker.io/user/app:1.0");
-        assert_eq!(full("index.docker.io/busybox"), "docker.io/library/busybox:latest");
+        assert_eq!(
+            full("index.docker.io/busybox"),
+            "docker.io/library/busybox:latest"
+        );
         assert_eq!(full("localhost:5000/a/b:t"), "localhost:5000/a/b:t");
         assert_eq!(full("localhost/a"), "localhost/a:latest");
         assert_eq!(full("[::1]:5000/a"), "[::1]:5000/a:latest");

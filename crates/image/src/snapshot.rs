@@ -50,7 +50,9 @@ pub enum SnapshotError {
         source: UnpackError,
     },
     /// The unpacked tar hashed to another diff ID than the image config says.
-    #[error("layer expected to have diff ID {expected} unpacked to {actual}; no snapshot was created")]
+    #[error(
+        "layer expected to have diff ID {expected} unpacked to {actual}; no snapshot was created"
+    )]
     DiffIdMismatch {
         /// The diff ID from the image config.
         expected: Digest,
@@ -162,7 +164,8 @@ fn valid_container_id(id: &str) -> bool {
     !b.is_empty()
         && b.len() <= 128
         && b[0].is_ascii_alphanumeric()
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
 impl Snapshotter {
@@ -207,7 +210,8 @@ impl Snapshotter {
         let probe = durable::temp_path(&self.dir, "overlay-probe");
         let result = (|| {
             for d in ["lower", "upper", "work", "merged"] {
-                fs::create_dir_all(probe.join(d)).map_err(|e| format!("creating probe directory: {e}"))?;
+                fs::create_dir_all(probe.join(d))
+                    .map_err(|e| format!("creating probe directory: {e}"))?;
             }
             let data = format!(
                 "lowerdir={},upperdir={},workdir={}",
@@ -216,9 +220,16 @@ impl Snapshotter {
                 probe.join("work").display()
             );
             let merged = probe.join("merged");
-            let data = std::ffi::CString::new(data).map_err(|e| format!("probe mount options: {e}"))?;
-            rustix::mount::mount("overlay", &merged, "overlay", rustix::mount::MountFlags::empty(), Some(data.as_c_str()))
-                .map_err(|e| format!("probe mount of overlay on {} failed: {e}", merged.display()))?;
+            let data =
+                std::ffi::CString::new(data).map_err(|e| format!("probe mount options: {e}"))?;
+            rustix::mount::mount(
+                "overlay",
+                &merged,
+                "overlay",
+                rustix::mount::MountFlags::empty(),
+                Some(data.as_c_str()),
+            )
+            .map_err(|e| format!("probe mount of overlay on {} failed: {e}", merged.display()))?;
             rustix::mount::unmount(&merged, rustix::mount::UnmountFlags::DETACH)
                 .map_err(|e| format!("unmounting the overlay probe {}: {e}", merged.display()))
         })();
@@ -279,9 +290,11 @@ impl Snapshotter {
         fs::create_dir_all(&fs_dir).map_err(io_err("create directory", &fs_dir))?;
         let result = (|| {
             let stats: UnpackStats =
-                unpack::apply_layer(blob, &fs_dir, progress).map_err(|source| SnapshotError::Unpack {
-                    diff_id: diff_id.clone(),
-                    source,
+                unpack::apply_layer(blob, &fs_dir, progress).map_err(|source| {
+                    SnapshotError::Unpack {
+                        diff_id: diff_id.clone(),
+                        source,
+                    }
                 })?;
             if stats.diff_id != *diff_id {
                 return Err(SnapshotError::DiffIdMismatch {
@@ -301,8 +314,12 @@ impl Snapshotter {
             })?;
             durable::write_atomic(&tmp.join(INFO), &json).map_err(io_err("write", &tmp))?;
             // Everything unpacked must be on disk before the name appears.
-            let fd = rfs::open(&tmp, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-                .map_err(errno_err("open", &tmp))?;
+            let fd = rfs::open(
+                &tmp,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(errno_err("open", &tmp))?;
             rfs::syncfs(&fd).map_err(errno_err("syncfs", &tmp))?;
             let dest = self.snapshot_dir(&chain);
             match fs::rename(&tmp, &dest) {
@@ -333,7 +350,9 @@ impl Snapshotter {
             let Some(name) = entry.file_name().to_str().map(str::to_string) else {
                 continue;
             };
-            let Ok(chain) = Digest::from_hex(&name) else { continue };
+            let Ok(chain) = Digest::from_hex(&name) else {
+                continue;
+            };
             match self.info(&chain) {
                 Ok(info) => out.push(info),
                 Err(SnapshotError::NotFound(_)) => {}
@@ -403,7 +422,8 @@ impl Snapshotter {
                         fs::create_dir(tmp.join(d)).map_err(io_err("create directory", &tmp))?;
                     }
                     if lineage.is_empty() {
-                        fs::create_dir(tmp.join("empty")).map_err(io_err("create directory", &tmp))?;
+                        fs::create_dir(tmp.join("empty"))
+                            .map_err(io_err("create directory", &tmp))?;
                     }
                 }
                 SnapshotterKind::Copy => {
@@ -442,7 +462,11 @@ impl Snapshotter {
                     vec![dir.join("empty").display().to_string()]
                 } else {
                     // overlay lists the topmost lower directory first.
-                    lineage.iter().rev().map(|c| self.fs_path(c).display().to_string()).collect()
+                    lineage
+                        .iter()
+                        .rev()
+                        .map(|c| self.fs_path(c).display().to_string())
+                        .collect()
                 };
                 MountSpec {
                     typ: "overlay".into(),
@@ -481,10 +505,11 @@ impl Snapshotter {
             let entry = entry.map_err(io_err("list", &active))?;
             let path = entry.path().join("chain.json");
             let Ok(data) = fs::read(&path) else { continue };
-            let chain: Vec<Digest> = serde_json::from_slice(&data).map_err(|e| SnapshotError::BadInfo {
-                chain: path.display().to_string(),
-                reason: e.to_string(),
-            })?;
+            let chain: Vec<Digest> =
+                serde_json::from_slice(&data).map_err(|e| SnapshotError::BadInfo {
+                    chain: path.display().to_string(),
+                    reason: e.to_string(),
+                })?;
             out.extend(chain);
         }
         Ok(out)
@@ -534,22 +559,42 @@ fn copy_dir(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, links: &mut LinkMap) -> Re
             continue;
         }
         let perm = Mode::from_raw_mode(st.st_mode & 0o7777);
-        let owner = (Some(rfs::Uid::from_raw(st.st_uid)), Some(rfs::Gid::from_raw(st.st_gid)));
+        let owner = (
+            Some(rfs::Uid::from_raw(st.st_uid)),
+            Some(rfs::Gid::from_raw(st.st_gid)),
+        );
         let times = rfs::Timestamps {
-            last_access: rfs::Timespec { tv_sec: st.st_atime, tv_nsec: st.st_atime_nsec as _ },
-            last_modification: rfs::Timespec { tv_sec: st.st_mtime, tv_nsec: st.st_mtime_nsec as _ },
+            last_access: rfs::Timespec {
+                tv_sec: st.st_atime,
+                tv_nsec: st.st_atime_nsec as _,
+            },
+            last_modification: rfs::Timespec {
+                tv_sec: st.st_mtime,
+                tv_nsec: st.st_mtime_nsec as _,
+            },
         };
         match ft {
             FileType::Directory => {
-                let sfd = rfs::openat(src, n, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
-                let opaque = rfs::fgetxattr(&sfd, OVERLAY_OPAQUE_XATTR, &mut [0u8; 4][..]).is_ok_and(|n| n == 1);
+                let sfd = rfs::openat(
+                    src,
+                    n,
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?;
+                let opaque = rfs::fgetxattr(&sfd, OVERLAY_OPAQUE_XATTR, &mut [0u8; 4][..])
+                    .is_ok_and(|n| n == 1);
                 if existing.is_some() && (!existing_dir || opaque) {
                     remove_existing(dst)?;
                 }
                 if !existing_dir || opaque {
                     rfs::mkdirat(dst, n, Mode::from_raw_mode(0o700))?;
                 }
-                let dfd = rfs::openat(dst, n, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+                let dfd = rfs::openat(
+                    dst,
+                    n,
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?;
                 rfs::fchown(&dfd, owner.0, owner.1)?;
                 rfs::fchmod(&dfd, perm)?;
                 copy_xattrs(&sfd, &dfd)?;
@@ -561,15 +606,36 @@ fn copy_dir(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, links: &mut LinkMap) -> Re
                 let key = (st.st_dev, st.st_ino);
                 if st.st_nlink > 1 {
                     if let Some((first_dir, first_name)) = links.get(&key) {
-                        rfs::linkat(first_dir, OsStr::from_bytes(first_name), dst, n, AtFlags::empty())?;
+                        rfs::linkat(
+                            first_dir,
+                            OsStr::from_bytes(first_name),
+                            dst,
+                            n,
+                            AtFlags::empty(),
+                        )?;
                         continue;
                     }
                 }
-                let sfd = rfs::openat(src, n, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
-                let dfd = rfs::openat(dst, n, OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::from_raw_mode(0o600))?;
+                let sfd = rfs::openat(
+                    src,
+                    n,
+                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?;
+                let dfd = rfs::openat(
+                    dst,
+                    n,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o600),
+                )?;
                 let mut sf = fs::File::from(sfd);
                 let mut df = fs::File::from(dfd);
-                io::copy(&mut sf, &mut df).map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::IO))?;
+                io::copy(&mut sf, &mut df)
+                    .map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::IO))?;
                 rfs::fchown(&df, owner.0, owner.1)?;
                 rfs::fchmod(&df, perm)?;
                 copy_xattrs(&sf, &df)?;
@@ -620,4 +686,3 @@ fn copy_xattrs(src: &impl AsFd, dst: &impl AsFd) -> Result<(), Errno> {
     }
     Ok(())
 }
-

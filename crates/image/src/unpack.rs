@@ -77,9 +77,7 @@ pub fn detect_compression(reader: &mut impl BufRead) -> io::Result<Compression> 
 }
 
 /// Returns a reader of the decompressed tar stream.
-pub fn decompress<'a>(
-    reader: impl Read + 'a,
-) -> io::Result<(Compression, Box<dyn Read + 'a>)> {
+pub fn decompress<'a>(reader: impl Read + 'a) -> io::Result<(Compression, Box<dyn Read + 'a>)> {
     let mut buffered = BufReader::with_capacity(256 * 1024, reader);
     let compression = detect_compression(&mut buffered)?;
     let r: Box<dyn Read + 'a> = match compression {
@@ -302,7 +300,10 @@ impl Applier<'_> {
         let kind = header.entry_type();
         if matches!(
             kind,
-            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader | tar::EntryType::GNULongName | tar::EntryType::GNULongLink
+            tar::EntryType::XGlobalHeader
+                | tar::EntryType::XHeader
+                | tar::EntryType::GNULongName
+                | tar::EntryType::GNULongLink
         ) {
             return Ok(());
         }
@@ -311,8 +312,13 @@ impl Applier<'_> {
         let Some((last, parent_comps)) = comps.split_last() else {
             // The root itself ("./"): take its metadata.
             if kind.is_dir() {
-                let fd = rfs::openat(self.root, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-                    .map_err(io_err("open layer root"))?;
+                let fd = rfs::openat(
+                    self.root,
+                    ".",
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(io_err("open layer root"))?;
                 self.set_fd_meta(&fd, &meta, &name)?;
                 self.dir_times.push((b".".to_vec(), meta.mtime));
                 return Ok(());
@@ -336,8 +342,14 @@ impl Applier<'_> {
                 return Err(unsafe_err("whiteout names no file in its directory"));
             }
             self.remove_existing(&parent, hidden, &name)?;
-            rfs::mknodat(&parent, OsStr::from_bytes(hidden), FileType::CharacterDevice, Mode::empty(), rfs::makedev(0, 0))
-                .map_err(io_err("create whiteout device"))?;
+            rfs::mknodat(
+                &parent,
+                OsStr::from_bytes(hidden),
+                FileType::CharacterDevice,
+                Mode::empty(),
+                rfs::makedev(0, 0),
+            )
+            .map_err(io_err("create whiteout device"))?;
             return Ok(());
         }
 
@@ -356,8 +368,13 @@ impl Applier<'_> {
                     rfs::mkdirat(&parent, last_os, Mode::from_raw_mode(0o700))
                         .map_err(io_err("create directory"))?;
                 }
-                let fd = rfs::openat(&parent, last_os, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
-                    .map_err(io_err("open directory"))?;
+                let fd = rfs::openat(
+                    &parent,
+                    last_os,
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(io_err("open directory"))?;
                 self.set_fd_meta(&fd, &meta, &name)?;
                 self.dir_times.push((join(&comps), meta.mtime));
             }
@@ -366,7 +383,11 @@ impl Applier<'_> {
                 let fd = rfs::openat(
                     &parent,
                     last_os,
-                    OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
                     Mode::from_raw_mode(0o600),
                 )
                 .map_err(io_err("create file"))?;
@@ -409,21 +430,27 @@ impl Applier<'_> {
                 }
                 let tparent_fd = self.resolve(tparent, &name, false)?;
                 self.remove_existing(&parent, last, &name)?;
-                rfs::linkat(&tparent_fd, OsStr::from_bytes(tlast), &parent, last_os, AtFlags::empty())
-                    .map_err(|e| {
-                        if e == Errno::NOENT {
-                            unsafe_err(&format!(
-                                "hard link target {:?} does not exist in this layer",
-                                String::from_utf8_lossy(&target)
-                            ))
-                        } else {
-                            UnpackError::Io {
-                                entry: name.clone(),
-                                op: "create hard link",
-                                source: e.into(),
-                            }
+                rfs::linkat(
+                    &tparent_fd,
+                    OsStr::from_bytes(tlast),
+                    &parent,
+                    last_os,
+                    AtFlags::empty(),
+                )
+                .map_err(|e| {
+                    if e == Errno::NOENT {
+                        unsafe_err(&format!(
+                            "hard link target {:?} does not exist in this layer",
+                            String::from_utf8_lossy(&target)
+                        ))
+                    } else {
+                        UnpackError::Io {
+                            entry: name.clone(),
+                            op: "create hard link",
+                            source: e.into(),
                         }
-                    })?;
+                    }
+                })?;
             }
             tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
                 let ft = match kind {
@@ -434,8 +461,14 @@ impl Applier<'_> {
                 let major = header.device_major().ok().flatten().unwrap_or(0);
                 let minor = header.device_minor().ok().flatten().unwrap_or(0);
                 self.remove_existing(&parent, last, &name)?;
-                rfs::mknodat(&parent, last_os, ft, Mode::from_raw_mode(0o600), rfs::makedev(major, minor))
-                    .map_err(io_err("create device node or fifo"))?;
+                rfs::mknodat(
+                    &parent,
+                    last_os,
+                    ft,
+                    Mode::from_raw_mode(0o600),
+                    rfs::makedev(major, minor),
+                )
+                .map_err(io_err("create device node or fifo"))?;
                 self.set_path_meta(&parent, last, &meta, &name, true)?;
             }
             other => {
@@ -448,7 +481,11 @@ impl Applier<'_> {
         Ok(())
     }
 
-    fn meta<R: Read>(&self, entry: &mut tar::Entry<'_, R>, name: &str) -> Result<Meta, UnpackError> {
+    fn meta<R: Read>(
+        &self,
+        entry: &mut tar::Entry<'_, R>,
+        name: &str,
+    ) -> Result<Meta, UnpackError> {
         let h = entry.header();
         let bad = |what: &str| UnpackError::Unsafe {
             entry: name.to_string(),
@@ -500,8 +537,12 @@ impl Applier<'_> {
                 source: e.into(),
             }
         };
-        rfs::fchown(fd, Some(rfs::Uid::from_raw(meta.uid)), Some(rfs::Gid::from_raw(meta.gid)))
-            .map_err(io("change owner"))?;
+        rfs::fchown(
+            fd,
+            Some(rfs::Uid::from_raw(meta.uid)),
+            Some(rfs::Gid::from_raw(meta.gid)),
+        )
+        .map_err(io("change owner"))?;
         rfs::fchmod(fd, Mode::from_raw_mode(meta.mode)).map_err(io("change mode"))?;
         for (k, v) in &meta.xattrs {
             rfs::fsetxattr(fd, k.as_str(), v, XattrFlags::empty()).map_err(io("set xattr"))?;
@@ -536,8 +577,13 @@ impl Applier<'_> {
         )
         .map_err(io("change owner"))?;
         if chmod {
-            rfs::chmodat(parent, last_os, Mode::from_raw_mode(meta.mode), AtFlags::empty())
-                .map_err(io("change mode"))?;
+            rfs::chmodat(
+                parent,
+                last_os,
+                Mode::from_raw_mode(meta.mode),
+                AtFlags::empty(),
+            )
+            .map_err(io("change mode"))?;
         }
         if !meta.xattrs.is_empty() {
             // The parent is reached through its own fd's proc link; the last
@@ -549,8 +595,13 @@ impl Applier<'_> {
                 rfs::lsetxattr(p, k.as_str(), v, XattrFlags::empty()).map_err(io("set xattr"))?;
             }
         }
-        rfs::utimensat(parent, last_os, &timestamps(meta.mtime), AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(io("set mtime"))?;
+        rfs::utimensat(
+            parent,
+            last_os,
+            &timestamps(meta.mtime),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .map_err(io("set mtime"))?;
         Ok(())
     }
 
@@ -638,7 +689,12 @@ impl Applier<'_> {
 
     /// Removes whatever is at `parent/last` (a whole tree for a directory);
     /// absence is fine.
-    fn remove_existing(&self, parent: &OwnedFd, last: &[u8], name: &str) -> Result<(), UnpackError> {
+    fn remove_existing(
+        &self,
+        parent: &OwnedFd,
+        last: &[u8],
+        name: &str,
+    ) -> Result<(), UnpackError> {
         let last_os = OsStr::from_bytes(last);
         let st = match rfs::statat(parent, last_os, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => st,
