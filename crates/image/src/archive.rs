@@ -20,7 +20,7 @@ use crate::reference::Reference;
 use crate::unpack::{self, Compression};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File};
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufReader, Read, Seek, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -168,7 +168,10 @@ impl ArchiveSource {
         let mut buffered = BufReader::new(file);
         let compression = unpack::detect_compression(&mut buffered).map_err(ioe("read"))?;
         let (file, scratch) = if compression == Compression::None {
-            (buffered.into_inner(), None)
+            // The peek above moved the file offset; the tar index starts at 0.
+            let mut f = buffered.into_inner();
+            f.seek(io::SeekFrom::Start(0)).map_err(ioe("seek"))?;
+            (f, None)
         } else {
             let (mut tmp, tmp_path) = crate::durable::create_temp(scratch_dir, "archive")
                 .map_err(ioe("create scratch file"))?;

@@ -627,11 +627,11 @@ impl Applier<'_> {
             match e {
                 Errno::XDEV => UnpackError::Unsafe {
                     entry: name.to_string(),
-                    reason: format!("its path goes through a symlink at {at:?} that leads outside the layer directory"),
+                    reason: format!("resolving {at:?} goes through a symlink that leads outside the layer directory"),
                 },
                 Errno::LOOP => UnpackError::Unsafe {
                     entry: name.to_string(),
-                    reason: format!("its path goes through a symlink loop at {at:?}"),
+                    reason: format!("resolving {at:?} goes through a symlink loop"),
                 },
                 Errno::NOTDIR => UnpackError::Unsafe {
                     entry: name.to_string(),
@@ -643,7 +643,7 @@ impl Applier<'_> {
                 },
                 Errno::NOENT => UnpackError::Unsafe {
                     entry: name.to_string(),
-                    reason: format!("its path goes through a dangling symlink at {at:?}"),
+                    reason: format!("resolving {at:?} goes through a dangling symlink"),
                 },
                 other => UnpackError::Io {
                     entry: name.to_string(),

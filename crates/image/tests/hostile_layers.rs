@@ -31,7 +31,11 @@ fn refused(tar: Vec<u8>, entry: &str) -> String {
         other => panic!("expected an unsafe-entry refusal for {entry:?}, got: {other}"),
     }
     assert!(text.contains(entry), "message {text:?} names {entry:?}");
-    assert_eq!(tree(outer.path()), before, "nothing may be left behind: {text}");
+    assert_eq!(
+        tree(outer.path()),
+        before,
+        "nothing may be left behind: {text}"
+    );
     assert!(!snaps.exists(&diff_id), "no snapshot may exist");
     assert_eq!(fs::read("/etc/passwd").expect("read /etc/passwd"), passwd);
     text
@@ -39,10 +43,16 @@ fn refused(tar: Vec<u8>, entry: &str) -> String {
 
 #[test]
 fn dotdot_escape_is_refused() {
-    let t = refused(layer_tar(&[Item::File("../escape", 0o644, b"x".to_vec())]), "../escape");
+    let t = refused(
+        layer_tar(&[Item::File("../escape", 0o644, b"x".to_vec())]),
+        "../escape",
+    );
     assert!(t.contains(".."), "{t}");
     let t = refused(
-        layer_tar(&[Item::Dir("a/", 0o755), Item::File("a/../../escape", 0o644, b"x".to_vec())]),
+        layer_tar(&[
+            Item::Dir("a/", 0o755),
+            Item::File("a/../../escape", 0o644, b"x".to_vec()),
+        ]),
         "a/../../escape",
     );
     assert!(t.contains("climbs"), "{t}");
@@ -50,7 +60,10 @@ fn dotdot_escape_is_refused() {
 
 #[test]
 fn absolute_path_is_refused() {
-    let t = refused(layer_tar(&[Item::File("/abs", 0o644, b"x".to_vec())]), "/abs");
+    let t = refused(
+        layer_tar(&[Item::File("/abs", 0o644, b"x".to_vec())]),
+        "/abs",
+    );
     assert!(t.contains("absolute"), "{t}");
 }
 
@@ -89,7 +102,10 @@ fn relative_symlink_dir_to_parent_of_root_is_refused() {
 
 #[test]
 fn hardlink_to_host_file_is_refused() {
-    let t = refused(layer_tar(&[Item::Hardlink("shadow", "/etc/shadow")]), "shadow");
+    let t = refused(
+        layer_tar(&[Item::Hardlink("shadow", "/etc/shadow")]),
+        "shadow",
+    );
     assert!(t.contains("outside the layer"), "{t}");
 }
 
@@ -101,17 +117,29 @@ fn hardlink_climbing_out_is_refused() {
 #[test]
 fn hardlink_through_outward_symlink_is_refused() {
     refused(
-        layer_tar(&[Item::Symlink("etc", "/etc"), Item::Hardlink("pw", "etc/passwd")]),
+        layer_tar(&[
+            Item::Symlink("etc", "/etc"),
+            Item::Hardlink("pw", "etc/passwd"),
+        ]),
         "pw",
     );
 }
 
 #[test]
 fn whiteouts_with_dotdot_are_refused() {
-    refused(layer_tar(&[Item::File(".wh...", 0o644, Vec::new())]), ".wh...");
-    refused(layer_tar(&[Item::File("../.wh.x", 0o644, Vec::new())]), "../.wh.x");
     refused(
-        layer_tar(&[Item::Symlink("s", "/tmp"), Item::File("s/.wh.x", 0o644, Vec::new())]),
+        layer_tar(&[Item::File(".wh...", 0o644, Vec::new())]),
+        ".wh...",
+    );
+    refused(
+        layer_tar(&[Item::File("../.wh.x", 0o644, Vec::new())]),
+        "../.wh.x",
+    );
+    refused(
+        layer_tar(&[
+            Item::Symlink("s", "/tmp"),
+            Item::File("s/.wh.x", 0o644, Vec::new()),
+        ]),
         "s/.wh.x",
     );
 }
@@ -119,7 +147,12 @@ fn whiteouts_with_dotdot_are_refused() {
 #[test]
 fn overlay_xattrs_in_a_layer_are_refused() {
     refused(
-        layer_tar(&[Item::Xattr("f", "trusted.overlay.redirect", b"/etc", b"x".to_vec())]),
+        layer_tar(&[Item::Xattr(
+            "f",
+            "trusted.overlay.redirect",
+            b"/etc",
+            b"x".to_vec(),
+        )]),
         "f",
     );
 }
@@ -137,8 +170,13 @@ fn symlink_inside_the_layer_is_followed() {
     let outer = tempfile::tempdir().expect("tempdir");
     let snaps = Snapshotter::open_with(outer.path(), SnapshotterKind::Copy).expect("open");
     let diff_id = Digest::of_bytes(&tar);
-    let chain = snaps.unpack(None, &diff_id, &tar[..], &mut |_| {}).expect("unpack");
-    assert_eq!(fs::read(snaps.fs_path(&chain).join("usr/lib/x")).expect("x"), b"x");
+    let chain = snaps
+        .unpack(None, &diff_id, &tar[..], &mut |_| {})
+        .expect("unpack");
+    assert_eq!(
+        fs::read(snaps.fs_path(&chain).join("usr/lib/x")).expect("x"),
+        b"x"
+    );
 }
 
 #[test]

@@ -33,7 +33,13 @@ fn put_raw(field: &mut [u8], value: &[u8]) {
 
 /// A header whose name and link name are written raw, so hostile names
 /// (`..`, absolute) get through the tar crate's checks.
-pub fn raw_header(kind: tar::EntryType, name: &str, link: Option<&str>, size: u64, mode: u32) -> tar::Header {
+pub fn raw_header(
+    kind: tar::EntryType,
+    name: &str,
+    link: Option<&str>,
+    size: u64,
+    mode: u32,
+) -> tar::Header {
     let mut h = tar::Header::new_ustar();
     h.set_entry_type(kind);
     h.set_size(size);
@@ -91,7 +97,8 @@ pub fn layer_tar(items: &[Item]) -> Vec<u8> {
             }
             Item::Xattr(n, key, value, data) => {
                 let k = format!("SCHILY.xattr.{key}");
-                b.append_pax_extensions([(k.as_str(), *value)]).expect("pax");
+                b.append_pax_extensions([(k.as_str(), *value)])
+                    .expect("pax");
                 let h = raw_header(tar::EntryType::Regular, n, None, data.len() as u64, 0o644);
                 b.append(&h, &data[..]).expect("append xattr file");
             }
@@ -112,7 +119,8 @@ pub fn zstd(data: &[u8]) -> Vec<u8> {
 
 /// The base layer: busybox, applet symlinks, devices, setuid, hard link, xattr.
 pub fn base_layer() -> Vec<u8> {
-    let bb = fs::read(BUSYBOX).expect("/usr/bin/busybox (Debian's busybox-static) is needed by these tests");
+    let bb = fs::read(BUSYBOX)
+        .expect("/usr/bin/busybox (Debian's busybox-static) is needed by these tests");
     let mut items = vec![
         Item::Dir("bin/", 0o755),
         Item::File("bin/busybox", 0o755, bb),
@@ -129,7 +137,12 @@ pub fn base_layer() -> Vec<u8> {
         Item::Char("dev/null", 1, 3),
         Item::Fifo("dev/fifo"),
         Item::Dir("etc/", 0o755),
-        Item::Xattr("etc/passwd", "user.berth-test", b"kept", b"root:x:0:0:root:/root:/bin/sh\n".to_vec()),
+        Item::Xattr(
+            "etc/passwd",
+            "user.berth-test",
+            b"kept",
+            b"root:x:0:0:root:/root:/bin/sh\n".to_vec(),
+        ),
         Item::File("etc/group", 0o644, b"root:x:0:\n".to_vec()),
         Item::File("etc/remove-me", 0o644, b"gone in layer 2\n".to_vec()),
         Item::Dir("etc/conf.d/", 0o755),
@@ -153,7 +166,14 @@ pub fn whiteout_layer() -> Vec<u8> {
 
 /// Layer 3: ownership and mtime.
 pub fn owned_layer() -> Vec<u8> {
-    layer_tar(&[Item::Owned("hello.txt", 0o640, 1000, 1000, 12345, b"hello\n".to_vec())])
+    layer_tar(&[Item::Owned(
+        "hello.txt",
+        0o640,
+        1000,
+        1000,
+        12345,
+        b"hello\n".to_vec(),
+    )])
 }
 
 /// Another top layer for a second image over the same base.
@@ -172,7 +192,10 @@ pub struct FixtureImage {
 
 impl FixtureImage {
     pub fn new(tag: &'static str, tars: Vec<Vec<u8>>, compress: &[&str]) -> Self {
-        let diff_ids: Vec<String> = tars.iter().map(|t| Digest::of_bytes(t).to_string()).collect();
+        let diff_ids: Vec<String> = tars
+            .iter()
+            .map(|t| Digest::of_bytes(t).to_string())
+            .collect();
         let history: Vec<serde_json::Value> = (0..tars.len())
             .map(|i| serde_json::json!({"created": "2026-01-01T00:00:00Z", "created_by": format!("layer {i}")}))
             .collect();
@@ -194,7 +217,12 @@ impl FixtureImage {
                 _ => (t.clone(), image::manifest::OCI_LAYER_TAR),
             })
             .collect();
-        FixtureImage { tag, tars, blobs, config }
+        FixtureImage {
+            tag,
+            tars,
+            blobs,
+            config,
+        }
     }
 
     pub fn id(&self) -> Digest {
@@ -220,7 +248,8 @@ fn append_file(b: &mut tar::Builder<fs::File>, name: &str, data: &[u8]) {
     h.set_mode(0o644);
     h.set_mtime(0);
     h.set_entry_type(tar::EntryType::Regular);
-    b.append_data(&mut h, name, data).expect("append archive file");
+    b.append_data(&mut h, name, data)
+        .expect("append archive file");
 }
 
 /// Writes images as a docker-archive in the old layout (`<id>/layer.tar`,
@@ -245,10 +274,21 @@ pub fn write_docker_archive(path: &Path, images: &[&FixtureImage]) {
         append_file(&mut b, &cfg, &img.config);
         manifest.push(serde_json::json!({"Config": cfg, "RepoTags": [img.tag], "Layers": layers}));
         let (repo, tag) = img.tag.rsplit_once(':').expect("fixture tags have a tag");
-        repos.insert(repo.into(), serde_json::json!({ tag: layers.last().map(|l| &l[..64]) }));
+        repos.insert(
+            repo.into(),
+            serde_json::json!({ tag: layers.last().map(|l| &l[..64]) }),
+        );
     }
-    append_file(&mut b, "manifest.json", &serde_json::to_vec(&manifest).expect("json"));
-    append_file(&mut b, "repositories", &serde_json::to_vec(&repos).expect("json"));
+    append_file(
+        &mut b,
+        "manifest.json",
+        &serde_json::to_vec(&manifest).expect("json"),
+    );
+    append_file(
+        &mut b,
+        "repositories",
+        &serde_json::to_vec(&repos).expect("json"),
+    );
     b.into_inner().expect("finish").sync_all().expect("sync");
 }
 
@@ -279,7 +319,8 @@ pub fn write_oci_layout(dir: &Path, images: &[&FixtureImage]) {
     fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).expect("oci-layout");
     fs::write(
         dir.join("index.json"),
-        serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "manifests": manifests})).expect("json"),
+        serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "manifests": manifests}))
+            .expect("json"),
     )
     .expect("index.json");
 }
@@ -295,7 +336,11 @@ pub fn image_a() -> FixtureImage {
 
 /// Image B: the same base layer (gzip this time) + its own layer.
 pub fn image_b() -> FixtureImage {
-    FixtureImage::new("berth-test/b:1.0", vec![base_layer(), other_layer()], &["gzip", "plain"])
+    FixtureImage::new(
+        "berth-test/b:1.0",
+        vec![base_layer(), other_layer()],
+        &["gzip", "plain"],
+    )
 }
 
 /// Every file under `dir` (relative paths), for "nothing was left" checks.
@@ -305,7 +350,12 @@ pub fn tree(dir: &Path) -> Vec<String> {
         let Ok(rd) = fs::read_dir(dir) else { return };
         for e in rd.flatten() {
             let p = e.path();
-            out.push(p.strip_prefix(base).expect("under base").display().to_string());
+            out.push(
+                p.strip_prefix(base)
+                    .expect("under base")
+                    .display()
+                    .to_string(),
+            );
             if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
                 walk(base, &p, out);
             }
