@@ -188,6 +188,9 @@ impl Snapshotter {
         let dir = root.join("snapshots");
         fs::create_dir_all(dir.join(ACTIVE)).map_err(io_err("create directory", &dir))?;
         durable::remove_debris(&dir).map_err(io_err("remove temporary directories in", &dir))?;
+        let active = dir.join(ACTIVE);
+        durable::remove_debris(&active)
+            .map_err(io_err("remove temporary directories in", &active))?;
         Ok(Snapshotter {
             dir,
             kind,
@@ -685,4 +688,31 @@ fn copy_xattrs(src: &impl AsFd, dst: &impl AsFd) -> Result<(), Errno> {
         rfs::fsetxattr(dst, n, &value[..vlen], XattrFlags::empty())?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_ids_follow_the_oci_definition() {
+        let a = Digest::of_bytes(b"a");
+        let b = Digest::of_bytes(b"b");
+        let c = Digest::of_bytes(b"c");
+        let ids = chain_ids(&[a.clone(), b.clone(), c.clone()]);
+        assert_eq!(ids[0], a);
+        let ab = Digest::of_bytes(format!("{a} {b}").as_bytes());
+        assert_eq!(ids[1], ab);
+        assert_eq!(ids[2], Digest::of_bytes(format!("{ab} {c}").as_bytes()));
+        assert_eq!(chain_id(&[]), None);
+        assert_eq!(chain_id(std::slice::from_ref(&a)), Some(a));
+    }
+
+    #[test]
+    fn container_ids_are_checked() {
+        assert!(valid_container_id("abc-1.2_x"));
+        assert!(!valid_container_id("../x"));
+        assert!(!valid_container_id(".hidden"));
+        assert!(!valid_container_id(""));
+    }
 }

@@ -34,7 +34,9 @@ fn crash_child() {
     let mut store = Store::open_with(&root, options()).expect("child opens the store");
     loop {
         store
-            .load_archive(&archive, &mut |p| println!("EVENT {} {} {}", p.id, p.status, p.current))
+            .load_archive(&archive, &mut |p| {
+                println!("EVENT {} {} {}", p.id, p.status, p.current)
+            })
             .expect("child load");
         println!("EVENT loaded");
         store
@@ -46,7 +48,11 @@ fn crash_child() {
 
 fn verify(root: &Path) -> Store {
     let store = Store::open_with(root, options()).expect("the store opens after a kill -9");
-    for dir in [root.join("content/blobs/sha256"), root.join("snapshots"), root.join("metadata")] {
+    for dir in [
+        root.join("content/blobs/sha256"),
+        root.join("snapshots"),
+        root.join("metadata"),
+    ] {
         for e in std::fs::read_dir(&dir).expect("list") {
             let name = e.expect("entry").file_name();
             assert!(
@@ -57,10 +63,20 @@ fn verify(root: &Path) -> Store {
         }
     }
     for summary in store.list() {
-        let inspect = store.inspect(&summary.id.to_string()).expect("a visible image is complete");
+        let inspect = store
+            .inspect(&summary.id.to_string())
+            .expect("a visible image is complete");
         for l in &inspect.record.layers {
-            assert!(store.content().contains(&l.blob), "blob {} of a visible image", l.blob);
-            assert!(store.snapshotter().exists(&l.chain_id), "snapshot {} of a visible image", l.chain_id);
+            assert!(
+                store.content().contains(&l.blob),
+                "blob {} of a visible image",
+                l.blob
+            );
+            assert!(
+                store.snapshotter().exists(&l.chain_id),
+                "snapshot {} of a visible image",
+                l.chain_id
+            );
         }
         assert!(store.content().contains(&inspect.record.manifest));
     }
@@ -78,7 +94,13 @@ fn crash_at_any_point_leaves_a_loadable_store() {
 
     for kill_after in [1usize, 2, 3, 5, 8, 11, 14, 17, 23, 31] {
         let mut child = Command::new(&exe)
-            .args(["--exact", "crash_child", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "crash_child",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(ROOT_VAR, &root)
             .env(ARCHIVE_VAR, &archive)
             .stdout(Stdio::piped())
@@ -117,7 +139,9 @@ fn crash_at_any_point_leaves_a_loadable_store() {
     // A retried load completes and the image is whole.
     let mut store = verify(&root);
     store.gc().expect("gc after crashes");
-    let recs = store.load_archive(&archive, &mut |_| {}).expect("retried load");
+    let recs = store
+        .load_archive(&archive, &mut |_| {})
+        .expect("retried load");
     assert_eq!(recs[0].id.0, a.id());
     drop(store);
     let store = verify(&root);

@@ -393,3 +393,67 @@ fn copying_snapshotter_builds_the_same_rootfs() {
         .remove_container("ctr-a")
         .expect("remove");
 }
+
+#[test]
+fn platform_is_chosen_from_a_nested_index() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let b = image_b();
+    let dir = tmp.path().join("multi");
+    write_oci_layout(&dir, &[&b]);
+    // Wrap B's manifest in a multi-platform index; the arm64 entry's blob is
+    // absent, so choosing it (or reading it) would fail the load.
+    let manifest = b.manifest();
+    let md = Digest::of_bytes(&manifest);
+    let absent = Digest::of_bytes(b"arm64 manifest not in this layout");
+    let nested = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": image::manifest::OCI_INDEX,
+        "manifests": [
+            {"mediaType": image::manifest::OCI_MANIFEST, "digest": absent.to_string(), "size": 10,
+             "platform": {"os": "linux", "architecture": "arm64"}},
+            {"mediaType": image::manifest::OCI_MANIFEST, "digest": md.to_string(), "size": manifest.len(),
+             "platform": {"os": "linux", "architecture": "amd64"}},
+        ],
+    }))
+    .expect("json");
+    let nd = Digest::of_bytes(&nested);
+    fs::write(dir.join("blobs/sha256").join(nd.hex()), &nested).expect("write nested index");
+    fs::write(
+        dir.join("index.json"),
+        serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "manifests": [
+            {"mediaType": image::manifest::OCI_INDEX, "digest": nd.to_string(), "size": nested.len(),
+             "annotations": {"io.containerd.image.name": "localhost:5000/multi:v1"}}
+        ]}))
+        .expect("json"),
+    )
+    .expect("write index.json");
+
+    let copy = || StoreOptions {
+        snapshotter: Some(SnapshotterKind::Copy),
+        ..Default::default()
+    };
+    let mut store = Store::open_with(&tmp.path().join("s1"), copy()).expect("open");
+    let (recs, _) = load(&mut store, &dir);
+    assert_eq!(recs[0].id.0, b.id());
+    assert_eq!(
+        store.resolve("localhost:5000/multi:v1").expect("named").0,
+        recs[0].id
+    );
+
+    let mut s390 = Store::open_with(
+        &tmp.path().join("s2"),
+        StoreOptions {
+            platform: "linux/s390x".parse().expect("platform"),
+            ..copy()
+        },
+    )
+    .expect("open");
+    let err = s390
+        .load_archive(&dir, &mut |_| {})
+        .expect_err("no s390x manifest");
+    assert!(
+        err.to_string()
+            .contains("no manifest for platform linux/s390x"),
+        "{err}"
+    );
+}
