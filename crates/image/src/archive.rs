@@ -440,15 +440,20 @@ fn blob_name(d: &Digest) -> String {
 /// The name an OCI index entry gives its image, if it gives a full one.
 fn name_from_annotations(desc: &oci_spec::image::Descriptor) -> Option<Reference> {
     let ann = desc.annotations().as_ref()?;
-    if let Some(n) = ann.get(ANNOTATION_CONTAINERD_NAME) {
-        if let Ok(r) = Reference::parse(n) {
-            return Some(r.with_default_tag());
-        }
+    // A name pinned by digest is not a tag; the store keeps tags only.
+    let tag_ref = |n: &str| {
+        Reference::parse(n)
+            .ok()
+            .filter(|r| r.digest().is_none())
+            .map(Reference::with_default_tag)
+    };
+    if let Some(r) = ann.get(ANNOTATION_CONTAINERD_NAME).and_then(|n| tag_ref(n)) {
+        return Some(r);
     }
     let n = ann.get(ANNOTATION_REF_NAME)?;
     // A bare tag ("latest") names no repository, so the image loads untagged.
-    if n.contains('/') || n.contains(':') || n.contains('@') {
-        Reference::parse(n).ok().map(Reference::with_default_tag)
+    if n.contains('/') || n.contains(':') {
+        tag_ref(n)
     } else {
         None
     }

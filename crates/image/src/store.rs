@@ -790,8 +790,8 @@ impl Store {
         let mut items: Vec<(ImageId, Vec<Reference>)> = Vec::new();
         for n in names {
             let (id, r) = self.resolve(n)?;
-            // `docker save busybox` saves every tag of the repository it names;
-            // by ID, the image goes without names.
+            // A tag saves the image under that name (`busybox` means
+            // `busybox:latest`); an ID or digest saves it without names.
             let refs: Vec<Reference> = match r {
                 Some(r) => vec![r],
                 None => Vec::new(),

@@ -491,10 +491,20 @@ impl Applier<'_> {
             entry: name.to_string(),
             reason: format!("unreadable {what} in tar header"),
         };
-        let uid = u32::try_from(h.uid().map_err(|_| bad("uid"))?).map_err(|_| bad("uid"))?;
-        let gid = u32::try_from(h.gid().map_err(|_| bad("gid"))?).map_err(|_| bad("gid"))?;
-        let mode = h.mode().map_err(|_| bad("mode"))? & 0o7777;
-        let mtime = h.mtime().map_err(|_| bad("mtime"))?;
+        // Some writers leave numeric fields empty (all NUL); GNU tar reads
+        // those as 0, and so does berth. Anything else unparsable is refused.
+        let old = h.as_old();
+        let num = |v: io::Result<u64>, raw: &[u8], what: &str| -> Result<u64, UnpackError> {
+            match v {
+                Ok(n) => Ok(n),
+                Err(_) if raw.iter().all(|b| *b == 0 || *b == b' ') => Ok(0),
+                Err(_) => Err(bad(what)),
+            }
+        };
+        let uid = u32::try_from(num(h.uid(), &old.uid, "uid")?).map_err(|_| bad("uid"))?;
+        let gid = u32::try_from(num(h.gid(), &old.gid, "gid")?).map_err(|_| bad("gid"))?;
+        let mode = num(h.mode().map(u64::from), &old.mode, "mode")? as u32 & 0o7777;
+        let mtime = num(h.mtime(), &old.mtime, "mtime")?;
         let mut xattrs = Vec::new();
         if let Some(exts) = entry.pax_extensions().map_err(|source| UnpackError::Io {
             entry: name.to_string(),
