@@ -696,6 +696,7 @@ pub(crate) fn write_layout(
     items: &[SaveItem<'_>],
     open_blob: &BlobOpener<'_>,
     docker_files: bool,
+    existing_index: &[serde_json::Value],
     progress: &mut dyn FnMut(&Digest, u64, u64),
 ) -> io::Result<()> {
     let mut put_blob = |sink: &mut dyn LayoutSink, d: &Digest| -> io::Result<()> {
@@ -755,6 +756,22 @@ pub(crate) fn write_layout(
             "Layers": rec.layers.iter().map(|l| blob_name(&l.blob)).collect::<Vec<_>>(),
         }));
     }
+    // Entries of an existing layout index stay unless a saved image takes
+    // their name (a layout directory can collect several saves).
+    let name_of = |e: &serde_json::Value| {
+        let ann = e.get("annotations")?;
+        ann.get(ANNOTATION_CONTAINERD_NAME)
+            .or_else(|| ann.get(ANNOTATION_REF_NAME))
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
+    let new_names: HashSet<String> = index_entries.iter().filter_map(name_of).collect();
+    let kept: Vec<serde_json::Value> = existing_index
+        .iter()
+        .filter(|e| name_of(e).is_some_and(|n| !new_names.contains(&n)))
+        .cloned()
+        .collect();
+    index_entries.splice(0..0, kept);
     let to_bytes = |v: &serde_json::Value| serde_json::to_vec(v).map_err(io::Error::other);
     let layout = to_bytes(&serde_json::json!({"imageLayoutVersion": "1.0.0"}))?;
     sink.put("oci-layout", layout.len() as u64, &mut &layout[..])?;

@@ -809,6 +809,7 @@ impl Store {
         names: &[&str],
         sink: &mut dyn archive::LayoutSink,
         docker_files: bool,
+        existing_index: &[serde_json::Value],
         progress: &mut dyn FnMut(Progress),
     ) -> Result<(), StoreError> {
         let items = self.save_items(names)?;
@@ -828,14 +829,21 @@ impl Store {
             let len = f.metadata()?.len();
             Ok((Box::new(f), len))
         };
-        archive::write_layout(sink, &save, &open, docker_files, &mut |d, cur, total| {
-            progress(Progress {
-                id: d.short().to_string(),
-                status: "Saving".into(),
-                current: cur,
-                total: Some(total),
-            })
-        })
+        archive::write_layout(
+            sink,
+            &save,
+            &open,
+            docker_files,
+            existing_index,
+            &mut |d, cur, total| {
+                progress(Progress {
+                    id: d.short().to_string(),
+                    status: "Saving".into(),
+                    current: cur,
+                    total: Some(total),
+                })
+            },
+        )
         .map_err(StoreError::Save)
     }
 
@@ -848,20 +856,36 @@ impl Store {
         progress: &mut dyn FnMut(Progress),
     ) -> Result<W, StoreError> {
         let mut sink = TarSink::new(writer);
-        self.write(names, &mut sink, true, progress)?;
+        self.write(names, &mut sink, true, &[], progress)?;
         sink.finish().map_err(StoreError::Save)
     }
 
     /// Writes the named images into an OCI layout directory (created if
-    /// needed; blobs already there are kept, index.json is replaced).
+    /// needed). Images already in the layout stay, unless a saved image
+    /// takes their name.
     pub fn save_oci_dir(
         &self,
         names: &[&str],
         dir: &Path,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<(), StoreError> {
+        let index_path = dir.join("index.json");
+        let existing: Vec<serde_json::Value> = match fs::read(&index_path) {
+            Ok(data) => serde_json::from_slice::<serde_json::Value>(&data)
+                .ok()
+                .and_then(|v| v.get("manifests").and_then(|m| m.as_array()).cloned())
+                .ok_or_else(|| {
+                    StoreError::Archive(ArchiveError::BadJson {
+                        archive: dir.display().to_string(),
+                        name: "index.json".into(),
+                        reason: "not an OCI index with a manifests list".into(),
+                    })
+                })?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(io_err("read", &index_path)(e)),
+        };
         let mut sink = DirSink::new(dir).map_err(io_err("create directory", dir))?;
-        self.write(names, &mut sink, false, progress)
+        self.write(names, &mut sink, false, &existing, progress)
     }
 
     /// Creates a container's writable layer over an image and describes its

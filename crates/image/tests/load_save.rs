@@ -249,6 +249,9 @@ fn load_inspect_share_save_reload_remove() {
     store
         .save_oci_dir(&["berth-test/b:1.0"], &oci_out, &mut |_| {})
         .expect("save oci dir");
+    store
+        .save_oci_dir(&["berth-test/a:latest"], &oci_out, &mut |_| {})
+        .expect("add to the oci dir");
     {
         let mut other =
             Store::open_with(&tmp.path().join("store2"), StoreOptions::default()).expect("store2");
@@ -266,8 +269,10 @@ fn load_inspect_share_save_reload_remove() {
         );
         let mut third = Store::open(&tmp.path().join("store3")).expect("store3");
         let (recs3, _) = load(&mut third, &oci_out);
+        assert_eq!(recs3.len(), 2, "a second save adds to the layout");
         assert_eq!(recs3[0].id, recs_b[0].id);
         assert!(third.resolve("berth-test/b:1.0").is_ok());
+        assert!(third.resolve("berth-test/a:latest").is_ok());
     }
 
     // Lifecycle: tag, untag, refuse while in use, remove, prune, gc.
