@@ -414,7 +414,36 @@ impl Store {
             });
             parent = Some(chain);
         }
-        let (manifest_digest, manifest_media_type, config_media_type) = match &plan.manifest {
+        self.commit_image(
+            &plan.config_digest,
+            config_info.size,
+            &config,
+            &plan.config_media_type,
+            plan.manifest.as_ref(),
+            layers,
+            &plan.tags,
+            "Loaded",
+            progress,
+        )
+    }
+
+    /// Stores (or synthesises) the manifest, then makes the image and its
+    /// tags visible in one metadata write. Everything the record names must
+    /// be durable already.
+    #[allow(clippy::too_many_arguments)]
+    fn commit_image(
+        &mut self,
+        config_digest: &Digest,
+        config_size: u64,
+        config: &ImageConfiguration,
+        config_media_type: &str,
+        manifest: Option<&(Vec<u8>, Digest, String)>,
+        layers: Vec<LayerRecord>,
+        tags: &[Reference],
+        verb: &str,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<ImageRecord, StoreError> {
+        let (manifest_digest, manifest_media_type, config_media_type) = match manifest {
             Some((bytes, digest, mt)) => {
                 self.content.write_bytes(
                     bytes,
@@ -423,7 +452,7 @@ impl Store {
                         size: None,
                     },
                 )?;
-                (digest.clone(), mt.clone(), plan.config_media_type.clone())
+                (digest.clone(), mt.clone(), config_media_type.to_string())
             }
             None => {
                 let m = serde_json::json!({
@@ -431,8 +460,8 @@ impl Store {
                     "mediaType": manifest::OCI_MANIFEST,
                     "config": {
                         "mediaType": manifest::OCI_CONFIG,
-                        "digest": plan.config_digest.to_string(),
-                        "size": config_info.size,
+                        "digest": config_digest.to_string(),
+                        "size": config_size,
                     },
                     "layers": layers.iter().map(|l| serde_json::json!({
                         "mediaType": l.media_type,
@@ -440,7 +469,11 @@ impl Store {
                         "size": l.size,
                     })).collect::<Vec<_>>(),
                 });
-                let bytes = serde_json::to_vec(&m).map_err(|e| bad(e.to_string()))?;
+                let bytes = serde_json::to_vec(&m).map_err(|e| ManifestError::Parse {
+                    what: "manifest",
+                    digest: "(synthesised)".into(),
+                    source: e,
+                })?;
                 let info = self.content.write_bytes(&bytes, Expected::default())?;
                 (
                     info.digest,
@@ -450,11 +483,11 @@ impl Store {
             }
         };
         let record = ImageRecord {
-            id: ImageId(plan.config_digest.clone()),
+            id: ImageId(config_digest.clone()),
             manifest: manifest_digest,
             manifest_media_type,
             config_media_type,
-            config_size: config_info.size,
+            config_size,
             layers,
             platform: Platform {
                 os: config.os().to_string(),
@@ -464,11 +497,10 @@ impl Store {
             created: config.created().clone(),
             repo_digests: Vec::new(),
         };
-        let tags = plan.tags.clone();
         let rec = record.clone();
         self.metadata.update(|s| -> Result<(), StoreError> {
             s.images.insert(rec.id.clone(), rec.clone());
-            for t in &tags {
+            for t in tags {
                 s.tags.insert(t.clone(), rec.id.clone());
             }
             Ok(())
@@ -476,16 +508,93 @@ impl Store {
         if tags.is_empty() {
             progress(Progress::message(
                 "",
-                format!("Loaded image ID: {}", record.id),
+                format!("{verb} image ID: {}", record.id),
             ));
         }
-        for t in &tags {
+        for t in tags {
             progress(Progress::message(
                 "",
-                format!("Loaded image: {}", t.familiar()),
+                format!("{verb} image: {}", t.familiar()),
             ));
         }
         Ok(record)
+    }
+
+    /// Imports a filesystem tarball (plain, gzip or zstd) as a one-layer
+    /// image, as `docker import` does, optionally tagged `name`. The config
+    /// names this host's platform and carries `changes` (an OCI image config
+    /// `config` object, e.g. `{"Cmd": ["/bin/sh"]}`), when given.
+    pub fn import_rootfs(
+        &mut self,
+        reader: impl Read,
+        name: Option<&str>,
+        changes: Option<serde_json::Value>,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<ImageRecord, StoreError> {
+        let tags: Vec<Reference> = name
+            .map(Reference::parse_with_default_tag)
+            .transpose()?
+            .into_iter()
+            .collect();
+        let info = self.content.ingest(reader, Expected::default(), &mut |n| {
+            progress(Progress {
+                id: String::new(),
+                status: "Importing".into(),
+                current: n,
+                total: None,
+            })
+        })?;
+        let blob_path = self.content.path(&info.digest);
+        let mut head = BufReader::new(self.content.open_blob(&info.digest)?);
+        let compression = detect_compression(&mut head).map_err(io_err("read", &blob_path))?;
+        let (_, tar) = unpack::decompress(head).map_err(io_err("decompress", &blob_path))?;
+        let (diff_id, _) = HashingReader::new(tar)
+            .finish()
+            .map_err(io_err("decompress", &blob_path))?;
+        let chain = self.snapshots.unpack(
+            None,
+            &diff_id,
+            self.content.open_blob(&info.digest)?,
+            &mut |_| {},
+        )?;
+        let now = rfc3339_now();
+        let host = Platform::host();
+        let mut config_json = serde_json::json!({
+            "architecture": host.architecture,
+            "os": "linux",
+            "created": now,
+            "config": changes.unwrap_or_else(|| serde_json::json!({})),
+            "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
+            "history": [{"created": now, "created_by": "berth import", "comment": "Imported from tarball"}],
+        });
+        if let Some(v) = host.variant {
+            config_json["variant"] = v.into();
+        }
+        let bytes = serde_json::to_vec(&config_json).map_err(|e| ManifestError::Parse {
+            what: "image config",
+            digest: "(imported)".into(),
+            source: e,
+        })?;
+        let config_info = self.content.write_bytes(&bytes, Expected::default())?;
+        let config = manifest::parse_config(&bytes, &config_info.digest)?;
+        let layers = vec![LayerRecord {
+            blob: info.digest,
+            media_type: compression.oci_media_type().to_string(),
+            size: info.size,
+            diff_id,
+            chain_id: chain,
+        }];
+        self.commit_image(
+            &config_info.digest,
+            config_info.size,
+            &config,
+            manifest::OCI_CONFIG,
+            None,
+            layers,
+            &tags,
+            "Imported",
+            progress,
+        )
     }
 
     /// Finds an image by full ID, tag or digest reference, or short ID prefix
@@ -901,5 +1010,48 @@ impl Store {
         Ok(self
             .snapshots
             .prepare_container(rec.chain_id(), container_id)?)
+    }
+}
+
+/// The current UTC time as RFC 3339 (`2026-01-02T03:04:05Z`), as image
+/// configs write `created`.
+fn rfc3339_now() -> String {
+    rfc3339(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    )
+}
+
+fn rfc3339(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil-from-days (proleptic Gregorian), after Howard Hinnant's algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rfc3339;
+
+    #[test]
+    fn formats_utc_times() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
     }
 }

@@ -462,3 +462,39 @@ fn platform_is_chosen_from_a_nested_index() {
         "{err}"
     );
 }
+
+#[test]
+fn import_a_rootfs_tarball() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let base = common::base_layer();
+    let mut store = Store::open_with(
+        &tmp.path().join("store"),
+        StoreOptions {
+            snapshotter: Some(SnapshotterKind::Copy),
+            ..Default::default()
+        },
+    )
+    .expect("open");
+    let mut events = Vec::new();
+    let rec = store
+        .import_rootfs(
+            &common::gzip(&base)[..],
+            Some("imported:1"),
+            Some(serde_json::json!({"Cmd": ["/bin/sh"]})),
+            &mut |p| events.push(p),
+        )
+        .expect("import");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.status == "Imported image: imported:1"),
+        "{events:?}"
+    );
+    let inspect = store.inspect("imported:1").expect("inspect");
+    assert_eq!(inspect.diff_ids, [Digest::of_bytes(&base)]);
+    assert_eq!(inspect.config_json["config"]["Cmd"][0], "/bin/sh");
+    assert_eq!(rec.layers[0].media_type, image::manifest::OCI_LAYER_GZIP);
+    let spec = store.prepare_container(&rec.id, "imp").expect("prepare");
+    assert!(Path::new(&spec.source).join("bin/busybox").is_file());
+    store.snapshotter().remove_container("imp").expect("remove");
+}
