@@ -34,6 +34,7 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::rc::Rc;
 
 /// The prefix of whiteout entries in a layer tar.
 pub const WHITEOUT_PREFIX: &str = ".wh.";
@@ -195,6 +196,7 @@ pub fn apply_layer(
     let mut applier = Applier {
         root: root.as_fd(),
         dir_times: Vec::new(),
+        parent_cache: None,
         size: 0,
         entries: 0,
     };
@@ -266,6 +268,7 @@ fn timestamps(mtime: u64) -> rfs::Timestamps {
 struct Applier<'a> {
     root: BorrowedFd<'a>,
     dir_times: Vec<(Vec<u8>, u64)>,
+    parent_cache: Option<(Vec<u8>, Rc<OwnedFd>)>,
     size: u64,
     entries: u64,
 }
@@ -341,14 +344,15 @@ impl Applier<'_> {
             if hidden.is_empty() || hidden == b"." || hidden == b".." {
                 return Err(unsafe_err("whiteout names no file in its directory"));
             }
-            self.remove_existing(&parent, hidden, &name)?;
-            rfs::mknodat(
-                &parent,
-                OsStr::from_bytes(hidden),
-                FileType::CharacterDevice,
-                Mode::empty(),
-                rfs::makedev(0, 0),
-            )
+            self.replace(&parent, hidden, || {
+                rfs::mknodat(
+                    &parent,
+                    OsStr::from_bytes(hidden),
+                    FileType::CharacterDevice,
+                    Mode::empty(),
+                    rfs::makedev(0, 0),
+                )
+            })
             .map_err(io_err("create whiteout device"))?;
             return Ok(());
         }
@@ -357,16 +361,21 @@ impl Applier<'_> {
         let last_os = OsStr::from_bytes(last);
         match kind {
             tar::EntryType::Directory => {
-                let existing = rfs::statat(&parent, last_os, AtFlags::SYMLINK_NOFOLLOW).ok();
-                let is_dir = existing
-                    .as_ref()
-                    .is_some_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory);
-                if !is_dir {
-                    if existing.is_some() {
-                        self.remove_existing(&parent, last, &name)?;
+                match rfs::mkdirat(&parent, last_os, Mode::from_raw_mode(0o700)) {
+                    Ok(()) => {}
+                    Err(Errno::EXIST) => {
+                        let is_dir = rfs::statat(&parent, last_os, AtFlags::SYMLINK_NOFOLLOW)
+                            .is_ok_and(|st| {
+                                FileType::from_raw_mode(st.st_mode) == FileType::Directory
+                            });
+                        if !is_dir {
+                            self.replace(&parent, last, || {
+                                rfs::mkdirat(&parent, last_os, Mode::from_raw_mode(0o700))
+                            })
+                            .map_err(io_err("create directory"))?;
+                        }
                     }
-                    rfs::mkdirat(&parent, last_os, Mode::from_raw_mode(0o700))
-                        .map_err(io_err("create directory"))?;
+                    Err(e) => return Err(io_err("create directory")(e)),
                 }
                 let fd = rfs::openat(
                     &parent,
@@ -379,18 +388,20 @@ impl Applier<'_> {
                 self.dir_times.push((join(&comps), meta.mtime));
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
-                self.remove_existing(&parent, last, &name)?;
-                let fd = rfs::openat(
-                    &parent,
-                    last_os,
-                    OFlags::WRONLY
-                        | OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
-                )
-                .map_err(io_err("create file"))?;
+                let fd = self
+                    .replace(&parent, last, || {
+                        rfs::openat(
+                            &parent,
+                            last_os,
+                            OFlags::WRONLY
+                                | OFlags::CREATE
+                                | OFlags::EXCL
+                                | OFlags::NOFOLLOW
+                                | OFlags::CLOEXEC,
+                            Mode::from_raw_mode(0o600),
+                        )
+                    })
+                    .map_err(io_err("create file"))?;
                 let mut file = File::from(fd);
                 let n = io::copy(&mut entry, &mut file).map_err(|source| UnpackError::Io {
                     entry: name.clone(),
@@ -406,9 +417,10 @@ impl Applier<'_> {
                     .link_name_bytes()
                     .ok_or_else(|| unsafe_err("symlink without a target"))?
                     .into_owned();
-                self.remove_existing(&parent, last, &name)?;
-                rfs::symlinkat(OsStr::from_bytes(&target), &parent, last_os)
-                    .map_err(io_err("create symlink"))?;
+                self.replace(&parent, last, || {
+                    rfs::symlinkat(OsStr::from_bytes(&target), &parent, last_os)
+                })
+                .map_err(io_err("create symlink"))?;
                 self.set_path_meta(&parent, last, &meta, &name, false)?;
             }
             tar::EntryType::Link => {
@@ -429,14 +441,15 @@ impl Applier<'_> {
                     return Ok(());
                 }
                 let tparent_fd = self.resolve(tparent, &name, false)?;
-                self.remove_existing(&parent, last, &name)?;
-                rfs::linkat(
-                    &tparent_fd,
-                    OsStr::from_bytes(tlast),
-                    &parent,
-                    last_os,
-                    AtFlags::empty(),
-                )
+                self.replace(&parent, last, || {
+                    rfs::linkat(
+                        &tparent_fd,
+                        OsStr::from_bytes(tlast),
+                        &parent,
+                        last_os,
+                        AtFlags::empty(),
+                    )
+                })
                 .map_err(|e| {
                     if e == Errno::NOENT {
                         unsafe_err(&format!(
@@ -460,14 +473,15 @@ impl Applier<'_> {
                 };
                 let major = header.device_major().ok().flatten().unwrap_or(0);
                 let minor = header.device_minor().ok().flatten().unwrap_or(0);
-                self.remove_existing(&parent, last, &name)?;
-                rfs::mknodat(
-                    &parent,
-                    last_os,
-                    ft,
-                    Mode::from_raw_mode(0o600),
-                    rfs::makedev(major, minor),
-                )
+                self.replace(&parent, last, || {
+                    rfs::mknodat(
+                        &parent,
+                        last_os,
+                        ft,
+                        Mode::from_raw_mode(0o600),
+                        rfs::makedev(major, minor),
+                    )
+                })
                 .map_err(io_err("create device node or fifo"))?;
                 self.set_path_meta(&parent, last, &meta, &name, true)?;
             }
@@ -615,8 +629,38 @@ impl Applier<'_> {
         Ok(())
     }
 
-    fn open_parent(&self, comps: &[&[u8]], name: &str) -> Result<OwnedFd, UnpackError> {
-        self.resolve(comps, name, true)
+    /// Opens (creating if needed) an entry's parent directory. Tar writers
+    /// group entries by directory, so the last parent is kept open; it is
+    /// forgotten whenever anything is removed, since a removal may have
+    /// replaced a directory on its path.
+    fn open_parent(&mut self, comps: &[&[u8]], name: &str) -> Result<Rc<OwnedFd>, UnpackError> {
+        let key = join(comps);
+        if let Some((k, fd)) = &self.parent_cache {
+            if *k == key {
+                return Ok(Rc::clone(fd));
+            }
+        }
+        let fd = Rc::new(self.resolve(comps, name, true)?);
+        self.parent_cache = Some((key, Rc::clone(&fd)));
+        Ok(fd)
+    }
+
+    /// Runs `create`; if the name is taken, removes what is there (a whole
+    /// tree for a directory) and runs it again. Trying first saves a stat
+    /// per entry in the common case of a fresh name.
+    fn replace<T>(
+        &mut self,
+        parent: &OwnedFd,
+        last: &[u8],
+        create: impl Fn() -> Result<T, Errno>,
+    ) -> Result<T, Errno> {
+        match create() {
+            Err(Errno::EXIST) => {}
+            other => return other,
+        }
+        self.parent_cache = None;
+        Self::remove_existing(parent, last)?;
+        create()
     }
 
     /// Opens the directory `comps` beneath the root, creating missing
@@ -699,34 +743,18 @@ impl Applier<'_> {
 
     /// Removes whatever is at `parent/last` (a whole tree for a directory);
     /// absence is fine.
-    fn remove_existing(
-        &self,
-        parent: &OwnedFd,
-        last: &[u8],
-        name: &str,
-    ) -> Result<(), UnpackError> {
+    fn remove_existing(parent: &OwnedFd, last: &[u8]) -> Result<(), Errno> {
         let last_os = OsStr::from_bytes(last);
         let st = match rfs::statat(parent, last_os, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => st,
             Err(Errno::NOENT) => return Ok(()),
-            Err(e) => {
-                return Err(UnpackError::Io {
-                    entry: name.to_string(),
-                    op: "inspect existing file",
-                    source: e.into(),
-                })
-            }
+            Err(e) => return Err(e),
         };
-        let res = if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+        if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
             remove_tree_at(parent.as_fd(), last_os)
         } else {
             rfs::unlinkat(parent, last_os, AtFlags::empty())
-        };
-        res.map_err(|e| UnpackError::Io {
-            entry: name.to_string(),
-            op: "remove existing file",
-            source: e.into(),
-        })
+        }
     }
 
     /// Directory mtimes are set last, deepest first, since creating entries

@@ -199,3 +199,20 @@ fn raw_header_helper_really_writes_dotdot() {
     let h = raw_header(tar::EntryType::Regular, "../escape", None, 0, 0o644);
     assert_eq!(&*h.path_bytes(), b"../escape");
 }
+
+#[test]
+fn directory_replaced_by_outward_symlink_is_not_written_through() {
+    // The applier keeps the last parent directory open; replacing a
+    // directory on that path with a symlink must not let a later entry
+    // land in the old directory or follow the new link.
+    refused(
+        layer_tar(&[
+            Item::Dir("a/", 0o755),
+            Item::Dir("a/b/", 0o755),
+            Item::File("a/b/f1", 0o644, b"1".to_vec()),
+            Item::Symlink("a", "/"),
+            Item::File("a/b/f2", 0o644, b"2".to_vec()),
+        ]),
+        "a/b/f2",
+    );
+}
