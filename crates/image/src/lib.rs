@@ -18,8 +18,10 @@
 //! tag, untag, remove, inspect, history, list, prune, disk usage);
 //! [`mod@reference`] parses image names the way Docker does, [`manifest`] reads
 //! OCI and Docker schema 2 documents and picks a platform, [`archive`] reads
-//! and writes docker-archive tarballs and OCI layouts, and [`progress`]
-//! carries per-layer progress to a callback.
+//! and writes docker-archive tarballs and OCI layouts, [`export`] writes
+//! layer tars from directories (a container's diff, a flattened rootfs)
+//! without mounting, and [`progress`] carries per-layer progress to a
+//! callback.
 //!
 //! Must never: mount anything for a container (it describes mounts in a
 //! [`snapshot::MountSpec`]; the runtime performs them inside the container's
@@ -50,6 +52,7 @@ pub mod archive;
 pub mod content;
 pub mod digest;
 mod durable;
+pub mod export;
 pub mod manifest;
 pub mod metadata;
 pub mod progress;

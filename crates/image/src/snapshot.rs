@@ -65,6 +65,12 @@ pub enum SnapshotError {
     /// The container ID cannot be used as a directory name.
     #[error("container id {0:?} is not valid: use letters, digits, '_', '.' and '-', starting with a letter or digit")]
     BadContainerId(String),
+    /// The container has no writable layer here.
+    #[error("container {0}: no writable layer exists")]
+    NoContainer(String),
+    /// The copying snapshotter cannot tell a container's changes apart.
+    #[error("container {0}: the copying snapshotter keeps a full copy, not a separate layer of changes, so its diff is not available")]
+    NoUpperDir(String),
     /// The container already has a writable layer.
     #[error("container {0}: a writable layer already exists")]
     ContainerExists(String),
@@ -498,6 +504,43 @@ impl Snapshotter {
         let doomed = durable::temp_path(&self.dir.join(ACTIVE), "remove");
         fs::rename(&dir, &doomed).map_err(io_err("rename for removal", &dir))?;
         fs::remove_dir_all(&doomed).map_err(io_err("remove", &doomed))
+    }
+
+    /// The directories that make a container's rootfs, top first: with
+    /// overlay its upper directory then its image's layers; with the
+    /// copying snapshotter its one full copy.
+    pub fn container_layers(&self, container_id: &str) -> Result<Vec<PathBuf>, SnapshotError> {
+        let dir = self.active_dir(container_id)?;
+        let chain_file = dir.join("chain.json");
+        let data = match fs::read(&chain_file) {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(SnapshotError::NoContainer(container_id.to_string()))
+            }
+            Err(e) => return Err(io_err("read", &chain_file)(e)),
+        };
+        if dir.join("rootfs").is_dir() {
+            return Ok(vec![dir.join("rootfs")]);
+        }
+        let lineage: Vec<Digest> =
+            serde_json::from_slice(&data).map_err(|e| SnapshotError::BadInfo {
+                chain: chain_file.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        let mut out = vec![dir.join("upper")];
+        out.extend(lineage.iter().rev().map(|c| self.fs_path(c)));
+        Ok(out)
+    }
+
+    /// A container's overlay upper directory (its changes alone). The
+    /// copying snapshotter keeps no such directory, so this is refused there.
+    pub fn container_upper(&self, container_id: &str) -> Result<PathBuf, SnapshotError> {
+        let layers = self.container_layers(container_id)?;
+        let dir = self.active_dir(container_id)?;
+        if layers.first() == Some(&dir.join("rootfs")) {
+            return Err(SnapshotError::NoUpperDir(container_id.to_string()));
+        }
+        Ok(dir.join("upper"))
     }
 
     /// The snapshot chains that containers' writable layers stand on; GC keeps them.

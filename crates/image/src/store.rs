@@ -15,6 +15,7 @@ use crate::archive::{self, ArchiveError, ArchiveSource, DirSink, ImagePlan, Save
 use crate::content::{ContentError, ContentStore, Expected};
 use crate::digest::{Digest, HashingReader};
 use crate::durable;
+use crate::export::{self, ExportError, ExportStats};
 use crate::manifest::{self, ManifestError, Platform};
 use crate::metadata::{ImageId, ImageRecord, LayerRecord, MetadataError, MetadataStore};
 use crate::progress::Progress;
@@ -55,6 +56,9 @@ pub enum StoreError {
     /// From archive reading or writing.
     #[error(transparent)]
     Archive(#[from] ArchiveError),
+    /// From exporting a filesystem as a tar.
+    #[error(transparent)]
+    Export(#[from] ExportError),
     /// From manifest or config parsing.
     #[error(transparent)]
     Manifest(#[from] ManifestError),
@@ -995,6 +999,49 @@ impl Store {
         };
         let mut sink = DirSink::new(dir).map_err(io_err("create directory", dir))?;
         self.write(names, &mut sink, false, &existing, progress)
+    }
+
+    /// Writes an image's merged filesystem as one tar (its layers flattened
+    /// with overlay's rules; no mount is made).
+    pub fn export_image(&self, name: &str, writer: impl Write) -> Result<ExportStats, StoreError> {
+        let (id, _) = self.resolve(name)?;
+        let rec = self
+            .get(&id)
+            .ok_or_else(|| StoreError::NotFound(name.to_string()))?;
+        let layers: Vec<PathBuf> = rec
+            .layers
+            .iter()
+            .rev()
+            .map(|l| self.snapshots.fs_path(&l.chain_id))
+            .collect();
+        Ok(export::write_flattened(&layers, writer)?)
+    }
+
+    /// Writes a container's filesystem (`docker export`) as one tar, read
+    /// from its layers without mounting.
+    pub fn export_container(
+        &self,
+        container_id: &str,
+        writer: impl Write,
+    ) -> Result<ExportStats, StoreError> {
+        let layers = self.snapshots.container_layers(container_id)?;
+        Ok(export::write_flattened(&layers, writer)?)
+    }
+
+    /// Writes a container's changes as a layer tar (whiteouts included), the
+    /// layer `docker commit` and the builder add to an image.
+    pub fn container_diff(
+        &self,
+        container_id: &str,
+        writer: impl Write,
+    ) -> Result<ExportStats, StoreError> {
+        let upper = self.snapshots.container_upper(container_id)?;
+        Ok(export::write_layer_diff(&upper, writer)?)
+    }
+
+    /// Removes a container's writable layer (absent is fine).
+    pub fn remove_container(&self, container_id: &str) -> Result<(), StoreError> {
+        Ok(self.snapshots.remove_container(container_id)?)
     }
 
     /// Creates a container's writable layer over an image and describes its
