@@ -86,6 +86,10 @@ pub struct LayerRecord {
     pub diff_id: Digest,
     /// Chain ID of the stack up to this layer (the snapshot's name).
     pub chain_id: Digest,
+    /// Bytes of regular-file content in this layer unpacked, recorded at
+    /// load so sizes and disk usage need no walk of the disk.
+    #[serde(default)]
+    pub unpacked_size: u64,
 }
 
 /// An image in the store.

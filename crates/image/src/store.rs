@@ -409,12 +409,14 @@ impl Store {
                 .media_type
                 .clone()
                 .unwrap_or_else(|| compression.oci_media_type().to_string());
+            let unpacked_size = self.snapshots.info(&chain)?.size;
             layers.push(LayerRecord {
                 blob: info.digest,
                 media_type,
                 size: info.size,
                 diff_id: diff_id.clone(),
                 chain_id: chain.clone(),
+                unpacked_size,
             });
             parent = Some(chain);
         }
@@ -581,12 +583,14 @@ impl Store {
         })?;
         let config_info = self.content.write_bytes(&bytes, Expected::default())?;
         let config = manifest::parse_config(&bytes, &config_info.digest)?;
+        let unpacked_size = self.snapshots.info(&chain)?.size;
         let layers = vec![LayerRecord {
             blob: info.digest,
             media_type: compression.oci_media_type().to_string(),
             size: info.size,
             diff_id,
             chain_id: chain,
+            unpacked_size,
         }];
         self.commit_image(
             &config_info.digest,
@@ -666,11 +670,7 @@ impl Store {
     }
 
     fn unpacked_size(&self, rec: &ImageRecord) -> u64 {
-        rec.layers
-            .iter()
-            .filter_map(|l| self.snapshots.info(&l.chain_id).ok())
-            .map(|i| i.size)
-            .sum()
+        rec.layers.iter().map(|l| l.unpacked_size).sum()
     }
 
     /// Adds tag `target` to the image `source` names (moving it if it named another).
@@ -878,7 +878,7 @@ impl Store {
             let mut size = 0;
             let mut shared = 0;
             for l in &rec.layers {
-                let s = self.snapshots.info(&l.chain_id)?.size;
+                let s = l.unpacked_size;
                 size += s;
                 if users.get(&l.chain_id).copied().unwrap_or(0) > 1 {
                     shared += s;
