@@ -46,9 +46,6 @@ impl Progress {
     }
 }
 
-/// A callback receiving progress events.
-pub type ProgressFn<'a> = &'a mut dyn FnMut(Progress);
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -498,3 +498,32 @@ fn import_a_rootfs_tarball() {
     assert!(Path::new(&spec.source).join("bin/busybox").is_file());
     store.snapshotter().remove_container("imp").expect("remove");
 }
+
+#[test]
+fn compressed_and_streamed_archives_load() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let b = image_b();
+    let plain = tmp.path().join("b.tar");
+    write_docker_archive(&plain, &[&b]);
+    let bytes = fs::read(&plain).expect("read archive");
+    let gz = tmp.path().join("b.tar.gz");
+    fs::write(&gz, common::gzip(&bytes)).expect("write gz");
+    let zst = common::zstd(&bytes);
+
+    let root = tmp.path().join("store");
+    let copy = || StoreOptions {
+        snapshotter: Some(SnapshotterKind::Copy),
+        ..Default::default()
+    };
+    let mut store = Store::open_with(&root, copy()).expect("open");
+    let (recs, _) = load(&mut store, &gz);
+    assert_eq!(recs[0].id.0, b.id());
+    let recs = store
+        .load_reader(&zst[..], &mut |_| {})
+        .expect("load a zstd stream");
+    assert_eq!(recs[0].id.0, b.id());
+    assert!(
+        tree(&root.join("tmp")).is_empty(),
+        "scratch files are removed"
+    );
+}
