@@ -50,7 +50,10 @@ pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     result
 }
 
-/// Removes temporary debris (names starting with [`TEMP_PREFIX`]) directly inside `dir`.
+/// Removes temporary debris (names starting with [`TEMP_PREFIX`]) directly
+/// inside `dir`, returning how many were removed. An entry that cannot be
+/// removed is logged and left for the next open: debris must never stop a
+/// store from opening.
 pub(crate) fn remove_debris(dir: &Path) -> io::Result<usize> {
     let mut removed = 0;
     let entries = match fs::read_dir(dir) {
@@ -60,14 +63,20 @@ pub(crate) fn remove_debris(dir: &Path) -> io::Result<usize> {
     };
     for entry in entries {
         let entry = entry?;
-        if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
-            let path = entry.path();
-            if entry.file_type()?.is_dir() {
-                fs::remove_dir_all(&path)?;
-            } else {
-                fs::remove_file(&path)?;
+        if !entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+            continue;
+        }
+        let path = entry.path();
+        let result = if entry.file_type()?.is_dir() {
+            fs::remove_dir_all(&path)
+        } else {
+            fs::remove_file(&path)
+        };
+        match result {
+            Ok(()) => removed += 1,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot remove temporary debris; leaving it")
             }
-            removed += 1;
         }
     }
     Ok(removed)

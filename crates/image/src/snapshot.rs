@@ -193,6 +193,22 @@ impl Snapshotter {
     pub fn open_with(root: &Path, kind: SnapshotterKind) -> Result<Self, SnapshotError> {
         let dir = root.join("snapshots");
         fs::create_dir_all(dir.join(ACTIVE)).map_err(io_err("create directory", &dir))?;
+        // A process killed during the overlay probe leaves it mounted; only
+        // berth's own probe directories are unmounted here.
+        if let Ok(entries) = fs::read_dir(&dir) {
+            for e in entries.flatten() {
+                let name = e.file_name();
+                if name
+                    .to_string_lossy()
+                    .starts_with(&format!("{}overlay-probe-", durable::TEMP_PREFIX))
+                {
+                    let _ = rustix::mount::unmount(
+                        e.path().join("merged"),
+                        rustix::mount::UnmountFlags::DETACH,
+                    );
+                }
+            }
+        }
         durable::remove_debris(&dir).map_err(io_err("remove temporary directories in", &dir))?;
         let active = dir.join(ACTIVE);
         durable::remove_debris(&active)

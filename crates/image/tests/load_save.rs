@@ -527,3 +527,33 @@ fn compressed_and_streamed_archives_load() {
         "scratch files are removed"
     );
 }
+
+#[test]
+fn a_probe_mount_left_by_a_killed_process_is_cleaned_at_open() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let probe = tmp.path().join("snapshots/.tmp-overlay-probe-999999-0");
+    for d in ["lower", "upper", "work", "merged"] {
+        fs::create_dir_all(probe.join(d)).expect("mkdir");
+    }
+    let data = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        probe.join("lower").display(),
+        probe.join("upper").display(),
+        probe.join("work").display()
+    );
+    let data = std::ffi::CString::new(data).expect("options");
+    if let Err(e) = rustix::mount::mount(
+        "overlay",
+        probe.join("merged"),
+        "overlay",
+        rustix::mount::MountFlags::empty(),
+        Some(data.as_c_str()),
+    ) {
+        eprintln!("SKIPPED: cannot mount overlay here ({e}); the leftover-probe case needs it");
+        return;
+    }
+    let _guard = Mounted(probe.join("merged"));
+    let store = Store::open(tmp.path()).expect("the store opens despite the leftover probe");
+    assert!(!probe.exists(), "the leftover probe is removed");
+    drop(store);
+}
