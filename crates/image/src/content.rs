@@ -85,6 +85,92 @@ pub struct BlobInfo {
     pub size: u64,
 }
 
+/// A blob being written; see [`ContentStore::writer`].
+#[derive(Debug)]
+pub struct BlobWriter {
+    store: ContentStore,
+    file: File,
+    tmp: Option<PathBuf>,
+    hasher: Hasher,
+    expected: Expected,
+    what: String,
+}
+
+impl BlobWriter {
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.hasher.len()
+    }
+
+    fn tmp_path(&self) -> PathBuf {
+        self.tmp.clone().unwrap_or_default()
+    }
+
+    fn push(&mut self, data: &[u8]) -> Result<(), ContentError> {
+        self.hasher.update(data);
+        if let Some(size) = self.expected.size {
+            if self.hasher.len() > size {
+                return Err(ContentError::SizeMismatch {
+                    what: self.what.clone(),
+                    expected: size,
+                    actual: self.hasher.len(),
+                });
+            }
+        }
+        let tmp = self.tmp_path();
+        self.file.write_all(data).map_err(io_err("write", &tmp))
+    }
+
+    /// Verifies size and digest, syncs, and gives the blob its name.
+    pub fn commit(mut self) -> Result<BlobInfo, ContentError> {
+        let size = self.hasher.len();
+        if let Some(expected_size) = self.expected.size {
+            if size != expected_size {
+                return Err(ContentError::SizeMismatch {
+                    what: self.what.clone(),
+                    expected: expected_size,
+                    actual: size,
+                });
+            }
+        }
+        let digest = std::mem::take(&mut self.hasher).finish();
+        if let Some(exp) = &self.expected.digest {
+            if *exp != digest {
+                return Err(ContentError::DigestMismatch {
+                    expected: exp.clone(),
+                    actual: digest,
+                });
+            }
+        }
+        let tmp = self.tmp_path();
+        self.file.sync_all().map_err(io_err("fsync", &tmp))?;
+        let dest = self.store.path(&digest);
+        fs::rename(&tmp, &dest).map_err(io_err("rename into place", &dest))?;
+        self.tmp = None;
+        durable::sync_dir(&self.store.dir).map_err(io_err("fsync", &self.store.dir))?;
+        Ok(BlobInfo { digest, size })
+    }
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.push(buf).map_err(io::Error::other)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for BlobWriter {
+    fn drop(&mut self) {
+        if let Some(tmp) = self.tmp.take() {
+            let _ = fs::remove_file(tmp);
+        }
+    }
+}
+
 /// The blob store rooted at `<root>/content`.
 #[derive(Debug, Clone)]
 pub struct ContentStore {
@@ -176,70 +262,45 @@ impl ContentStore {
                 });
             }
         }
+        let mut writer = self.writer(expected)?;
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    return Err(ContentError::Read {
+                        what: writer.what.clone(),
+                        source,
+                    })
+                }
+            };
+            writer.push(&buf[..n])?;
+            progress(writer.hasher.len());
+        }
+        writer.commit()
+    }
+
+    /// Starts writing a blob whose bytes arrive piecemeal (through `Write`,
+    /// e.g. teed off a stream that is being unpacked at the same time).
+    /// Nothing is visible until [`BlobWriter::commit`] has verified it; a
+    /// writer dropped uncommitted removes its temporary file.
+    pub fn writer(&self, expected: Expected) -> Result<BlobWriter, ContentError> {
         let what = expected
             .digest
             .as_ref()
             .map_or_else(|| "of unknown digest".to_string(), |d| d.to_string());
-        let (mut file, tmp) = durable::create_temp(&self.dir, "blob")
+        let (file, tmp) = durable::create_temp(&self.dir, "blob")
             .map_err(io_err("create temporary blob in", &self.dir))?;
-        // From here on, every early return must remove the temporary file.
-        let result = (|| {
-            let mut hasher = Hasher::new();
-            let mut buf = vec![0u8; 256 * 1024];
-            loop {
-                let n = match reader.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(source) => {
-                        return Err(ContentError::Read {
-                            what: what.clone(),
-                            source,
-                        })
-                    }
-                };
-                hasher.update(&buf[..n]);
-                if let Some(size) = expected.size {
-                    if hasher.len() > size {
-                        return Err(ContentError::SizeMismatch {
-                            what: what.clone(),
-                            expected: size,
-                            actual: hasher.len(),
-                        });
-                    }
-                }
-                file.write_all(&buf[..n]).map_err(io_err("write", &tmp))?;
-                progress(hasher.len());
-            }
-            let size = hasher.len();
-            if let Some(expected_size) = expected.size {
-                if size != expected_size {
-                    return Err(ContentError::SizeMismatch {
-                        what: what.clone(),
-                        expected: expected_size,
-                        actual: size,
-                    });
-                }
-            }
-            let digest = hasher.finish();
-            if let Some(exp) = &expected.digest {
-                if *exp != digest {
-                    return Err(ContentError::DigestMismatch {
-                        expected: exp.clone(),
-                        actual: digest,
-                    });
-                }
-            }
-            file.sync_all().map_err(io_err("fsync", &tmp))?;
-            let dest = self.path(&digest);
-            fs::rename(&tmp, &dest).map_err(io_err("rename into place", &dest))?;
-            durable::sync_dir(&self.dir).map_err(io_err("fsync", &self.dir))?;
-            Ok(BlobInfo { digest, size })
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result
+        Ok(BlobWriter {
+            store: self.clone(),
+            file,
+            tmp: Some(tmp),
+            hasher: Hasher::new(),
+            expected,
+            what,
+        })
     }
 
     /// Deletes a blob; absent blobs are not an error.

@@ -121,7 +121,7 @@ impl<'de> serde::Deserialize<'de> for Digest {
 }
 
 /// An incremental SHA-256 hasher that also counts bytes.
-#[derive(Clone, Default)]
+#[derive(Clone, Default, Debug)]
 pub struct Hasher {
     inner: Sha256,
     len: u64,

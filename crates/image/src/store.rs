@@ -12,7 +12,7 @@
 //! names; `gc` reclaims them, and a retried load reuses them.
 
 use crate::archive::{self, ArchiveError, ArchiveSource, DirSink, ImagePlan, SaveItem, TarSink};
-use crate::content::{ContentError, ContentStore, Expected};
+use crate::content::{BlobWriter, ContentError, ContentStore, Expected};
 use crate::digest::{Digest, HashingReader};
 use crate::durable;
 use crate::export::{self, ExportError, ExportStats};
@@ -347,64 +347,85 @@ impl Store {
                     )));
                 }
             }
-            let mut last_report = 0u64;
-            let info = self.content.ingest(
-                reader,
-                Expected {
-                    digest: ls.digest.clone(),
-                    size: Some(len),
-                },
-                &mut |n| {
-                    if n - last_report >= 1 << 20 || n == len {
-                        last_report = n;
-                        progress(Progress {
-                            id: short.clone(),
-                            status: "Loading layer".into(),
-                            current: n,
-                            total: Some(len),
-                        });
-                    }
-                },
-            )?;
-            let mut head = BufReader::new(self.content.open_blob(&info.digest)?);
-            let compression = detect_compression(&mut head)
-                .map_err(io_err("read", &self.content.path(&info.digest)))?;
             let chain = match &parent {
                 None => diff_id.clone(),
                 Some(p) => Digest::of_bytes(format!("{p} {diff_id}").as_bytes()),
             };
-            if self.snapshots.exists(&chain) {
-                // The snapshot is shared; still prove this blob is that layer.
-                let (_, tar) = unpack::decompress(head)
-                    .map_err(io_err("decompress", &self.content.path(&info.digest)))?;
-                let (actual, _) = HashingReader::new(tar)
-                    .finish()
-                    .map_err(io_err("decompress", &self.content.path(&info.digest)))?;
-                if actual != *diff_id {
-                    return Err(SnapshotError::DiffIdMismatch {
-                        expected: diff_id.clone(),
-                        actual,
-                    }
-                    .into());
+            let expected = Expected {
+                digest: ls.digest.clone(),
+                size: Some(len),
+            };
+            let mut last_report = 0u64;
+            let mut report = |n: u64| {
+                if n - last_report >= 1 << 20 || n == len {
+                    last_report = n;
+                    progress(Progress {
+                        id: short.clone(),
+                        status: "Loading layer".into(),
+                        current: n,
+                        total: Some(len),
+                    });
                 }
-                progress(Progress::message(short.clone(), "Already exists"));
-            } else {
-                let total = info.size;
-                let mut last = 0u64;
+            };
+            let blob_present = ls.digest.as_ref().is_some_and(|d| self.content.contains(d));
+            let info = if !blob_present && !self.snapshots.exists(&chain) {
+                // One pass over the archive: the layer is unpacked as it is
+                // read, and the same bytes go to the content store.
+                let mut writer = self.content.writer(expected)?;
+                let mut tee = Tee {
+                    inner: reader,
+                    out: &mut writer,
+                    report: &mut report,
+                    count: 0,
+                };
                 self.snapshots
-                    .unpack(parent.as_ref(), diff_id, head, &mut |n| {
-                        if n - last >= 1 << 20 || n == total {
-                            last = n;
-                            progress(Progress {
-                                id: short.clone(),
-                                status: "Extracting".into(),
-                                current: n,
-                                total: Some(total),
-                            });
+                    .unpack(parent.as_ref(), diff_id, &mut tee, &mut |_| {})?;
+                // The decompressor may stop before the blob's last bytes.
+                io::copy(&mut tee, &mut io::sink()).map_err(|source| ArchiveError::Io {
+                    archive: src.label().to_string(),
+                    op: format!("read {}", ls.name),
+                    source,
+                })?;
+                match writer.commit() {
+                    Ok(info) => info,
+                    Err(e) => {
+                        // The bytes were not the blob the archive names:
+                        // keep nothing made from them.
+                        let _ = self.snapshots.remove(&chain);
+                        return Err(e.into());
+                    }
+                }
+            } else {
+                let info = self.content.ingest(reader, expected, &mut report)?;
+                let blob_path = self.content.path(&info.digest);
+                if self.snapshots.exists(&chain) {
+                    // The snapshot is shared; still prove this blob is that layer.
+                    let (_, tar) = unpack::decompress(self.content.open_blob(&info.digest)?)
+                        .map_err(io_err("decompress", &blob_path))?;
+                    let (actual, _) = HashingReader::new(tar)
+                        .finish()
+                        .map_err(io_err("decompress", &blob_path))?;
+                    if actual != *diff_id {
+                        return Err(SnapshotError::DiffIdMismatch {
+                            expected: diff_id.clone(),
+                            actual,
                         }
-                    })?;
-                progress(Progress::message(short.clone(), "Pull complete"));
-            }
+                        .into());
+                    }
+                    progress(Progress::message(short.clone(), "Already exists"));
+                } else {
+                    self.snapshots.unpack(
+                        parent.as_ref(),
+                        diff_id,
+                        self.content.open_blob(&info.digest)?,
+                        &mut |_| {},
+                    )?;
+                }
+                info
+            };
+            let mut head = BufReader::new(self.content.open_blob(&info.digest)?);
+            let compression = detect_compression(&mut head)
+                .map_err(io_err("read", &self.content.path(&info.digest)))?;
             let media_type = ls
                 .media_type
                 .clone()
@@ -1057,6 +1078,25 @@ impl Store {
         Ok(self
             .snapshots
             .prepare_container(rec.chain_id(), container_id)?)
+    }
+}
+
+/// Passes a stream through while copying it into a blob writer and
+/// reporting the bytes read.
+struct Tee<'a, R> {
+    inner: R,
+    out: &'a mut BlobWriter,
+    report: &'a mut dyn FnMut(u64),
+    count: u64,
+}
+
+impl<R: Read> Read for Tee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.out.write_all(&buf[..n])?;
+        self.count += n as u64;
+        (self.report)(self.count);
+        Ok(n)
     }
 }
 

@@ -557,3 +557,64 @@ fn a_probe_mount_left_by_a_killed_process_is_cleaned_at_open() {
     assert!(!probe.exists(), "the leftover probe is removed");
     drop(store);
 }
+
+#[test]
+fn blob_under_a_wrong_digest_leaves_no_blob_and_no_snapshot() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let b = image_b();
+    let dir = tmp.path().join("b-oci");
+    write_oci_layout(&dir, &[&b]);
+    let blobs = dir.join("blobs/sha256");
+    // Move the top layer under a name that is not its digest, and make the
+    // manifest claim that name: the bytes still match the config's diff ID,
+    // so only the blob digest check can catch it.
+    let real = Digest::of_bytes(&b.blobs[1].0);
+    let wrong = Digest::of_bytes(b"not the layer");
+    fs::rename(blobs.join(real.hex()), blobs.join(wrong.hex())).expect("rename blob");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&b.manifest()).expect("manifest json");
+    manifest["layers"][1]["digest"] = wrong.to_string().into();
+    let mbytes = serde_json::to_vec(&manifest).expect("json");
+    let md = Digest::of_bytes(&mbytes);
+    fs::write(blobs.join(md.hex()), &mbytes).expect("manifest blob");
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": image::manifest::OCI_MANIFEST, "digest": md.to_string(), "size": mbytes.len(),
+        "annotations": {"org.opencontainers.image.ref.name": "berth-test/b:1.0"}}]});
+    fs::write(
+        dir.join("index.json"),
+        serde_json::to_vec(&index).expect("json"),
+    )
+    .expect("index");
+
+    let root = tmp.path().join("store");
+    let mut store = Store::open_with(
+        &root,
+        StoreOptions {
+            snapshotter: Some(SnapshotterKind::Copy),
+            ..Default::default()
+        },
+    )
+    .expect("open");
+    let err = store
+        .load_archive(&dir, &mut |_| {})
+        .expect_err("digest mismatch");
+    assert!(
+        err.to_string().contains(&wrong.to_string()),
+        "the error names the expected digest: {err}"
+    );
+    assert!(!store.content().contains(&wrong) && !store.content().contains(&real));
+    let chains = chain_ids(
+        &b.tars
+            .iter()
+            .map(|t| Digest::of_bytes(t))
+            .collect::<Vec<_>>(),
+    );
+    assert!(
+        !store.snapshotter().exists(&chains[1]),
+        "no snapshot from the bad blob"
+    );
+    assert!(store.list().is_empty());
+    assert!(tree(&root.join("content"))
+        .iter()
+        .all(|p| !p.contains(".tmp-")));
+}
