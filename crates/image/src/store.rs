@@ -1,13 +1,16 @@
 //! The image store facade: one data root holding the content store, the
 //! snapshots and the metadata, and the operations Docker users know (load,
-//! save, tag, untag, remove, inspect, history, list, prune, disk usage).
+//! save, import, export, tag, untag, remove, inspect, history, list, prune,
+//! disk usage) plus the container-facing ones (prepare a writable layer,
+//! export or diff it, remove it).
 //!
 //! The store knows nothing of containers: callers that must refuse to
 //! remove an image a container uses pass an `in_use` predicate.
 //!
-//! Order of writes on load, which is what makes a kill -9 harmless: blobs
-//! (each verified, then renamed), then snapshots (each complete, then
-//! renamed), then the image record and its tags in one atomic metadata
+//! Order of writes on load, which is what makes a kill -9 harmless: each
+//! layer's blob and snapshot (each verified, then renamed into place; a
+//! layer is unpacked while its blob is written, in one pass over the
+//! archive), then the image record and its tags in one atomic metadata
 //! write. A crash before the last step leaves blobs and snapshots no record
 //! names; `gc` reclaims them, and a retried load reuses them.
 
