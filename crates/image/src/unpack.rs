@@ -515,10 +515,10 @@ impl Applier<'_> {
                 Err(_) => Err(bad(what)),
             }
         };
-        let uid = u32::try_from(num(h.uid(), &old.uid, "uid")?).map_err(|_| bad("uid"))?;
-        let gid = u32::try_from(num(h.gid(), &old.gid, "gid")?).map_err(|_| bad("gid"))?;
+        let mut uid = num(h.uid(), &old.uid, "uid")?;
+        let mut gid = num(h.gid(), &old.gid, "gid")?;
         let mode = num(h.mode().map(u64::from), &old.mode, "mode")? as u32 & 0o7777;
-        let mtime = num(h.mtime(), &old.mtime, "mtime")?;
+        let mut mtime = num(h.mtime(), &old.mtime, "mtime")?;
         let mut xattrs = Vec::new();
         if let Some(exts) = entry.pax_extensions().map_err(|source| UnpackError::Io {
             entry: name.to_string(),
@@ -532,6 +532,23 @@ impl Applier<'_> {
                     source,
                 })?;
                 let Ok(key) = ext.key() else { continue };
+                // PAX carries what the octal header fields cannot hold
+                // (ids above 2097151, sub-second or far-future times).
+                let pax_num = |v: &[u8]| -> Result<u64, UnpackError> {
+                    let text = std::str::from_utf8(v).map_err(|_| bad(key))?;
+                    if text.starts_with('-') {
+                        // Before 1970: clamp rather than refuse.
+                        return Ok(0);
+                    }
+                    let whole = text.split('.').next().unwrap_or(text);
+                    whole.parse::<u64>().map_err(|_| bad(key))
+                };
+                match key {
+                    "uid" => uid = pax_num(ext.value_bytes())?,
+                    "gid" => gid = pax_num(ext.value_bytes())?,
+                    "mtime" => mtime = pax_num(ext.value_bytes())?,
+                    _ => {}
+                }
                 if let Some(xname) = key.strip_prefix("SCHILY.xattr.") {
                     if xname.starts_with("trusted.overlay.") {
                         return Err(UnpackError::Unsafe {
@@ -543,6 +560,8 @@ impl Applier<'_> {
                 }
             }
         }
+        let uid = u32::try_from(uid).map_err(|_| bad("uid"))?;
+        let gid = u32::try_from(gid).map_err(|_| bad("gid"))?;
         Ok(Meta {
             uid,
             gid,

@@ -77,3 +77,23 @@ fn long_names_and_compressions() {
         assert_eq!(parent.permissions().mode() & 0o7777, 0o755);
     }
 }
+
+#[test]
+fn pax_ids_and_times_override_the_header() {
+    use std::os::linux::fs::MetadataExt;
+    let mut b = tar::Builder::new(Vec::new());
+    b.append_pax_extensions([
+        ("uid", &b"3000000"[..]),
+        ("gid", &b"3000001"[..]),
+        ("mtime", &b"1700000000.25"[..]),
+    ])
+    .expect("pax");
+    let h = common::raw_header(tar::EntryType::Regular, "big-ids", None, 0, 0o644);
+    b.append(&h, &[][..]).expect("append");
+    let tar = b.into_inner().expect("tar");
+    let dir = tempfile::tempdir().expect("tempdir");
+    apply_layer(&tar[..], dir.path(), &mut |_| {}).expect("apply");
+    let m = fs::metadata(dir.path().join("big-ids")).expect("stat");
+    assert_eq!((m.st_uid(), m.st_gid()), (3_000_000, 3_000_001));
+    assert_eq!(m.st_mtime(), 1_700_000_000);
+}
