@@ -1,10 +1,62 @@
 //! Berth's image store: content-addressed blobs, OCI and Docker manifests,
 //! layer unpacking into snapshots keyed by chain ID, OverlayFS mount
-//! descriptions, archives (docker-archive, OCI layout) and the registry client.
+//! descriptions, archives (docker-archive, OCI layout) and, later, the
+//! registry client.
 //!
-//! Must never: mount anything (it describes mounts; the runtime performs them
-//! inside the container's mount namespace), or know about containers'
-//! processes.
+//! Owns, under one data root:
+//! - `content/blobs/sha256/<hex>`: blobs, verified before they get their name
+//!   ([`content`], digests in [`digest`]);
+//! - `snapshots/<chainid-hex>/fs`: each layer unpacked once ([`unpack`],
+//!   [`snapshot`]), shared by every image and container using it, and
+//!   `snapshots/active/<container-id>/`: containers' writable layers;
+//! - `metadata/images.json`: image records and tags, replaced atomically
+//!   ([`metadata`]);
+//! - `tmp/`: scratch space for archives being loaded; `lock`: one process
+//!   at a time.
 //!
-//! May use: oci-spec, an HTTP client, tar, flate2, zstd, sha2.
+//! The [`store::Store`] ties them together with Docker's verbs (load, save,
+//! tag, untag, remove, inspect, history, list, prune, disk usage);
+//! [`mod@reference`] parses image names the way Docker does, [`manifest`] reads
+//! OCI and Docker schema 2 documents and picks a platform, [`archive`] reads
+//! and writes docker-archive tarballs and OCI layouts, [`export`] writes
+//! layer tars from directories (a container's diff, a flattened rootfs)
+//! without mounting, and [`progress`] carries per-layer progress to a
+//! callback.
+//!
+//! Must never: mount anything for a container (it describes mounts in a
+//! [`snapshot::MountSpec`]; the runtime performs them inside the container's
+//! mount namespace; the one mount made here is the overlay probe at open, in
+//! a throwaway directory), know about containers' processes (removal asks the
+//! caller's `in_use` predicate), write outside its data root while
+//! unpacking a layer, or give a blob, snapshot or image record its final
+//! name before it is complete and durable.
+//!
+//! Synchronous by design: unpacking and snapshotting are blocking syscalls;
+//! the registry client, when it comes, may be async in its own module.
+//!
+//! May use: oci-spec (image types: manifests, indexes, configs), tar, flate2,
+//! zstd, sha2, serde_json, rustix (openat2, *at syscalls, xattrs, mknod,
+//! flock, the probe mount: all safe wrappers, so no `unsafe` here).
+//!
+//! Written by hand, and why: the reference grammar (a few rules; a regex
+//! engine would be the largest dependency); the digest type (oci-spec's
+//! accepts any algorithm, berth verifies only sha256 and wants that refused
+//! at parse time); the layer applier (the tar crate's own unpack resolves
+//! paths by string checks and knows nothing of overlay whiteouts; berth
+//! resolves every path with openat2 beneath the layer root); archive
+//! indexing (entries are read in place by offset instead of extracting the
+//! archive to disk).
 #![forbid(unsafe_code)]
+
+pub mod archive;
+pub mod content;
+pub mod digest;
+mod durable;
+pub mod export;
+pub mod manifest;
+pub mod metadata;
+pub mod progress;
+pub mod reference;
+pub mod snapshot;
+pub mod store;
+pub mod unpack;
