@@ -20,11 +20,16 @@ fn bundle() -> Bundle {
 
 /// The v1 controller directory for `cgroups_path` (absolute, as the tests set it).
 fn controller_dir(controller: &str, cgroups_path: &str) -> PathBuf {
-    PathBuf::from("/sys/fs/cgroup").join(controller).join(cgroups_path.trim_start_matches('/'))
+    PathBuf::from("/sys/fs/cgroup")
+        .join(controller)
+        .join(cgroups_path.trim_start_matches('/'))
 }
 
 fn read_trimmed(path: &PathBuf) -> String {
-    fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display())).trim().to_owned()
+    fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+        .trim()
+        .to_owned()
 }
 
 /// Creates a container with `bundle` under cgroupsPath `/<id>`, checks `file` of `controller`
@@ -35,22 +40,42 @@ fn check_limit(tag: &str, bundle: Bundle, controller: &str, file: &str, want: &s
     let cgroups_path = format!("/{id}");
     let bundle = bundle.cgroups_path(&cgroups_path);
     let snapshot = HostSnapshot::take(Some(&rt), &[&id], &[bundle.path()]);
-    rt.create(&id, &bundle).expect("create").ok().expect("create succeeds");
+    rt.create(&id, &bundle)
+        .expect("create")
+        .ok()
+        .expect("create succeeds");
     let pid = rt.pid(&id).expect("state pid");
     let dir = controller_dir(controller, &cgroups_path);
-    assert_eq!(read_trimmed(&dir.join(file)), want, "{}", dir.join(file).display());
+    assert_eq!(
+        read_trimmed(&dir.join(file)),
+        want,
+        "{}",
+        dir.join(file).display()
+    );
     let procs = read_trimmed(&dir.join("cgroup.procs"));
-    assert!(procs.lines().any(|p| p == pid.to_string()), "init {pid} is in {}: {procs}", dir.display());
-    rt.kill(&id, "KILL").expect("kill").ok().expect("kill succeeds");
+    assert!(
+        procs.lines().any(|p| p == pid.to_string()),
+        "init {pid} is in {}: {procs}",
+        dir.display()
+    );
+    rt.kill(&id, "KILL")
+        .expect("kill")
+        .ok()
+        .expect("kill succeeds");
     rt.wait_exit(pid, WAIT).expect("the init exits");
-    rt.delete(&id).expect("delete").ok().expect("delete succeeds");
+    rt.delete(&id)
+        .expect("delete")
+        .ok()
+        .expect("delete succeeds");
     assert!(!dir.exists(), "delete removed {}", dir.display());
     snapshot.assert_clean();
 }
 
 #[test]
 fn memory_limit_is_in_the_cgroup_file() {
-    let b = bundle().memory_limit(64 * 1024 * 1024).args(&["sleep", "1000"]);
+    let b = bundle()
+        .memory_limit(64 * 1024 * 1024)
+        .args(&["sleep", "1000"]);
     check_limit("mem", b, "memory", "memory.limit_in_bytes", "67108864");
 }
 
@@ -70,8 +95,13 @@ fn cpu_shares_are_in_the_cgroup_file() {
 fn pids_limit_is_enforced_inside() {
     let rt = runtime();
     // The shell and one child fit under 2; a third process cannot fork.
-    let b = bundle().pids_limit(2).shell("sleep 100 & if sleep 0; then echo forked; else echo refused; fi; kill %1");
+    let b = bundle()
+        .pids_limit(2)
+        .shell("sleep 100 & if sleep 0; then echo forked; else echo refused; fi; kill %1");
     let id = rt.new_id("pidsmax");
     let out = rt.run(&id, &b).expect("run");
-    assert!(out.stdout.contains("refused") || out.stderr.contains("fork"), "the third process is refused: {out:?}");
+    assert!(
+        out.stdout.contains("refused") || out.stderr.contains("fork"),
+        "the third process is refused: {out:?}"
+    );
 }
