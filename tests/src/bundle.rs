@@ -186,7 +186,12 @@ impl Bundle {
     /// A bundle in a new temporary directory (under the system's temp dir) with a busybox
     /// rootfs and the default spec.
     pub fn new() -> Result<Bundle, BundleError> {
-        let parent = std::env::temp_dir();
+        Bundle::new_in(&std::env::temp_dir())
+    }
+
+    /// A bundle in a new temporary directory under `parent`, as [`Bundle::new`].
+    pub fn new_in(parent: &Path) -> Result<Bundle, BundleError> {
+        let parent = parent.to_path_buf();
         let dir = tempfile::Builder::new()
             .prefix("berth-bundle-")
             .tempdir_in(&parent)
@@ -450,6 +455,24 @@ impl Bundle {
     pub fn root_path(mut self, path: &str) -> Self {
         self.spec["root"]["path"] = json!(path);
         self
+    }
+
+    /// Keeps the bundle directory after drop (for benchmarks) and returns its path.
+    pub fn keep(self) -> PathBuf {
+        self.dir.keep()
+    }
+
+    /// Writes the spec to `config.json` exactly as it stands, with no container's id in it:
+    /// each runtime then picks its own default cgroup per container.
+    pub fn write_spec(&self) -> Result<(), BundleError> {
+        let path = self.config_path();
+        // A Value always serialises.
+        let text = serde_json::to_string_pretty(&self.spec).unwrap_or_default();
+        fs::write(&path, text).map_err(|source| BundleError::Io {
+            op: "write",
+            path,
+            source,
+        })
     }
 
     /// The `config.json` path.
