@@ -527,3 +527,106 @@ impl Bundle {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn written(bundle: &Bundle, id: &str) -> Value {
+        bundle.write_config(id).expect("write config.json");
+        let text = fs::read_to_string(bundle.config_path()).expect("read config.json");
+        serde_json::from_str(&text).expect("config.json is JSON")
+    }
+
+    #[test]
+    fn default_bundle_has_a_busybox_rootfs_and_runcs_defaults() {
+        let b = Bundle::new().expect("bundle");
+        let rootfs = b.rootfs();
+        assert!(rootfs.join("bin/busybox").is_file());
+        assert_eq!(
+            fs::read_link(rootfs.join("bin/sh")).expect("sh applet"),
+            Path::new("busybox")
+        );
+        assert!(fs::read_to_string(rootfs.join("etc/passwd"))
+            .expect("passwd")
+            .contains("nobody:x:65534"));
+        let spec = written(&b, "c1");
+        assert_eq!(spec["ociVersion"], OCI_VERSION);
+        assert_eq!(spec["process"]["terminal"], false);
+        assert_eq!(
+            spec["linux"]["namespaces"].as_array().map(Vec::len),
+            Some(5)
+        );
+        assert_eq!(
+            spec["linux"]["cgroupsPath"], "/c1",
+            "the id's cgroup by default"
+        );
+        assert!(spec["process"]["env"]
+            .as_array()
+            .expect("env")
+            .contains(&json!("BERTH_TEST_ID=c1")));
+    }
+
+    #[test]
+    fn builders_change_one_part_each() {
+        let b = Bundle::new()
+            .expect("bundle")
+            .env("A", "1")
+            .env("A", "2")
+            .rlimit("RLIMIT_NOFILE", 10, 20)
+            .drop_capability("CAP_KILL")
+            .namespace("network", Some(Path::new("/proc/1/ns/net")))
+            .without_namespace("ipc")
+            .user_namespace(0, 1000, 10)
+            .memory_limit(5)
+            .pids_limit(6)
+            .cgroups_path("/mine")
+            .hook(HookPhase::Poststop, "/bin/true", &["true"], Some(3));
+        let spec = written(&b, "c2");
+        let env = spec["process"]["env"].as_array().expect("env");
+        assert!(env.contains(&json!("A=2")) && !env.contains(&json!("A=1")));
+        assert_eq!(
+            spec["process"]["rlimits"],
+            json!([{ "type": "RLIMIT_NOFILE", "soft": 10, "hard": 20 }])
+        );
+        assert!(!spec["process"]["capabilities"]["bounding"]
+            .as_array()
+            .expect("set")
+            .contains(&json!("CAP_KILL")));
+        let ns = spec["linux"]["namespaces"].as_array().expect("namespaces");
+        assert!(ns.contains(&json!({ "type": "network", "path": "/proc/1/ns/net" })));
+        assert!(!ns.iter().any(|n| n["type"] == "ipc"));
+        assert!(ns.iter().any(|n| n["type"] == "user"));
+        assert_eq!(spec["linux"]["uidMappings"][0]["hostID"], 1000);
+        assert_eq!(spec["linux"]["resources"]["memory"]["limit"], 5);
+        assert_eq!(spec["linux"]["resources"]["pids"]["limit"], 6);
+        assert!(
+            spec["linux"]["resources"]["devices"].is_array(),
+            "resources merge, not replace"
+        );
+        assert_eq!(spec["linux"]["cgroupsPath"], "/mine");
+        assert_eq!(spec["hooks"]["poststop"][0]["timeout"], 3);
+        assert!(spec["hooks"]["poststop"][0]["env"]
+            .as_array()
+            .expect("hook env")
+            .contains(&json!("BERTH_TEST_ID=c2")));
+    }
+
+    #[test]
+    fn raw_and_missing_configs_are_written_as_asked() {
+        let b = Bundle::new().expect("bundle").raw_config("{ nope");
+        b.write_config("c3").expect("write");
+        assert_eq!(fs::read_to_string(b.config_path()).expect("read"), "{ nope");
+        let b = b.without_config();
+        b.write_config("c3").expect("remove");
+        assert!(!b.config_path().exists());
+    }
+
+    #[test]
+    fn unique_names_differ() {
+        let a = crate::unique_name("x");
+        let b = crate::unique_name("x");
+        assert_ne!(a, b);
+        assert!(a.contains(&std::process::id().to_string()));
+    }
+}

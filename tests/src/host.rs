@@ -14,6 +14,7 @@ use crate::wait::is_alive;
 #[derive(Debug)]
 pub struct HostSnapshot {
     mounts: HashSet<String>,
+    before: HashSet<String>,
     ids: Vec<String>,
     paths: Vec<String>,
     state_root: Option<PathBuf>,
@@ -48,23 +49,37 @@ fn find_dirs(dir: &Path, ids: &[String], depth: u32, found: &mut Vec<PathBuf>) {
 }
 
 impl HostSnapshot {
-    /// Records the host's mounts now. `ids` are the container ids the test will use; `paths`
-    /// are its bundle and scratch directories; both mark the test's mounts, cgroups and
-    /// processes. `runtime`'s state root is checked for the ids' state directories.
+    /// Records the host now. `ids` are the container ids the test will use; `paths` are its
+    /// bundle and scratch directories; both mark the test's mounts, cgroups and processes.
+    /// `runtime`'s state root is checked for the ids' state directories.
     pub fn take(runtime: Option<&Runtime>, ids: &[&str], paths: &[&Path]) -> HostSnapshot {
-        HostSnapshot {
+        let mut snapshot = HostSnapshot {
             mounts: mountinfo(),
+            before: HashSet::new(),
             ids: ids.iter().map(|s| (*s).to_owned()).collect(),
             paths: paths
                 .iter()
                 .map(|p| p.to_string_lossy().into_owned())
                 .collect(),
             state_root: runtime.map(|r| r.root().to_path_buf()),
-        }
+        };
+        // Cgroups, processes and state directories of these ids that exist already are not
+        // the test's leftovers (ids are unique per test, so this is normally empty).
+        snapshot.before = snapshot.marked().into_iter().collect();
+        snapshot
     }
 
     /// What the test left behind, one line per thing, empty when the host is clean.
     pub fn leftovers(&self) -> Vec<String> {
+        self.marked()
+            .into_iter()
+            .filter(|l| !self.before.contains(l))
+            .collect()
+    }
+
+    /// Every mount new since the snapshot, and every cgroup, live process and state directory,
+    /// that carries one of the test's marks.
+    fn marked(&self) -> Vec<String> {
         let mut left = Vec::new();
         let marks: Vec<&str> = self
             .ids

@@ -320,6 +320,12 @@ impl Runtime {
         })
     }
 
+    /// Which runtime the tests drive (`BERTH_TEST_RUNTIME` or berth-runtime), without making
+    /// a state root.
+    pub fn flavor_under_test() -> Result<Flavor, RuntimeError> {
+        Ok(selected_binary()?.1)
+    }
+
     /// The binary.
     pub fn binary(&self) -> &Path {
         &self.binary
@@ -548,9 +554,23 @@ impl Runtime {
         self.invoke(&["delete", "--force", id])
     }
 
-    /// `exec <id> args...` (flags may precede the id in `args` as runc takes them).
+    /// `exec <id> args...`.
     pub fn exec(&self, id: &str, args: &[&str]) -> Result<Output, RuntimeError> {
         let mut argv = vec!["exec", id];
+        argv.extend_from_slice(args);
+        self.invoke(&argv)
+    }
+
+    /// `exec [flags...] <id> args...`.
+    pub fn exec_with(
+        &self,
+        id: &str,
+        flags: &[&str],
+        args: &[&str],
+    ) -> Result<Output, RuntimeError> {
+        let mut argv = vec!["exec"];
+        argv.extend_from_slice(flags);
+        argv.push(id);
         argv.extend_from_slice(args);
         self.invoke(&argv)
     }

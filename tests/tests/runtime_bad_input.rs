@@ -9,7 +9,7 @@ use berth_tests::{unique_name, Bundle, Flavor, HostSnapshot, Runtime};
 use serde_json::json;
 
 fn runtime() -> Runtime {
-    Runtime::new().expect("the runtime under test (see tests/README.md)")
+    Runtime::new().expect("the runtime under test (see the berth-tests crate doc)")
 }
 
 fn bundle() -> Bundle {
@@ -116,7 +116,7 @@ fn runc_accepts_with_warning(tag: &str, bundle: Bundle, warned: &str, outside: O
 #[test]
 fn unknown_capability_is_refused() {
     let b = bundle().add_capability("CAP_FOO");
-    if Runtime::new().expect("runtime").flavor() == Flavor::Runc {
+    if Runtime::flavor_under_test().expect("the runtime under test") == Flavor::Runc {
         // runc ignores unknown capabilities with a warning, on purpose, so that a config written
         // for a newer kernel still runs; the spec lets a runtime refuse them, and berth does.
         runc_accepts_with_warning("capfoo", b, "CAP_FOO", None);
@@ -138,7 +138,7 @@ fn mount_destination_escaping_the_rootfs_is_refused() {
     let b = b.mount(json!({
         "destination": format!("../../{escape}"), "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]
     }));
-    if Runtime::new().expect("runtime").flavor() == Flavor::Runc {
+    if Runtime::flavor_under_test().expect("the runtime under test") == Flavor::Runc {
         // runc 1.1.5 accepts a relative destination with a deprecation warning and resolves it
         // inside the rootfs (securejoin); what matters is that nothing escapes.
         runc_accepts_with_warning("mountesc", b, "not absolute", Some(&outside));

@@ -11,7 +11,7 @@ use berth_tests::{Bundle, HostSnapshot, Runtime};
 const WAIT: Duration = Duration::from_secs(30);
 
 fn runtime() -> Runtime {
-    Runtime::new().expect("the runtime under test (see tests/README.md)")
+    Runtime::new().expect("the runtime under test (see the berth-tests crate doc)")
 }
 
 fn bundle() -> Bundle {

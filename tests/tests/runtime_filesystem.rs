@@ -6,7 +6,7 @@ use std::fs;
 use berth_tests::{Bundle, Runtime};
 
 fn runtime() -> Runtime {
-    Runtime::new().expect("the runtime under test (see tests/README.md)")
+    Runtime::new().expect("the runtime under test (see the berth-tests crate doc)")
 }
 
 fn bundle() -> Bundle {

@@ -13,7 +13,7 @@ use serde_json::Value;
 const WAIT: Duration = Duration::from_secs(30);
 
 fn runtime() -> Runtime {
-    Runtime::new().expect("the runtime under test (see tests/README.md)")
+    Runtime::new().expect("the runtime under test (see the berth-tests crate doc)")
 }
 
 fn bundle() -> Bundle {
@@ -476,4 +476,109 @@ fn features_describe_the_runtime() {
     assert!(features["linux"]["capabilities"]
         .as_array()
         .is_some_and(|c| c.iter().any(|c| c == "CAP_SYS_ADMIN")));
+}
+
+#[test]
+fn a_container_whose_process_ends_is_stopped_and_deletable() {
+    let b = bundle().shell("echo done");
+    let rt = runtime();
+    let id = rt.new_id("ends");
+    let created = rt
+        .create(&id, &b)
+        .expect("create")
+        .ok()
+        .expect("create succeeds");
+    let pid = rt.pid(&id).expect("pid");
+    rt.start(&id).expect("start").ok().expect("start succeeds");
+    rt.wait_exit(pid, WAIT).expect("the process ends by itself");
+    assert_eq!(rt.status(&id).expect("state"), "stopped");
+    assert_eq!(
+        created.stdout_now(),
+        "done\n",
+        "the container's stdout is create's stdout"
+    );
+    let kill = rt.kill(&id, "KILL").expect("kill");
+    assert!(
+        !kill.success(),
+        "a stopped container cannot be signalled: {kill:?}"
+    );
+    rt.delete(&id)
+        .expect("delete")
+        .ok()
+        .expect("delete of a stopped container succeeds");
+}
+
+#[test]
+fn update_changes_a_running_containers_memory_limit() {
+    let b = sleeper().memory_limit(64 * 1024 * 1024);
+    let rt = runtime();
+    let id = rt.new_id("update");
+    rt.create_and_start(&id, &b).expect("create and start");
+    let limit = format!("/sys/fs/cgroup/memory/{id}/memory.limit_in_bytes");
+    let read = || {
+        fs::read_to_string(&limit)
+            .expect("the memory cgroup")
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(read(), "67108864");
+    let bytes = (128 * 1024 * 1024).to_string();
+    let pids = "100".to_string();
+    rt.invoke(&["update", "--memory", &bytes, "--pids-limit", &pids, &id])
+        .expect("update")
+        .ok()
+        .expect("update succeeds");
+    assert_eq!(read(), bytes);
+    let pids_max =
+        fs::read_to_string(format!("/sys/fs/cgroup/pids/{id}/pids.max")).expect("pids cgroup");
+    assert_eq!(pids_max.trim(), "100");
+    assert_eq!(rt.status(&id).expect("state"), "running");
+}
+
+#[test]
+fn run_with_no_pivot_works() {
+    let rt = runtime();
+    let id = rt.new_id("nopivot");
+    let b = bundle().shell("echo $$; ls /bin/busybox");
+    let out = rt
+        .run_with(&id, &b, &["--no-pivot"], &Invocation::default())
+        .expect("run");
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stdout, "1\n/bin/busybox\n");
+}
+
+#[test]
+fn log_in_json_records_a_failure() {
+    let b = bundle().root_path("no-such-rootfs");
+    let rt = runtime();
+    let id = rt.new_id("logjson");
+    b.write_config(&id).expect("config");
+    rt.track(&id);
+    let log = rt.scratch().join("runtime.log");
+    let log_arg = log.to_string_lossy().into_owned();
+    let bundle_arg = b.path().to_string_lossy().into_owned();
+    let out = rt
+        .invoke(&[
+            "--log",
+            &log_arg,
+            "--log-format",
+            "json",
+            "create",
+            "--bundle",
+            &bundle_arg,
+            &id,
+        ])
+        .expect("create");
+    assert!(!out.success(), "{out:?}");
+    let text = fs::read_to_string(&log).expect("the runtime wrote its log file");
+    let entries: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("a JSON log line ({e}): {l}")))
+        .collect();
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["level"] == "error" && e["msg"].is_string()),
+        "an error entry with a message: {text}"
+    );
 }

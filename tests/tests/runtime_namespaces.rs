@@ -5,12 +5,12 @@
 use std::fs;
 use std::time::Duration;
 
-use berth_tests::{Bundle, Runtime};
+use berth_tests::{Bundle, Flavor, Runtime};
 
 const WAIT: Duration = Duration::from_secs(30);
 
 fn runtime() -> Runtime {
-    Runtime::new().expect("the runtime under test (see tests/README.md)")
+    Runtime::new().expect("the runtime under test (see the berth-tests crate doc)")
 }
 
 fn bundle() -> Bundle {
@@ -161,4 +161,24 @@ fn user_namespace_maps_ids_as_configured() {
     assert_eq!(lines[1], "0 100000 65536", "gid_map: {out:?}");
     assert_eq!(lines[2], "0", "root inside the user namespace");
     assert_ne!(lines[3], host_ns("user"));
+}
+
+#[test]
+fn time_namespace_is_new() {
+    let rt = runtime();
+    let b = bundle()
+        .namespace("time", None)
+        .shell("readlink /proc/self/ns/time");
+    let id = rt.new_id("timens");
+    let out = rt.run(&id, &b).expect("run");
+    if rt.flavor() == Flavor::Runc {
+        // runc 1.1.5 has no time namespace support (the test holds for berth; runc refuses).
+        assert!(
+            !out.success(),
+            "runc 1.1.5 refuses the time namespace: {out:?}"
+        );
+        return;
+    }
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_ne!(out.stdout.trim(), host_ns("time"));
 }
