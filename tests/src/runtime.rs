@@ -507,6 +507,15 @@ impl Runtime {
         self.pid(id)
     }
 
+    /// `create` then `start`, then waits until the container has written `ready` to its
+    /// stdout (so a test knows its processes are set up); returns the init's pid.
+    pub fn start_until(&self, id: &str, bundle: &Bundle, ready: &str) -> Result<i32, RuntimeError> {
+        let created = self.create(id, bundle)?.ok()?;
+        self.start(id)?.ok()?;
+        wait::file_contains(&created.stdout_path, ready, INVOCATION_TIMEOUT)?;
+        self.pid(id)
+    }
+
     /// `start <id>`.
     pub fn start(&self, id: &str) -> Result<Output, RuntimeError> {
         self.invoke(&["start", id])

@@ -153,10 +153,12 @@ fn list_shows_containers_in_table_and_json() {
 
 #[test]
 fn ps_lists_the_containers_processes() {
-    let b = bundle().shell("sleep 1000 & sleep 1001 & wait");
+    let b = bundle().shell("sleep 1000 & sleep 1001 & echo ready; wait");
     let rt = runtime();
     let id = rt.new_id("ps");
-    let pid = rt.create_and_start(&id, &b).expect("create and start");
+    let pid = rt
+        .start_until(&id, &b, "ready")
+        .expect("create, start, both sleeps forked");
     let json = rt.ps_json(&id).expect("ps --format json");
     let pids: Vec<i64> = json
         .as_array()
@@ -182,14 +184,9 @@ fn ps_lists_the_containers_processes() {
 /// and says "ready" once the trap is set.
 fn start_term_trapper(rt: &Runtime, b: &Bundle, tag: &str) -> (String, i32) {
     let id = rt.new_id(tag);
-    let created = rt
-        .create(&id, b)
-        .expect("create")
-        .ok()
-        .expect("create succeeds");
-    rt.start(&id).expect("start").ok().expect("start succeeds");
-    file_contains(&created.stdout_path, "ready", WAIT).expect("the trap is set");
-    let pid = rt.pid(&id).expect("pid");
+    let pid = rt
+        .start_until(&id, b, "ready")
+        .expect("create, start, the trap set");
     (id, pid)
 }
 
@@ -240,10 +237,11 @@ fn kill_takes_signal_names_and_numbers() {
 fn kill_all_reaches_every_process() {
     // KILL to the init alone would take its children with the pid namespace; --all signals
     // each process itself, which the test sees as each pid exiting.
-    let b = bundle().shell("sleep 1000 & sleep 1001 & wait");
+    let b = bundle().shell("sleep 1000 & sleep 1001 & echo ready; wait");
     let rt = runtime();
     let id = rt.new_id("killall");
-    rt.create_and_start(&id, &b).expect("create and start");
+    rt.start_until(&id, &b, "ready")
+        .expect("create, start, both sleeps forked");
     let pids: Vec<i32> = rt
         .ps_json(&id)
         .expect("ps")
