@@ -33,9 +33,12 @@ fn exec_takes_env_cwd_and_user() {
     let rt = runtime();
     let id = rt.new_id("execflags");
     rt.create_and_start(&id, &b).expect("create and start");
+    // runc adds --env to the process's environment, crun replaces it: give PATH too.
     let flags = [
         "--env",
         "FROM_EXEC=yes",
+        "--env",
+        "PATH=/bin",
         "--cwd",
         "/etc",
         "--user",
