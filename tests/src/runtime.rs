@@ -26,6 +26,9 @@ pub const RUNTIME_ENV: &str = "BERTH_TEST_RUNTIME";
 /// How long one invocation of the runtime may take before the test fails.
 pub const INVOCATION_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long a started container may take to say it is ready.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// Errors while driving the runtime.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -512,7 +515,7 @@ impl Runtime {
     pub fn start_until(&self, id: &str, bundle: &Bundle, ready: &str) -> Result<i32, RuntimeError> {
         let created = self.create(id, bundle)?.ok()?;
         self.start(id)?.ok()?;
-        wait::file_contains(&created.stdout_path, ready, INVOCATION_TIMEOUT)?;
+        wait::file_contains(&created.stdout_path, ready, READY_TIMEOUT)?;
         self.pid(id)
     }
 

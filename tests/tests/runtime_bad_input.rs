@@ -20,6 +20,14 @@ fn bundle() -> Bundle {
 /// `fields`.
 fn refused(tag: &str, bundle: Bundle, fields: &[&str]) {
     let rt = runtime();
+    // The control: this runtime creates a valid bundle, so the refusal below is the input's.
+    let good = self::bundle().args(&["sleep", "1000"]);
+    let control = rt.new_id("valid");
+    rt.create(&control, &good)
+        .expect("create")
+        .ok()
+        .expect("a valid bundle is created");
+    rt.destroy(&control);
     let id = rt.new_id(tag);
     let snapshot = HostSnapshot::take(Some(&rt), &[&id], &[bundle.path()]);
     let out = rt.create(&id, &bundle).expect("create");

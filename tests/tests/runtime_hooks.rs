@@ -141,6 +141,19 @@ fn a_failing_hook_fails_the_create_and_leaves_nothing() {
         None,
     );
     let rt = runtime();
+    // The control: the same hook exiting 0 lets the create through.
+    let good = bundle().args(&["sleep", "1000"]).hook(
+        HookPhase::CreateRuntime,
+        "/bin/sh",
+        &["sh", "-c", "exit 0"],
+        None,
+    );
+    let control = rt.new_id("hookok");
+    rt.create(&control, &good)
+        .expect("create")
+        .ok()
+        .expect("a hook exiting 0 passes");
+    rt.destroy(&control);
     let id = rt.new_id("hookfail");
     let snapshot = HostSnapshot::take(Some(&rt), &[&id], &[b.path()]);
     let out = rt.create(&id, &b).expect("create");
@@ -157,6 +170,19 @@ fn a_hook_timeout_fails_the_create_and_leaves_nothing() {
         Some(1),
     );
     let rt = runtime();
+    // The control: a hook done well within its timeout lets the create through.
+    let good = bundle().args(&["sleep", "1000"]).hook(
+        HookPhase::CreateRuntime,
+        "/bin/true",
+        &["true"],
+        Some(10),
+    );
+    let control = rt.new_id("hookintime");
+    rt.create(&control, &good)
+        .expect("create")
+        .ok()
+        .expect("a hook within its timeout passes");
+    rt.destroy(&control);
     let id = rt.new_id("hooktime");
     let snapshot = HostSnapshot::take(Some(&rt), &[&id], &[b.path()]);
     let started = Instant::now();

@@ -180,5 +180,6 @@ fn time_namespace_is_new() {
         return;
     }
     assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stdout.starts_with("time:["), "{out:?}");
     assert_ne!(out.stdout.trim(), host_ns("time"));
 }
