@@ -109,7 +109,6 @@ while [ "$k" -le "$rounds" ]; do
     while [ "$i" -lt "$k" ]; do
         first=$1; shift; set -- "$@" "$first"; i=$((i + 1))
     done
-    set -- "$@"
     args=""
     for pair in "$@"; do
         name=${pair%%=*}; bin=${pair#*=}

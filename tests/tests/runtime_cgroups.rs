@@ -105,3 +105,26 @@ fn pids_limit_is_enforced_inside() {
         "the third process is refused: {out:?}"
     );
 }
+
+#[test]
+fn an_oom_kill_is_recorded_in_the_memory_cgroup() {
+    // swap == limit: no swap to escape to. `tail /dev/zero` holds an ever longer "line".
+    let b = bundle()
+        .resources(serde_json::json!({ "memory": { "limit": 16 * 1024 * 1024, "swap": 16 * 1024 * 1024 } }))
+        .args(&["tail", "/dev/zero"]);
+    let rt = runtime();
+    let id = rt.new_id("oom");
+    let pid = rt.create_and_start(&id, &b).expect("create and start");
+    rt.wait_exit(pid, WAIT)
+        .expect("the kernel kills the process");
+    assert_eq!(rt.status(&id).expect("state"), "stopped");
+    let oom = read_trimmed(&controller_dir("memory", &format!("/{id}")).join("memory.oom_control"));
+    assert!(
+        oom.lines().any(|l| l == "oom_kill 1"),
+        "one OOM kill recorded: {oom}"
+    );
+    rt.delete(&id)
+        .expect("delete")
+        .ok()
+        .expect("delete succeeds");
+}
