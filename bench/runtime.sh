@@ -141,7 +141,7 @@ summary="$out/summary.md"
     echo
     echo "Command: \`bench/runtime.sh --runs $runs --rounds $rounds --warmup $warmup$( [ "$peers_only" = 1 ] && echo ' --peers-only')\`"
     echo "(hyperfine -N, $rounds rounds of $per_round runs with rotating order; inside unshare -m with"
-    echo "/sys/fs/cgroup/unified unmounted so that crun 1.8 runs on this hybrid host)."
+    echo "/sys/fs/cgroup/unified unmounted and covered by a tmpfs, so that crun 1.8 runs on this hybrid host)."
     echo
     echo "| runtime | runs | median (ms) |"
     echo "| --- | ---: | ---: |"

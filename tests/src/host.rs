@@ -48,6 +48,22 @@ fn find_dirs(dir: &Path, ids: &[String], depth: u32, found: &mut Vec<PathBuf>) {
     }
 }
 
+/// Files and directories under `dir`, `depth` levels down, whose name contains one of `ids`.
+fn find_entries(dir: &Path, ids: &[String], depth: u32, found: &mut Vec<PathBuf>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if ids.iter().any(|id| name.contains(id.as_str())) {
+            found.push(path);
+        } else if depth > 0 && entry.file_type().is_ok_and(|t| t.is_dir()) {
+            find_entries(&path, ids, depth - 1, found);
+        }
+    }
+}
+
 impl HostSnapshot {
     /// Records the host now. `ids` are the container ids the test will use; `paths` are its
     /// bundle and scratch directories; both mark the test's mounts, cgroups and processes.
@@ -123,12 +139,11 @@ impl HostSnapshot {
             }
         }
         if let Some(root) = &self.state_root {
-            for id in &self.ids {
-                let dir = root.join(id);
-                if dir.exists() {
-                    left.push(format!("state directory: {}", dir.display()));
-                }
-            }
+            // Wherever in its root the runtime keeps a container's state, nothing named after
+            // the id may remain.
+            let mut state = Vec::new();
+            find_entries(root, &self.ids, 3, &mut state);
+            left.extend(state.iter().map(|p| format!("state: {}", p.display())));
         }
         left
     }
