@@ -1,0 +1,272 @@
+//! The container's process as a user sees it from inside: pid 1, environment, cwd, user and
+//! groups, umask, no_new_privs, rlimits, capabilities, the console, inherited fds, and `exec`.
+//!
+//! Run against runc: `BERTH_TEST_RUNTIME=$(which runc) cargo test -p berth-tests`.
+
+use std::fs;
+use std::time::Duration;
+
+use berth_tests::console::read_until_closed;
+use berth_tests::runtime::Invocation;
+use berth_tests::{Bundle, ConsoleSocket, Runtime};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn runtime() -> Runtime {
+    Runtime::new().expect("the runtime under test (see the berth-tests crate doc)")
+}
+
+fn bundle() -> Bundle {
+    Bundle::new().expect("a busybox bundle")
+}
+
+/// The value of `field` in a /proc/<pid>/status text, tabs folded to spaces.
+fn status_field(status: &str, field: &str) -> String {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| panic!("no {field} in /proc/self/status:\n{status}"))
+}
+
+#[test]
+fn init_is_pid_one() {
+    let rt = runtime();
+    let out = rt
+        .run_ok(
+            "pid1",
+            &bundle().shell("echo $$; readlink /proc/self; true"),
+        )
+        .expect("run");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines.first(),
+        Some(&"1"),
+        "the shell is pid 1 in its pid namespace: {out:?}"
+    );
+    assert_ne!(
+        lines.get(1),
+        Some(&"1"),
+        "readlink, a child of pid 1, is not pid 1: {out:?}"
+    );
+}
+
+#[test]
+fn env_and_cwd_are_as_configured() {
+    let rt = runtime();
+    let b = bundle()
+        .env("GREETING", "hello berth")
+        .cwd("/etc")
+        .shell("echo \"$GREETING\"; pwd");
+    let out = rt.run_ok("env", &b).expect("run");
+    assert_eq!(out.stdout, "hello berth\n/etc\n");
+}
+
+#[test]
+fn user_and_additional_gids_are_as_configured() {
+    let rt = runtime();
+    let b = bundle()
+        .user(65534, 65534, &[10, 20])
+        .shell("cat /proc/self/status; id -un");
+    let out = rt.run_ok("user", &b).expect("run");
+    assert_eq!(status_field(&out.stdout, "Uid"), "65534 65534 65534 65534");
+    assert_eq!(status_field(&out.stdout, "Gid"), "65534 65534 65534 65534");
+    assert_eq!(status_field(&out.stdout, "Groups"), "10 20");
+    assert!(
+        out.stdout.ends_with("nobody\n"),
+        "the rootfs's /etc/passwd names uid 65534: {out:?}"
+    );
+}
+
+#[test]
+fn umask_is_as_configured() {
+    let rt = runtime();
+    let out = rt
+        .run_ok("umask", &bundle().umask(0o027).shell("umask"))
+        .expect("run");
+    assert_eq!(out.stdout.trim(), "0027");
+}
+
+#[test]
+fn no_new_privileges_is_set_and_unset() {
+    let rt = runtime();
+    for (on, want) in [(true, "1"), (false, "0")] {
+        let b = bundle()
+            .no_new_privileges(on)
+            .args(&["cat", "/proc/self/status"]);
+        let out = rt.run_ok("nnp", &b).expect("run");
+        assert_eq!(
+            status_field(&out.stdout, "NoNewPrivs"),
+            want,
+            "noNewPrivileges {on}"
+        );
+    }
+}
+
+#[test]
+fn rlimit_is_visible_in_proc_limits() {
+    let rt = runtime();
+    // Below the host's hard limits: this VM's bounding set lacks CAP_SYS_RESOURCE.
+    let b = bundle()
+        .rlimit("RLIMIT_NOFILE", 512, 768)
+        .rlimit("RLIMIT_CORE", 0, 0)
+        .args(&["cat", "/proc/self/limits"]);
+    let out = rt.run_ok("rlimit", &b).expect("run");
+    let row = |name: &str| -> Vec<String> {
+        let line = out
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name}: {out:?}"));
+        line[name.len()..]
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(&row("Max open files")[..2], ["512", "768"]);
+    assert_eq!(&row("Max core file size")[..2], ["0", "0"]);
+}
+
+#[test]
+fn dropped_capability_is_absent() {
+    let rt = runtime();
+    let b = bundle()
+        .drop_capability("CAP_KILL")
+        .args(&["cat", "/proc/self/status"]);
+    let out = rt.run_ok("caps", &b).expect("run");
+    const CAP_KILL: u64 = 1 << 5;
+    const CAP_NET_BIND_SERVICE: u64 = 1 << 10;
+    const CAP_AUDIT_WRITE: u64 = 1 << 29;
+    for set in ["CapEff", "CapBnd", "CapPrm"] {
+        let mask = u64::from_str_radix(&status_field(&out.stdout, set), 16)
+            .expect("a hex capability mask");
+        assert_eq!(
+            mask & CAP_KILL,
+            0,
+            "{set} {mask:#x} lacks the dropped CAP_KILL"
+        );
+        assert_eq!(
+            mask,
+            CAP_NET_BIND_SERVICE | CAP_AUDIT_WRITE,
+            "{set} holds exactly the configured capabilities"
+        );
+    }
+}
+
+#[test]
+fn console_socket_receives_the_pty_master() {
+    let b = bundle()
+        .terminal(true)
+        .shell("echo hello-tty; tty; stty size 2>/dev/null; exit 0");
+    let rt = runtime();
+    let sock = ConsoleSocket::bind(rt.scratch(), "console.sock").expect("console socket");
+    let id = rt.new_id("tty");
+    let path = sock.path().to_string_lossy().into_owned();
+    // The runtime blocks in create until the fd is received: receive while it runs.
+    let created = std::thread::scope(|s| {
+        let create = s.spawn(|| {
+            rt.create_with(
+                &id,
+                &b,
+                &["--console-socket", &path],
+                &Invocation::default(),
+            )
+        });
+        let master = sock.receive_master(WAIT);
+        let created = create.join().expect("create thread");
+        (master, created)
+    });
+    let mut master = created.0.expect("the pty master over SCM_RIGHTS");
+    created.1.expect("create").ok().expect("create succeeds");
+    rt.start(&id).expect("start").ok().expect("start succeeds");
+    let text = read_until_closed(&mut master, WAIT).expect("read the pty");
+    assert!(
+        text.contains("hello-tty\r\n"),
+        "the container wrote through the pty (onlcr adds \\r): {text:?}"
+    );
+    assert!(text.contains("/dev/pts/"), "its stdio is a pty: {text:?}");
+    rt.delete_force(&id).expect("delete");
+}
+
+#[test]
+fn preserve_fds_passes_fd_three_and_closes_the_rest() {
+    let rt = runtime();
+    let passed = rt.scratch().join("passed");
+    let leaked = rt.scratch().join("leaked");
+    fs::write(&passed, "through fd 3\n").expect("write");
+    fs::write(&leaked, "must not reach the container\n").expect("write");
+    // No pipeline: while the shell (pid 1) runs one, it holds the pipes' fds itself.
+    let b = bundle().shell("cat <&3; ls /proc/1/fd; true");
+    let id = rt.new_id("fds");
+    // fd 3 is preserved; fd 4 is open in the runtime too and must be closed.
+    let options = Invocation {
+        open_fds: vec![(3, passed), (4, leaked)],
+        ..Invocation::default()
+    };
+    let out = rt
+        .run_with(&id, &b, &["--preserve-fds", "1"], &options)
+        .expect("run")
+        .ok()
+        .expect("run succeeds");
+    let mut lines = out.stdout.lines();
+    assert_eq!(lines.next(), Some("through fd 3"));
+    let mut fds: Vec<u32> = lines
+        .map(|l| l.trim().parse().expect("an fd number"))
+        .collect();
+    fds.sort_unstable();
+    assert_eq!(
+        fds,
+        [0, 1, 2, 3],
+        "pid 1 holds stdio and fd 3 only: {out:?}"
+    );
+}
+
+#[test]
+fn exec_sees_the_same_namespaces_as_init() {
+    // The bundle outlives the runtime, whose drop kills what a failed test left.
+    let b = bundle().args(&["sleep", "1000"]);
+    let rt = runtime();
+    let id = rt.new_id("exec");
+    let pid = rt.create_and_start(&id, &b).expect("create and start");
+    let kinds = ["pid", "net", "ipc", "uts", "mnt"];
+    let script = kinds
+        .iter()
+        .map(|k| format!("readlink /proc/self/ns/{k}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let out = rt
+        .exec(&id, &["sh", "-c", &script])
+        .expect("exec")
+        .ok()
+        .expect("exec succeeds");
+    let inside: Vec<&str> = out.stdout.lines().collect();
+    for (kind, seen) in kinds.iter().zip(&inside) {
+        let init =
+            fs::read_link(format!("/proc/{pid}/ns/{kind}")).expect("the init's namespace link");
+        assert_eq!(
+            *seen,
+            init.to_string_lossy(),
+            "exec joins the init's {kind} namespace"
+        );
+    }
+    assert_eq!(inside.len(), kinds.len(), "{out:?}");
+    let env = rt
+        .exec(&id, &["sh", "-c", "echo $$; hostname"])
+        .expect("exec")
+        .ok()
+        .expect("exec succeeds");
+    assert_ne!(
+        env.stdout.lines().next(),
+        Some("1"),
+        "an exec'd process is not pid 1"
+    );
+    rt.kill(&id, "KILL")
+        .expect("kill")
+        .ok()
+        .expect("kill succeeds");
+    rt.wait_exit(pid, WAIT).expect("the init exits");
+    rt.delete(&id)
+        .expect("delete")
+        .ok()
+        .expect("delete succeeds");
+}
