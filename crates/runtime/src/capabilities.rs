@@ -385,7 +385,7 @@ impl ProcessCaps {
             }
         }
         let [bounding, effective, inheritable, permitted, ambient] = sets;
-        let resolved = ProcessCaps {
+        let mut resolved = ProcessCaps {
             bounding,
             effective,
             inheritable,
@@ -393,32 +393,38 @@ impl ProcessCaps {
             ambient,
             skipped,
         };
+        resolved.drop_unraisable_ambient();
         resolved.validate()?;
         Ok(resolved)
     }
 
+    /// The kernel raises an ambient capability only if it is both permitted
+    /// and inheritable. `runc spec` writes ambient capabilities without an
+    /// inheritable set (since CVE-2022-29162), and runc carries on without
+    /// them; so does berth, with a warning, instead of refusing such configs.
+    fn drop_unraisable_ambient(&mut self) {
+        let unraisable: Vec<caps::Capability> = self
+            .ambient
+            .iter()
+            .filter(|c| !self.permitted.contains(c) || !self.inheritable.contains(c))
+            .copied()
+            .collect();
+        for cap in unraisable {
+            tracing::warn!(
+                "process.capabilities.ambient: {cap} is not both permitted and inheritable, so it cannot be raised; leaving it out"
+            );
+            self.ambient.remove(&cap);
+        }
+    }
+
     fn validate(&self) -> Result<()> {
-        let rules: [(SetName, &CapsHashSet, SetName, &CapsHashSet, &'static str); 3] = [
+        let rules: [(SetName, &CapsHashSet, SetName, &CapsHashSet, &'static str); 1] = [
             (
                 SetName::Effective,
                 &self.effective,
                 SetName::Permitted,
                 &self.permitted,
                 "capset(2): effective must be a subset of permitted",
-            ),
-            (
-                SetName::Ambient,
-                &self.ambient,
-                SetName::Permitted,
-                &self.permitted,
-                "prctl(2) PR_CAP_AMBIENT_RAISE: an ambient capability must be permitted",
-            ),
-            (
-                SetName::Ambient,
-                &self.ambient,
-                SetName::Inheritable,
-                &self.inheritable,
-                "prctl(2) PR_CAP_AMBIENT_RAISE: an ambient capability must be inheritable",
             ),
         ];
         for (set, members, required, superset, why) in rules {
