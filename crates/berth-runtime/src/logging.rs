@@ -35,6 +35,7 @@ pub fn init(log: Option<&Path>, format: &str, debug: bool) -> Option<()> {
         tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .init();
     }
     Some(())

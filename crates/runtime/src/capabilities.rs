@@ -410,7 +410,7 @@ impl ProcessCaps {
             .copied()
             .collect();
         for cap in unraisable {
-            tracing::warn!(
+            tracing::info!(
                 "process.capabilities.ambient: {cap} is not both permitted and inheritable, so it cannot be raised; leaving it out"
             );
             self.ambient.remove(&cap);
@@ -418,15 +418,13 @@ impl ProcessCaps {
     }
 
     fn validate(&self) -> Result<()> {
-        let rules: [(SetName, &CapsHashSet, SetName, &CapsHashSet, &'static str); 1] = [
-            (
-                SetName::Effective,
-                &self.effective,
-                SetName::Permitted,
-                &self.permitted,
-                "capset(2): effective must be a subset of permitted",
-            ),
-        ];
+        let rules: [(SetName, &CapsHashSet, SetName, &CapsHashSet, &'static str); 1] = [(
+            SetName::Effective,
+            &self.effective,
+            SetName::Permitted,
+            &self.permitted,
+            "capset(2): effective must be a subset of permitted",
+        )];
         for (set, members, required, superset, why) in rules {
             let mut missing: Vec<caps::Capability> =
                 members.difference(superset).copied().collect();

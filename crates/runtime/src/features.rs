@@ -7,10 +7,7 @@ use crate::capabilities;
 
 /// The features document.
 pub fn features() -> Value {
-    let caps: Vec<String> = capabilities::all_known()
-        .iter()
-        .map(|c| c.to_string())
-        .collect();
+    let caps: Vec<String> = capabilities::names(&capabilities::all_known());
     json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.2.0",

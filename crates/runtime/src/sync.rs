@@ -21,6 +21,9 @@ pub enum Message {
     RunHooks,
     /// Parent → child: go on.
     Resume,
+    /// Parent → child: the hooks are done; the OCI state (JSON, with the
+    /// init's pid as the runtime sees it) for the hooks the init runs.
+    HooksDone(String),
     /// Child → parent: set up and waiting for `start`.
     Ready,
     /// Child → parent: set-up failed, with the cause.

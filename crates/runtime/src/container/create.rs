@@ -129,6 +129,18 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
     let fifo = dir.join(state::EXEC_FIFO);
     nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o600))
         .map_err(|e| Error::sys(format!("mkfifo {}", fifo.display()), e))?;
+    if let Some((uid, gid)) = container_root_on_host(linux) {
+        // The init runs as the user namespace's root, which is this host
+        // uid: it must be able to open the fifo (runc does the same).
+        nix::unistd::chown(&fifo, Some(uid.into()), Some(gid.into()))
+            .map_err(|e| Error::sys(format!("chown {}", fifo.display()), e))?;
+    }
+    let fifo_fd = nix::fcntl::open(
+        &fifo,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::sys(format!("open {}", fifo.display()), e))?;
     let console_socket: Option<OwnedFd> = match (&opts.console_socket, terminal) {
         (Some(path), true) => Some(console::connect_console_socket(path)?),
         _ => None,
@@ -174,7 +186,7 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
         spec: &config,
         rootfs: &rootfs,
         plan: &plan,
-        fifo: fifo.clone(),
+        fifo: fifo_fd,
         console_socket,
         preserve_fds: opts.preserve_fds,
         no_pivot: opts.no_pivot,
@@ -182,7 +194,6 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
         cgroup: &cgroup,
         cgroup_paths: mount_hierarchies(&cgroup),
         bundle: &bundle,
-        state_json: state_json(&record, Status::Creating),
     };
     let (pid, channel) = process::spawn(&plan, &time_offsets, |ch| process::init::run(ctx, ch))?;
     undo.init = Some(pid);
@@ -217,7 +228,8 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
                         hooks::run_hooks(HookPhase::CreateRuntime, list, &json)?;
                     }
                 }
-                channel.send(&Message::Resume)?;
+                let state = String::from_utf8_lossy(&json).into_owned();
+                channel.send(&Message::HooksDone(state))?;
             }
             Some(Message::Ready) => break,
             Some(Message::Failed(cause)) => return Err(Error::Init(cause)),
@@ -236,6 +248,18 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
     }
     undo.armed = false;
     Ok(record)
+}
+
+/// The host uid and gid that are root in the container's new user namespace.
+fn container_root_on_host(linux: &oci_spec::runtime::Linux) -> Option<(u32, u32)> {
+    let host_of = |maps: &[oci_spec::runtime::LinuxIdMapping]| {
+        maps.iter()
+            .find(|m| m.container_id() == 0)
+            .map(|m| m.host_id())
+    };
+    let uid = host_of(linux.uid_mappings().as_deref()?)?;
+    let gid = host_of(linux.gid_mappings().as_deref()?)?;
+    Some((uid, gid))
 }
 
 /// The devices every container may use whatever its rules say, as runc

@@ -6,8 +6,8 @@
 //! it and tears down what was made.
 
 use std::io::Read;
-use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
 
 use nix::fcntl::{open, OFlag};
 use nix::sys::stat::Mode;
@@ -34,8 +34,9 @@ pub struct InitContext<'a> {
     pub rootfs: &'a Path,
     /// Its namespaces.
     pub plan: &'a Plan,
-    /// The host path of the exec fifo.
-    pub fifo: PathBuf,
+    /// The exec fifo, opened `O_PATH` by the parent (the init may have no
+    /// right to walk the runtime root, so it reopens the fifo through /proc).
+    pub fifo: OwnedFd,
     /// The connected console socket, when the process has a terminal.
     pub console_socket: Option<OwnedFd>,
     /// How many descriptors after stdio the program inherits.
@@ -50,15 +51,13 @@ pub struct InitContext<'a> {
     pub cgroup_paths: Vec<CgroupHierarchy>,
     /// The bundle directory (relative bind sources are taken from it).
     pub bundle: &'a Path,
-    /// The OCI state JSON for the createContainer and startContainer hooks.
-    pub state_json: Vec<u8>,
 }
 
 /// The init's main: never returns to the runtime's code. Returns the exit
 /// status for `_exit` on failure, after telling the parent why.
 pub fn run(ctx: InitContext<'_>, channel: Channel) -> i32 {
     match setup(&ctx, &channel) {
-        Ok((trampoline, program, fifo)) => {
+        Ok((trampoline, program, fifo, state)) => {
             drop(channel);
             // Block until `start` writes to the fifo (we hold it open for
             // reading and writing, so the read waits for data instead of
@@ -75,7 +74,8 @@ pub fn run(ctx: InitContext<'_>, channel: Channel) -> i32 {
                 .as_ref()
                 .and_then(|h| h.start_container().clone())
             {
-                if let Err(e) = hooks::run_hooks(HookPhase::StartContainer, &hooks, &ctx.state_json)
+                if let Err(e) =
+                    hooks::run_hooks(HookPhase::StartContainer, &hooks, state.as_bytes())
                 {
                     eprintln!("berth-runtime: {e}");
                     return 1;
@@ -92,10 +92,11 @@ pub fn run(ctx: InitContext<'_>, channel: Channel) -> i32 {
     }
 }
 
+#[allow(clippy::type_complexity)]
 fn setup(
     ctx: &InitContext<'_>,
     channel: &Channel,
-) -> Result<(Trampoline, finalize::Program, OwnedFd)> {
+) -> Result<(Trampoline, finalize::Program, OwnedFd, String)> {
     // A non-dumpable process's /proc/PID entries belong to root and cannot be
     // ptrace-opened by other processes of the container (e.g. /proc/PID/exe of
     // the runtime binary, CVE-2019-5736) while we are still the runtime.
@@ -160,8 +161,13 @@ fn setup(
         std::fs::write("/proc/sys/kernel/domainname", domain)
             .map_err(|e| Error::io("write", "/proc/sys/kernel/domainname", e))?;
     }
-    let fifo = open(&ctx.fifo, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
-        .map_err(|e| Error::sys(format!("open exec fifo {}", ctx.fifo.display()), e))?;
+    let fifo_path = format!("/proc/self/fd/{}", ctx.fifo.as_raw_fd());
+    let fifo = open(
+        fifo_path.as_str(),
+        OFlag::O_RDWR | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::sys("open the exec fifo", e))?;
     let trampoline =
         Trampoline::new().map_err(|e| Error::sys("make the exec trampoline (memfd)", e))?;
 
@@ -175,20 +181,35 @@ fn setup(
     };
     rootfs::prepare(ctx.spec, ctx.rootfs, &opts)?;
 
+    // Any hook at all: the parent runs its own (prestart, createRuntime) and
+    // sends the state for ours, which must carry our pid as the runtime sees
+    // it (we may be pid 1 of a new pid namespace).
     let hooks = ctx.spec.hooks().as_ref();
-    let parent_hooks = hooks.is_some_and(|h| {
-        h.prestart().as_ref().is_some_and(|v| !v.is_empty())
-            || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
+    let any_hooks = hooks.is_some_and(|h| {
+        [
+            h.prestart(),
+            h.create_runtime(),
+            h.create_container(),
+            h.start_container(),
+        ]
+        .iter()
+        .any(|v| v.as_ref().is_some_and(|v| !v.is_empty()))
     });
-    if parent_hooks {
+    let mut state = String::new();
+    if any_hooks {
         channel.send(&Message::RunHooks)?;
-        channel.expect(
-            &Message::Resume,
-            "waiting for the prestart and createRuntime hooks",
-        )?;
+        match channel.recv()? {
+            Some(Message::HooksDone(s)) => state = s,
+            Some(Message::Failed(cause)) => return Err(Error::Init(cause)),
+            other => {
+                return Err(Error::Init(format!(
+                    "waiting for the prestart and createRuntime hooks: got {other:?}"
+                )))
+            }
+        }
     }
     if let Some(list) = hooks.and_then(|h| h.create_container().clone()) {
-        hooks::run_hooks(HookPhase::CreateContainer, &list, &ctx.state_json)?;
+        hooks::run_hooks(HookPhase::CreateContainer, &list, state.as_bytes())?;
     }
 
     rootfs::pivot(ctx.rootfs, ctx.no_pivot)?;
@@ -215,5 +236,5 @@ fn setup(
 
     let program = finalize::prepare(process)?;
     channel.send(&Message::Ready)?;
-    Ok((trampoline, program, fifo))
+    Ok((trampoline, program, fifo, state))
 }
