@@ -345,7 +345,8 @@ mod tests {
 
     #[test]
     fn refusals_name_the_field() {
-        let cases: Vec<(fn(&mut serde_json::Value), &str)> = vec![
+        type Change = fn(&mut serde_json::Value);
+        let cases: Vec<(Change, &str)> = vec![
             (
                 |v| v["process"]["args"] = serde_json::json!([]),
                 "process.args",

@@ -73,7 +73,7 @@ pub fn update(root: &Root, args: UpdateArgs) -> Result<i32> {
                 .as_ref()
                 .and_then(|l| l.resources().clone())
                 .unwrap_or_default();
-            let mut mem = r.memory().clone().unwrap_or_default();
+            let mut mem = r.memory().unwrap_or_default();
             set(&mut mem, args.memory, LinuxMemory::set_limit);
             set(
                 &mut mem,
