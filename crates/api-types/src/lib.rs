@@ -12,6 +12,7 @@
 //! serde_json, thiserror and bollard-stubs only.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod error;
 pub mod filters;
 pub mod models;
@@ -20,6 +21,7 @@ pub mod query;
 pub mod stream;
 pub mod version;
 
+pub use auth::{AuthError, RegistryAuth};
 pub use error::ErrorBody;
 pub use filters::{Filters, FiltersError};
 pub use progress::ProgressMessage;
