@@ -7,11 +7,12 @@ pub use bollard_stubs::models as generated;
 
 pub use bollard_stubs::models::{
     ContainerConfig, ContainerCreateBody, ContainerCreateResponse, ContainerInspectResponse,
-    ContainerPruneResponse, ContainerState, ContainerStatsResponse, ContainerSummary,
-    ContainerTopResponse, ContainerUpdateBody, ContainerUpdateResponse, ContainerWaitExitError,
-    ContainerWaitResponse, CreateImageInfo, EventActor, EventMessage, EventMessageScopeEnum,
-    EventMessageTypeEnum, ExecConfig, ExecInspectResponse, ExecStartConfig, HostConfig, IdResponse,
-    ImageDeleteResponseItem, ImageHistoryResponseItem, ImageInspect, ImagePruneResponse,
-    ImageSummary, NetworkingConfig, ProgressDetail, PushImageInfo, SystemDataUsageResponse,
-    SystemInfo, SystemVersion, SystemVersionComponents, SystemVersionPlatform,
+    ContainerPruneResponse, ContainerState, ContainerStateStatusEnum, ContainerStatsResponse,
+    ContainerSummary, ContainerSummaryStateEnum, ContainerTopResponse, ContainerUpdateBody,
+    ContainerUpdateResponse, ContainerWaitExitError, ContainerWaitResponse, CreateImageInfo,
+    EventActor, EventMessage, EventMessageScopeEnum, EventMessageTypeEnum, ExecConfig,
+    ExecInspectResponse, ExecStartConfig, HostConfig, IdResponse, ImageDeleteResponseItem,
+    ImageHistoryResponseItem, ImageInspect, ImagePruneResponse, ImageSummary, NetworkingConfig,
+    ProgressDetail, PushImageInfo, SystemDataUsageResponse, SystemInfo, SystemVersion,
+    SystemVersionComponents, SystemVersionPlatform,
 };

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use api_types::models::{SystemVersion, SystemVersionComponents};
 use api_types::ApiVersion;
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, PRAGMA};
 use hyper::{Method, Response, StatusCode};
@@ -51,7 +52,50 @@ pub(super) async fn version<B: Backend>(b: Arc<B>, _cx: RequestContext) -> Resul
     if v.os.is_none() {
         v.os = Some(std::env::consts::OS.to_string());
     }
+    fill_engine_component(&mut v);
     json(StatusCode::OK, &v)
+}
+
+/// The docker CLI prints the server's details from the "Engine" component, not from the
+/// top-level fields; dockerd repeats them there, and so does this (without overriding what the
+/// backend put in the component itself).
+fn fill_engine_component(v: &mut SystemVersion) {
+    let top: Vec<(&str, Option<String>)> = vec![
+        ("ApiVersion", v.api_version.clone()),
+        ("MinAPIVersion", v.min_api_version.clone()),
+        ("Os", v.os.clone()),
+        ("Arch", v.arch.clone()),
+        ("KernelVersion", v.kernel_version.clone()),
+        ("GitCommit", v.git_commit.clone()),
+        ("GoVersion", v.go_version.clone()),
+        ("BuildTime", v.build_time.clone()),
+        (
+            "Experimental",
+            Some(v.experimental.unwrap_or(false).to_string()),
+        ),
+    ];
+    let version = v.version.clone().unwrap_or_default();
+    let components = v.components.get_or_insert_with(Vec::new);
+    let engine = match components.iter().position(|c| c.name == "Engine") {
+        Some(i) => &mut components[i],
+        None => {
+            components.insert(
+                0,
+                SystemVersionComponents {
+                    name: "Engine".to_string(),
+                    version,
+                    details: None,
+                },
+            );
+            &mut components[0]
+        }
+    };
+    let details = engine.details.get_or_insert_with(Default::default);
+    for (key, value) in top {
+        if let Some(value) = value {
+            details.entry(key.to_string()).or_insert(value);
+        }
+    }
 }
 
 /// `GET /info`.

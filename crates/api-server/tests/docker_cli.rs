@@ -1,0 +1,172 @@
+//! The real docker CLI (28, on the PATH) against the server with the test backend.
+
+mod common;
+
+use common::{is_root, FakeDaemon, TestServer};
+
+fn skip_unless_ready() -> bool {
+    if !is_root() {
+        eprintln!("SKIPPED: the API socket is chowned to root; run as root");
+        return false;
+    }
+    if std::process::Command::new("docker")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED: no docker CLI on the PATH");
+        return false;
+    }
+    true
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn docker_version_negotiates_and_prints_the_server() {
+    if !skip_unless_ready() {
+        return;
+    }
+    let server = TestServer::start(FakeDaemon::default());
+    let out = server.docker(&["version"], None);
+    assert_eq!(out.status.code(), Some(0), "docker version failed");
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("Server:"), "{stdout}");
+    assert!(stdout.contains("0.1.0-test"), "{stdout}");
+    assert!(stdout.contains("1.50 (minimum version 1.24)"), "{stdout}");
+}
+
+#[test]
+fn docker_info_prints_the_backend_info() {
+    if !skip_unless_ready() {
+        return;
+    }
+    let server = TestServer::start(FakeDaemon::with_exited_container());
+    let out = server.docker(&["info"], None);
+    assert_eq!(out.status.code(), Some(0), "docker info failed");
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("Server Version: 0.1.0-test"), "{stdout}");
+    assert!(stdout.contains("Containers: 1"), "{stdout}");
+    assert!(stdout.contains("Storage Driver: overlay2"), "{stdout}");
+    assert!(stdout.contains("Name: testhost"), "{stdout}");
+}
+
+#[test]
+fn docker_ps_lists_containers_with_filters_and_formats() {
+    if !skip_unless_ready() {
+        return;
+    }
+    let server = TestServer::start(FakeDaemon::with_exited_container());
+    let out = server.docker(&["ps"], None);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        !text(&out.stdout).contains("old"),
+        "ps without -a shows only running ones"
+    );
+
+    let out = server.docker(
+        &["ps", "-a", "--format", "{{.Names}} {{.Status}} {{.Image}}"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out.stdout).trim(), "old Exited (0) busybox");
+
+    let out = server.docker(&["ps", "-a", "-q", "--filter", "status=exited"], None);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        text(&out.stdout).trim(),
+        "0000000000000000000000000000000000000000000000000000000000abcdef"[..12].to_string()
+    );
+
+    let out = server.docker(&["ps", "-a", "--filter", "bogus=1"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("invalid filter 'bogus'"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn docker_inspect_of_a_missing_object_fails_like_dockerd() {
+    if !skip_unless_ready() {
+        return;
+    }
+    let server = TestServer::start(FakeDaemon::default());
+    let out = server.docker(&["inspect", "nosuch"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("No such object: nosuch"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = server.docker(&["container", "inspect", "nosuch"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("No such container: nosuch"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn docker_run_prints_the_output_and_exits_with_the_code() {
+    if !skip_unless_ready() {
+        return;
+    }
+    let server = TestServer::start(FakeDaemon::default());
+    let out = server.docker(
+        &[
+            "run",
+            "--name",
+            "echo",
+            "busybox",
+            "out:hello from berth",
+            "err:to stderr",
+            "exit:3",
+        ],
+        None,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "docker run exits with the container's code"
+    );
+    assert_eq!(text(&out.stdout), "hello from berth\n");
+    assert_eq!(text(&out.stderr), "to stderr\n");
+
+    // The same name again is a conflict: the CLI's exit code for a daemon error is 125.
+    let out = server.docker(&["run", "--name", "echo", "busybox", "exit:0"], None);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        text(&out.stderr).contains("is already in use"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn docker_run_interactive_passes_stdin_and_its_eof() {
+    if !skip_unless_ready() {
+        return;
+    }
+    let server = TestServer::start(FakeDaemon::default());
+    let out = server.docker(
+        &[
+            "run",
+            "-i",
+            "--rm",
+            "busybox",
+            "out:start",
+            "cat",
+            "out:end",
+            "exit:0",
+        ],
+        Some("line one\nline two\n"),
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out.stdout), "start\nline one\nline two\nend\n");
+}
