@@ -195,6 +195,20 @@ pub fn error_reply(err: &ApiError) -> Reply {
     with_type(status, "application/json", full(text))
 }
 
+/// An error in plain text, for clients older than API 1.24.
+pub fn plain_error_reply(err: &ApiError) -> Reply {
+    let mut resp = with_type(
+        err.status(),
+        "text/plain; charset=utf-8",
+        full(format!("{err}\n")),
+    );
+    resp.headers_mut().insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    resp
+}
+
 fn json_line<T: Serialize>(value: &T) -> Result<Bytes, BodyError> {
     let mut line = serde_json::to_vec(value)?;
     line.push(b'\n');

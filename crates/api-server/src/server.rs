@@ -12,7 +12,7 @@ use hyper::Request;
 use hyper_util::rt::TokioIo;
 use tracing::Instrument;
 
-use crate::http::{error_reply, Reply, RequestContext};
+use crate::http::{error_reply, plain_error_reply, Reply, RequestContext};
 use crate::listener::ApiListener;
 use crate::router::{self, Lookup, Route};
 use crate::{routes, ApiError, Backend, ServeError};
@@ -112,7 +112,11 @@ async fn dispatch<B: Backend>(shared: Arc<Shared<B>>, req: Request<Incoming>) ->
                 } else {
                     tracing::debug!(error = %e, status = %e.status(), "request refused");
                 }
-                error_reply(&e)
+                if predates_json_errors(uri.path()) {
+                    plain_error_reply(&e)
+                } else {
+                    error_reply(&e)
+                }
             }
         };
         tracing::debug!(status = %reply.status(), query = uri.query().unwrap_or(""), "answered");
@@ -135,33 +139,46 @@ async fn dispatch<B: Backend>(shared: Arc<Shared<B>>, req: Request<Incoming>) ->
     reply
 }
 
+/// Checks the version a client names in the path against the range berth serves.
+fn negotiate(text: &str) -> Result<ApiVersion, ApiError> {
+    let v: ApiVersion = text
+        .parse()
+        .map_err(|e: api_types::VersionError| ApiError::InvalidParameter(e.to_string()))?;
+    if v < ApiVersion::MINIMUM {
+        return Err(ApiError::InvalidParameter(format!(
+            "client version {text} is too old. Minimum supported API version is {}, please upgrade your client to a newer version",
+            ApiVersion::MINIMUM
+        )));
+    }
+    if v > ApiVersion::CURRENT {
+        return Err(ApiError::InvalidParameter(format!(
+            "client version {text} is too new. Maximum supported API version is {}",
+            ApiVersion::CURRENT
+        )));
+    }
+    Ok(v)
+}
+
+/// Whether the path names a version older than any berth serves: such clients predate JSON
+/// error bodies, so dockerd answers them in plain text they can print.
+fn predates_json_errors(path: &str) -> bool {
+    router::split_version(path)
+        .0
+        .and_then(|v| v.parse::<ApiVersion>().ok())
+        .is_some_and(|v| v < ApiVersion::MINIMUM)
+}
+
 async fn handle<B: Backend>(shared: &Shared<B>, req: Request<Incoming>) -> Result<Reply, ApiError> {
     let (parts, body) = req.into_parts();
     let (version, path) = router::split_version(parts.uri.path());
-    let version = match version {
-        None => ApiVersion::CURRENT,
-        Some(text) => {
-            let v: ApiVersion = text
-                .parse()
-                .map_err(|e: api_types::VersionError| ApiError::InvalidParameter(e.to_string()))?;
-            if v > ApiVersion::CURRENT {
-                return Err(ApiError::InvalidParameter(format!(
-                    "client version {text} is too new. Maximum supported API version is {}",
-                    ApiVersion::CURRENT
-                )));
-            }
-            if v < ApiVersion::MINIMUM {
-                return Err(ApiError::InvalidParameter(format!(
-                    "client version {text} is too old. Minimum supported API version is {}, please upgrade your client to a newer version",
-                    ApiVersion::MINIMUM
-                )));
-            }
-            v
-        }
-    };
+    // As in dockerd, an unknown route is "page not found" whatever version it names.
     let (handler, params) = match router::lookup(&shared.table, &parts.method, path) {
         Lookup::Found(handler, params) => (handler, params),
         Lookup::NotFound => return Err(ApiError::NotFound("page not found".to_string())),
+    };
+    let version = match version {
+        None => ApiVersion::CURRENT,
+        Some(text) => negotiate(text)?,
     };
     let query = Query::parse(parts.uri.query().unwrap_or(""))?;
     let cx = RequestContext {

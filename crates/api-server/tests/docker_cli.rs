@@ -170,3 +170,81 @@ fn docker_run_interactive_passes_stdin_and_its_eof() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(text(&out.stdout), "start\nline one\nline two\nend\n");
 }
+
+#[test]
+fn docker_logs_and_events_stream_what_the_backend_gives() {
+    if !skip_unless_ready() {
+        return;
+    }
+    let server = TestServer::start(FakeDaemon::default());
+    let out = server.docker(
+        &[
+            "run",
+            "--name",
+            "talker",
+            "busybox",
+            "out:one",
+            "err:two",
+            "out:three",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0));
+
+    let out = server.docker(&["logs", "talker"], None);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out.stdout), "one\nthree\n");
+    assert_eq!(text(&out.stderr), "two\n");
+
+    let out = server.docker(&["logs", "nosuch"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("No such container: nosuch"));
+
+    let out = server.docker(
+        &[
+            "events",
+            "--since",
+            "0",
+            "--until",
+            "1",
+            "--format",
+            "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        text(&out.stdout),
+        "container create talker\ncontainer start talker\n"
+    );
+}
+
+#[test]
+fn docker_exec_runs_through_the_hijacked_connection() {
+    if !skip_unless_ready() {
+        return;
+    }
+    let server = TestServer::start(FakeDaemon::with_exited_container());
+    let out = server.docker(&["exec", "old", "out:inside", "exit:4"], None);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "docker exec exits with the process's code"
+    );
+    assert_eq!(text(&out.stdout), "inside\n");
+
+    let out = server.docker(&["exec", "-i", "old", "cat", "out:done"], Some("piped\n"));
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out.stdout), "piped\ndone\n");
+
+    let out = server.docker(&["exec", "-d", "old", "out:ignored"], None);
+    assert_eq!(out.status.code(), Some(0));
+
+    let out = server.docker(&["exec", "nosuch", "x"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("No such container: nosuch"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -157,6 +157,7 @@ fn unknown_routes_are_page_not_found() {
         (Method::GET, "/v1.50/containers/abc/nosuch"),
         (Method::DELETE, "/version"),
         (Method::GET, "/vx/version"),
+        (Method::GET, "/v1.99/nosuch"),
     ] {
         let a = call(&server, request(method, path, None, ""));
         assert_eq!(a.status, StatusCode::NOT_FOUND, "{path}");

@@ -47,12 +47,22 @@ struct FakeContainer {
     attached: Vec<mpsc::UnboundedSender<Result<OutputChunk, ApiError>>>,
     /// The read end of stdin, when a client attached it.
     stdin: Option<tokio::io::DuplexStream>,
+    /// Everything the program wrote, for `logs`.
+    log: Arc<Mutex<Vec<OutputChunk>>>,
+}
+
+struct FakeExec {
+    cmd: Vec<String>,
+    tty: bool,
+    exit: Arc<Mutex<Option<i64>>>,
 }
 
 /// The in-memory daemon stand-in.
 #[derive(Default)]
 pub struct FakeDaemon {
     containers: Mutex<Vec<FakeContainer>>,
+    execs: Mutex<HashMap<String, FakeExec>>,
+    events: Mutex<Vec<EventMessage>>,
     counter: AtomicU64,
 }
 
@@ -73,8 +83,29 @@ impl FakeDaemon {
                 state,
                 attached: Vec::new(),
                 stdin: None,
+                log: Arc::default(),
             });
         d
+    }
+
+    fn record(&self, action: &str, id: &str, name: &str) {
+        let mut attributes = HashMap::new();
+        attributes.insert("name".to_string(), name.to_string());
+        attributes.insert("image".to_string(), "busybox".to_string());
+        self.events
+            .lock()
+            .expect("fixture lock")
+            .push(EventMessage {
+                typ: Some(EventMessageTypeEnum::CONTAINER),
+                action: Some(action.to_string()),
+                actor: Some(EventActor {
+                    id: Some(id.to_string()),
+                    attributes: Some(attributes),
+                }),
+                scope: Some(EventMessageScopeEnum::LOCAL),
+                time: Some(1_700_000_000),
+                time_nano: Some(1_700_000_000_000_000_000),
+            });
     }
 
     fn with<T>(
@@ -94,11 +125,16 @@ impl FakeDaemon {
 async fn run_program(
     cmd: Vec<String>,
     tty: bool,
-    outputs: Vec<mpsc::UnboundedSender<Result<OutputChunk, ApiError>>>,
+    outputs: &[mpsc::UnboundedSender<Result<OutputChunk, ApiError>>],
     mut stdin: Option<tokio::io::DuplexStream>,
+    log: Arc<Mutex<Vec<OutputChunk>>>,
 ) -> i64 {
     let send = |stream: StdStream, data: Bytes| {
-        for tx in &outputs {
+        log.lock().expect("fixture lock").push(OutputChunk {
+            stream,
+            data: data.clone(),
+        });
+        for tx in outputs {
             let _ = tx.send(Ok(OutputChunk {
                 stream: if tty { StdStream::Stdout } else { stream },
                 data: data.clone(),
@@ -182,7 +218,7 @@ impl ContainerBackend for FakeDaemon {
     ) -> Result<ContainerCreateResponse, ApiError> {
         let n = self.counter.fetch_add(1, Ordering::Relaxed) + 1;
         let id = format!("{:064x}", 0x1000 + n);
-        let name = query.name.unwrap_or_else(|| format!("fake_{n}"));
+        let name = query.name.clone().unwrap_or_else(|| format!("fake_{n}"));
         let mut list = self.containers.lock().expect("fixture lock");
         if list.iter().any(|c| c.name == name) {
             return Err(ApiError::Conflict(format!(
@@ -199,7 +235,10 @@ impl ContainerBackend for FakeDaemon {
             state,
             attached: Vec::new(),
             stdin: None,
+            log: Arc::default(),
         });
+        drop(list);
+        self.record("create", &id, query.name.as_deref().unwrap_or(""));
         Ok(ContainerCreateResponse {
             id,
             warnings: Vec::new(),
@@ -268,7 +307,7 @@ impl ContainerBackend for FakeDaemon {
     }
 
     async fn start(&self, id: &str) -> Result<(), ApiError> {
-        let (cmd, tty, outputs, stdin, state) = self.with(id, |c| {
+        let (cmd, tty, outputs, stdin, state, log, full_id, name) = self.with(id, |c| {
             if *c.state.borrow() == RunState::Running {
                 return Err(ApiError::NotModified);
             }
@@ -279,12 +318,17 @@ impl ContainerBackend for FakeDaemon {
                 std::mem::take(&mut c.attached),
                 c.stdin.take(),
                 c.state.clone(),
+                Arc::clone(&c.log),
+                c.id.clone(),
+                c.name.clone(),
             ))
         })?;
+        self.record("start", &full_id, &name);
         tokio::spawn(async move {
-            let code = run_program(cmd, tty, outputs, stdin).await;
-            // The output senders are dropped with the program: attached clients see EOF.
+            let code = run_program(cmd, tty, &outputs, stdin, log).await;
             state.send_replace(RunState::Exited(code));
+            // Attached clients see EOF only once the exit is recorded, as with a real process.
+            drop(outputs);
         });
         Ok(())
     }
@@ -347,8 +391,21 @@ impl ContainerBackend for FakeDaemon {
         Ok(())
     }
 
-    async fn logs(&self, _id: &str, _q: ContainerLogsQuery) -> Result<LogStream, ApiError> {
-        Err(not_in_fixture("logs"))
+    async fn logs(&self, id: &str, q: ContainerLogsQuery) -> Result<LogStream, ApiError> {
+        let (tty, chunks) = self.with(id, |c| {
+            Ok((c.tty, c.log.lock().expect("fixture lock").clone()))
+        })?;
+        let wanted = chunks
+            .into_iter()
+            .filter(move |c| match c.stream {
+                StdStream::Stderr => q.stderr,
+                _ => q.stdout,
+            })
+            .map(Ok);
+        Ok(LogStream {
+            tty,
+            output: futures_util::stream::iter(wanted).boxed(),
+        })
     }
 
     async fn attach(
@@ -416,18 +473,67 @@ impl ContainerBackend for FakeDaemon {
 }
 
 impl ExecBackend for FakeDaemon {
-    async fn exec_create(&self, _c: &str, _config: ExecConfig) -> Result<IdResponse, ApiError> {
-        Err(not_in_fixture("exec"))
+    async fn exec_create(
+        &self,
+        container: &str,
+        config: ExecConfig,
+    ) -> Result<IdResponse, ApiError> {
+        self.with(container, |_| Ok(()))?;
+        let n = self.counter.fetch_add(1, Ordering::Relaxed) + 1;
+        let id = format!("{:064x}", 0xe000 + n);
+        self.execs.lock().expect("fixture lock").insert(
+            id.clone(),
+            FakeExec {
+                cmd: config.cmd.unwrap_or_default(),
+                tty: config.tty.unwrap_or(false),
+                exit: Arc::default(),
+            },
+        );
+        Ok(IdResponse { id })
     }
     async fn exec_start(
         &self,
         id: &str,
-        _config: ExecStartConfig,
+        config: ExecStartConfig,
     ) -> Result<Option<AttachSession>, ApiError> {
-        Err(ApiError::no_such_exec(id))
+        let (cmd, tty, exit) = {
+            let execs = self.execs.lock().expect("fixture lock");
+            let e = execs.get(id).ok_or_else(|| ApiError::no_such_exec(id))?;
+            (e.cmd.clone(), e.tty, Arc::clone(&e.exit))
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (writer, reader) = tokio::io::duplex(64 * 1024);
+        let detach = config.detach.unwrap_or(false);
+        tokio::spawn(async move {
+            let outputs = if detach { Vec::new() } else { vec![tx] };
+            let code = run_program(cmd, tty, &outputs, Some(reader), Arc::default()).await;
+            *exit.lock().expect("fixture lock") = Some(code);
+            // The client inspects the exit code after EOF: record it first.
+            drop(outputs);
+        });
+        if detach {
+            return Ok(None);
+        }
+        let output = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        })
+        .boxed();
+        Ok(Some(AttachSession {
+            tty,
+            output,
+            stdin: Some(Box::pin(writer)),
+        }))
     }
     async fn exec_inspect(&self, id: &str) -> Result<ExecInspectResponse, ApiError> {
-        Err(ApiError::no_such_exec(id))
+        let execs = self.execs.lock().expect("fixture lock");
+        let e = execs.get(id).ok_or_else(|| ApiError::no_such_exec(id))?;
+        let exit = *e.exit.lock().expect("fixture lock");
+        Ok(ExecInspectResponse {
+            id: Some(id.to_string()),
+            running: Some(exit.is_none()),
+            exit_code: exit,
+            ..ExecInspectResponse::default()
+        })
     }
     async fn exec_resize(&self, id: &str, _size: ResizeQuery) -> Result<(), ApiError> {
         Err(ApiError::no_such_exec(id))
@@ -503,7 +609,10 @@ impl ImageBackend for FakeDaemon {
 
 impl EventsBackend for FakeDaemon {
     async fn subscribe(&self, _q: EventsQuery) -> Result<JsonStream<EventMessage>, ApiError> {
-        Err(not_in_fixture("events"))
+        // The recorded events, then the end of the stream (a real daemon would stay open until
+        // `until`; tests ask with an `until`).
+        let events = self.events.lock().expect("fixture lock").clone();
+        Ok(futures_util::stream::iter(events.into_iter().map(Ok)).boxed())
     }
 }
 
