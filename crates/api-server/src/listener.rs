@@ -86,7 +86,9 @@ impl ApiListener {
             .map_err(io_err("create the socket's directory", parent))?;
         remove_stale(path)?;
 
-        let staging = parent.join(format!(".api-sock-{}", std::process::id()));
+        static STAGED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = STAGED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let staging = parent.join(format!(".api-sock-{}-{n}", std::process::id()));
         // A leftover staging directory of a process that had our pid cannot be in use by us.
         let _ = std::fs::remove_dir_all(&staging);
         std::fs::DirBuilder::new()

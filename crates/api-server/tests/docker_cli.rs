@@ -248,3 +248,77 @@ fn docker_exec_runs_through_the_hijacked_connection() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn docker_run_with_a_tty_gets_the_raw_stream() {
+    if !skip_unless_ready() {
+        return;
+    }
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED: `script` (util-linux) is needed to give docker a terminal");
+        return;
+    }
+    let server = TestServer::start(FakeDaemon::default());
+    let out = server.docker_in_pty(&["run", "-t", "busybox", "out:on-a-tty", "exit:2"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stdout).contains("on-a-tty"),
+        "{:?}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn docker_lifecycle_commands_reach_the_backend() {
+    if !skip_unless_ready() {
+        return;
+    }
+    let server = TestServer::start(FakeDaemon::with_exited_container());
+    let out = server.docker(&["wait", "old"], None);
+    assert_eq!(
+        (out.status.code(), text(&out.stdout)),
+        (Some(0), "0\n".to_string())
+    );
+
+    let out = server.docker(&["kill", "old"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("is not running"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = server.docker(&["rename", "old", "renamed"], None);
+    assert_eq!(out.status.code(), Some(0));
+    let out = server.docker(&["rm", "renamed"], None);
+    assert_eq!(
+        (out.status.code(), text(&out.stdout)),
+        (Some(0), "renamed\n".to_string())
+    );
+    let out = server.docker(&["rm", "renamed"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("No such container: renamed"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = server.docker(&["images", "-q"], None);
+    assert_eq!(
+        (out.status.code(), text(&out.stdout)),
+        (Some(0), String::new())
+    );
+
+    let out = server.docker(&["pull", "busybox"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr)
+            .contains("the test backend has no registry for docker.io/library/busybox"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -513,6 +513,12 @@ fn socket_is_root_only_and_stale_sockets_are_replaced() {
     assert!(meta.file_type().is_socket());
     assert_eq!(meta.permissions().mode() & 0o7777, 0o660);
     assert_eq!((meta.uid(), meta.gid()), (0, 0));
+    // The private directory the socket was bound in is gone: only the socket is left.
+    let entries: Vec<String> = std::fs::read_dir(server.path().parent().expect("socket dir"))
+        .expect("list the socket's directory")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(entries, ["api.sock"]);
 
     let _guard = server.runtime.enter();
     // A live socket is not taken over.

@@ -723,6 +723,31 @@ impl TestServer {
         out
     }
 
+    /// Runs the docker CLI with a pseudo-terminal as its stdin and stdout (through `script`), so
+    /// that `-t` works; the words of `args` must need no shell quoting.
+    pub fn docker_in_pty(&self, args: &[&str]) -> std::process::Output {
+        let config = self.dir.path().join("docker-config");
+        let line = format!("docker {}", args.join(" "));
+        let out = std::process::Command::new("timeout")
+            .args(["30", "script", "-qec", &line, "/dev/null"])
+            .env("SHELL", "/bin/sh")
+            .env("DOCKER_HOST", self.docker_host())
+            .env("DOCKER_CONFIG", &config)
+            .env("DOCKER_CLI_HINTS", "false")
+            .env_remove("DOCKER_API_VERSION")
+            .env_remove("DOCKER_CONTEXT")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run the docker CLI under script");
+        eprintln!(
+            "$ {line} (in a pty)\n-> {:?}\nstdout: {:?}\nstderr: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
     pub fn path(&self) -> &Path {
         &self.socket
     }
