@@ -1,7 +1,7 @@
 //! Berth's Docker Engine API server: HTTP/1.1 on a unix socket, speaking the API that the docker
 //! CLI, the docker SDKs and docker-compose speak.
 //!
-//! Owns: the routing table ([`routes`]: method, path pattern, handler, in one list), version
+//! Owns: the routing table (`src/routes/mod.rs`: method, path pattern, handler, in one list), version
 //! negotiation (the `/vX.Y` prefix, `/_ping`'s headers), request parsing and validation with
 //! dockerd's status codes and messages, error mapping ([`ApiError`] → 4xx/5xx with
 //! `{"message": …}`), streamed responses (JSON lines, framed output, archives), connection
@@ -20,7 +20,7 @@
 pub mod backend;
 mod error;
 mod hijack;
-pub mod http;
+mod http;
 mod listener;
 mod router;
 mod routes;
