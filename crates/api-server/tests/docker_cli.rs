@@ -322,3 +322,93 @@ fn docker_lifecycle_commands_reach_the_backend() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn docker_create_with_many_flags_sends_a_body_the_models_read() {
+    if !skip_unless_ready() {
+        return;
+    }
+    let server = TestServer::start(FakeDaemon::default());
+    let out = server.docker(
+        &[
+            "create",
+            "--name",
+            "full",
+            "-e",
+            "A=1",
+            "-w",
+            "/tmp",
+            "-u",
+            "1000:1000",
+            "-h",
+            "box",
+            "--entrypoint",
+            "/bin/sh",
+            "--init",
+            "-l",
+            "k=v",
+            "--restart",
+            "on-failure:3",
+            "--memory",
+            "64m",
+            "--memory-swap",
+            "128m",
+            "--cpus",
+            "1.5",
+            "--cpu-shares",
+            "512",
+            "--cpuset-cpus",
+            "0",
+            "--pids-limit",
+            "100",
+            "--ulimit",
+            "nofile=1024:2048",
+            "--cap-add",
+            "NET_ADMIN",
+            "--cap-drop",
+            "MKNOD",
+            "--security-opt",
+            "no-new-privileges",
+            "--read-only",
+            "--tmpfs",
+            "/run",
+            "--device",
+            "/dev/null",
+            "--sysctl",
+            "net.ipv4.ip_forward=1",
+            "--stop-signal",
+            "SIGTERM",
+            "--stop-timeout",
+            "5",
+            "--health-cmd",
+            "true",
+            "--health-interval",
+            "5s",
+            "--log-opt",
+            "max-size=1m",
+            "--runtime",
+            "runc",
+            "--network",
+            "none",
+            "--privileged",
+            "busybox",
+            "out:x",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = server.docker(
+        &[
+            "inspect",
+            "--format",
+            "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}} {{.HostConfig.PidsLimit}} {{.HostConfig.ReadonlyRootfs}} {{.HostConfig.Privileged}} {{.HostConfig.NetworkMode}} {{.HostConfig.Runtime}} {{.HostConfig.CapAdd}} {{.HostConfig.Init}}",
+            "full",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout).trim(),
+        "67108864 1500000000 on-failure:3 100 true true none runc [CAP_NET_ADMIN] true"
+    );
+}

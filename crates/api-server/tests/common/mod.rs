@@ -49,6 +49,8 @@ struct FakeContainer {
     stdin: Option<tokio::io::DuplexStream>,
     /// Everything the program wrote, for `logs`.
     log: Arc<Mutex<Vec<OutputChunk>>>,
+    /// The HostConfig the client sent, returned by inspect.
+    host_config: HostConfig,
 }
 
 struct FakeExec {
@@ -84,6 +86,7 @@ impl FakeDaemon {
                 attached: Vec::new(),
                 stdin: None,
                 log: Arc::default(),
+                host_config: HostConfig::default(),
             });
         d
     }
@@ -236,6 +239,7 @@ impl ContainerBackend for FakeDaemon {
             attached: Vec::new(),
             stdin: None,
             log: Arc::default(),
+            host_config: body.host_config.unwrap_or_default(),
         });
         drop(list);
         self.record("create", &id, query.name.as_deref().unwrap_or(""));
@@ -271,7 +275,7 @@ impl ContainerBackend for FakeDaemon {
                     tty: Some(c.tty),
                     ..ContainerConfig::default()
                 }),
-                host_config: Some(HostConfig::default()),
+                host_config: Some(c.host_config.clone()),
                 ..ContainerInspectResponse::default()
             })
         })
