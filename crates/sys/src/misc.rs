@@ -94,3 +94,17 @@ pub fn set_inheritable(fd: std::os::fd::RawFd) -> nix::Result<()> {
         Ok(())
     }
 }
+
+/// Duplicates `fd` onto the lowest free descriptor number at or above `min`,
+/// close-on-exec (`fcntl(F_DUPFD_CLOEXEC)`).
+pub fn dup_above(fd: std::os::fd::BorrowedFd<'_>, min: i32) -> nix::Result<OwnedFd> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: F_DUPFD_CLOEXEC only creates a new descriptor; `fd` is borrowed,
+    // so open for the whole call.
+    let ret = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) };
+    if ret < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: the kernel returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret) })
+}

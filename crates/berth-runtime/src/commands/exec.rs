@@ -82,6 +82,7 @@ pub fn exec(root: &Root, args: ExecArgs) -> Result<i32> {
         pid_file: args.pid_file,
         detach: args.detach,
         preserve_fds: args.preserve_fds,
+        stdio: None,
     };
     Ok(runtime::container::exec(root, &args.id, &process, &opts)?)
 }

@@ -38,6 +38,9 @@ pub struct CreateOptions {
     pub no_pivot: bool,
     /// Keep the runtime's session keyring instead of a new one.
     pub no_new_keyring: bool,
+    /// The container's stdin, stdout and stderr, instead of this process's
+    /// (a monitor passes pipes it owns). Ignored with a terminal.
+    pub stdio: Option<std::sync::Arc<crate::process::finalize::Stdio>>,
 }
 
 /// Undoes a half-made container when dropped, unless disarmed.
@@ -191,6 +194,7 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
         preserve_fds: opts.preserve_fds,
         no_pivot: opts.no_pivot,
         no_new_keyring: opts.no_new_keyring,
+        stdio: opts.stdio.as_deref(),
         cgroup: &cgroup,
         cgroup_paths: mount_hierarchies(&cgroup),
         bundle: &bundle,

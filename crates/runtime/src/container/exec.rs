@@ -29,6 +29,8 @@ pub struct ExecOptions {
     pub detach: bool,
     /// How many descriptors after stdio the process inherits.
     pub preserve_fds: u32,
+    /// The process's stdin, stdout and stderr, instead of this process's.
+    pub stdio: Option<std::sync::Arc<finalize::Stdio>>,
 }
 
 /// Runs `process` in container `id`; returns its exit status (0 when detached).
@@ -98,8 +100,9 @@ pub fn exec(root: &Root, id: &str, process: &Process, opts: &ExecOptions) -> Res
     };
     process::become_subreaper()?;
     let preserve_fds = opts.preserve_fds;
+    let stdio = opts.stdio.as_deref();
     let (pid, channel) = process::spawn(&plan, &[], |ch| {
-        child(process, console_socket, preserve_fds, ch)
+        child(process, console_socket, stdio, preserve_fds, ch)
     })?;
     let result = (|| -> Result<()> {
         record.cgroup.add_process(pid)?;
@@ -123,6 +126,7 @@ pub fn exec(root: &Root, id: &str, process: &Process, opts: &ExecOptions) -> Res
 fn child(
     process: &Process,
     console_socket: Option<OwnedFd>,
+    stdio: Option<&finalize::Stdio>,
     preserve_fds: u32,
     channel: Channel,
 ) -> i32 {
@@ -146,6 +150,9 @@ fn child(
                 console::make_controlling_terminal(&pty.slave)?;
             }
             None => {
+                if let Some(stdio) = stdio {
+                    finalize::install_stdio(stdio)?;
+                }
                 nix::unistd::setsid().map_err(|e| Error::sys("setsid", e))?;
             }
         }

@@ -8,6 +8,7 @@
 //! other sets after; `no_new_privs` before anything that execs.
 
 use std::ffi::CString;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 use oci_spec::runtime::Process;
@@ -101,6 +102,33 @@ fn check_cwd_inside(want: &Path) -> Result<()> {
             want.display()
         )));
     }
+    Ok(())
+}
+
+/// The standard streams a container process gets instead of the runtime's
+/// own (the monitor hands it pipes or a pty it owns).
+#[derive(Debug)]
+pub struct Stdio {
+    /// Becomes descriptor 0.
+    pub stdin: OwnedFd,
+    /// Becomes descriptor 1.
+    pub stdout: OwnedFd,
+    /// Becomes descriptor 2.
+    pub stderr: OwnedFd,
+}
+
+/// Installs `stdio` as descriptors 0, 1 and 2 of this process. Each is first
+/// copied above 2, so a stream that already sits on 0–2 is not overwritten
+/// before it is used.
+pub fn install_stdio(stdio: &Stdio) -> Result<()> {
+    let high = [&stdio.stdin, &stdio.stdout, &stdio.stderr]
+        .iter()
+        .map(|fd| berth_sys::misc::dup_above(fd.as_fd(), 3))
+        .collect::<nix::Result<Vec<OwnedFd>>>()
+        .map_err(|e| Error::sys("dup the container's stdio", e))?;
+    nix::unistd::dup2_stdin(&high[0]).map_err(|e| Error::sys("dup2 onto stdin", e))?;
+    nix::unistd::dup2_stdout(&high[1]).map_err(|e| Error::sys("dup2 onto stdout", e))?;
+    nix::unistd::dup2_stderr(&high[2]).map_err(|e| Error::sys("dup2 onto stderr", e))?;
     Ok(())
 }
 

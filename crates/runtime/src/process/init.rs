@@ -45,6 +45,8 @@ pub struct InitContext<'a> {
     pub no_pivot: bool,
     /// Keep the runtime's session keyring.
     pub no_new_keyring: bool,
+    /// Standard streams to use instead of the runtime's.
+    pub stdio: Option<&'a finalize::Stdio>,
     /// The container's cgroup.
     pub cgroup: &'a Cgroup,
     /// The container's cgroup directories, for a `cgroup` mount.
@@ -135,6 +137,9 @@ fn setup(
         .as_ref()
         .ok_or_else(|| Error::Invalid("process: missing".into()))?;
     let terminal = process.terminal() == Some(true);
+    if let (Some(stdio), false) = (ctx.stdio, terminal) {
+        finalize::install_stdio(stdio)?;
+    }
     if !terminal {
         // A session of its own, so the caller's terminal signals reach the
         // container only through the runtime. With a terminal the console
