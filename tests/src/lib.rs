@@ -44,4 +44,4 @@ pub use console::ConsoleSocket;
 pub use host::HostSnapshot;
 pub use names::unique_name;
 pub use rootfs::busybox_rootfs;
-pub use runtime::{Flavor, Output, Runtime};
+pub use runtime::{Flavor, Output, Runtime, Spawned};
