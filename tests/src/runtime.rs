@@ -296,23 +296,33 @@ fn probe(binary: &Path) -> Result<(PathBuf, Flavor), RuntimeError> {
             path: binary.to_path_buf(),
         });
     }
-    let out = Command::new(binary)
+    let does_not_run = |detail: String| RuntimeError::DoesNotRun {
+        path: binary.to_path_buf(),
+        detail,
+    };
+    let mut child = Command::new(binary)
         .arg("--version")
         .stdin(Stdio::null())
-        .output()
-        .map_err(|e| RuntimeError::DoesNotRun {
-            path: binary.to_path_buf(),
-            detail: format!("could not start: {e}"),
-        })?;
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| does_not_run(format!("could not start: {e}")))?;
+    // A version fits in the pipes' buffers: waiting before reading cannot deadlock.
+    let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
+    if let Err(e) = wait::process_exit(pid, Duration::from_secs(10)) {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(does_not_run(format!("did not finish: {e}")));
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| does_not_run(format!("could not be waited for: {e}")))?;
     if !out.status.success() {
-        return Err(RuntimeError::DoesNotRun {
-            path: binary.to_path_buf(),
-            detail: format!(
-                "exited with {}: {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-        });
+        return Err(does_not_run(format!(
+            "exited with {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
     }
     let version = String::from_utf8_lossy(&out.stdout).to_lowercase();
     let name = binary
