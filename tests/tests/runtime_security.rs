@@ -87,3 +87,38 @@ fn a_container_cannot_rewrite_the_runtime_through_proc_one_exe() {
         "the runtime binary is unchanged"
     );
 }
+
+#[test]
+fn a_shebang_to_proc_self_exe_neither_reaches_the_runtime_binary_nor_hangs() {
+    // The CVE-2019-5736 entry point: a container program whose interpreter is /proc/self/exe
+    // makes the kernel execute whatever the init runs from. A defended runtime resolves that
+    // to nothing (runc: ENOENT) or to a private sealed copy; either way `run` must end, and
+    // the binary on the host must be unchanged.
+    let b = Bundle::new().expect("a busybox bundle").args(&["/evil"]);
+    fs::write(b.rootfs().join("evil"), "#!/proc/self/exe\n").expect("write the script");
+    fs::set_permissions(b.rootfs().join("evil"), fs::Permissions::from_mode(0o755)).expect("chmod");
+    let under_test = runtime();
+    let name = under_test
+        .binary()
+        .file_name()
+        .expect("a file name")
+        .to_owned();
+    let copy = under_test.scratch().join(name);
+    fs::copy(under_test.binary(), &copy).expect("copy the runtime binary");
+    fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).expect("chmod");
+    let before = fs::read(&copy).expect("read the copy");
+    let rt = Runtime::with_binary(&copy).expect("the copy runs");
+    let id = rt.new_id("shebang");
+    let options = berth_tests::runtime::Invocation {
+        timeout: Some(Duration::from_secs(20)),
+        ..Default::default()
+    };
+    let out = rt
+        .run_with(&id, &b, &[], &options)
+        .expect("run ends within 20 s");
+    eprintln!("{out:?}");
+    assert!(
+        fs::read(&copy).expect("read the copy") == before,
+        "the runtime binary is unchanged"
+    );
+}
