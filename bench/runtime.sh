@@ -25,9 +25,10 @@
 #      by a throwaway tmpfs: crun 1.8 refuses hybrid hosts, and this way the workaround costs
 #      nothing per run (see /work/shared/design/testing.md); whatever crun writes there goes
 #      with the namespace. All three runtimes are measured under the same conditions;
-#   3. runs hyperfine -N (no shell) on `bench/run-one.sh RUNTIME ROOT BUNDLE`, which execs
-#      `RUNTIME --root ROOT run --bundle BUNDLE bench-<its pid>`: a unique id per run, and
-#      each runtime its own --root;
+#   3. runs hyperfine -N (no shell, nothing but the runtime timed) on
+#      `RUNTIME --root ROOT run --bundle BUNDLE bench-NAME`, each runtime with its own --root;
+#      `run` deletes its container when it exits, so the id is free for the next run, and an
+#      untimed --prepare force-deletes whatever a failed run left under that id;
 #   4. writes bench/results/runtime-<UTC time>/round-<k>.{json,md} and summary.md, and prints
 #      the median of all runs of each runtime and the ratios berth/runc and berth/crun.
 set -eu
@@ -97,7 +98,7 @@ if [ -n "$crun_bin" ]; then set -- "$@" "crun=$crun_bin"; else echo "runtime.sh:
 for pair in "$@"; do
     name=${pair%%=*}; bin=${pair#*=}
     mkdir -p "$out/root-$name"
-    "$here/run-one.sh" "$bin" "$out/root-$name" "$bundle" \
+    "$bin" --root "$out/root-$name" run --bundle "$bundle" "bench-$name" \
         || die "$name ($bin) cannot run the bundle; see its error above"
 done
 
@@ -112,7 +113,8 @@ while [ "$k" -le "$rounds" ]; do
     args=""
     for pair in "$@"; do
         name=${pair%%=*}; bin=${pair#*=}
-        args="$args --command-name $name '$here/run-one.sh $bin $out/root-$name $bundle'"
+        args="$args --command-name $name --prepare '$here/run-one.sh --cleanup $bin $out/root-$name bench-$name'"
+        args="$args '$bin --root $out/root-$name run --bundle $bundle bench-$name'"
     done
     eval hyperfine -N --style basic --warmup "$warmup" --runs "$per_round" \
         --export-json "'$out/round-$k.json'" --export-markdown "'$out/round-$k.md'" $args

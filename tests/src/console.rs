@@ -36,10 +36,14 @@ pub enum ConsoleError {
         source: Errno,
     },
     /// The runtime's message carried no file descriptor.
-    #[error("console socket {path}: the runtime's message carried no file descriptor")]
+    #[error("console socket {path}: the runtime's message ({bytes} bytes{closed}) carried no file descriptor")]
     NoFd {
         /// The socket's path.
         path: PathBuf,
+        /// How many data bytes came with it.
+        bytes: usize,
+        /// ", the runtime closed the connection" when nothing came at all.
+        closed: &'static str,
     },
     /// A bounded wait failed.
     #[error(transparent)]
@@ -87,12 +91,12 @@ impl ConsoleSocket {
         let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
         let mut control = RecvAncillaryBuffer::new(&mut space);
         let mut iov = [IoSliceMut::new(&mut data)];
-        recvmsg(&stream, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC).map_err(|source| {
-            ConsoleError::Recv {
+        let sent = recvmsg(&stream, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC).map_err(
+            |source| ConsoleError::Recv {
                 path: self.path.clone(),
                 source,
-            }
-        })?;
+            },
+        )?;
         let mut received: Option<OwnedFd> = None;
         for message in control.drain() {
             if let RecvAncillaryMessage::ScmRights(fds) = message {
@@ -103,6 +107,12 @@ impl ConsoleSocket {
         }
         received.map(File::from).ok_or_else(|| ConsoleError::NoFd {
             path: self.path.clone(),
+            bytes: sent.bytes,
+            closed: if sent.bytes == 0 {
+                ", the runtime closed the connection"
+            } else {
+                ""
+            },
         })
     }
 }

@@ -24,6 +24,8 @@
 //! # crun 1.8 refuses this hybrid cgroup layout; run it with the cgroup2 mount hidden:
 //! BERTH_TEST_RUNTIME=$(which crun) unshare -m sh -c \
 //!     'umount /sys/fs/cgroup/unified && mount -t tmpfs none /sys/fs/cgroup/unified && cargo test -p berth-tests'
+//! # only the runtime suites (the package also holds other suites):
+//! BERTH_TEST_RUNTIME=$(which runc) cargo test -p berth-tests --test 'runtime_*' -- --test-threads=2
 //! ```
 //!
 //! Where runc 1.1.5 deviates from the spec or lacks a feature, the test says so in a comment
@@ -44,4 +46,4 @@ pub use console::ConsoleSocket;
 pub use host::HostSnapshot;
 pub use names::unique_name;
 pub use rootfs::busybox_rootfs;
-pub use runtime::{Flavor, Output, Runtime};
+pub use runtime::{Flavor, Output, Runtime, Spawned};

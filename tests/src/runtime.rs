@@ -198,6 +198,58 @@ pub struct Invocation {
     pub timeout: Option<Duration>,
 }
 
+/// A runtime process started by [`Runtime::spawn_with`], not yet waited for.
+#[derive(Debug)]
+pub struct Spawned {
+    child: std::process::Child,
+    command: String,
+    timeout: Duration,
+    /// The file receiving its stdout (and a container's, when it passes stdio through).
+    pub stdout_path: PathBuf,
+    stderr_path: PathBuf,
+}
+
+fn read_lossy(path: &Path) -> String {
+    fs::read(path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
+}
+
+impl Spawned {
+    /// The runtime process's pid.
+    pub fn pid(&self) -> i32 {
+        i32::try_from(self.child.id()).unwrap_or(i32::MAX)
+    }
+
+    /// Waits for it to exit, within its invocation's timeout (else kills it and fails).
+    pub fn wait(mut self) -> Result<Output, RuntimeError> {
+        if let Err(e) = wait::process_exit(self.pid(), self.timeout) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            return Err(match e {
+                WaitError::Timeout { .. } => RuntimeError::Timeout {
+                    command: self.command,
+                    timeout: self.timeout,
+                    stderr: read_lossy(&self.stderr_path),
+                },
+                other => RuntimeError::Wait(other),
+            });
+        }
+        let status = self.child.wait().map_err(|source| RuntimeError::Io {
+            op: "wait for",
+            path: PathBuf::from(&self.command),
+            source,
+        })?;
+        Ok(Output {
+            command: self.command,
+            code: status.code(),
+            stdout: read_lossy(&self.stdout_path),
+            stderr: read_lossy(&self.stderr_path),
+            stdout_path: self.stdout_path,
+        })
+    }
+}
+
 /// A runtime binary with its own state root.
 #[derive(Debug)]
 pub struct Runtime {
@@ -244,23 +296,33 @@ fn probe(binary: &Path) -> Result<(PathBuf, Flavor), RuntimeError> {
             path: binary.to_path_buf(),
         });
     }
-    let out = Command::new(binary)
+    let does_not_run = |detail: String| RuntimeError::DoesNotRun {
+        path: binary.to_path_buf(),
+        detail,
+    };
+    let mut child = Command::new(binary)
         .arg("--version")
         .stdin(Stdio::null())
-        .output()
-        .map_err(|e| RuntimeError::DoesNotRun {
-            path: binary.to_path_buf(),
-            detail: format!("could not start: {e}"),
-        })?;
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| does_not_run(format!("could not start: {e}")))?;
+    // A version fits in the pipes' buffers: waiting before reading cannot deadlock.
+    let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
+    if let Err(e) = wait::process_exit(pid, Duration::from_secs(10)) {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(does_not_run(format!("did not finish: {e}")));
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| does_not_run(format!("could not be waited for: {e}")))?;
     if !out.status.success() {
-        return Err(RuntimeError::DoesNotRun {
-            path: binary.to_path_buf(),
-            detail: format!(
-                "exited with {}: {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-        });
+        return Err(does_not_run(format!(
+            "exited with {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
     }
     let version = String::from_utf8_lossy(&out.stdout).to_lowercase();
     let name = binary
@@ -374,6 +436,12 @@ impl Runtime {
 
     /// Runs `<binary> --root <root> args...` with `options`.
     pub fn invoke_with(&self, args: &[&str], options: &Invocation) -> Result<Output, RuntimeError> {
+        self.spawn_with(args, options)?.wait()
+    }
+
+    /// Starts `<binary> --root <root> args...` with `options` and returns at once, so a test
+    /// can signal the runtime process (as a shell's Ctrl-C would) before waiting for it.
+    pub fn spawn_with(&self, args: &[&str], options: &Invocation) -> Result<Spawned, RuntimeError> {
         let n = self.invocations.fetch_add(1, Ordering::Relaxed);
         let stdout_path = self.scratch.path().join(format!("{n}.stdout"));
         let stderr_path = self.scratch.path().join(format!("{n}.stderr"));
@@ -415,41 +483,17 @@ impl Runtime {
             .stdin(Stdio::null())
             .stdout(create(&stdout_path)?)
             .stderr(create(&stderr_path)?);
-        let mut child = command.spawn().map_err(|source| RuntimeError::Spawn {
+        let child = command.spawn().map_err(|source| RuntimeError::Spawn {
             binary: self.binary.clone(),
             args: argv.join(" "),
             source,
         })?;
-        let read = |path: &Path| {
-            fs::read(path)
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .unwrap_or_default()
-        };
-        let timeout = options.timeout.unwrap_or(INVOCATION_TIMEOUT);
-        let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
-        if let Err(e) = wait::process_exit(pid, timeout) {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(match e {
-                WaitError::Timeout { .. } => RuntimeError::Timeout {
-                    command: command_line,
-                    timeout,
-                    stderr: read(&stderr_path),
-                },
-                other => RuntimeError::Wait(other),
-            });
-        }
-        let status = child.wait().map_err(|source| RuntimeError::Io {
-            op: "wait for",
-            path: self.binary.clone(),
-            source,
-        })?;
-        Ok(Output {
+        Ok(Spawned {
+            child,
             command: command_line,
-            code: status.code(),
-            stdout: read(&stdout_path),
-            stderr: read(&stderr_path),
+            timeout: options.timeout.unwrap_or(INVOCATION_TIMEOUT),
             stdout_path,
+            stderr_path,
         })
     }
 
@@ -501,6 +545,22 @@ impl Runtime {
     pub fn run_ok(&self, tag: &str, bundle: &Bundle) -> Result<Output, RuntimeError> {
         let id = self.new_id(tag);
         self.run(&id, bundle)?.ok()
+    }
+
+    /// Starts `run [flags...] --bundle <bundle> <id>` and returns at once.
+    pub fn spawn_run(
+        &self,
+        id: &str,
+        bundle: &Bundle,
+        flags: &[&str],
+    ) -> Result<Spawned, RuntimeError> {
+        bundle.write_config(id)?;
+        self.track(id);
+        let path = bundle.path().to_string_lossy().into_owned();
+        let mut args = vec!["run", "--bundle", &path];
+        args.extend_from_slice(flags);
+        args.push(id);
+        self.spawn_with(&args, &Invocation::default())
     }
 
     /// `create` then `start`, both required to succeed; returns the init's pid.

@@ -580,3 +580,56 @@ fn log_in_json_records_a_failure() {
         "an error entry with a message: {text}"
     );
 }
+
+#[test]
+fn run_forwards_signals_to_the_container() {
+    let b = bundle().shell("trap 'exit 42' TERM; echo ready; sleep 1000 & wait");
+    let rt = runtime();
+    let id = rt.new_id("fwd");
+    let running = rt.spawn_run(&id, &b, &[]).expect("run");
+    file_contains(&running.stdout_path, "ready", WAIT).expect("the trap is set");
+    let pid = rustix::process::Pid::from_raw(running.pid()).expect("a pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("signal run");
+    let out = running.wait().expect("run ends");
+    assert_eq!(
+        out.code,
+        Some(42),
+        "SIGTERM reached the container, whose trap exited 42: {out:?}"
+    );
+}
+
+#[test]
+fn a_created_container_can_be_killed_or_deleted() {
+    let b = sleeper();
+    let rt = runtime();
+    let id = rt.new_id("created");
+    let snapshot = HostSnapshot::take(Some(&rt), &[&id], &[b.path()]);
+    rt.create(&id, &b)
+        .expect("create")
+        .ok()
+        .expect("create succeeds");
+    let pid = rt.pid(&id).expect("pid");
+    rt.delete_force(&id)
+        .expect("delete --force")
+        .ok()
+        .expect("delete --force of a created container");
+    rt.wait_exit(pid, WAIT).expect("its init is gone");
+    snapshot.assert_clean();
+
+    let id = rt.new_id("created");
+    rt.create(&id, &b)
+        .expect("create")
+        .ok()
+        .expect("create succeeds");
+    let pid = rt.pid(&id).expect("pid");
+    rt.kill(&id, "KILL")
+        .expect("kill")
+        .ok()
+        .expect("kill of a created container");
+    rt.wait_exit(pid, WAIT).expect("its init exits");
+    assert_eq!(rt.status(&id).expect("state"), "stopped");
+    rt.delete(&id)
+        .expect("delete")
+        .ok()
+        .expect("delete succeeds");
+}
