@@ -21,6 +21,10 @@ use crate::error::{Error, Result};
 pub const STATE_FILE: &str = "state.json";
 /// The fifo the init blocks on until `start`.
 pub const EXEC_FIFO: &str = "exec.fifo";
+/// The fifo the init holds open (close-on-exec) until it execs: `start` reads
+/// it to end-of-file, so it returns, and runs the poststart hooks, only once
+/// the user's program runs.
+pub const EXEC_DONE_FIFO: &str = "exec.done";
 
 /// The status of a container, as the OCI runtime spec names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

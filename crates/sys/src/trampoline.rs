@@ -14,8 +14,9 @@
 //! read-only, anonymous file, and the trampoline then execs the real program.
 //! The cost is one exec of a 200-byte static ELF.
 //!
-//! The trampoline's contract: it is run as `argv = [name, path, argv0, args…]`
-//! and does `execve(path, [argv0, args…], envp)`. If that fails it exits with
+//! The trampoline's contract: it is run as `argv = [MARKER, path, argv0,
+//! args…]` and does `execve(path, [argv0, args…], envp)`; run with any other
+//! argv[0] it exits 126 at once (see [`MARKER`]). If that fails it exits with
 //! 127 when the file does not exist and 126 otherwise, the shell's (and
 //! docker's) codes. It is hand-assembled because no compiler output is this
 //! small or this easy to audit; the bytes are explained line by line below.
@@ -33,19 +34,34 @@ use nix::sys::memfd::{memfd_create, MFdFlags};
 /// NULL, then `envp[]`.
 #[cfg(target_arch = "x86_64")]
 const CODE: &[u8] = &[
-    0x48, 0x8b, 0x7c, 0x24, 0x10, // mov rdi, [rsp+16]        ; path = argv[1]
-    0x48, 0x8d, 0x74, 0x24, 0x18, // lea rsi, [rsp+24]        ; &argv[2]
-    0x48, 0x8b, 0x04, 0x24, //       mov rax, [rsp]           ; argc
-    0x48, 0x8d, 0x54, 0xc4, 0x10, // lea rdx, [rsp+rax*8+16]  ; envp
-    0xb8, 0x3b, 0x00, 0x00, 0x00, // mov eax, 59              ; execve
-    0x0f, 0x05, //                   syscall
-    0xbf, 0x7e, 0x00, 0x00, 0x00, // mov edi, 126             ; failed: 126 ...
-    0x48, 0x83, 0xf8, 0xfe, //       cmp rax, -2              ; ... unless ENOENT
-    0x75, 0x05, //                   jne +5
-    0xbf, 0x7f, 0x00, 0x00, 0x00, // mov edi, 127             ; ENOENT: 127
-    0xb8, 0xe7, 0x00, 0x00, 0x00, // mov eax, 231             ; exit_group
-    0x0f, 0x05, //                   syscall
+    0x48, 0x8b, 0x44, 0x24, 0x08, //       mov rax, [rsp+8]         ; argv[0]
+    0x48, 0xb9, b'b', b'e', b'r', b't', // movabs rcx, MARKER      ; the 8 bytes
+    b'h', b' ', b'1', 0x00, //              ...                      ; "berth 1\0"
+    0x48, 0x39, 0x08, //                   cmp [rax], rcx
+    0x75, 0x31, //                         jne refuse (+49)         ; not run by berth
+    0x48, 0x8b, 0x7c, 0x24, 0x10, //       mov rdi, [rsp+16]        ; path = argv[1]
+    0x48, 0x8d, 0x74, 0x24, 0x18, //       lea rsi, [rsp+24]        ; &argv[2]
+    0x48, 0x8b, 0x04, 0x24, //             mov rax, [rsp]           ; argc
+    0x48, 0x8d, 0x54, 0xc4, 0x10, //       lea rdx, [rsp+rax*8+16]  ; envp
+    0xb8, 0x3b, 0x00, 0x00, 0x00, //       mov eax, 59              ; execve
+    0x0f, 0x05, //                         syscall
+    0xbf, 0x7e, 0x00, 0x00, 0x00, //       mov edi, 126             ; failed: 126 ...
+    0x48, 0x83, 0xf8, 0xfe, //             cmp rax, -2              ; ... unless ENOENT
+    0x75, 0x05, //                         jne +5
+    0xbf, 0x7f, 0x00, 0x00, 0x00, //       mov edi, 127             ; ENOENT: 127
+    0xb8, 0xe7, 0x00, 0x00, 0x00, //       mov eax, 231             ; exit_group
+    0x0f, 0x05, //                         syscall
+    0xbf, 0x7e, 0x00, 0x00, 0x00, // refuse: mov edi, 126
+    0xb8, 0xe7, 0x00, 0x00, 0x00, //       mov eax, 231             ; exit_group
+    0x0f, 0x05, //                         syscall
 ];
+
+/// The argv[0] berth gives the trampoline. It holds a space, which an
+/// interpreter named on a `#!` line never can (the name ends at the first
+/// blank): so when a program's `#!/proc/self/exe` makes the kernel run the
+/// trampoline again as an interpreter, it sees another argv[0] and exits 126
+/// instead of exec'ing the script again, forever.
+pub const MARKER: &std::ffi::CStr = c"berth 1";
 
 #[cfg(target_arch = "x86_64")]
 const MACHINE: u16 = 0x3e; // EM_X86_64
@@ -136,7 +152,7 @@ impl Trampoline {
     /// `path` becomes exit status 126 or 127 of the process).
     pub fn exec(&self, path: &CStr, argv: &[&CStr], envp: &[&CStr]) -> Errno {
         let mut full: Vec<&CStr> = Vec::with_capacity(argv.len() + 2);
-        full.push(c"berth-exec");
+        full.push(MARKER);
         full.push(path);
         full.extend_from_slice(argv);
         crate::process::execveat_fd(self.fd.as_fd(), &full, envp)
@@ -147,6 +163,7 @@ impl Trampoline {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
     use std::process::Command;
 
     fn trampoline_file() -> (tempfile_path::TempPath, std::path::PathBuf) {
@@ -184,6 +201,7 @@ mod tests {
         let (_dir, t) = trampoline_file();
         // `sh -s` reads its script from stdin, so `$0` is the argv[0] we chose.
         let mut child = Command::new(&t)
+            .arg0("berth 1")
             .args(["/bin/sh", "my-sh", "-s", "one"])
             .env("FOO", "bar")
             .stdin(std::process::Stdio::piped())
@@ -205,6 +223,7 @@ mod tests {
     fn missing_program_exits_127_and_unexecutable_126() {
         let (dir, t) = trampoline_file();
         let st = Command::new(&t)
+            .arg0("berth 1")
             .args(["/no/such/program", "x"])
             .status()
             .expect("run trampoline");
@@ -213,8 +232,32 @@ mod tests {
         std::fs::write(&plain, "not a program").expect("write");
         std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o644)).expect("chmod");
         let st = Command::new(&t)
+            .arg0("berth 1")
             .arg(&plain)
             .arg("x")
+            .status()
+            .expect("run trampoline");
+        assert_eq!(st.code(), Some(126));
+    }
+
+    #[test]
+    fn refuses_to_run_as_an_interpreter() {
+        let (dir, t) = trampoline_file();
+        // Any other argv[0]: exit 126 without exec'ing anything.
+        let st = Command::new(&t)
+            .args(["/bin/sh", "sh", "-c", "exit 0"])
+            .status()
+            .expect("run trampoline");
+        assert_eq!(st.code(), Some(126));
+        // A script whose interpreter is the trampoline itself (what
+        // `#!/proc/self/exe` amounts to) ends at once instead of looping.
+        let script = dir.0.join("evil");
+        std::fs::write(&script, format!("#!{}\n", t.display())).expect("write script");
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let st = Command::new(&t)
+            .arg0("berth 1")
+            .arg(&script)
+            .arg("evil")
             .status()
             .expect("run trampoline");
         assert_eq!(st.code(), Some(126));

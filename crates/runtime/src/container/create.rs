@@ -129,21 +129,9 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
     }
     debug!(elapsed_us = t0.elapsed().as_micros() as u64, "cgroup ready");
 
-    let fifo = dir.join(state::EXEC_FIFO);
-    nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o600))
-        .map_err(|e| Error::sys(format!("mkfifo {}", fifo.display()), e))?;
-    if let Some((uid, gid)) = container_root_on_host(linux) {
-        // The init runs as the user namespace's root, which is this host
-        // uid: it must be able to open the fifo (runc does the same).
-        nix::unistd::chown(&fifo, Some(uid.into()), Some(gid.into()))
-            .map_err(|e| Error::sys(format!("chown {}", fifo.display()), e))?;
-    }
-    let fifo_fd = nix::fcntl::open(
-        &fifo,
-        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| Error::sys(format!("open {}", fifo.display()), e))?;
+    let root_ids = container_root_on_host(linux);
+    let fifo_fd = make_fifo(&dir.join(state::EXEC_FIFO), root_ids)?;
+    let done_fd = make_fifo(&dir.join(state::EXEC_DONE_FIFO), root_ids)?;
     let console_socket: Option<OwnedFd> = match (&opts.console_socket, terminal) {
         (Some(path), true) => Some(console::connect_console_socket(path)?),
         _ => None,
@@ -190,6 +178,7 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
         rootfs: &rootfs,
         plan: &plan,
         fifo: fifo_fd,
+        exec_done: done_fd,
         console_socket,
         preserve_fds: opts.preserve_fds,
         no_pivot: opts.no_pivot,
@@ -252,6 +241,25 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
     }
     undo.armed = false;
     Ok(record)
+}
+
+/// Makes a fifo in the container's directory and opens it `O_PATH` for the
+/// init, which reopens it through /proc (it may have no right to walk the
+/// runtime root). In a new user namespace the init runs as a host uid that
+/// must be able to open it: the fifo is given to that uid, as runc does.
+fn make_fifo(path: &Path, owner: Option<(u32, u32)>) -> Result<OwnedFd> {
+    nix::unistd::mkfifo(path, Mode::from_bits_truncate(0o600))
+        .map_err(|e| Error::sys(format!("mkfifo {}", path.display()), e))?;
+    if let Some((uid, gid)) = owner {
+        nix::unistd::chown(path, Some(uid.into()), Some(gid.into()))
+            .map_err(|e| Error::sys(format!("chown {}", path.display()), e))?;
+    }
+    nix::fcntl::open(
+        path,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::sys(format!("open {}", path.display()), e))
 }
 
 /// The host uid and gid that are root in the container's new user namespace.

@@ -37,6 +37,8 @@ pub struct InitContext<'a> {
     /// The exec fifo, opened `O_PATH` by the parent (the init may have no
     /// right to walk the runtime root, so it reopens the fifo through /proc).
     pub fifo: OwnedFd,
+    /// The exec-done fifo (`O_PATH`), held open until the exec closes it.
+    pub exec_done: OwnedFd,
     /// The connected console socket, when the process has a terminal.
     pub console_socket: Option<OwnedFd>,
     /// How many descriptors after stdio the program inherits.
@@ -59,7 +61,7 @@ pub struct InitContext<'a> {
 /// status for `_exit` on failure, after telling the parent why.
 pub fn run(ctx: InitContext<'_>, channel: Channel) -> i32 {
     match setup(&ctx, &channel) {
-        Ok((trampoline, program, fifo, state)) => {
+        Ok((trampoline, program, fifo, state, exec_done)) => {
             drop(channel);
             // Block until `start` writes to the fifo (we hold it open for
             // reading and writing, so the read waits for data instead of
@@ -83,6 +85,9 @@ pub fn run(ctx: InitContext<'_>, channel: Channel) -> i32 {
                     return 1;
                 }
             }
+            // Closed by the exec (close-on-exec): that end-of-file tells
+            // `start` the program runs.
+            let _exec_done = exec_done;
             let err = finalize::exec(&trampoline, &program, ctx.preserve_fds);
             eprintln!("berth-runtime: container {}: {err}", ctx.id);
             127
@@ -98,7 +103,7 @@ pub fn run(ctx: InitContext<'_>, channel: Channel) -> i32 {
 fn setup(
     ctx: &InitContext<'_>,
     channel: &Channel,
-) -> Result<(Trampoline, finalize::Program, OwnedFd, String)> {
+) -> Result<(Trampoline, finalize::Program, OwnedFd, String, OwnedFd)> {
     // A non-dumpable process's /proc/PID entries belong to root and cannot be
     // ptrace-opened by other processes of the container (e.g. /proc/PID/exe of
     // the runtime binary, CVE-2019-5736) while we are still the runtime.
@@ -173,6 +178,13 @@ fn setup(
         Mode::empty(),
     )
     .map_err(|e| Error::sys("open the exec fifo", e))?;
+    let done_path = format!("/proc/self/fd/{}", ctx.exec_done.as_raw_fd());
+    let exec_done = open(
+        done_path.as_str(),
+        OFlag::O_RDWR | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::sys("open the exec-done fifo", e))?;
     let trampoline =
         Trampoline::new().map_err(|e| Error::sys("make the exec trampoline (memfd)", e))?;
 
@@ -241,5 +253,5 @@ fn setup(
 
     let program = finalize::prepare(process)?;
     channel.send(&Message::Ready)?;
-    Ok((trampoline, program, fifo, state))
+    Ok((trampoline, program, fifo, state, exec_done))
 }
