@@ -57,6 +57,7 @@ pub mod manifest;
 pub mod metadata;
 pub mod progress;
 pub mod reference;
+pub mod registry;
 pub mod snapshot;
 pub mod store;
 pub mod unpack;
