@@ -747,12 +747,21 @@ impl Store {
 
     /// Records that the image is known as `repo@digest` in a registry
     /// (after a push), replacing the entry for the same repository.
-    pub(crate) fn add_repo_digest(&mut self, id: &ImageId, repo_digest: String) -> Result<(), StoreError> {
+    pub(crate) fn add_repo_digest(
+        &mut self,
+        id: &ImageId,
+        repo_digest: String,
+    ) -> Result<(), StoreError> {
         let id = id.clone();
         self.metadata.update(|s| -> Result<(), StoreError> {
             if let Some(rec) = s.images.get_mut(&id) {
-                let repo = repo_digest.split('@').next().unwrap_or(&repo_digest).to_string();
-                rec.repo_digests.retain(|x| x.split('@').next() != Some(repo.as_str()));
+                let repo = repo_digest
+                    .split('@')
+                    .next()
+                    .unwrap_or(&repo_digest)
+                    .to_string();
+                rec.repo_digests
+                    .retain(|x| x.split('@').next() != Some(repo.as_str()));
                 rec.repo_digests.push(repo_digest);
             }
             Ok(())

@@ -116,7 +116,11 @@ fn in_cidr(ip: IpAddr, cidr: &str) -> bool {
     };
     match (ip, net) {
         (IpAddr::V4(a), IpAddr::V4(n)) if bits <= 32 => {
-            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
             u32::from(a) & mask == u32::from(n) & mask
         }
         (IpAddr::V6(a), IpAddr::V6(n)) if bits <= 128 => {
@@ -230,12 +234,13 @@ impl RegistryClient {
             &["https"]
         };
         for scheme in schemes {
-            let url = Url::parse(&format!("{scheme}://{api_host}/"))
-                .map_err(|e| RegistryError::BadUrl {
+            let url = Url::parse(&format!("{scheme}://{api_host}/")).map_err(|e| {
+                RegistryError::BadUrl {
                     registry: domain.clone(),
                     url: format!("{scheme}://{api_host}/"),
                     reason: e.to_string(),
-                })?;
+                }
+            })?;
             let ping = url.join("v2/").map_err(|e| RegistryError::BadUrl {
                 registry: domain.clone(),
                 url: url.to_string(),
@@ -417,7 +422,9 @@ impl Session {
                 service,
                 scope,
             } => {
-                let token = self.fetch_token(realm, service.as_deref(), scope.as_deref()).await?;
+                let token = self
+                    .fetch_token(realm, service.as_deref(), scope.as_deref())
+                    .await?;
                 format!("Bearer {token}")
             }
         };
@@ -599,7 +606,10 @@ impl Session {
             .get("docker-content-digest")
             .and_then(|v| v.to_str().ok())
             .and_then(|s| Digest::parse(s).ok());
-        if resp.content_length().is_some_and(|n| n > MAX_MANIFEST as u64) {
+        if resp
+            .content_length()
+            .is_some_and(|n| n > MAX_MANIFEST as u64)
+        {
             return Err(RegistryError::TooLarge {
                 what: op,
                 limit: MAX_MANIFEST,
@@ -666,19 +676,21 @@ impl Session {
                 message: "the registry sent no Location for the upload".into(),
             })?;
         // Relative locations resolve against the URL that answered.
-        resp.url()
-            .join(loc)
-            .map_err(|e| RegistryError::BadUrl {
-                registry: self.inner.registry.clone(),
-                url: loc.to_string(),
-                reason: e.to_string(),
-            })
+        resp.url().join(loc).map_err(|e| RegistryError::BadUrl {
+            registry: self.inner.registry.clone(),
+            url: loc.to_string(),
+            reason: e.to_string(),
+        })
     }
 
     /// Tries a cross-repository mount of `digest` from repository `from`.
     /// Returns `None` when mounted, or the upload URL the registry opened
     /// instead (202) for a normal upload.
-    pub async fn mount_blob(&self, digest: &Digest, from: &str) -> Result<Option<Url>, RegistryError> {
+    pub async fn mount_blob(
+        &self,
+        digest: &Digest,
+        from: &str,
+    ) -> Result<Option<Url>, RegistryError> {
         let mut url = self.url(&format!("v2/{}/blobs/uploads/", self.inner.repository))?;
         url.query_pairs_mut()
             .append_pair("mount", &digest.to_string())
@@ -732,7 +744,8 @@ impl Session {
         data: bytes::Bytes,
     ) -> Result<(), RegistryError> {
         let mut url = upload.clone();
-        url.query_pairs_mut().append_pair("digest", &digest.to_string());
+        url.query_pairs_mut()
+            .append_pair("digest", &digest.to_string());
         let op = format!("complete the upload of blob {digest}");
         let resp = self
             .send(&op, |h| {
@@ -767,7 +780,9 @@ impl Session {
                     .body(body.clone())
             })
             .await?;
-        let resp = self.check(&op, resp, &[StatusCode::CREATED, StatusCode::OK]).await?;
+        let resp = self
+            .check(&op, resp, &[StatusCode::CREATED, StatusCode::OK])
+            .await?;
         if let Some(theirs) = resp
             .headers()
             .get("docker-content-digest")

@@ -83,7 +83,9 @@ pub enum RegistryError {
         message: String,
     },
     /// Content did not hash to the digest that names it; nothing was kept.
-    #[error("{what}: expected digest {expected} but the content hashes to {actual}; nothing was stored")]
+    #[error(
+        "{what}: expected digest {expected} but the content hashes to {actual}; nothing was stored"
+    )]
     DigestMismatch {
         /// What was checked.
         what: String,

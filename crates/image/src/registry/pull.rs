@@ -106,10 +106,7 @@ impl Feed {
         });
     }
 
-    fn wait_while(
-        &self,
-        mut cond: impl FnMut(&FeedState) -> bool,
-    ) -> MutexGuard<'_, FeedState> {
+    fn wait_while(&self, mut cond: impl FnMut(&FeedState) -> bool) -> MutexGuard<'_, FeedState> {
         let mut g = self.lock();
         while cond(&g) {
             g = self.changed.wait(g).unwrap_or_else(|e| e.into_inner());
@@ -179,10 +176,7 @@ fn bytes_event(id: &str, status: &str, current: u64, total: u64) -> Progress {
 }
 
 fn content_err(e: io::Error) -> RegistryError {
-    match e
-        .into_inner()
-        .map(|inner| inner.downcast::<ContentError>())
-    {
+    match e.into_inner().map(|inner| inner.downcast::<ContentError>()) {
         Some(Ok(c)) => (*c).into(),
         Some(Err(other)) => RegistryError::Task {
             op: "write a blob".into(),
@@ -217,10 +211,13 @@ async fn download_layer(
             Ok(s) => s,
             Err(_) => {
                 send(&tx, Progress::message(&id, "Waiting"));
-                slots.acquire_owned().await.map_err(|e| RegistryError::Task {
-                    op: format!("download layer {}", layer.digest),
-                    reason: e.to_string(),
-                })?
+                slots
+                    .acquire_owned()
+                    .await
+                    .map_err(|e| RegistryError::Task {
+                        op: format!("download layer {}", layer.digest),
+                        reason: e.to_string(),
+                    })?
             }
         };
         let mut resp = session.get_blob(&layer.digest).await?;
@@ -346,7 +343,9 @@ fn unpack_chain(
             let reader: Box<dyn Read> = match &mut g.phase {
                 Phase::Committed => Box::new(content.open_blob(&layer.digest)?),
                 Phase::Streaming(file) => {
-                    let file = file.take().ok_or_else(|| failed("the layer's reader was taken twice"))?;
+                    let file = file
+                        .take()
+                        .ok_or_else(|| failed("the layer's reader was taken twice"))?;
                     Box::new(FollowReader {
                         file,
                         pos: 0,
@@ -452,7 +451,8 @@ impl Store {
                 }
             }
         };
-        let config_digest = manifest::digest_of(image_manifest.config().digest(), "manifest config")?;
+        let config_digest =
+            manifest::digest_of(image_manifest.config().digest(), "manifest config")?;
         let config_media_type = image_manifest.config().media_type().to_string();
         let layers: Vec<LayerDesc> = image_manifest
             .layers()
@@ -467,7 +467,9 @@ impl Store {
             .collect::<Result<_, RegistryError>>()?;
 
         let (tx, mut rx) = mpsc::unbounded_channel::<Progress>();
-        let slots = Arc::new(Semaphore::new(client.options().max_concurrent_downloads.max(1)));
+        let slots = Arc::new(Semaphore::new(
+            client.options().max_concurrent_downloads.max(1),
+        ));
         let feeds: Vec<Arc<Feed>> = layers.iter().map(|_| Feed::new()).collect();
         let mut downloads = JoinSet::new();
         for (layer, feed) in layers.iter().zip(&feeds) {
@@ -605,7 +607,10 @@ impl Store {
         progress(Progress::message(
             "",
             if updated {
-                format!("Status: Downloaded newer image for {}", reference.familiar())
+                format!(
+                    "Status: Downloaded newer image for {}",
+                    reference.familiar()
+                )
             } else {
                 format!("Status: Image is up to date for {}", reference.familiar())
             },

@@ -34,7 +34,12 @@ enum Sent {
     Uploaded,
 }
 
-fn read_range(content: &ContentStore, digest: &Digest, offset: u64, len: u64) -> Result<Vec<u8>, RegistryError> {
+fn read_range(
+    content: &ContentStore,
+    digest: &Digest,
+    offset: u64,
+    len: u64,
+) -> Result<Vec<u8>, RegistryError> {
     let path = content.path(digest);
     let mut f = content.open_blob(digest)?;
     let io = |source| {
@@ -105,7 +110,12 @@ async fn push_blob(
     };
     let total = Some(size);
     if size <= chunk {
-        report(Progress { id: id.clone(), status: "Pushing".into(), current: 0, total });
+        report(Progress {
+            id: id.clone(),
+            status: "Pushing".into(),
+            current: 0,
+            total,
+        });
         let data = read_range_async(&content, &digest, 0, size).await?;
         session.finish_upload(&url, &digest, data).await?;
     } else {
@@ -115,9 +125,16 @@ async fn push_blob(
             let data = read_range_async(&content, &digest, offset, len).await?;
             url = session.upload_chunk(&url, offset, data).await?;
             offset += len;
-            report(Progress { id: id.clone(), status: "Pushing".into(), current: offset, total });
+            report(Progress {
+                id: id.clone(),
+                status: "Pushing".into(),
+                current: offset,
+                total,
+            });
         }
-        session.finish_upload(&url, &digest, bytes::Bytes::new()).await?;
+        session
+            .finish_upload(&url, &digest, bytes::Bytes::new())
+            .await?;
     }
     Ok(Sent::Uploaded)
 }
@@ -144,13 +161,10 @@ impl Store {
             }
         };
         let (id, _) = self.resolve(&reference.to_string())?;
-        let record = self
-            .get(&id)
-            .cloned()
-            .ok_or_else(|| RegistryError::Push {
-                reference: reference.to_string(),
-                reason: "the image record vanished".into(),
-            })?;
+        let record = self.get(&id).cloned().ok_or_else(|| RegistryError::Push {
+            reference: reference.to_string(),
+            reason: "the image record vanished".into(),
+        })?;
         let manifest_bytes = self.content().read(&record.manifest)?;
         let mount_from: Vec<String> = record
             .repo_digests
@@ -160,7 +174,9 @@ impl Store {
             .filter(|r| r.domain() == reference.domain() && r.path() != reference.path())
             .map(|r| r.path().to_string())
             .collect();
-        let session = client.session(&reference, Access::Push, &mount_from).await?;
+        let session = client
+            .session(&reference, Access::Push, &mount_from)
+            .await?;
         progress(Progress::message(
             "",
             format!("The push refers to repository [{}]", reference.name()),
@@ -169,7 +185,9 @@ impl Store {
             progress(Progress::message(l.blob.short(), "Preparing"));
         }
         let (tx, mut rx) = mpsc::unbounded_channel::<Progress>();
-        let slots = Arc::new(Semaphore::new(client.options().max_concurrent_uploads.max(1)));
+        let slots = Arc::new(Semaphore::new(
+            client.options().max_concurrent_uploads.max(1),
+        ));
         let chunk = client.options().upload_chunk_size.max(1);
         let mut tasks = JoinSet::new();
         let mut blobs: Vec<(Digest, u64, bool)> = record
@@ -195,13 +213,26 @@ impl Store {
                         if show {
                             let _ = tx.send(Progress::message(&id, "Waiting"));
                         }
-                        slots.acquire_owned().await.map_err(|e| RegistryError::Task {
-                            op: format!("push blob {digest}"),
-                            reason: e.to_string(),
-                        })?
+                        slots
+                            .acquire_owned()
+                            .await
+                            .map_err(|e| RegistryError::Task {
+                                op: format!("push blob {digest}"),
+                                reason: e.to_string(),
+                            })?
                     }
                 };
-                let sent = push_blob(session, content, digest, size, mount_from, chunk, show, tx.clone()).await?;
+                let sent = push_blob(
+                    session,
+                    content,
+                    digest,
+                    size,
+                    mount_from,
+                    chunk,
+                    show,
+                    tx.clone(),
+                )
+                .await?;
                 if show {
                     let status = match sent {
                         Sent::AlreadyThere => "Layer already exists".to_string(),
