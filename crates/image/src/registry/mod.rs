@@ -1,9 +1,9 @@
 //! The registry client: the OCI distribution protocol for pull and push.
 //!
-//! - [`client`]: endpoints and requests; https by default, plain http (after
+//! - [`client`][]: endpoints and requests; https by default, plain http (after
 //!   an https attempt without certificate checks, as dockerd does) for
 //!   loopback and `insecure_registries`; Basic and Bearer-token auth.
-//! - [`auth`]: credentials (explicit, `X-Registry-Auth`, `~/.docker/config.json`)
+//! - [`auth`][]: credentials (explicit, `X-Registry-Auth`, `~/.docker/config.json`)
 //!   and `WWW-Authenticate` challenges.
 //! - `pull` and `push`: [`crate::store::Store::pull`] and
 //!   [`crate::store::Store::push`], the entry points the daemon and CLI call.
