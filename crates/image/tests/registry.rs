@@ -690,3 +690,85 @@ async fn skopeo_pushed_images_pull_and_berth_pushed_images_copy() {
         .expect("skopeo wrote an OCI layout");
     assert!(index.contains("\"x\""), "{index}");
 }
+
+/// The daemon spawns pulls and pushes on a multi-threaded runtime: their
+/// futures must be Send. (Checked at compile time; never run.)
+#[allow(dead_code)]
+fn pull_and_push_futures_are_send(store: &mut Store, c: &RegistryClient, r: &Reference) {
+    fn is_send<T: Send>(_: &T) {}
+    let mut cb = |_p: image::progress::Progress| {};
+    let f = store.pull(c, r, None, &mut cb);
+    is_send(&f);
+    drop(f);
+    let f = store.push(c, "x", &mut cb);
+    is_send(&f);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multi_platform_index_gives_the_asked_platform() {
+    let reg = Registry::start(None);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let amd = common::image_a();
+    let mut arm = common::image_b();
+    let mut cfg: serde_json::Value = serde_json::from_slice(&arm.config).expect("config");
+    cfg["architecture"] = "arm64".into();
+    arm.config = serde_json::to_vec(&cfg).expect("config json");
+    let mut src = store_with(&tmp.path().join("src"), &[&amd, &arm]);
+    let mut manifests = Vec::new();
+    for (local, tag, arch) in [
+        ("berth-test/a:latest", "amd64", "amd64"),
+        ("berth-test/b:1.0", "arm64", "arm64"),
+    ] {
+        let name = format!("{}/berth/multi:{tag}", reg.host());
+        src.tag(local, &name).expect("tag");
+        let p = src
+            .push(&client(None), &name, &mut |_| {})
+            .await
+            .expect("push");
+        manifests.push(serde_json::json!({
+            "mediaType": image::manifest::OCI_MANIFEST,
+            "digest": p.digest.to_string(),
+            "size": p.size,
+            "platform": {"os": "linux", "architecture": arch},
+        }));
+    }
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": image::manifest::OCI_INDEX,
+        "manifests": manifests,
+    }))
+    .expect("index json");
+    let top = Reference::parse(&format!("{}/berth/multi:latest", reg.host())).expect("ref");
+    let session = client(None)
+        .session(&top, image::registry::Access::Push, &[])
+        .await
+        .expect("session");
+    let index_digest = session
+        .put_manifest("latest", image::manifest::OCI_INDEX, index)
+        .await
+        .expect("put the index");
+
+    let mut dst = open(&tmp.path().join("dst"));
+    let out = dst
+        .pull(&client(None), &top, None, &mut |_| {})
+        .await
+        .expect("pull default platform");
+    assert_eq!(out.record.id.0, amd.id(), "linux/amd64 is the default");
+    assert_eq!(
+        out.digest, index_digest,
+        "the repo digest is the index's, as docker records it"
+    );
+    let arm64: image::manifest::Platform = "linux/arm64".parse().expect("platform");
+    let out = dst
+        .pull(&client(None), &top, Some(&arm64), &mut |_| {})
+        .await
+        .expect("pull arm64");
+    assert_eq!(out.record.id.0, arm.id());
+    assert_eq!(out.record.platform.architecture, "arm64");
+    let s390x: image::manifest::Platform = "linux/s390x".parse().expect("platform");
+    let err = dst
+        .pull(&client(None), &top, Some(&s390x), &mut |_| {})
+        .await
+        .expect_err("no s390x");
+    assert!(err.to_string().contains("linux/arm64"), "{err}");
+}
