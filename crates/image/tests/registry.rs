@@ -772,3 +772,56 @@ async fn a_multi_platform_index_gives_the_asked_platform() {
         .expect_err("no s390x");
     assert!(err.to_string().contains("linux/arm64"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_empty_layers_are_fetched_once() {
+    let reg = Registry::start(None);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let empty = common::layer_tar(&[]);
+    let img = common::FixtureImage::new(
+        "berth-test/empty:latest",
+        vec![
+            common::base_layer(),
+            empty.clone(),
+            common::other_layer(),
+            empty,
+        ],
+        &["gzip", "gzip", "plain", "gzip"],
+    );
+    let mut src = store_with(&tmp.path().join("src"), &[&img]);
+    let name = format!("{}/berth/empty:latest", reg.host());
+    src.tag("berth-test/empty:latest", &name).expect("tag");
+    let mut ev = Events::new();
+    src.push(&client(None), &name, &mut recorder(&mut ev))
+        .await
+        .expect("push");
+    assert_eq!(
+        ev.iter().filter(|(_, s)| s == "Pushed").count(),
+        3,
+        "{ev:?}"
+    );
+    let mut dst = open(&tmp.path().join("dst"));
+    let mut ev = Events::new();
+    let out = dst
+        .pull(
+            &client(None),
+            &Reference::parse(&name).expect("ref"),
+            None,
+            &mut recorder(&mut ev),
+        )
+        .await
+        .expect("pull");
+    assert_eq!(out.record.id.0, img.id());
+    assert_eq!(out.record.layers.len(), 4);
+    assert_eq!(
+        ev.iter().filter(|(_, s)| s == "Pulling fs layer").count(),
+        3,
+        "{ev:?}"
+    );
+    assert_eq!(
+        ev.iter().filter(|(_, s)| s == "Pull complete").count(),
+        4,
+        "{ev:?}"
+    );
+    same_rootfs(&src, &dst, "berth-test/empty:latest", &name);
+}

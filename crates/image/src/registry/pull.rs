@@ -340,22 +340,30 @@ fn unpack_chain(
             }
         } else {
             let mut g = feed.wait_while(|s| matches!(s.phase, Phase::Pending));
-            let reader: Box<dyn Read> = match &mut g.phase {
-                Phase::Committed => Box::new(content.open_blob(&layer.digest)?),
-                Phase::Streaming(file) => {
-                    let file = file
-                        .take()
-                        .ok_or_else(|| failed("the layer's reader was taken twice"))?;
-                    Box::new(FollowReader {
-                        file,
-                        pos: 0,
-                        feed: feed.clone(),
-                    })
-                }
-                Phase::Failed(why) => return Err(failed(why)),
-                Phase::Pending => return Err(failed("the download never started")),
+            let follow = match &mut g.phase {
+                Phase::Streaming(file) => file.take(),
+                _ => None,
             };
             drop(g);
+            let reader: Box<dyn Read> = match follow {
+                Some(file) => Box::new(FollowReader {
+                    file,
+                    pos: 0,
+                    feed: feed.clone(),
+                }),
+                // Already in the store, or the same blob lower in this image
+                // (empty layers repeat) took the growing file: read the blob
+                // once it is complete.
+                None => {
+                    let g = feed
+                        .wait_while(|s| !matches!(s.phase, Phase::Committed | Phase::Failed(_)));
+                    if let Phase::Failed(why) = &g.phase {
+                        return Err(failed(why));
+                    }
+                    drop(g);
+                    Box::new(content.open_blob(&layer.digest)?)
+                }
+            };
             let mut last = 0u64;
             let size = layer.size;
             let unpacked = snapshots.unpack(parent.as_ref(), &diff_id, reader, &mut |n| {
@@ -470,9 +478,28 @@ impl Store {
         let slots = Arc::new(Semaphore::new(
             client.options().max_concurrent_downloads.max(1),
         ));
-        let feeds: Vec<Arc<Feed>> = layers.iter().map(|_| Feed::new()).collect();
+        // One feed (and one download) per distinct blob: images repeat
+        // their empty layers.
+        let mut feeds: Vec<Arc<Feed>> = Vec::with_capacity(layers.len());
+        let mut fresh = Vec::with_capacity(layers.len());
+        for (i, layer) in layers.iter().enumerate() {
+            match layers[..i].iter().position(|l| l.digest == layer.digest) {
+                Some(j) => {
+                    let f = feeds[j].clone();
+                    feeds.push(f);
+                    fresh.push(false);
+                }
+                None => {
+                    feeds.push(Feed::new());
+                    fresh.push(true);
+                }
+            }
+        }
         let mut downloads = JoinSet::new();
-        for (layer, feed) in layers.iter().zip(&feeds) {
+        for ((layer, feed), fresh) in layers.iter().zip(&feeds).zip(fresh) {
+            if !fresh {
+                continue;
+            }
             let id = layer.digest.short().to_string();
             if self.content().contains(&layer.digest) {
                 feed.update(|s| s.phase = Phase::Committed);

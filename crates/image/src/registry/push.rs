@@ -195,7 +195,8 @@ impl Store {
             .iter()
             .map(|l| (l.blob.clone(), l.size, true))
             .collect();
-        blobs.dedup_by(|a, b| a.0 == b.0);
+        let mut seen = std::collections::HashSet::new();
+        blobs.retain(|b| seen.insert(b.0.clone()));
         blobs.push((record.id.0.clone(), record.config_size, false));
         for (digest, size, show) in blobs {
             let (session, content, mount_from, tx, slots) = (
