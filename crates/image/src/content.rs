@@ -102,6 +102,15 @@ impl BlobWriter {
         self.hasher.len()
     }
 
+    /// Opens the bytes written so far for reading while writing goes on,
+    /// so a layer can be unpacked while it downloads. The reader sees
+    /// unverified data: whatever it produces must be discarded if
+    /// [`BlobWriter::commit`] fails.
+    pub fn reopen(&self) -> Result<File, ContentError> {
+        let tmp = self.tmp_path();
+        File::open(&tmp).map_err(io_err("reopen", &tmp))
+    }
+
     fn tmp_path(&self) -> PathBuf {
         self.tmp.clone().unwrap_or_default()
     }

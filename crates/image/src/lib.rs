@@ -1,7 +1,7 @@
 //! Berth's image store: content-addressed blobs, OCI and Docker manifests,
 //! layer unpacking into snapshots keyed by chain ID, OverlayFS mount
-//! descriptions, archives (docker-archive, OCI layout) and, later, the
-//! registry client.
+//! descriptions, archives (docker-archive, OCI layout) and the registry
+//! client (pull and push over the OCI distribution protocol).
 //!
 //! Owns, under one data root:
 //! - `content/blobs/sha256/<hex>`: blobs, verified before they get their name
@@ -20,8 +20,9 @@
 //! OCI and Docker schema 2 documents and picks a platform, [`archive`] reads
 //! and writes docker-archive tarballs and OCI layouts, [`export`] writes
 //! layer tars from directories (a container's diff, a flattened rootfs)
-//! without mounting, and [`progress`] carries per-layer progress to a
-//! callback.
+//! without mounting, [`progress`] carries per-layer progress to a
+//! callback, and [`registry`] pulls and pushes
+//! ([`store::Store::pull`], [`store::Store::push`]).
 //!
 //! Must never: mount anything for a container (it describes mounts in a
 //! [`snapshot::MountSpec`]; the runtime performs them inside the container's
@@ -32,11 +33,13 @@
 //! name before it is complete and durable.
 //!
 //! Synchronous by design: unpacking and snapshotting are blocking syscalls;
-//! the registry client, when it comes, may be async in its own module.
+//! only the [`registry`] module is async (tokio), and it runs unpacking on
+//! blocking threads.
 //!
 //! May use: oci-spec (image types: manifests, indexes, configs), tar, flate2,
 //! zstd, sha2, serde_json, rustix (openat2, *at syscalls, xattrs, mknod,
-//! flock, the probe mount: all safe wrappers, so no `unsafe` here).
+//! flock, the probe mount: all safe wrappers, so no `unsafe` here); for the
+//! registry: tokio, reqwest (rustls with ring; no OpenSSL), base64.
 //!
 //! Written by hand, and why: the reference grammar (a few rules; a regex
 //! engine would be the largest dependency); the digest type (oci-spec's
@@ -57,6 +60,7 @@ pub mod manifest;
 pub mod metadata;
 pub mod progress;
 pub mod reference;
+pub mod registry;
 pub mod snapshot;
 pub mod store;
 pub mod unpack;

@@ -262,6 +262,11 @@ impl Store {
         &self.root
     }
 
+    /// The platform chosen from multi-platform indexes by default.
+    pub fn platform(&self) -> &Platform {
+        &self.platform
+    }
+
     /// The content store.
     pub fn content(&self) -> &ContentStore {
         &self.content
@@ -461,7 +466,7 @@ impl Store {
     /// tags visible in one metadata write. Everything the record names must
     /// be durable already.
     #[allow(clippy::too_many_arguments)]
-    fn commit_image(
+    pub(crate) fn commit_image(
         &mut self,
         config_digest: &Digest,
         config_size: u64,
@@ -471,6 +476,36 @@ impl Store {
         layers: Vec<LayerRecord>,
         tags: &[Reference],
         verb: &str,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<ImageRecord, StoreError> {
+        self.commit_image_with(
+            config_digest,
+            config_size,
+            config,
+            config_media_type,
+            manifest,
+            layers,
+            tags,
+            &[],
+            Some(verb),
+            progress,
+        )
+    }
+
+    /// [`Self::commit_image`] that also records `repo_digests` (merged with
+    /// those the image had) and announces nothing when `verb` is `None`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn commit_image_with(
+        &mut self,
+        config_digest: &Digest,
+        config_size: u64,
+        config: &ImageConfiguration,
+        config_media_type: &str,
+        manifest: Option<&(Vec<u8>, Digest, String)>,
+        layers: Vec<LayerRecord>,
+        tags: &[Reference],
+        repo_digests: &[String],
+        verb: Option<&str>,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<ImageRecord, StoreError> {
         let (manifest_digest, manifest_media_type, config_media_type) = match manifest {
@@ -512,6 +547,16 @@ impl Store {
                 )
             }
         };
+        let mut all_repo_digests = self
+            .get(&ImageId(config_digest.clone()))
+            .map(|r| r.repo_digests.clone())
+            .unwrap_or_default();
+        for rd in repo_digests {
+            // One digest per repository, as docker keeps them.
+            let repo = rd.split('@').next().unwrap_or(rd);
+            all_repo_digests.retain(|x| x.split('@').next() != Some(repo));
+            all_repo_digests.push(rd.clone());
+        }
         let record = ImageRecord {
             id: ImageId(config_digest.clone()),
             manifest: manifest_digest,
@@ -525,7 +570,7 @@ impl Store {
                 variant: config.variant().clone(),
             },
             created: config.created().clone(),
-            repo_digests: Vec::new(),
+            repo_digests: all_repo_digests,
         };
         let rec = record.clone();
         self.metadata.update(|s| -> Result<(), StoreError> {
@@ -535,6 +580,9 @@ impl Store {
             }
             Ok(())
         })?;
+        let Some(verb) = verb else {
+            return Ok(record);
+        };
         if tags.is_empty() {
             progress(Progress::message(
                 "",
@@ -695,6 +743,29 @@ impl Store {
 
     fn unpacked_size(&self, rec: &ImageRecord) -> u64 {
         rec.layers.iter().map(|l| l.unpacked_size).sum()
+    }
+
+    /// Records that the image is known as `repo@digest` in a registry
+    /// (after a push), replacing the entry for the same repository.
+    pub(crate) fn add_repo_digest(
+        &mut self,
+        id: &ImageId,
+        repo_digest: String,
+    ) -> Result<(), StoreError> {
+        let id = id.clone();
+        self.metadata.update(|s| -> Result<(), StoreError> {
+            if let Some(rec) = s.images.get_mut(&id) {
+                let repo = repo_digest
+                    .split('@')
+                    .next()
+                    .unwrap_or(&repo_digest)
+                    .to_string();
+                rec.repo_digests
+                    .retain(|x| x.split('@').next() != Some(repo.as_str()));
+                rec.repo_digests.push(repo_digest);
+            }
+            Ok(())
+        })
     }
 
     /// Adds tag `target` to the image `source` names (moving it if it named another).

@@ -1,0 +1,185 @@
+//! The registry client: the OCI distribution protocol for pull and push.
+//!
+//! - [`client`][]: endpoints and requests; https by default, plain http (after
+//!   an https attempt without certificate checks, as dockerd does) for
+//!   loopback and `insecure_registries`; Basic and Bearer-token auth.
+//! - [`auth`][]: credentials (explicit, `X-Registry-Auth`, `~/.docker/config.json`)
+//!   and `WWW-Authenticate` challenges.
+//! - `pull` and `push`: [`crate::store::Store::pull`] and
+//!   [`crate::store::Store::push`], the entry points the daemon and CLI call.
+//!
+//! Async (tokio), unlike the rest of the crate: a pull is many concurrent
+//! network streams. Layer bytes are written to the content store from the
+//! download tasks (page-cache writes, short), fsyncs and unpacking run on
+//! blocking threads.
+//!
+//! The HTTP client is reqwest (over hyper and hyper-util) with rustls on
+//! the ring provider, no default features: no OpenSSL, no aws-lc build. It
+//! is chosen over driving hyper-util's client by hand because a registry
+//! client needs what reqwest already does well and is maintained for:
+//! redirects (registries answer blob GETs with 307s to object storage, and
+//! the Authorization header must be dropped when the host changes), proxies
+//! from the environment as docker honours them, connection pooling, and
+//! timeouts. Written by hand here: the challenge parser (a dozen lines) and
+//! the token flow, which are the protocol itself.
+
+pub mod auth;
+pub mod client;
+mod pull;
+mod push;
+
+pub use auth::Credentials;
+pub use client::{Access, RegistryClient, RegistryOptions, Session};
+pub use pull::PullOutcome;
+pub use push::PushOutcome;
+
+use crate::digest::Digest;
+use std::path::PathBuf;
+
+/// Errors from talking to a registry or storing what it sent.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The HTTP exchange failed (connection, TLS, timeout).
+    #[error("registry {registry}: {op}: {source}")]
+    Http {
+        /// The registry domain.
+        registry: String,
+        /// What was being done.
+        op: String,
+        /// The transport error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The registry answered with an unexpected status.
+    #[error("registry {registry}: {op}: unexpected status {status}: {message}")]
+    Status {
+        /// The registry domain.
+        registry: String,
+        /// What was being done.
+        op: String,
+        /// The HTTP status.
+        status: u16,
+        /// The registry's error text.
+        message: String,
+    },
+    /// Authentication or authorisation failed.
+    #[error("registry {registry}: {op}: unauthorized: {message}")]
+    Unauthorized {
+        /// The registry domain.
+        registry: String,
+        /// What was being done.
+        op: String,
+        /// Why.
+        message: String,
+    },
+    /// The registry has no such manifest, blob or repository.
+    #[error("registry {registry}: {op}: not found: {message}")]
+    NotFound {
+        /// The registry domain.
+        registry: String,
+        /// What was being done.
+        op: String,
+        /// The registry's error text.
+        message: String,
+    },
+    /// Content did not hash to the digest that names it; nothing was kept.
+    #[error(
+        "{what}: expected digest {expected} but the content hashes to {actual}; nothing was stored"
+    )]
+    DigestMismatch {
+        /// What was checked.
+        what: String,
+        /// The digest it should have.
+        expected: Digest,
+        /// The digest it has.
+        actual: Digest,
+    },
+    /// A document is larger than berth accepts.
+    #[error("{what}: larger than {limit} bytes; refused")]
+    TooLarge {
+        /// What was fetched.
+        what: String,
+        /// The limit.
+        limit: usize,
+    },
+    /// A URL (endpoint, realm, Location) did not parse.
+    #[error("registry {registry}: bad URL {url:?}: {reason}")]
+    BadUrl {
+        /// The registry domain.
+        registry: String,
+        /// The URL text.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// Credentials could not be read.
+    #[error("credentials from {source_name}: {reason}")]
+    BadCredentials {
+        /// Where they came from.
+        source_name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The docker config names a credential helper, which berth does not run.
+    #[error("credentials for {registry} are kept by the credential helper docker-credential-{helper} ({path}); berth does not run credential helpers: pass the credentials explicitly (X-Registry-Auth) or store them inline with `docker login` after removing credsStore/credHelpers")]
+    CredentialHelper {
+        /// The registry.
+        registry: String,
+        /// The helper's name.
+        helper: String,
+        /// The config file.
+        path: PathBuf,
+    },
+    /// A config file or CA bundle could not be read.
+    #[error("reading {path}: {source}")]
+    ReadConfig {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The image to push is not in the store or cannot be pushed.
+    #[error("push {reference}: {reason}")]
+    Push {
+        /// The reference being pushed.
+        reference: String,
+        /// Why.
+        reason: String,
+    },
+    /// The manifest or config is unusable.
+    #[error("image {reference}: {reason}")]
+    BadImage {
+        /// The reference pulled.
+        reference: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// From the local store.
+    #[error(transparent)]
+    Store(#[from] Box<crate::store::StoreError>),
+    /// A worker task died.
+    #[error("{op}: a worker task failed: {reason}")]
+    Task {
+        /// What the task was doing.
+        op: String,
+        /// The panic or cancellation.
+        reason: String,
+    },
+}
+
+macro_rules! from_store_part {
+    ($($t:ty),*) => {$(
+        impl From<$t> for RegistryError {
+            fn from(e: $t) -> Self {
+                RegistryError::Store(Box::new(e.into()))
+            }
+        }
+    )*};
+}
+from_store_part!(
+    crate::store::StoreError,
+    crate::content::ContentError,
+    crate::snapshot::SnapshotError,
+    crate::manifest::ManifestError,
+    crate::reference::ReferenceError
+);
