@@ -93,6 +93,10 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
     if let Some(rlimits) = process.rlimits() {
         identity::validate_rlimits(rlimits)?;
     }
+    let seccomp = config.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    if let Some(seccomp) = seccomp {
+        crate::seccomp::validate(seccomp)?;
+    }
     let terminal = process.terminal() == Some(true);
     if terminal && opts.console_socket.is_none() {
         return Err(Error::Invalid(
@@ -221,7 +225,8 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
     record.pid_start_time = state::process_start_time(pid).unwrap_or(0);
 
     loop {
-        match channel.recv()? {
+        let (message, fd) = channel.recv_with_fd()?;
+        match message {
             Some(Message::RunHooks) => {
                 let json = state_json(&record, Status::Creating);
                 if let Some(h) = config.hooks() {
@@ -234,6 +239,17 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
                 }
                 let state = String::from_utf8_lossy(&json).into_owned();
                 channel.send(&Message::HooksDone(state))?;
+            }
+            Some(Message::SeccompListener) => {
+                // seccomp: hand the notify listener to the agent, with the
+                // state as runc sends it (status "creating").
+                let (Some(seccomp), Some(listener)) = (seccomp, fd) else {
+                    return Err(Error::Init(
+                        "a seccomp listener message came without its descriptor".into(),
+                    ));
+                };
+                let state = record.oci_state(Status::Creating);
+                crate::seccomp::send_listener(seccomp, listener, pid.as_raw(), &state)?;
             }
             Some(Message::Ready) => break,
             Some(Message::Failed(cause)) => return Err(Error::Init(cause)),

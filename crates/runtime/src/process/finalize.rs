@@ -5,13 +5,15 @@
 //! The order is the one runc uses, for the same reasons: rlimits and
 //! oom_score_adj while still privileged; the bounding set dropped before the
 //! uid changes (PR_SET_KEEPCAPS keeps the permitted set across setuid), the
-//! other sets after; `no_new_privs` before anything that execs.
+//! other sets after; `no_new_privs` before anything that execs; the seccomp
+//! filter last when `no_new_privs` is set, else before the capabilities are
+//! dropped (loading a filter then needs CAP_SYS_ADMIN).
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
-use oci_spec::runtime::Process;
+use oci_spec::runtime::{LinuxSeccomp, Process};
 
 use berth_sys::trampoline::Trampoline;
 
@@ -24,19 +26,37 @@ pub struct Program {
     path: CString,
     argv: Vec<CString>,
     envp: Vec<CString>,
+    /// The seccomp notify listener, for the parent to hand to the agent.
+    seccomp_listener: Option<OwnedFd>,
 }
 
-/// Applies the process's limits and identity and resolves its program, in the
-/// container's namespaces and root. On success the process is ready to exec.
-pub fn prepare(process: &Process) -> Result<Program> {
+impl Program {
+    /// Takes the seccomp notify listener the filter produced, if it has one.
+    pub fn take_seccomp_listener(&mut self) -> Option<OwnedFd> {
+        self.seccomp_listener.take()
+    }
+}
+
+/// Applies the process's limits and identity and the container's seccomp
+/// filter, and resolves its program, in the container's namespaces and root.
+/// On success the process is ready to exec.
+pub fn prepare(process: &Process, seccomp: Option<&LinuxSeccomp>) -> Result<Program> {
     if let Some(rlimits) = process.rlimits() {
         identity::apply_rlimits(rlimits)?;
     }
     if let Some(adj) = process.oom_score_adj() {
         identity::set_oom_score_adj(None, adj)?;
     }
-    if process.no_new_privileges() == Some(true) {
+    let no_new_privs = process.no_new_privileges() == Some(true);
+    if no_new_privs {
         identity::set_no_new_privs()?;
+    }
+    // seccomp: compiled while still privileged; loaded here only when
+    // without no_new_privs the kernel demands CAP_SYS_ADMIN to load it.
+    let filter = seccomp.map(crate::seccomp::compile).transpose()?;
+    let mut seccomp_listener = None;
+    if let (Some(filter), false) = (&filter, no_new_privs) {
+        seccomp_listener = filter.load()?;
     }
     let caps = process
         .capabilities()
@@ -73,6 +93,11 @@ pub fn prepare(process: &Process) -> Result<Program> {
         .first()
         .ok_or_else(|| Error::Invalid("process.args: must name a program to run".into()))?;
     let path = identity::lookup_path(first, path_var.as_deref())?;
+    // seccomp with no_new_privs: last, so the filter sees as few of the
+    // runtime's own syscalls as possible.
+    if let (Some(filter), true) = (&filter, no_new_privs) {
+        seccomp_listener = filter.load()?;
+    }
     Ok(Program {
         path: cstring(path.as_os_str().as_encoded_bytes(), "program path")?,
         argv: args
@@ -83,6 +108,7 @@ pub fn prepare(process: &Process) -> Result<Program> {
             .iter()
             .map(|e| cstring(e.as_bytes(), "process.env"))
             .collect::<Result<_>>()?,
+        seccomp_listener,
     })
 }
 

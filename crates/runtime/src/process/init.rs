@@ -6,7 +6,7 @@
 //! it and tears down what was made.
 
 use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
 use nix::fcntl::{open, OFlag};
@@ -239,7 +239,12 @@ fn setup(
     }
     rootfs::finish(ctx.spec)?;
 
-    let program = finalize::prepare(process)?;
+    let seccomp = ctx.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    let mut program = finalize::prepare(process, seccomp)?;
+    if let Some(listener) = program.take_seccomp_listener() {
+        // The parent hands it to the seccomp agent; our copy closes here.
+        channel.send_with_fd(&Message::SeccompListener, listener.as_fd())?;
+    }
     channel.send(&Message::Ready)?;
     Ok((trampoline, program, fifo, state))
 }

@@ -1,0 +1,231 @@
+//! From the spec's section to a BPF program, through libseccomp.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::os::fd::OwnedFd;
+
+use libseccomp::{
+    ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
+};
+use oci_spec::runtime::{
+    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompOperator,
+};
+use tracing::debug;
+
+use super::{flag_bit, uses_notify, Result, SeccompError};
+use berth_sys::seccomp as sys;
+
+/// A compiled filter, ready to load.
+#[derive(Debug, Clone)]
+pub struct Filter {
+    bpf: Vec<u8>,
+    flags: u32,
+    skipped: Vec<String>,
+}
+
+impl Filter {
+    /// The BPF program: 8-byte `sock_filter` records in native byte order.
+    pub fn bpf(&self) -> &[u8] {
+        &self.bpf
+    }
+
+    /// The SECCOMP_FILTER_FLAG_* bits it is loaded with.
+    pub fn flags(&self) -> u32 {
+        self.flags
+    }
+
+    /// The syscall names that were skipped as unknown to libseccomp.
+    pub fn skipped(&self) -> &[String] {
+        &self.skipped
+    }
+
+    /// Loads the filter on this thread (needs `no_new_privs` or
+    /// CAP_SYS_ADMIN). Returns the notify listener when a rule notifies.
+    pub fn load(&self) -> Result<Option<OwnedFd>> {
+        sys::set_mode_filter(&self.bpf, self.flags).map_err(|source| SeccompError::Load {
+            flags: self.flags,
+            source,
+        })
+    }
+}
+
+fn lib(op: impl Into<String>) -> impl FnOnce(libseccomp::error::SeccompError) -> SeccompError {
+    let op = op.into();
+    move |source| SeccompError::Library { op, source }
+}
+
+/// The libseccomp action for a spec action; errnoRet defaults to EPERM, as
+/// the spec says (for SCMP_ACT_TRACE too, as runc does).
+fn action(action: LinuxSeccompAction, errno_ret: Option<u32>) -> ScmpAction {
+    let value = errno_ret.unwrap_or(libc::EPERM as u32);
+    match action {
+        LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => {
+            ScmpAction::KillThread
+        }
+        LinuxSeccompAction::ScmpActKillProcess => ScmpAction::KillProcess,
+        LinuxSeccompAction::ScmpActTrap => ScmpAction::Trap,
+        LinuxSeccompAction::ScmpActErrno => ScmpAction::Errno(value as i32),
+        LinuxSeccompAction::ScmpActTrace => ScmpAction::Trace(value as u16),
+        LinuxSeccompAction::ScmpActNotify => ScmpAction::Notify,
+        LinuxSeccompAction::ScmpActLog => ScmpAction::Log,
+        LinuxSeccompAction::ScmpActAllow => ScmpAction::Allow,
+    }
+}
+
+fn arch(arch: Arch) -> ScmpArch {
+    match arch {
+        Arch::ScmpArchNative => ScmpArch::Native,
+        Arch::ScmpArchX86 => ScmpArch::X86,
+        Arch::ScmpArchX86_64 => ScmpArch::X8664,
+        Arch::ScmpArchX32 => ScmpArch::X32,
+        Arch::ScmpArchArm => ScmpArch::Arm,
+        Arch::ScmpArchAarch64 => ScmpArch::Aarch64,
+        Arch::ScmpArchMips => ScmpArch::Mips,
+        Arch::ScmpArchMips64 => ScmpArch::Mips64,
+        Arch::ScmpArchMips64n32 => ScmpArch::Mips64N32,
+        Arch::ScmpArchMipsel => ScmpArch::Mipsel,
+        Arch::ScmpArchMipsel64 => ScmpArch::Mipsel64,
+        Arch::ScmpArchMipsel64n32 => ScmpArch::Mipsel64N32,
+        Arch::ScmpArchPpc => ScmpArch::Ppc,
+        Arch::ScmpArchPpc64 => ScmpArch::Ppc64,
+        Arch::ScmpArchPpc64le => ScmpArch::Ppc64Le,
+        Arch::ScmpArchS390 => ScmpArch::S390,
+        Arch::ScmpArchS390x => ScmpArch::S390X,
+        Arch::ScmpArchParisc => ScmpArch::Parisc,
+        Arch::ScmpArchParisc64 => ScmpArch::Parisc64,
+        Arch::ScmpArchRiscv64 => ScmpArch::Riscv64,
+        Arch::ScmpArchLoongarch64 => ScmpArch::Loongarch64,
+        Arch::ScmpArchM68k => ScmpArch::M68k,
+        Arch::ScmpArchSh => ScmpArch::Sh,
+        Arch::ScmpArchSheb => ScmpArch::Sheb,
+    }
+}
+
+fn compare(arg: &LinuxSeccompArg) -> ScmpArgCompare {
+    let index = arg.index() as u32;
+    let value = arg.value();
+    let op = match arg.op() {
+        LinuxSeccompOperator::ScmpCmpNe => ScmpCompareOp::NotEqual,
+        LinuxSeccompOperator::ScmpCmpLt => ScmpCompareOp::Less,
+        LinuxSeccompOperator::ScmpCmpLe => ScmpCompareOp::LessOrEqual,
+        LinuxSeccompOperator::ScmpCmpEq => ScmpCompareOp::Equal,
+        LinuxSeccompOperator::ScmpCmpGe => ScmpCompareOp::GreaterEqual,
+        LinuxSeccompOperator::ScmpCmpGt => ScmpCompareOp::Greater,
+        // The spec's value is the mask, valueTwo what the masked argument
+        // must equal.
+        LinuxSeccompOperator::ScmpCmpMaskedEq => {
+            return ScmpArgCompare::new(
+                index,
+                ScmpCompareOp::MaskedEqual(value),
+                arg.value_two().unwrap_or(0),
+            )
+        }
+    };
+    ScmpArgCompare::new(index, op, value)
+}
+
+/// Compiles a validated section (see [`super::validate`]) into a filter.
+///
+/// Several conditions in one rule must all hold (AND); several rules for one
+/// syscall each apply (OR). libseccomp cannot AND two conditions on the same
+/// argument, so a rule that has them becomes one rule per condition (OR), as
+/// runc does. A rule whose action is the default action adds nothing and is
+/// left out (libseccomp refuses it).
+pub fn compile(seccomp: &LinuxSeccomp) -> Result<Filter> {
+    let default = action(seccomp.default_action(), seccomp.default_errno_ret());
+    let mut ctx = ScmpFilterContext::new(default).map_err(lib("make a filter context"))?;
+    for a in seccomp.architectures().as_deref().unwrap_or_default() {
+        ctx.add_arch(arch(*a))
+            .map_err(lib(format!("add architecture {}", super::arch_name(*a))))?;
+    }
+    let mut skipped = Vec::new();
+    for (i, rule) in seccomp
+        .syscalls()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let act = action(rule.action(), rule.errno_ret());
+        if act == default {
+            debug!(
+                rule = i,
+                "seccomp: rule has the default action, nothing to add"
+            );
+            continue;
+        }
+        let conditions: Vec<ScmpArgCompare> = rule
+            .args()
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .map(compare)
+            .collect();
+        let mut indexes: Vec<usize> = rule
+            .args()
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .map(|a| a.index())
+            .collect();
+        indexes.sort_unstable();
+        let repeated = indexes.windows(2).any(|w| w[0] == w[1]);
+        for name in rule.names() {
+            let Ok(syscall) = ScmpSyscall::from_name(name) else {
+                debug!(syscall = %name, "seccomp: syscall unknown to libseccomp, skipped");
+                skipped.push(name.clone());
+                continue;
+            };
+            let what = || format!("linux.seccomp.syscalls[{i}] ({name}): add the rule");
+            if conditions.is_empty() {
+                ctx.add_rule(act, syscall).map_err(lib(what()))?;
+            } else if repeated {
+                for c in &conditions {
+                    ctx.add_rule_conditional(act, syscall, std::slice::from_ref(c))
+                        .map_err(lib(what()))?;
+                }
+            } else {
+                ctx.add_rule_conditional(act, syscall, &conditions)
+                    .map_err(lib(what()))?;
+            }
+        }
+    }
+
+    let mut flags = 0;
+    for f in seccomp.flags().as_deref().unwrap_or_default() {
+        flags |= flag_bit(*f);
+    }
+    if uses_notify(seccomp) {
+        flags |= sys::FLAG_NEW_LISTENER;
+        // TSYNC reports a failing thread's id in the return value, where
+        // the listener goes; TSYNC_ESRCH makes it an errno instead.
+        if flags & sys::FLAG_TSYNC != 0 {
+            flags |= sys::FLAG_TSYNC_ESRCH;
+        }
+    } else if flags & sys::FLAG_WAIT_KILLABLE_RECV != 0 {
+        // Meaningful only for a notified task, and the kernel refuses it
+        // without a listener; libseccomp ignores it the same way.
+        debug!("seccomp: SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV without SCMP_ACT_NOTIFY ignored");
+        flags &= !sys::FLAG_WAIT_KILLABLE_RECV;
+    }
+
+    Ok(Filter {
+        bpf: export(&ctx)?,
+        flags,
+        skipped,
+    })
+}
+
+/// libseccomp 2.5 exports only to a descriptor: export into a memfd and read
+/// it back.
+fn export(ctx: &ScmpFilterContext) -> Result<Vec<u8>> {
+    let fd =
+        nix::sys::memfd::memfd_create(c"berth-seccomp", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+            .map_err(|e| SeccompError::Export(e.into()))?;
+    ctx.export_bpf(&fd).map_err(lib("export the BPF program"))?;
+    let mut file = std::fs::File::from(fd);
+    let mut bpf = Vec::new();
+    file.seek(SeekFrom::Start(0))
+        .and_then(|_| file.read_to_end(&mut bpf))
+        .map_err(SeccompError::Export)?;
+    Ok(bpf)
+}
