@@ -182,6 +182,40 @@ fn kill_process_action_kills_with_sigsys() {
 }
 
 #[test]
+fn kill_thread_and_trap_end_a_single_threaded_program_with_sigsys() {
+    let rt = runtime();
+    for action in ["SCMP_ACT_KILL", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP"] {
+        let b = with_seccomp(
+            bundle().args(&["uname"]),
+            allow_all_but(json!([{ "names": ["uname"], "action": action }])),
+        );
+        let (code, out) = run(&rt, "sigsys", &b);
+        assert_eq!(code, Some(128 + 31), "{action}: SIGSYS: {out}");
+    }
+}
+
+#[test]
+fn trace_without_a_tracer_fails_with_enosys_and_log_allows() {
+    let rt = runtime();
+    let b = with_seccomp(
+        bundle()
+            .tmpfs("/work")
+            .shell("mkdir /work/x; echo mkdir=$?; rmdir /work/x 2>&1 || echo fail; echo rmdir=$?"),
+        allow_all_but(json!([
+            { "names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_LOG" },
+            { "names": ["rmdir"], "action": "SCMP_ACT_TRACE", "errnoRet": 1 }
+        ])),
+    );
+    let (code, out) = run(&rt, "trace", &b);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("mkdir=0"), "SCMP_ACT_LOG allows: {out}");
+    assert!(
+        out.contains("Function not implemented"),
+        "SCMP_ACT_TRACE with no tracer: ENOSYS: {out}"
+    );
+}
+
+#[test]
 fn argument_comparison_selects_by_value() {
     let rt = runtime();
     // socket(AF_INET, …) fails with EAFNOSUPPORT; AF_INET6 is untouched.
