@@ -94,9 +94,13 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
         identity::validate_rlimits(rlimits)?;
     }
     let seccomp = config.linux().as_ref().and_then(|l| l.seccomp().as_ref());
-    if let Some(seccomp) = seccomp {
-        crate::seccomp::validate(seccomp)?;
-    }
+    let seccomp_filter = match seccomp {
+        Some(section) => {
+            crate::seccomp::validate(section)?;
+            Some(crate::seccomp::compile_cached(section, root.path())?)
+        }
+        None => None,
+    };
     let terminal = process.terminal() == Some(true);
     if terminal && opts.console_socket.is_none() {
         return Err(Error::Invalid(
@@ -202,6 +206,7 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
         cgroup: &cgroup,
         cgroup_paths: mount_hierarchies(&cgroup),
         bundle: &bundle,
+        seccomp: seccomp_filter.as_ref(),
     };
     let (pid, channel) = process::spawn(&plan, &time_offsets, |ch| process::init::run(ctx, ch))?;
     undo.init = Some(pid);

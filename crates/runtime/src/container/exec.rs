@@ -107,8 +107,18 @@ pub fn exec(root: &Root, id: &str, process: &Process, opts: &ExecOptions) -> Res
         .linux()
         .as_ref()
         .and_then(|l| l.seccomp().as_ref());
+    let filter = seccomp
+        .map(|s| crate::seccomp::compile_cached(s, root.path()))
+        .transpose()?;
     let (pid, channel) = process::spawn(&plan, &[], |ch| {
-        child(process, seccomp, console_socket, stdio, preserve_fds, ch)
+        child(
+            process,
+            filter.as_ref(),
+            console_socket,
+            stdio,
+            preserve_fds,
+            ch,
+        )
     })?;
     let result = (|| -> Result<()> {
         record.cgroup.add_process(pid)?;
@@ -147,7 +157,7 @@ pub fn exec(root: &Root, id: &str, process: &Process, opts: &ExecOptions) -> Res
 
 fn child(
     process: &Process,
-    seccomp: Option<&oci_spec::runtime::LinuxSeccomp>,
+    seccomp: Option<&crate::seccomp::Filter>,
     console_socket: Option<OwnedFd>,
     stdio: Option<&finalize::Stdio>,
     preserve_fds: u32,

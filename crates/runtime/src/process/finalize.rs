@@ -13,7 +13,7 @@ use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
-use oci_spec::runtime::{LinuxSeccomp, Process};
+use oci_spec::runtime::Process;
 
 use berth_sys::trampoline::Trampoline;
 
@@ -37,10 +37,10 @@ impl Program {
     }
 }
 
-/// Applies the process's limits and identity and the container's seccomp
-/// filter, and resolves its program, in the container's namespaces and root.
-/// On success the process is ready to exec.
-pub fn prepare(process: &Process, seccomp: Option<&LinuxSeccomp>) -> Result<Program> {
+/// Applies the process's limits and identity and the container's compiled
+/// seccomp filter, and resolves its program, in the container's namespaces
+/// and root. On success the process is ready to exec.
+pub fn prepare(process: &Process, seccomp: Option<&crate::seccomp::Filter>) -> Result<Program> {
     if let Some(rlimits) = process.rlimits() {
         identity::apply_rlimits(rlimits)?;
     }
@@ -51,11 +51,10 @@ pub fn prepare(process: &Process, seccomp: Option<&LinuxSeccomp>) -> Result<Prog
     if no_new_privs {
         identity::set_no_new_privs()?;
     }
-    // seccomp: compiled while still privileged; loaded here only when
-    // without no_new_privs the kernel demands CAP_SYS_ADMIN to load it.
-    let filter = seccomp.map(crate::seccomp::compile).transpose()?;
+    // seccomp: loaded here only when, without no_new_privs, the kernel
+    // demands CAP_SYS_ADMIN to load it; else last, below.
     let mut seccomp_listener = None;
-    if let (Some(filter), false) = (&filter, no_new_privs) {
+    if let (Some(filter), false) = (seccomp, no_new_privs) {
         seccomp_listener = filter.load()?;
     }
     let caps = process
@@ -95,7 +94,7 @@ pub fn prepare(process: &Process, seccomp: Option<&LinuxSeccomp>) -> Result<Prog
     let path = identity::lookup_path(first, path_var.as_deref())?;
     // seccomp with no_new_privs: last, so the filter sees as few of the
     // runtime's own syscalls as possible.
-    if let (Some(filter), true) = (&filter, no_new_privs) {
+    if let (Some(filter), true) = (seccomp, no_new_privs) {
         seccomp_listener = filter.load()?;
     }
     Ok(Program {

@@ -53,6 +53,8 @@ pub struct InitContext<'a> {
     pub cgroup_paths: Vec<CgroupHierarchy>,
     /// The bundle directory (relative bind sources are taken from it).
     pub bundle: &'a Path,
+    /// The container's compiled seccomp filter.
+    pub seccomp: Option<&'a crate::seccomp::Filter>,
 }
 
 /// The init's main: never returns to the runtime's code. Returns the exit
@@ -239,8 +241,7 @@ fn setup(
     }
     rootfs::finish(ctx.spec)?;
 
-    let seccomp = ctx.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
-    let mut program = finalize::prepare(process, seccomp)?;
+    let mut program = finalize::prepare(process, ctx.seccomp)?;
     if let Some(listener) = program.take_seccomp_listener() {
         // The parent hands it to the seccomp agent; our copy closes here.
         channel.send_with_fd(&Message::SeccompListener, listener.as_fd())?;

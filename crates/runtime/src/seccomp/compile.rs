@@ -23,6 +23,15 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// A filter from a program and flags compiled earlier (the cache).
+    pub(crate) fn from_parts(bpf: Vec<u8>, flags: u32) -> Filter {
+        Filter {
+            bpf,
+            flags,
+            skipped: Vec::new(),
+        }
+    }
+
     /// The BPF program: 8-byte `sock_filter` records in native byte order.
     pub fn bpf(&self) -> &[u8] {
         &self.bpf

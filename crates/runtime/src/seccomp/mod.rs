@@ -2,8 +2,10 @@
 //! BPF program, loading it in the container's process, and handing a notify
 //! listener to the agent at `listenerPath`; and berth's default profile.
 //!
-//! The filter is compiled in the process that loads it (the init after the
-//! pivot, or an exec'd process), then loaded with `seccomp(2)` directly
+//! The filter is compiled by the runtime before it clones the container's
+//! process (through a cache under the runtime root, since libseccomp's BPF
+//! generation costs milliseconds), handed down to the init or exec'd
+//! process, and loaded there with `seccomp(2)` directly
 //! (`berth_sys::seccomp`), so every filter flag the kernel has can be used
 //! even where libseccomp is older than the kernel, and the listener comes back
 //! as an owned descriptor. When it is loaded is decided by
@@ -14,6 +16,7 @@
 //! As runc does, a syscall name this libseccomp does not know is skipped with
 //! a debug message rather than refused, so one profile serves several kernels.
 
+mod cache;
 mod compile;
 mod listener;
 mod profile;
@@ -22,6 +25,7 @@ use oci_spec::runtime::{
     Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator,
 };
 
+pub use cache::compile_cached;
 pub use compile::{compile, Filter};
 pub use listener::send_listener;
 pub use profile::default_profile;
