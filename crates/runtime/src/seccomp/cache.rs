@@ -6,7 +6,7 @@
 //!
 //! An entry is named by the SHA-256 of everything the program depends on:
 //! the section's JSON, libseccomp's version and API level, the architecture,
-//! and this format's version. The directory lives in the runtime root (mode
+//! and berth's version and this format's. The directory lives in the runtime root (mode
 //! 0700, the same trust as the containers' state), under a name no container
 //! id can take. Entries are written to a temporary file and renamed, so a
 //! reader sees a whole entry or none; a bad or unreadable entry is compiled
@@ -25,8 +25,9 @@ use super::{compile, Filter, Result, SeccompError};
 /// container id, so no container's directory can collide with it.
 const DIR: &str = "@seccomp-cache";
 
-/// Bumped when the entry format or the compiler's output changes.
-const FORMAT: &str = "berth-seccomp-cache-v1";
+/// Bumped whenever the entry format or what `compile` makes of a section
+/// changes; the key also holds berth's version.
+const FORMAT: &str = concat!("berth-seccomp-cache-v2/", env!("CARGO_PKG_VERSION"));
 
 /// More entries than this and the others are dropped when one is added.
 const MAX_ENTRIES: usize = 64;

@@ -147,6 +147,7 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Filter> {
             .map_err(lib(format!("add architecture {}", super::arch_name(*a))))?;
     }
     let mut skipped = Vec::new();
+    let mut by_number: Vec<(u32, u32)> = Vec::new();
     for (i, rule) in seccomp
         .syscalls()
         .as_deref()
@@ -180,8 +181,15 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Filter> {
         let repeated = indexes.windows(2).any(|w| w[0] == w[1]);
         for name in rule.names() {
             let Ok(syscall) = ScmpSyscall::from_name(name) else {
-                debug!(syscall = %name, "seccomp: syscall unknown to libseccomp, skipped");
-                skipped.push(name.clone());
+                match COMMON_NUMBERS.iter().find(|(n, _)| n == name) {
+                    Some((_, nr)) if conditions.is_empty() => {
+                        by_number.push((*nr, rule.action().as_u32(rule.errno_ret())));
+                    }
+                    _ => {
+                        debug!(syscall = %name, "seccomp: syscall unknown to libseccomp, skipped");
+                        skipped.push(name.clone());
+                    }
+                }
                 continue;
             };
             let what = || format!("linux.seccomp.syscalls[{i}] ({name}): add the rule");
@@ -217,11 +225,128 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Filter> {
         flags &= !sys::FLAG_WAIT_KILLABLE_RECV;
     }
 
+    let mut bpf = by_number_prelude(seccomp, &by_number);
+    bpf.extend_from_slice(&export(&ctx)?);
     Ok(Filter {
-        bpf: export(&ctx)?,
+        bpf,
         flags,
         skipped,
     })
+}
+
+/// Syscalls added since Linux 6.5 that the libseccomp on a host may not know
+/// yet, with the number each has on every architecture that numbers new
+/// calls from the kernel's common table (x86_64, x32 with its bit, i386,
+/// arm, aarch64, riscv64). Without them a profile that allows, say, `mseal`
+/// or `statmount` would refuse them on a new kernel with an old libseccomp,
+/// and a C library that only falls back on ENOSYS would fail.
+const COMMON_NUMBERS: &[(&str, u32)] = &[
+    ("cachestat", 451),
+    ("fchmodat2", 452),
+    ("map_shadow_stack", 453),
+    ("futex_wake", 454),
+    ("futex_wait", 455),
+    ("futex_requeue", 456),
+    ("statmount", 457),
+    ("listmount", 458),
+    ("lsm_get_self_attr", 459),
+    ("lsm_set_self_attr", 460),
+    ("lsm_list_modules", 461),
+    ("mseal", 462),
+    ("setxattrat", 463),
+    ("getxattrat", 464),
+    ("listxattrat", 465),
+    ("removexattrat", 466),
+    ("open_tree_attr", 467),
+    ("file_getattr", 468),
+    ("file_setattr", 469),
+];
+
+/// The kernel's audit architecture tokens (linux/audit.h) of the
+/// architectures whose new syscalls have the common numbers.
+const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+const AUDIT_ARCH_I386: u32 = 0x4000_0003;
+const AUDIT_ARCH_AARCH64: u32 = 0xc000_00b7;
+const AUDIT_ARCH_ARM: u32 = 0x4000_0028;
+const AUDIT_ARCH_RISCV64: u32 = 0xc000_00f3;
+/// x32 calls arrive as x86_64 with this bit set in the number.
+const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+
+/// A BPF prelude for the rules that name syscalls libseccomp does not know
+/// but [`COMMON_NUMBERS`] does: for each covered architecture, compare the
+/// number and return the rule's action; anything else falls through to
+/// libseccomp's program (classic BPF jumps are relative and forward, so the
+/// program is unchanged by what comes before it).
+fn by_number_prelude(seccomp: &LinuxSeccomp, rules: &[(u32, u32)]) -> Vec<u8> {
+    if rules.is_empty() {
+        return Vec::new();
+    }
+    let native = if cfg!(target_arch = "x86_64") {
+        Some(Arch::ScmpArchX86_64)
+    } else if cfg!(target_arch = "aarch64") {
+        Some(Arch::ScmpArchAarch64)
+    } else if cfg!(target_arch = "riscv64") {
+        Some(Arch::ScmpArchRiscv64)
+    } else {
+        None
+    };
+    let mut arches: Vec<Arch> = seccomp.architectures().clone().unwrap_or_default();
+    arches.extend(native);
+    let mut blocks: Vec<(u32, Vec<u32>)> = Vec::new();
+    let mut add = |token: u32, bit: u32| {
+        let numbers = rules.iter().map(|(nr, _)| nr | bit).collect::<Vec<_>>();
+        match blocks.iter_mut().find(|(t, _)| *t == token) {
+            Some((_, existing)) => {
+                for n in numbers {
+                    if !existing.contains(&n) {
+                        existing.push(n);
+                    }
+                }
+            }
+            None => blocks.push((token, numbers)),
+        }
+    };
+    for arch in arches {
+        match arch {
+            Arch::ScmpArchX86_64 => add(AUDIT_ARCH_X86_64, 0),
+            Arch::ScmpArchX32 => add(AUDIT_ARCH_X86_64, X32_SYSCALL_BIT),
+            Arch::ScmpArchX86 => add(AUDIT_ARCH_I386, 0),
+            Arch::ScmpArchAarch64 => add(AUDIT_ARCH_AARCH64, 0),
+            Arch::ScmpArchArm => add(AUDIT_ARCH_ARM, 0),
+            Arch::ScmpArchRiscv64 => add(AUDIT_ARCH_RISCV64, 0),
+            _ => {}
+        }
+    }
+    let action_of = |nr: u32| {
+        rules
+            .iter()
+            .find(|(n, _)| *n == nr & !X32_SYSCALL_BIT)
+            .map(|(_, a)| *a)
+            .unwrap_or(0)
+    };
+    const LD_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+    const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
+    let mut out = Vec::new();
+    let mut push = |code: u16, jt: u8, jf: u8, k: u32| {
+        out.extend_from_slice(&code.to_ne_bytes());
+        out.push(jt);
+        out.push(jf);
+        out.extend_from_slice(&k.to_ne_bytes());
+    };
+    for (token, numbers) in blocks {
+        // Each block: the arch test, the number load, two instructions per
+        // number; at most a few dozen, far below a jump's 255 limit.
+        let len = 1 + 2 * numbers.len();
+        push(LD_ABS, 0, 0, 4);
+        push(JEQ_K, 0, len.min(255) as u8, token);
+        push(LD_ABS, 0, 0, 0);
+        for nr in numbers {
+            push(JEQ_K, 0, 1, nr);
+            push(RET_K, 0, 0, action_of(nr));
+        }
+    }
+    out
 }
 
 /// libseccomp 2.5 exports only to a descriptor: export into a memfd and read

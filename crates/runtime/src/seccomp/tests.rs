@@ -643,3 +643,34 @@ fn features_list_names_the_parser_accepts() {
         "every kernel since 4.14 has it"
     );
 }
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn new_syscalls_this_libseccomp_may_not_know_are_matched_by_number() {
+    let f = compile(&default_profile(&default_caps())).expect("compiles");
+    let on = |arch: u32, nr: i64| Call {
+        nr,
+        arch,
+        args: [0; 6],
+    };
+    for nr in [457, 458, 462, 463, 464] {
+        assert_eq!(run(f.bpf(), &on(AUDIT_ARCH_X86_64, nr)), ALLOW, "{nr}");
+        assert_eq!(run(f.bpf(), &on(AUDIT_ARCH_I386, nr)), ALLOW, "i386 {nr}");
+        assert_eq!(
+            run(f.bpf(), &on(AUDIT_ARCH_X86_64, nr | 0x4000_0000)),
+            ALLOW,
+            "x32 {nr}"
+        );
+    }
+    assert_eq!(
+        run(f.bpf(), &on(AUDIT_ARCH_X86_64, 470)),
+        errno(libc::EPERM),
+        "a call the profile does not name"
+    );
+    let f = compiled(serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{ "names": ["mseal"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38 }]
+    }));
+    assert_eq!(run(f.bpf(), &call(462, &[])), errno(38));
+    assert_eq!(run(f.bpf(), &call(nr("read"), &[])), ALLOW);
+}
