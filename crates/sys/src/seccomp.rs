@@ -29,7 +29,10 @@ pub const FLAG_WAIT_KILLABLE_RECV: u32 = 1 << 5;
 ///
 /// The caller needs `no_new_privs` or CAP_SYS_ADMIN, as the kernel requires.
 pub fn set_mode_filter(program: &[u8], flags: u32) -> nix::Result<Option<OwnedFd>> {
-    if program.is_empty() || !program.len().is_multiple_of(8) || program.len() / 8 > u16::MAX as usize {
+    if program.is_empty()
+        || !program.len().is_multiple_of(8)
+        || program.len() / 8 > u16::MAX as usize
+    {
         return Err(Errno::EINVAL);
     }
     let mut filters: Vec<libc::sock_filter> = program
