@@ -27,7 +27,7 @@ const DIR: &str = "@seccomp-cache";
 
 /// Bumped whenever the entry format or what `compile` makes of a section
 /// changes; the key also holds berth's version.
-const FORMAT: &str = concat!("berth-seccomp-cache-v2/", env!("CARGO_PKG_VERSION"));
+const FORMAT: &str = concat!("berth-seccomp-cache-v3/", env!("CARGO_PKG_VERSION"));
 
 /// More entries than this and the others are dropped when one is added.
 const MAX_ENTRIES: usize = 64;

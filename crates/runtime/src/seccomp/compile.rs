@@ -225,7 +225,7 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Filter> {
         flags &= !sys::FLAG_WAIT_KILLABLE_RECV;
     }
 
-    let mut bpf = by_number_prelude(seccomp, &by_number);
+    let mut bpf = prelude(seccomp, &by_number);
     bpf.extend_from_slice(&export(&ctx)?);
     Ok(Filter {
         bpf,
@@ -272,15 +272,53 @@ const AUDIT_ARCH_RISCV64: u32 = 0xc000_00f3;
 /// x32 calls arrive as x86_64 with this bit set in the number.
 const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 
-/// A BPF prelude for the rules that name syscalls libseccomp does not know
-/// but [`COMMON_NUMBERS`] does: for each covered architecture, compare the
-/// number and return the rule's action; anything else falls through to
-/// libseccomp's program (classic BPF jumps are relative and forward, so the
-/// program is unchanged by what comes before it).
-fn by_number_prelude(seccomp: &LinuxSeccomp, rules: &[(u32, u32)]) -> Vec<u8> {
-    if rules.is_empty() {
-        return Vec::new();
-    }
+/// One architecture's part of the prelude.
+struct Block {
+    /// The audit architecture token the block applies to.
+    token: u32,
+    /// Syscall numbers and the kernel action each returns.
+    numbers: Vec<(u32, u32)>,
+    /// Above this number, ENOSYS (x32's numbers excluded on x86_64).
+    enosys_above: Option<u32>,
+}
+
+/// A BPF prelude run before libseccomp's program, per covered architecture:
+///
+/// - rules that name syscalls libseccomp does not know but
+///   [`COMMON_NUMBERS`] does, compared by number;
+/// - for an allowlist (a default action other than allow or log), ENOSYS
+///   for every syscall numbered above the highest the section names, as
+///   runc does: a call newer than the profile is then one the kernel seems
+///   not to have, and C libraries fall back to older calls (clone3 → clone,
+///   fchmodat2 → fchmodat), where EPERM would make them fail.
+///
+/// Anything else falls through to libseccomp's program: classic BPF jumps
+/// are relative and forward, so what comes before it does not change it.
+fn prelude(seccomp: &LinuxSeccomp, rules: &[(u32, u32)]) -> Vec<u8> {
+    let allowlist = !matches!(
+        seccomp.default_action(),
+        LinuxSeccompAction::ScmpActAllow | LinuxSeccompAction::ScmpActLog
+    );
+    let names: Vec<&String> = seccomp
+        .syscalls()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|r| r.names())
+        .collect();
+    let highest = |arch: ScmpArch| -> Option<u32> {
+        names
+            .iter()
+            .filter_map(|n| match COMMON_NUMBERS.iter().find(|(c, _)| c == n) {
+                Some((_, nr)) => Some(*nr),
+                None => ScmpSyscall::from_name_by_arch(n, arch)
+                    .ok()
+                    .map(|s| s.as_raw_syscall())
+                    .filter(|nr| *nr >= 0 && (*nr as u32) < X32_SYSCALL_BIT)
+                    .map(|nr| nr as u32),
+            })
+            .max()
+    };
     let native = if cfg!(target_arch = "x86_64") {
         Some(Arch::ScmpArchX86_64)
     } else if cfg!(target_arch = "aarch64") {
@@ -292,61 +330,76 @@ fn by_number_prelude(seccomp: &LinuxSeccomp, rules: &[(u32, u32)]) -> Vec<u8> {
     };
     let mut arches: Vec<Arch> = seccomp.architectures().clone().unwrap_or_default();
     arches.extend(native);
-    let mut blocks: Vec<(u32, Vec<u32>)> = Vec::new();
-    let mut add = |token: u32, bit: u32| {
-        let numbers = rules.iter().map(|(nr, _)| nr | bit).collect::<Vec<_>>();
-        match blocks.iter_mut().find(|(t, _)| *t == token) {
-            Some((_, existing)) => {
-                for n in numbers {
-                    if !existing.contains(&n) {
-                        existing.push(n);
-                    }
-                }
-            }
-            None => blocks.push((token, numbers)),
-        }
-    };
+    let mut blocks: Vec<Block> = Vec::new();
     for arch in arches {
-        match arch {
-            Arch::ScmpArchX86_64 => add(AUDIT_ARCH_X86_64, 0),
-            Arch::ScmpArchX32 => add(AUDIT_ARCH_X86_64, X32_SYSCALL_BIT),
-            Arch::ScmpArchX86 => add(AUDIT_ARCH_I386, 0),
-            Arch::ScmpArchAarch64 => add(AUDIT_ARCH_AARCH64, 0),
-            Arch::ScmpArchArm => add(AUDIT_ARCH_ARM, 0),
-            Arch::ScmpArchRiscv64 => add(AUDIT_ARCH_RISCV64, 0),
-            _ => {}
+        let (token, bit, scmp) = match arch {
+            Arch::ScmpArchX86_64 => (AUDIT_ARCH_X86_64, 0, Some(ScmpArch::X8664)),
+            Arch::ScmpArchX32 => (AUDIT_ARCH_X86_64, X32_SYSCALL_BIT, None),
+            Arch::ScmpArchX86 => (AUDIT_ARCH_I386, 0, Some(ScmpArch::X86)),
+            Arch::ScmpArchAarch64 => (AUDIT_ARCH_AARCH64, 0, Some(ScmpArch::Aarch64)),
+            Arch::ScmpArchArm => (AUDIT_ARCH_ARM, 0, Some(ScmpArch::Arm)),
+            Arch::ScmpArchRiscv64 => (AUDIT_ARCH_RISCV64, 0, Some(ScmpArch::Riscv64)),
+            _ => continue,
+        };
+        let i = match blocks.iter().position(|b| b.token == token) {
+            Some(i) => i,
+            None => {
+                blocks.push(Block {
+                    token,
+                    numbers: Vec::new(),
+                    enosys_above: None,
+                });
+                blocks.len() - 1
+            }
+        };
+        let block = &mut blocks[i];
+        for (nr, action) in rules {
+            if !block.numbers.iter().any(|(n, _)| *n == nr | bit) {
+                block.numbers.push((nr | bit, *action));
+            }
+        }
+        if let (true, Some(scmp)) = (allowlist, scmp) {
+            block.enosys_above = highest(scmp);
         }
     }
-    let action_of = |nr: u32| {
-        rules
-            .iter()
-            .find(|(n, _)| *n == nr & !X32_SYSCALL_BIT)
-            .map(|(_, a)| *a)
-            .unwrap_or(0)
-    };
+
     const LD_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
     const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+    const JGT_K: u16 = 0x25; // BPF_JMP | BPF_JGT | BPF_K
+    const JGE_K: u16 = 0x35; // BPF_JMP | BPF_JGE | BPF_K
     const RET_K: u16 = 0x06; // BPF_RET | BPF_K
-    let mut out = Vec::new();
-    let mut push = |code: u16, jt: u8, jf: u8, k: u32| {
-        out.extend_from_slice(&code.to_ne_bytes());
-        out.push(jt);
-        out.push(jf);
-        out.extend_from_slice(&k.to_ne_bytes());
-    };
-    for (token, numbers) in blocks {
-        // Each block: the arch test, the number load, two instructions per
-        // number; at most a few dozen, far below a jump's 255 limit.
-        let len = 1 + 2 * numbers.len();
-        push(LD_ABS, 0, 0, 4);
-        push(JEQ_K, 0, len.min(255) as u8, token);
-        push(LD_ABS, 0, 0, 0);
-        for nr in numbers {
-            push(JEQ_K, 0, 1, nr);
-            push(RET_K, 0, 0, action_of(nr));
+    let enosys = 0x0005_0000 | libc::ENOSYS as u32; // SECCOMP_RET_ERRNO
+    let mut out: Vec<(u16, u8, u8, u32)> = Vec::new();
+    for block in blocks {
+        let mut body: Vec<(u16, u8, u8, u32)> = vec![(LD_ABS, 0, 0, 0)];
+        for (nr, action) in &block.numbers {
+            body.push((JEQ_K, 0, 1, *nr));
+            body.push((RET_K, 0, 0, *action));
         }
+        if let Some(max) = block.enosys_above {
+            if block.token == AUDIT_ARCH_X86_64 {
+                // x32's calls carry a high bit: leave them to libseccomp.
+                body.push((JGE_K, 2, 0, X32_SYSCALL_BIT));
+            }
+            body.push((JGT_K, 0, 1, max));
+            body.push((RET_K, 0, 0, enosys));
+        }
+        if body.len() == 1 {
+            continue;
+        }
+        // A block is a few dozen instructions, far below a jump's 255.
+        out.push((LD_ABS, 0, 0, 4));
+        out.push((JEQ_K, 0, body.len().min(255) as u8, block.token));
+        out.extend(body);
     }
-    out
+    let mut bytes = Vec::with_capacity(out.len() * 8);
+    for (code, jt, jf, k) in out {
+        bytes.extend_from_slice(&code.to_ne_bytes());
+        bytes.push(jt);
+        bytes.push(jf);
+        bytes.extend_from_slice(&k.to_ne_bytes());
+    }
+    bytes
 }
 
 /// libseccomp 2.5 exports only to a descriptor: export into a memfd and read

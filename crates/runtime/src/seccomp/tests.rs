@@ -664,8 +664,14 @@ fn new_syscalls_this_libseccomp_may_not_know_are_matched_by_number() {
     }
     assert_eq!(
         run(f.bpf(), &on(AUDIT_ARCH_X86_64, 470)),
+        errno(libc::ENOSYS),
+        "a call newer than the profile seems not to exist"
+    );
+    assert_eq!(run(f.bpf(), &on(AUDIT_ARCH_I386, 470)), errno(libc::ENOSYS));
+    assert_eq!(
+        run(f.bpf(), &on(AUDIT_ARCH_X86_64, nr("kexec_file_load"))),
         errno(libc::EPERM),
-        "a call the profile does not name"
+        "an older call the profile does not name is refused"
     );
     let f = compiled(serde_json::json!({
         "defaultAction": "SCMP_ACT_ALLOW",
@@ -673,4 +679,40 @@ fn new_syscalls_this_libseccomp_may_not_know_are_matched_by_number() {
     }));
     assert_eq!(run(f.bpf(), &call(462, &[])), errno(38));
     assert_eq!(run(f.bpf(), &call(nr("read"), &[])), ALLOW);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn calls_newer_than_an_allowlist_get_enosys_and_a_denylist_adds_nothing() {
+    let allowlist = compiled(serde_json::json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "syscalls": [{ "names": ["read", "write", "mkdir"], "action": "SCMP_ACT_ALLOW" }]
+    }));
+    let mkdir = nr("mkdir");
+    assert_eq!(run(allowlist.bpf(), &call(mkdir, &[])), ALLOW);
+    assert_eq!(
+        run(allowlist.bpf(), &call(mkdir - 1, &[])),
+        errno(libc::EPERM),
+        "below the highest named: the default action"
+    );
+    assert_eq!(
+        run(allowlist.bpf(), &call(mkdir + 1, &[])),
+        errno(libc::ENOSYS),
+        "above it: ENOSYS"
+    );
+    let x32 = Call {
+        nr: 0x4000_0000 | 200,
+        arch: AUDIT_ARCH_X86_64,
+        args: [0; 6],
+    };
+    assert_ne!(
+        run(allowlist.bpf(), &x32),
+        errno(libc::ENOSYS),
+        "x32 numbers are left to libseccomp's program"
+    );
+    let denylist = compiled(serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{ "names": ["mkdir"], "action": "SCMP_ACT_ERRNO" }]
+    }));
+    assert_eq!(run(denylist.bpf(), &call(mkdir + 1, &[])), ALLOW);
 }
