@@ -74,6 +74,9 @@ pub enum Error {
     /// The console could not be set up.
     #[error(transparent)]
     Console(#[from] crate::console::ConsoleError),
+    /// The seccomp section is invalid or its filter could not be loaded.
+    #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::SeccompError),
 }
 
 /// Result with the runtime's [`Error`].

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::capabilities;
+use crate::{capabilities, seccomp};
 
 /// The features document.
 pub fn features() -> Value {
@@ -23,7 +23,14 @@ pub fn features() -> Value {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": caps,
             "cgroup": { "v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false },
-            "seccomp": { "enabled": false },
+            "seccomp": {
+                "enabled": true,
+                "actions": seccomp::ACTIONS,
+                "operators": seccomp::OPERATORS,
+                "archs": seccomp::ARCHES,
+                "knownFlags": seccomp::KNOWN_FLAGS,
+                "supportedFlags": seccomp::supported_flags()
+            },
             "apparmor": { "enabled": false },
             "selinux": { "enabled": false },
             "intelRdt": { "enabled": false },

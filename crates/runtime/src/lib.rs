@@ -2,9 +2,10 @@
 //!
 //! Owns: reading and validating a bundle's `config.json`; the lifecycle verbs
 //! (one file each under `container/`); the process set-up chain (clone into
-//! namespaces, sync with the parent, rootfs, user, capabilities, exec); cgroups
-//! on v1, v2 and hybrid hosts behind one interface (`cgroups/`); hooks; the
-//! on-disk state of each container under the runtime root.
+//! namespaces, sync with the parent, rootfs, user, capabilities, seccomp,
+//! exec); cgroups on v1, v2 and hybrid hosts behind one interface
+//! (`cgroups/`); hooks; the on-disk state of each container under the runtime
+//! root.
 //!
 //! Must never: know about images, the Docker API, or the daemon; start threads
 //! or an async runtime (it forks); shell out to a helper binary.
@@ -24,6 +25,7 @@ pub mod identity;
 pub mod namespaces;
 pub mod process;
 pub mod rootfs;
+pub mod seccomp;
 pub mod spec;
 pub mod state;
 pub mod sync;

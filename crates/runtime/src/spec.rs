@@ -42,6 +42,12 @@ pub fn default_spec(rootless: bool) -> Spec {
         caps.set_ambient(None);
         process.set_capabilities(Some(caps));
     }
+    // seccomp: berth's default profile, for the default capability set.
+    if let Some(linux) = spec.linux_mut() {
+        linux.set_seccomp(Some(crate::seccomp::default_profile(
+            &crate::capabilities::default_set(),
+        )));
+    }
     spec
 }
 
@@ -68,6 +74,9 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> std::result::
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
+        if let Some(m) = crate::seccomp::explain_parse_error(&path, &inner.to_string()) {
+            return m;
+        }
         if path == "." {
             inner.to_string()
         } else {

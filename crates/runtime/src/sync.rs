@@ -3,7 +3,9 @@
 //! pair carrying one small JSON message per packet. Errors in the child travel
 //! back as text, so the user sees the cause, never just "channel closed".
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::io::{IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use serde::{Deserialize, Serialize};
@@ -28,6 +30,9 @@ pub enum Message {
     Ready,
     /// Child → parent: set-up failed, with the cause.
     Failed(String),
+    /// Child → parent: the seccomp notify listener rides along this message
+    /// (SCM_RIGHTS), for the parent to hand to the agent at `listenerPath`.
+    SeccompListener,
 }
 
 /// One end of the channel.
@@ -57,22 +62,73 @@ impl Channel {
         Ok(())
     }
 
+    /// Sends one message with a descriptor attached (SCM_RIGHTS).
+    pub fn send_with_fd(&self, msg: &Message, fd: BorrowedFd<'_>) -> Result<()> {
+        use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+        let bytes = serde_json::to_vec(msg).map_err(|e| Error::Init(e.to_string()))?;
+        let fds = [fd];
+        let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
+            return Err(Error::Init(
+                "sync channel: the descriptor does not fit the control buffer".into(),
+            ));
+        }
+        rustix::net::sendmsg(
+            &self.fd,
+            &[IoSlice::new(&bytes)],
+            &mut control,
+            SendFlags::NOSIGNAL,
+        )
+        .map_err(|e| {
+            Error::sys(
+                "sendmsg on the sync channel",
+                nix::errno::Errno::from_raw(e.raw_os_error()),
+            )
+        })?;
+        Ok(())
+    }
+
     /// Receives one message; `None` when the other end closed without a word.
+    /// A descriptor sent along is closed.
     pub fn recv(&self) -> Result<Option<Message>> {
+        Ok(self.recv_with_fd()?.0)
+    }
+
+    /// Receives one message and the descriptor sent along with it, if any.
+    pub fn recv_with_fd(&self) -> Result<(Option<Message>, Option<OwnedFd>)> {
+        use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
         let mut buf = vec![0u8; 64 * 1024];
+        let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = RecvAncillaryBuffer::new(&mut space);
         let n = loop {
-            match nix::unistd::read(&self.fd, &mut buf) {
-                Ok(n) => break n,
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return Err(Error::sys("read from the sync channel", e)),
+            let mut iov = [IoSliceMut::new(&mut buf)];
+            match rustix::net::recvmsg(&self.fd, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC) {
+                Ok(msg) => break msg.bytes,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => {
+                    return Err(Error::sys(
+                        "read from the sync channel",
+                        nix::errno::Errno::from_raw(e.raw_os_error()),
+                    ))
+                }
             }
         };
-        if n == 0 {
-            return Ok(None);
+        let mut fd = None;
+        for message in control.drain() {
+            if let RecvAncillaryMessage::ScmRights(fds) = message {
+                // Any extra descriptor is closed as it drops.
+                for f in fds {
+                    fd.get_or_insert(f);
+                }
+            }
         }
-        serde_json::from_slice(&buf[..n])
-            .map(Some)
-            .map_err(|e| Error::Init(format!("bad message on the sync channel: {e}")))
+        if n == 0 {
+            return Ok((None, fd));
+        }
+        let msg = serde_json::from_slice(&buf[..n])
+            .map_err(|e| Error::Init(format!("bad message on the sync channel: {e}")))?;
+        Ok((Some(msg), fd))
     }
 
     /// Receives one message and checks it is `want`; a `Failed` becomes the
@@ -111,5 +167,21 @@ mod tests {
         assert_eq!(err.to_string(), "container init: mount /proc: EPERM");
         drop(b);
         assert_eq!(a.recv().expect("recv"), None);
+    }
+
+    #[test]
+    fn a_descriptor_crosses_with_its_message() {
+        let (a, b) = pair().expect("pair");
+        let (r, w) = nix::unistd::pipe().expect("pipe");
+        b.send_with_fd(&Message::SeccompListener, w.as_fd())
+            .expect("send");
+        drop(w);
+        let (msg, fd) = a.recv_with_fd().expect("recv");
+        assert_eq!(msg, Some(Message::SeccompListener));
+        let fd = fd.expect("a descriptor came along");
+        nix::unistd::write(&fd, b"x").expect("write through the received end");
+        drop(fd);
+        let mut byte = [0u8; 1];
+        assert_eq!(nix::unistd::read(&r, &mut byte).expect("read"), 1);
     }
 }

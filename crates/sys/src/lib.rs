@@ -2,7 +2,8 @@
 //! `rustix` wrap safely, and the only place in berth where `unsafe` is allowed.
 //!
 //! Owns: raw `clone(2)` with namespace flags (fork semantics, no new stack),
-//! `execveat(2)` on a file descriptor, `close_range(2)`, and the sealed
+//! `execveat(2)` on a file descriptor, `close_range(2)`, `seccomp(2)` filter
+//! loading, and the sealed
 //! in-memory exec trampoline that keeps containers away from the runtime's own
 //! binary (CVE-2019-5736).
 //!
@@ -16,6 +17,7 @@
 
 pub mod misc;
 pub mod process;
+pub mod seccomp;
 pub mod trampoline;
 
 pub use nix;

@@ -93,6 +93,14 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
     if let Some(rlimits) = process.rlimits() {
         identity::validate_rlimits(rlimits)?;
     }
+    let seccomp = config.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    let seccomp_filter = match seccomp {
+        Some(section) => {
+            crate::seccomp::validate(section)?;
+            Some(crate::seccomp::compile_cached(section, root.path())?)
+        }
+        None => None,
+    };
     let terminal = process.terminal() == Some(true);
     if terminal && opts.console_socket.is_none() {
         return Err(Error::Invalid(
@@ -187,6 +195,7 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
         cgroup: &cgroup,
         cgroup_paths: mount_hierarchies(&cgroup),
         bundle: &bundle,
+        seccomp: seccomp_filter.as_ref(),
     };
     let (pid, channel) = process::spawn(&plan, &time_offsets, |ch| process::init::run(ctx, ch))?;
     undo.init = Some(pid);
@@ -210,7 +219,8 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
     record.pid_start_time = state::process_start_time(pid).unwrap_or(0);
 
     loop {
-        match channel.recv()? {
+        let (message, fd) = channel.recv_with_fd()?;
+        match message {
             Some(Message::RunHooks) => {
                 let json = state_json(&record, Status::Creating);
                 if let Some(h) = config.hooks() {
@@ -223,6 +233,17 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
                 }
                 let state = String::from_utf8_lossy(&json).into_owned();
                 channel.send(&Message::HooksDone(state))?;
+            }
+            Some(Message::SeccompListener) => {
+                // seccomp: hand the notify listener to the agent, with the
+                // state as runc sends it (status "creating").
+                let (Some(seccomp), Some(listener)) = (seccomp, fd) else {
+                    return Err(Error::Init(
+                        "a seccomp listener message came without its descriptor".into(),
+                    ));
+                };
+                let state = record.oci_state(Status::Creating);
+                crate::seccomp::send_listener(seccomp, listener, pid.as_raw(), &state)?;
             }
             Some(Message::Ready) => break,
             Some(Message::Failed(cause)) => return Err(Error::Init(cause)),

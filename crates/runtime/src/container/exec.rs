@@ -101,13 +101,45 @@ pub fn exec(root: &Root, id: &str, process: &Process, opts: &ExecOptions) -> Res
     process::become_subreaper()?;
     let preserve_fds = opts.preserve_fds;
     let stdio = opts.stdio.as_deref();
+    // The container's filter applies to every process in it, as in runc.
+    let seccomp = record
+        .config
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref());
+    let filter = seccomp
+        .map(|s| crate::seccomp::compile_cached(s, root.path()))
+        .transpose()?;
     let (pid, channel) = process::spawn(&plan, &[], |ch| {
-        child(process, console_socket, stdio, preserve_fds, ch)
+        child(
+            process,
+            filter.as_ref(),
+            console_socket,
+            stdio,
+            preserve_fds,
+            ch,
+        )
     })?;
     let result = (|| -> Result<()> {
         record.cgroup.add_process(pid)?;
         channel.send(&Message::Resume)?;
-        channel.expect(&Message::Ready, "exec")
+        // seccomp: a notify listener comes before Ready; hand it to the agent.
+        match channel.recv_with_fd()? {
+            (Some(Message::Ready), _) => Ok(()),
+            (Some(Message::SeccompListener), Some(listener)) => {
+                let seccomp = seccomp.ok_or_else(|| {
+                    Error::Init("exec: a seccomp listener came without a seccomp section".into())
+                })?;
+                let state = record.oci_state(status);
+                crate::seccomp::send_listener(seccomp, listener, pid.as_raw(), &state)?;
+                channel.expect(&Message::Ready, "exec")
+            }
+            (Some(Message::Failed(cause)), _) => Err(Error::Init(cause)),
+            (None, _) => Err(Error::Init(
+                "exec: the process exited before it was ready".into(),
+            )),
+            (Some(other), _) => Err(Error::Init(format!("exec: expected Ready, got {other:?}"))),
+        }
     })();
     if let Err(e) = result {
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
@@ -125,6 +157,7 @@ pub fn exec(root: &Root, id: &str, process: &Process, opts: &ExecOptions) -> Res
 
 fn child(
     process: &Process,
+    seccomp: Option<&crate::seccomp::Filter>,
     console_socket: Option<OwnedFd>,
     stdio: Option<&finalize::Stdio>,
     preserve_fds: u32,
@@ -156,7 +189,13 @@ fn child(
                 nix::unistd::setsid().map_err(|e| Error::sys("setsid", e))?;
             }
         }
-        let program = finalize::prepare(process)?;
+        let mut program = finalize::prepare(process, seccomp)?;
+        if let Some(listener) = program.take_seccomp_listener() {
+            channel.send_with_fd(
+                &Message::SeccompListener,
+                std::os::fd::AsFd::as_fd(&listener),
+            )?;
+        }
         Ok((trampoline, program))
     })();
     match prepared {

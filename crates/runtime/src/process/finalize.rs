@@ -5,7 +5,9 @@
 //! The order is the one runc uses, for the same reasons: rlimits and
 //! oom_score_adj while still privileged; the bounding set dropped before the
 //! uid changes (PR_SET_KEEPCAPS keeps the permitted set across setuid), the
-//! other sets after; `no_new_privs` before anything that execs.
+//! other sets after; `no_new_privs` before anything that execs; the seccomp
+//! filter last when `no_new_privs` is set, else before the capabilities are
+//! dropped (loading a filter then needs CAP_SYS_ADMIN).
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};
@@ -24,19 +26,36 @@ pub struct Program {
     path: CString,
     argv: Vec<CString>,
     envp: Vec<CString>,
+    /// The seccomp notify listener, for the parent to hand to the agent.
+    seccomp_listener: Option<OwnedFd>,
 }
 
-/// Applies the process's limits and identity and resolves its program, in the
-/// container's namespaces and root. On success the process is ready to exec.
-pub fn prepare(process: &Process) -> Result<Program> {
+impl Program {
+    /// Takes the seccomp notify listener the filter produced, if it has one.
+    pub fn take_seccomp_listener(&mut self) -> Option<OwnedFd> {
+        self.seccomp_listener.take()
+    }
+}
+
+/// Applies the process's limits and identity and the container's compiled
+/// seccomp filter, and resolves its program, in the container's namespaces
+/// and root. On success the process is ready to exec.
+pub fn prepare(process: &Process, seccomp: Option<&crate::seccomp::Filter>) -> Result<Program> {
     if let Some(rlimits) = process.rlimits() {
         identity::apply_rlimits(rlimits)?;
     }
     if let Some(adj) = process.oom_score_adj() {
         identity::set_oom_score_adj(None, adj)?;
     }
-    if process.no_new_privileges() == Some(true) {
+    let no_new_privs = process.no_new_privileges() == Some(true);
+    if no_new_privs {
         identity::set_no_new_privs()?;
+    }
+    // seccomp: loaded here only when, without no_new_privs, the kernel
+    // demands CAP_SYS_ADMIN to load it; else last, below.
+    let mut seccomp_listener = None;
+    if let (Some(filter), false) = (seccomp, no_new_privs) {
+        seccomp_listener = filter.load()?;
     }
     let caps = process
         .capabilities()
@@ -73,6 +92,11 @@ pub fn prepare(process: &Process) -> Result<Program> {
         .first()
         .ok_or_else(|| Error::Invalid("process.args: must name a program to run".into()))?;
     let path = identity::lookup_path(first, path_var.as_deref())?;
+    // seccomp with no_new_privs: last, so the filter sees as few of the
+    // runtime's own syscalls as possible.
+    if let (Some(filter), true) = (seccomp, no_new_privs) {
+        seccomp_listener = filter.load()?;
+    }
     Ok(Program {
         path: cstring(path.as_os_str().as_encoded_bytes(), "program path")?,
         argv: args
@@ -83,6 +107,7 @@ pub fn prepare(process: &Process) -> Result<Program> {
             .iter()
             .map(|e| cstring(e.as_bytes(), "process.env"))
             .collect::<Result<_>>()?,
+        seccomp_listener,
     })
 }
 

@@ -6,7 +6,7 @@
 //! it and tears down what was made.
 
 use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
 use nix::fcntl::{open, OFlag};
@@ -55,6 +55,8 @@ pub struct InitContext<'a> {
     pub cgroup_paths: Vec<CgroupHierarchy>,
     /// The bundle directory (relative bind sources are taken from it).
     pub bundle: &'a Path,
+    /// The container's compiled seccomp filter.
+    pub seccomp: Option<&'a crate::seccomp::Filter>,
 }
 
 /// The init's main: never returns to the runtime's code. Returns the exit
@@ -251,7 +253,11 @@ fn setup(
     }
     rootfs::finish(ctx.spec)?;
 
-    let program = finalize::prepare(process)?;
+    let mut program = finalize::prepare(process, ctx.seccomp)?;
+    if let Some(listener) = program.take_seccomp_listener() {
+        // The parent hands it to the seccomp agent; our copy closes here.
+        channel.send_with_fd(&Message::SeccompListener, listener.as_fd())?;
+    }
     channel.send(&Message::Ready)?;
     Ok((trampoline, program, fifo, state, exec_done))
 }
