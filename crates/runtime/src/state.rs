@@ -75,9 +75,6 @@ pub struct Record {
     pub config: Spec,
     /// The container's cgroup.
     pub cgroup: Cgroup,
-    /// Set once `start` has run the user's program.
-    #[serde(default)]
-    pub started: bool,
 }
 
 /// The runtime's root directory (`--root`), holding one directory per container.
@@ -229,7 +226,7 @@ impl Record {
         if !self.init_alive() {
             return Status::Stopped;
         }
-        if root.container_dir(&self.id).join(EXEC_FIFO).exists() && !self.started {
+        if root.container_dir(&self.id).join(EXEC_FIFO).exists() {
             return Status::Created;
         }
         if self.cgroup.is_frozen().unwrap_or(false) {

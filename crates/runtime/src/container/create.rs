@@ -156,7 +156,6 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
         owner,
         config: config.clone(),
         cgroup: cgroup.clone(),
-        started: false,
     };
     // Recorded at once (status "creating"), so a runtime killed half-way
     // leaves a container that `delete --force` can clean up.

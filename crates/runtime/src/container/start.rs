@@ -12,7 +12,7 @@ use crate::state::{Record, Root, Status, EXEC_DONE_FIFO, EXEC_FIFO};
 
 /// Starts container `id`.
 pub fn start(root: &Root, id: &str) -> Result<Record> {
-    let mut record = root.load(id)?;
+    let record = root.load(id)?;
     let status = record.status(root);
     if status != Status::Created {
         return Err(Error::State {
@@ -42,8 +42,6 @@ pub fn start(root: &Root, id: &str) -> Result<Record> {
         .map_err(|e| Error::io("write", &fifo, e))?;
     std::fs::remove_file(&fifo).map_err(|e| Error::io("remove", &fifo, e))?;
     wait_for_exec(&root.container_dir(id).join(EXEC_DONE_FIFO))?;
-    record.started = true;
-    root.save(&record)?;
     if let Some(list) = record
         .config
         .hooks()

@@ -106,6 +106,7 @@ fn setup(
     ctx: &InitContext<'_>,
     channel: &Channel,
 ) -> Result<(Trampoline, finalize::Program, OwnedFd, String, OwnedFd)> {
+    let t0 = std::time::Instant::now();
     // A non-dumpable process's /proc/PID entries belong to root and cannot be
     // ptrace-opened by other processes of the container (e.g. /proc/PID/exe of
     // the runtime binary, CVE-2019-5736) while we are still the runtime.
@@ -198,7 +199,9 @@ fn setup(
         bundle: ctx.bundle.to_path_buf(),
         mount_label: None,
     };
+    phase(t0, "init: namespaces, cgroup, keyring, hostname");
     rootfs::prepare(ctx.spec, ctx.rootfs, &opts)?;
+    phase(t0, "init: mounts");
 
     // Any hook at all: the parent runs its own (prestart, createRuntime) and
     // sends the state for ours, which must carry our pid as the runtime sees
@@ -232,6 +235,7 @@ fn setup(
     }
 
     rootfs::pivot(ctx.rootfs, ctx.no_pivot)?;
+    phase(t0, "init: pivot_root");
 
     if let Some(sysctl) = ctx.spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
         for (key, value) in sysctl {
@@ -252,12 +256,20 @@ fn setup(
         console::make_controlling_terminal(&pty.slave)?;
     }
     rootfs::finish(ctx.spec)?;
+    phase(t0, "init: sysctl, console, masked and read-only paths");
 
     let mut program = finalize::prepare(process, ctx.seccomp)?;
     if let Some(listener) = program.take_seccomp_listener() {
         // The parent hands it to the seccomp agent; our copy closes here.
         channel.send_with_fd(&Message::SeccompListener, listener.as_fd())?;
     }
+    phase(t0, "init: limits, capabilities, user, seccomp, program lookup");
     channel.send(&Message::Ready)?;
     Ok((trampoline, program, fifo, state, exec_done))
+}
+
+/// Logs the end of a phase of the init's set-up with the time since it began
+/// (`--debug`).
+fn phase(t0: std::time::Instant, what: &str) {
+    tracing::debug!(elapsed_us = t0.elapsed().as_micros() as u64, "{what}");
 }
