@@ -1,0 +1,136 @@
+//! Finding and reaching the daemon: `-H`, `BERTH_HOST`, `DOCKER_HOST`, the default socket, and
+//! API version negotiation through `/_ping` as the docker CLI does it.
+
+use bollard::{ClientVersion, Docker};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::error::{CliError, Result};
+
+/// Where berthd listens unless told otherwise.
+pub const DEFAULT_SOCKET: &str = "/run/berth/berth.sock";
+
+/// The newest API version this client speaks (docker CLI 28's).
+pub const CLIENT_API_VERSION: (usize, usize) = (1, 51);
+
+/// The socket path from `-H`, then `BERTH_HOST`, then `DOCKER_HOST`, then the default.
+pub fn socket_path(flag: Option<&str>) -> Result<String> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let host = flag
+        .map(str::to_string)
+        .or_else(|| env("BERTH_HOST"))
+        .or_else(|| env("DOCKER_HOST"));
+    let Some(host) = host else {
+        return Ok(DEFAULT_SOCKET.to_string());
+    };
+    if let Some(path) = host.strip_prefix("unix://") {
+        if path.is_empty() {
+            return Err(CliError::BadHost(format!(
+                "invalid host {host:?}: a unix:// address needs a socket path"
+            )));
+        }
+        return Ok(path.to_string());
+    }
+    if host.starts_with('/') {
+        return Ok(host);
+    }
+    if host.starts_with("tcp://") || host.starts_with("http://") || host.starts_with("https://") {
+        return Err(CliError::BadHost(format!(
+            "berth: {host}: TCP hosts are refused until berth speaks TLS; use unix:///path"
+        )));
+    }
+    Err(CliError::BadHost(format!(
+        "berth: unsupported host {host:?}: berth speaks unix:///path only"
+    )))
+}
+
+/// A connected client, its API version agreed with the daemon.
+pub struct Connection {
+    /// The bollard client.
+    pub docker: Docker,
+    /// The socket path.
+    pub socket: String,
+    /// The negotiated API version.
+    pub api_version: ClientVersion,
+}
+
+/// Pings the daemon (`/_ping`, reading its `Api-Version` header) and connects at the lower of
+/// the two versions.
+pub async fn connect(host: Option<&str>) -> Result<Connection> {
+    let socket = socket_path(host)?;
+    let server = ping(&socket).await?;
+    let client = ClientVersion {
+        major_version: CLIENT_API_VERSION.0,
+        minor_version: CLIENT_API_VERSION.1,
+    };
+    let api_version = match server {
+        Some(v) if v < client => v,
+        _ => client,
+    };
+    let docker =
+        Docker::connect_with_unix(&socket, 120, &api_version).map_err(|e| CliError::NoDaemon {
+            socket: socket.clone(),
+            reason: e.to_string(),
+        })?;
+    Ok(Connection {
+        docker,
+        socket,
+        api_version,
+    })
+}
+
+/// `GET /_ping` on the socket; the server's API version, if it said one.
+async fn ping(socket: &str) -> Result<Option<ClientVersion>> {
+    let no_daemon = |reason: String| CliError::NoDaemon {
+        socket: socket.to_string(),
+        reason,
+    };
+    let mut stream = tokio::net::UnixStream::connect(socket)
+        .await
+        .map_err(|e| no_daemon(io_reason(&e)))?;
+    stream
+        .write_all(b"GET /_ping HTTP/1.1\r\nHost: api\r\nConnection: close\r\n\r\n")
+        .await
+        .map_err(|e| no_daemon(io_reason(&e)))?;
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
+        .await
+        .map_err(|e| no_daemon(io_reason(&e)))?;
+    let text = String::from_utf8_lossy(&response);
+    let head = text.split("\r\n\r\n").next().unwrap_or("");
+    Ok(head.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        if !name.trim().eq_ignore_ascii_case("api-version") {
+            return None;
+        }
+        let (major, minor) = value.trim().split_once('.')?;
+        Some(ClientVersion {
+            major_version: major.parse().ok()?,
+            minor_version: minor.parse().ok()?,
+        })
+    }))
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such socket".to_string(),
+        std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        _ => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tcp_hosts_are_refused_and_unix_paths_read() {
+        assert_eq!(
+            socket_path(Some("unix:///tmp/x.sock")).expect("unix"),
+            "/tmp/x.sock"
+        );
+        let err = socket_path(Some("tcp://127.0.0.1:2375")).expect_err("tcp refused");
+        assert!(err.to_string().contains("TLS"), "{err}");
+    }
+}
