@@ -200,7 +200,8 @@ pub fn parse_time(text: &str) -> Result<i64> {
 /// `berth top`.
 pub async fn top(conn: &Connection, args: &TopArgs) -> Result<()> {
     let ps_args = args.ps_args.join(" ");
-    let options = (!ps_args.is_empty()).then(|| bollard::query_parameters::TopOptions { ps_args });
+    let options =
+        (!ps_args.is_empty()).then_some(bollard::query_parameters::TopOptions { ps_args });
     let top = conn.docker.top_processes(&args.container, options).await?;
     let mut text = top.titles.unwrap_or_default().join("\t");
     text.push('\n');

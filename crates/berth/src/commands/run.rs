@@ -573,7 +573,7 @@ pub async fn start(conn: &Connection, args: &StartArgs) -> Result<i32> {
         pumped?;
         return Ok(code? as i32);
     }
-    let mut failed = false;
+    let mut failed = Vec::new();
     for c in &args.containers {
         match conn
             .docker
@@ -582,12 +582,18 @@ pub async fn start(conn: &Connection, args: &StartArgs) -> Result<i32> {
         {
             Ok(()) => write_stdout(&format!("{c}\n"))?,
             Err(e) => {
-                failed = true;
+                failed.push(c.as_str());
                 eprintln!("{}", CliError::from(e));
             }
         }
     }
-    Ok(if failed { 1 } else { 0 })
+    if failed.is_empty() {
+        return Ok(0);
+    }
+    Err(CliError::Message(
+        1,
+        format!("Error: failed to start containers: {}", failed.join(", ")),
+    ))
 }
 
 /// `berth attach`.

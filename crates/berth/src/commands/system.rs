@@ -80,7 +80,7 @@ pub fn server_version_text(v: &bollard::models::SystemVersion) -> String {
             .unwrap_or(Value::Object(Default::default()));
         let d = |k: &str| match details.get(k) {
             Some(Value::String(s)) => s.clone(),
-            Some(Value::Null) | None => "<no value>".to_string(),
+            Some(Value::Null) | None => String::new(),
             Some(other) => other.to_string(),
         };
         if c.name == "Engine" {
@@ -107,6 +107,7 @@ pub fn server_version_text(v: &bollard::models::SystemVersion) -> String {
                         "Os",
                         "Arch",
                         "Experimental",
+                        "KernelVersion",
                     ]
                     .contains(&k.as_str())
                     {

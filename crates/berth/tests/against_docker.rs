@@ -1,0 +1,239 @@
+//! berth and the real docker CLI 28 run against the same API server (the test backend of
+//! tests/common): where docker's formats must match, their stdout and exit codes must match.
+
+mod common;
+
+use common::{FakeDaemon, TestServer};
+
+fn text(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+fn err(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+/// Runs both CLIs and asserts the same stdout and exit code.
+fn same(server: &TestServer, args: &[&str]) -> String {
+    let d = server.docker(args, None);
+    let b = server.berth(args, None);
+    assert_eq!(text(&b), text(&d), "stdout of `{}`", args.join(" "));
+    assert_eq!(
+        b.status.code(),
+        d.status.code(),
+        "exit code of `{}`",
+        args.join(" ")
+    );
+    text(&b)
+}
+
+fn server() -> Option<TestServer> {
+    if !common::is_root() {
+        eprintln!("SKIP: the API socket is root-only; run these tests as root");
+        return None;
+    }
+    Some(TestServer::start(FakeDaemon::with_exited_container()))
+}
+
+#[test]
+fn ps_tables_and_formats_match_docker() {
+    let Some(s) = server() else { return };
+    let out = same(&s, &["ps", "-a"]);
+    assert!(out.starts_with("CONTAINER ID   IMAGE"), "{out}");
+    same(&s, &["ps"]);
+    same(&s, &["ps", "-a", "-q"]);
+    same(&s, &["ps", "-a", "--no-trunc"]);
+    same(
+        &s,
+        &[
+            "ps",
+            "-a",
+            "--format",
+            "{{.ID}} {{.Names}} {{.Image}} {{.Status}}",
+        ],
+    );
+    same(
+        &s,
+        &[
+            "ps",
+            "-a",
+            "--format",
+            "table {{.ID}}\\t{{.Names}}\\t{{.State}}",
+        ],
+    );
+    same(
+        &s,
+        &[
+            "ps",
+            "-a",
+            "--format",
+            "{{.Command}} {{.RunningFor}} {{.CreatedAt}}",
+        ],
+    );
+}
+
+#[test]
+fn ps_json_has_docker_keys() {
+    let Some(s) = server() else { return };
+    let d = s.docker(&["ps", "-a", "--format", "{{json .}}"], None);
+    let b = s.berth(&["ps", "-a", "--format", "{{json .}}"], None);
+    let dv: serde_json::Value = serde_json::from_slice(&d.stdout).expect("docker's json");
+    let bv: serde_json::Value = serde_json::from_slice(&b.stdout).expect("berth's json");
+    for key in [
+        "ID",
+        "Names",
+        "Image",
+        "Status",
+        "State",
+        "Command",
+        "RunningFor",
+    ] {
+        assert_eq!(bv[key], dv[key], "{key}");
+    }
+}
+
+#[test]
+fn images_match_docker() {
+    let Some(s) = server() else { return };
+    let out = same(&s, &["images"]);
+    assert!(out.contains("4.26MB"), "{out}");
+    same(&s, &["images", "-q"]);
+    same(&s, &["images", "--no-trunc"]);
+    same(
+        &s,
+        &[
+            "images",
+            "--format",
+            "{{.Repository}}:{{.Tag}} {{.ID}} {{.Size}}",
+        ],
+    );
+}
+
+#[test]
+fn inspect_format_matches_docker() {
+    let Some(s) = server() else { return };
+    same(
+        &s,
+        &[
+            "inspect",
+            "--format",
+            "{{.State.Status}} {{.Name}} {{.Config.Image}}",
+            "old",
+        ],
+    );
+    same(
+        &s,
+        &["container", "inspect", "-f", "{{json .Config.Cmd}}", "old"],
+    );
+    let b = s.berth(&["inspect", "nosuch"], None);
+    let d = s.docker(&["inspect", "nosuch"], None);
+    assert_eq!(b.status.code(), d.status.code());
+    assert!(err(&b).contains("No such object: nosuch"), "{}", err(&b));
+}
+
+#[test]
+fn version_server_part_and_format_match_docker() {
+    let Some(s) = server() else { return };
+    same(
+        &s,
+        &[
+            "version",
+            "--format",
+            "{{.Server.Version}} {{.Server.KernelVersion}} {{.Server.Arch}}",
+        ],
+    );
+    let d = text(&s.docker(&["version"], None));
+    let b = text(&s.berth(&["version"], None));
+    let server_part = |t: &str| t.split_once("\nServer:").map(|(_, s)| s.to_string());
+    assert_eq!(server_part(&b), server_part(&d));
+}
+
+#[test]
+fn run_exit_codes_and_output_match_docker() {
+    let Some(s) = server() else { return };
+    same(&s, &["run", "busybox", "out:hello", "exit:3"]);
+    same(&s, &["run", "--rm", "busybox", "out:a", "exit:0"]);
+    let b = s.berth(&["run", "-i", "busybox", "cat", "exit:7"], Some("piped\n"));
+    assert_eq!(text(&b), "piped\n");
+    assert_eq!(b.status.code(), Some(7));
+    // A missing image: docker tries to pull, the pull fails, exit 125.
+    let b = s.berth(&["run", "nosuchimage", "out:x"], None);
+    let d = s.docker(&["run", "nosuchimage", "out:x"], None);
+    assert_eq!(b.status.code(), Some(125));
+    assert_eq!(b.status.code(), d.status.code());
+    assert!(err(&b).contains("Unable to find image 'nosuchimage:latest' locally"));
+    // -d prints the full ID.
+    let b = s.berth(&["run", "-d", "--name", "bg", "busybox", "exit:0"], None);
+    assert_eq!(b.status.code(), Some(0));
+    assert_eq!(text(&b).trim().len(), 64);
+}
+
+#[test]
+fn container_errors_match_docker() {
+    let Some(s) = server() else { return };
+    for args in [
+        &["rm", "nosuch"][..],
+        &["logs", "nosuch"],
+        &["start", "nosuch"],
+    ] {
+        let d = s.docker(args, None);
+        let b = s.berth(args, None);
+        assert_eq!(b.status.code(), d.status.code(), "{args:?}");
+        assert!(err(&b).contains("No such container: nosuch"), "{}", err(&b));
+        assert_eq!(err(&b).trim(), err(&d).trim(), "{args:?}");
+    }
+    same(&s, &["wait", "old"]);
+    same(&s, &["logs", "old"]);
+}
+
+#[test]
+fn no_daemon_says_how_to_start_one_in_one_line() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let sock = dir.path().join("none.sock");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args([
+            "-H",
+            &format!("unix://{}", sock.display()),
+            "run",
+            "busybox",
+        ])
+        .output()
+        .expect("run berth");
+    assert_eq!(out.status.code(), Some(1));
+    let e = err(&out);
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(
+        e.contains("is berthd running? Start it with: sudo berthd &"),
+        "{e}"
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["ps"])
+        .env("DOCKER_HOST", "tcp://127.0.0.1:1")
+        .env_remove("BERTH_HOST")
+        .output()
+        .expect("run berth");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(err(&out).contains("TLS"), "{}", err(&out));
+}
+
+#[test]
+fn completions_generate_for_each_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args(["completion", shell])
+            .output()
+            .expect("run berth completion");
+        assert_eq!(out.status.code(), Some(0));
+        assert!(text(&out).contains("berth"), "{shell}");
+        assert!(text(&out).contains("no-trunc"), "{shell}");
+    }
+}
+
+#[test]
+fn unsupported_flags_are_refused() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["run", "--volume", "/a:/b", "busybox"])
+        .output()
+        .expect("run berth");
+    assert_eq!(out.status.code(), Some(125));
+}
