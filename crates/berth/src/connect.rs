@@ -66,11 +66,30 @@ pub async fn connect(host: Option<&str>) -> Result<Connection> {
         Some(v) if v < client => v,
         _ => client,
     };
-    let docker =
-        Docker::connect_with_unix(&socket, 120, &api_version).map_err(|e| CliError::NoDaemon {
+    let docker = Docker::connect_with_unix(&socket, 120, &api_version)
+        .map_err(|e| CliError::NoDaemon {
             socket: socket.clone(),
             reason: e.to_string(),
-        })?;
+        })?
+        .with_request_modifier(move |mut req| {
+            // bollard 0.21.1 joins an absolute path onto its `/vX.Y` base URL, which drops the
+            // version prefix; put it back so the negotiated version reaches the daemon.
+            let uri = req.uri();
+            if !uri.path().starts_with("/v1.") {
+                let rebuilt = format!(
+                    "{}://{}/v{}.{}{}",
+                    uri.scheme_str().unwrap_or("unix"),
+                    uri.authority().map(|a| a.as_str()).unwrap_or(""),
+                    api_version.major_version,
+                    api_version.minor_version,
+                    uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+                );
+                if let Ok(parsed) = rebuilt.parse() {
+                    *req.uri_mut() = parsed;
+                }
+            }
+            req
+        });
     Ok(Connection {
         docker,
         socket,

@@ -237,3 +237,160 @@ fn unsupported_flags_are_refused() {
         .expect("run berth");
     assert_eq!(out.status.code(), Some(125));
 }
+
+#[test]
+fn run_with_a_tty_matches_docker() {
+    let Some(s) = server() else { return };
+    let d = s.docker_in_pty(&["run", "-t", "busybox", "out:tty", "exit:4"]);
+    let b = s.berth_in_pty(&["run", "-t", "busybox", "out:tty", "exit:4"]);
+    assert_eq!(b.status.code(), d.status.code());
+    assert_eq!(text(&b), text(&d));
+}
+
+#[test]
+fn create_flags_reach_the_daemon_as_dockers_do() {
+    let Some(s) = server() else { return };
+    let flags = [
+        "--memory",
+        "512m",
+        "--memory-swap",
+        "1g",
+        "--cpus",
+        "1.5",
+        "--cpu-shares",
+        "512",
+        "--cpuset-cpus",
+        "0",
+        "--pids-limit",
+        "64",
+        "--ulimit",
+        "nofile=1024:2048",
+        "--cap-add",
+        "NET_ADMIN",
+        "--cap-drop",
+        "MKNOD",
+        "--security-opt",
+        "no-new-privileges",
+        "--read-only",
+        "--tmpfs",
+        "/run:size=1m",
+        "--sysctl",
+        "net.ipv4.ip_forward=1",
+        "--log-opt",
+        "max-size=1m",
+        "--restart",
+        "on-failure:3",
+        "--network",
+        "none",
+        "--device",
+        "/dev/null:/dev/xnull:r",
+    ];
+    let mut d: Vec<&str> = vec!["create", "--name", "viadocker"];
+    d.extend(flags);
+    d.extend(["busybox", "exit:0"]);
+    let mut b: Vec<&str> = vec!["create", "--name", "viaberth"];
+    b.extend(flags);
+    b.extend(["busybox", "exit:0"]);
+    assert_eq!(s.docker(&d, None).status.code(), Some(0));
+    assert_eq!(s.berth(&b, None).status.code(), Some(0));
+    let (dv, bv) = (s.recorded("viadocker"), s.recorded("viaberth"));
+    for key in [
+        "Memory",
+        "MemorySwap",
+        "NanoCpus",
+        "CpuShares",
+        "CpusetCpus",
+        "PidsLimit",
+        "Ulimits",
+        "CapAdd",
+        "CapDrop",
+        "SecurityOpt",
+        "ReadonlyRootfs",
+        "Tmpfs",
+        "Sysctls",
+        "RestartPolicy",
+        "NetworkMode",
+        "Devices",
+    ] {
+        assert_eq!(bv[key], dv[key], "HostConfig.{key}");
+    }
+    assert_eq!(bv["LogConfig"]["Config"], dv["LogConfig"]["Config"]);
+}
+
+#[test]
+fn other_container_commands_match_docker() {
+    let Some(s) = server() else { return };
+    let d = s.docker(&["rename", "old", "older"], None);
+    let b = s.berth(&["rename", "older", "old"], None);
+    assert_eq!((b.status.code(), text(&b)), (d.status.code(), text(&d)));
+    same(
+        &s,
+        &[
+            "ps",
+            "-a",
+            "--filter",
+            "status=exited",
+            "--format",
+            "{{.Names}}",
+        ],
+    );
+    same(&s, &["kill", "old"]);
+    same(&s, &["exec", "old", "out:fromexec", "exit:2"]);
+    same(
+        &s,
+        &["info", "--format", "{{.Name}} {{.Containers}} {{.Driver}}"],
+    );
+    same(
+        &s,
+        &[
+            "events",
+            "--until",
+            "1700000001",
+            "--format",
+            "{{.Action}} {{.Actor.Attributes.name}}",
+        ],
+    );
+    same(&s, &["events", "--until", "1700000001"]);
+}
+
+#[test]
+fn image_commands_match_docker() {
+    let Some(s) = server() else { return };
+    same(&s, &["pull", "busybox"]);
+    same(&s, &["history", "nosuch"]);
+    same(&s, &["tag", "nosuch", "other:1"]);
+    same(&s, &["rmi", "nosuch"]);
+    same(&s, &["image", "inspect", "nosuch"]);
+}
+
+#[test]
+fn requests_carry_the_version_the_daemon_pinged() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let sock = dir.path().join("old.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).expect("bind a socket");
+    let server = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for _ in 0..2 {
+            let (mut c, _) = listener.accept().expect("accept");
+            let mut buf = [0u8; 4096];
+            let n = c.read(&mut buf).expect("read a request");
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            lines.push(text.lines().next().unwrap_or("").to_string());
+            c.write_all(b"HTTP/1.1 200 OK\r\nApi-Version: 1.45\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n[]")
+                .expect("answer");
+        }
+        lines
+    });
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["-H", &format!("unix://{}", sock.display()), "ps", "-q"])
+        .output()
+        .expect("run berth");
+    assert_eq!(out.status.code(), Some(0), "{}", err(&out));
+    let lines = server.join().expect("the fake daemon thread");
+    assert!(lines[0].starts_with("GET /_ping "), "{lines:?}");
+    assert!(
+        lines[1].starts_with("GET /v1.45/containers/json"),
+        "{lines:?}"
+    );
+}

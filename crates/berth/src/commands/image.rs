@@ -328,6 +328,9 @@ pub async fn pull(conn: &Connection, args: &PullArgs) -> Result<()> {
         return Err(super::system::unsupported("pull --platform"));
     }
     let (name, tag) = super::run::split_reference(&args.image);
+    if !args.image.contains(':') && !args.image.contains('@') && !args.quiet {
+        write_stdout("Using default tag: latest\n")?;
+    }
     pull_to(conn, &name, &tag, args.quiet, false).await?;
     let shown = if args.image.contains(':') || args.image.contains('@') {
         args.image.clone()
@@ -346,7 +349,7 @@ pub async fn pull_to(
     to_stderr: bool,
 ) -> Result<()> {
     let options = bollard::query_parameters::CreateImageOptions {
-        from_image: Some(name.to_string()),
+        from_image: Some(super::run::normalize_name(name)),
         tag: Some(tag.to_string()),
         ..Default::default()
     };
@@ -510,6 +513,10 @@ impl Progress {
             return;
         };
         if !self.terminal {
+            // docker leaves byte-count updates out when not on a terminal.
+            if matches!(bytes, Some((c, t)) if c.unwrap_or(0) > 0 || t.unwrap_or(0) > 0) {
+                return;
+            }
             self.print(&format!("{id}: {status}"));
             return;
         }

@@ -123,6 +123,35 @@ fn memory(flag: &str, v: &Option<String>) -> Result<Option<i64>> {
     }
 }
 
+/// Capability names as docker sends them: upper case with the `CAP_` prefix (`ALL` stays).
+fn capabilities(names: &[String]) -> Vec<String> {
+    names
+        .iter()
+        .map(|n| {
+            let n = n.to_uppercase();
+            if n == "ALL" || n.starts_with("CAP_") {
+                n
+            } else {
+                format!("CAP_{n}")
+            }
+        })
+        .collect()
+}
+
+/// A familiar image name in full, as docker sends it: `busybox` → `docker.io/library/busybox`.
+pub fn normalize_name(name: &str) -> String {
+    let first = name.split('/').next().unwrap_or("");
+    let has_registry =
+        name.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
+    if has_registry {
+        name.to_string()
+    } else if name.contains('/') {
+        format!("docker.io/{name}")
+    } else {
+        format!("docker.io/library/{name}")
+    }
+}
+
 /// The container config and host config that `run`/`create` flags describe.
 pub fn container_body(args: &RunArgs) -> Result<ContainerCreateBody> {
     if !args.attach.is_empty() {
@@ -178,8 +207,8 @@ pub fn container_body(args: &RunArgs) -> Result<ContainerCreateBody> {
                     .collect::<Result<Vec<_>>>()
             })
             .transpose()?,
-        cap_add: (!args.cap_add.is_empty()).then(|| args.cap_add.clone()),
-        cap_drop: (!args.cap_drop.is_empty()).then(|| args.cap_drop.clone()),
+        cap_add: (!args.cap_add.is_empty()).then(|| capabilities(&args.cap_add)),
+        cap_drop: (!args.cap_drop.is_empty()).then(|| capabilities(&args.cap_drop)),
         privileged: Some(args.privileged),
         security_opt: (!args.security_opt.is_empty()).then(|| args.security_opt.clone()),
         readonly_rootfs: Some(args.read_only),

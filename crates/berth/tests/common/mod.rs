@@ -804,6 +804,36 @@ impl TestServer {
         out
     }
 
+    /// Runs the berth CLI in a pseudo-terminal (through `script`), as `docker_in_pty`.
+    pub fn berth_in_pty(&self, args: &[&str]) -> std::process::Output {
+        let line = format!("{} {}", env!("CARGO_BIN_EXE_berth"), args.join(" "));
+        let out = std::process::Command::new("timeout")
+            .args(["30", "script", "-qec", &line, "/dev/null"])
+            .env("SHELL", "/bin/sh")
+            .env("DOCKER_HOST", self.docker_host())
+            .env_remove("BERTH_HOST")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run the berth CLI under script");
+        eprintln!(
+            "$ {line} (in a pty)\n-> {:?}\nstdout: {:?}\nstderr: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// The HostConfig and Config the fake daemon recorded for a container, as JSON.
+    pub fn recorded(&self, name: &str) -> serde_json::Value {
+        let list = self.backend.containers.lock().expect("fixture lock");
+        let c = list
+            .iter()
+            .find(|c| c.name == name)
+            .expect("the container was created");
+        serde_json::to_value(&c.host_config).expect("HostConfig as JSON")
+    }
+
     pub fn path(&self) -> &Path {
         &self.socket
     }
