@@ -302,6 +302,93 @@ pub struct RunArgs {
     /// Pull image before running ("always", "missing", "never")
     #[arg(long, default_value = "missing")]
     pub pull: String,
+    /// Command to run to check health
+    #[arg(long)]
+    pub health_cmd: Option<String>,
+    /// Time between running the check (ms|s|m|h)
+    #[arg(long)]
+    pub health_interval: Option<String>,
+    /// Maximum time to allow one check to run (ms|s|m|h)
+    #[arg(long)]
+    pub health_timeout: Option<String>,
+    /// Consecutive failures needed to report unhealthy
+    #[arg(long)]
+    pub health_retries: Option<i64>,
+    /// Start period for the container to initialize before starting health-retries countdown
+    #[arg(long)]
+    pub health_start_period: Option<String>,
+    /// Disable any container-specified HEALTHCHECK
+    #[arg(long)]
+    pub no_healthcheck: bool,
+    /// Logging driver for the container
+    #[arg(long)]
+    pub log_driver: Option<String>,
+    /// Size of /dev/shm
+    #[arg(long)]
+    pub shm_size: Option<String>,
+    /// Add additional groups to join
+    #[arg(long)]
+    pub group_add: Vec<String>,
+    /// Disable OOM Killer
+    #[arg(long)]
+    pub oom_kill_disable: bool,
+    /// Tune host's OOM preferences (-1000 to 1000)
+    #[arg(long, allow_hyphen_values = true)]
+    pub oom_score_adj: Option<i64>,
+    /// PID namespace to use
+    #[arg(long)]
+    pub pid: Option<String>,
+    /// IPC mode to use
+    #[arg(long)]
+    pub ipc: Option<String>,
+    /// UTS namespace to use
+    #[arg(long)]
+    pub uts: Option<String>,
+    /// Limit CPU CFS (Completely Fair Scheduler) period
+    #[arg(long)]
+    pub cpu_period: Option<i64>,
+    /// Limit CPU CFS (Completely Fair Scheduler) quota
+    #[arg(long)]
+    pub cpu_quota: Option<i64>,
+    /// Memory soft limit
+    #[arg(long)]
+    pub memory_reservation: Option<String>,
+    /// Write the container ID to the file
+    #[arg(long)]
+    pub cidfile: Option<String>,
+    /// Read in a line delimited file of labels
+    #[arg(long)]
+    pub label_file: Vec<String>,
+    /// Container NIS domain name
+    #[arg(long)]
+    pub domainname: Option<String>,
+    /// Bind mount a volume (host-path:container-path[:options]; named volumes are refused)
+    #[arg(short = 'v', long)]
+    pub volume: Vec<String>,
+    /// Refused until networking lands: publish a container's port(s) to the host
+    #[arg(short = 'p', long)]
+    pub publish: Vec<String>,
+    /// Refused until networking lands: publish all exposed ports to random ports
+    #[arg(short = 'P', long)]
+    pub publish_all: bool,
+    /// Refused until networking lands: add a custom host-to-IP mapping
+    #[arg(long)]
+    pub add_host: Vec<String>,
+    /// Refused until networking lands: set custom DNS servers
+    #[arg(long)]
+    pub dns: Vec<String>,
+    /// Refused: attach a filesystem mount to the container (use -v for bind mounts)
+    #[arg(long)]
+    pub mount: Vec<String>,
+    /// Refused: mount volumes from the specified container(s)
+    #[arg(long)]
+    pub volumes_from: Vec<String>,
+    /// Refused: GPU devices to add to the container
+    #[arg(long)]
+    pub gpus: Option<String>,
+    /// Refused: set platform if server is multi-platform capable
+    #[arg(long)]
+    pub platform: Option<String>,
     /// The image to run
     pub image: String,
     /// The command and its arguments

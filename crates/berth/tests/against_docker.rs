@@ -231,11 +231,21 @@ fn completions_generate_for_each_shell() {
 
 #[test]
 fn unsupported_flags_are_refused() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(["run", "--volume", "/a:/b", "busybox"])
-        .output()
-        .expect("run berth");
-    assert_eq!(out.status.code(), Some(125));
+    let Some(s) = server() else { return };
+    for args in [
+        &["run", "-p", "80:80", "busybox"][..],
+        &["run", "-v", "named:/data", "busybox"],
+        &["run", "--mount", "type=tmpfs,dst=/x", "busybox"],
+        &["run", "--no-such-flag", "busybox"],
+    ] {
+        let out = s.berth(args, None);
+        assert_eq!(out.status.code(), Some(125), "{args:?}");
+        assert!(!err(&out).is_empty(), "{args:?}");
+    }
+    assert!(
+        crate::common::names(&s.backend).len() == 1,
+        "nothing was created"
+    );
 }
 
 #[test]

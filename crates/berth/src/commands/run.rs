@@ -123,6 +123,80 @@ fn memory(flag: &str, v: &Option<String>) -> Result<Option<i64>> {
     }
 }
 
+/// A Go duration (`1m30s`, `500ms`, `2h`) in nanoseconds.
+pub fn go_duration(text: &str) -> Result<i64> {
+    let bad = || {
+        invalid(format!(
+            "invalid duration {text:?}: expected e.g. 30s, 1m30s, 500ms"
+        ))
+    };
+    let mut total = 0f64;
+    let mut rest = text;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    if rest == "0" {
+        return Ok(0);
+    }
+    while !rest.is_empty() {
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        let value: f64 = rest[..num_end].parse().map_err(|_| bad())?;
+        let after = &rest[num_end..];
+        let unit_end = after
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(after.len());
+        let scale = match &after[..unit_end] {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return Err(bad()),
+        };
+        total += value * scale;
+        rest = &after[unit_end..];
+    }
+    Ok(total as i64)
+}
+
+/// The health check that `--health-*` and `--no-healthcheck` describe.
+fn health(args: &RunArgs) -> Result<Option<bollard::models::HealthConfig>> {
+    let any = args.health_cmd.is_some()
+        || args.health_interval.is_some()
+        || args.health_timeout.is_some()
+        || args.health_retries.is_some()
+        || args.health_start_period.is_some();
+    if args.no_healthcheck {
+        if any {
+            return Err(invalid(
+                "--no-healthcheck conflicts with --health-* options".to_string(),
+            ));
+        }
+        return Ok(Some(bollard::models::HealthConfig {
+            test: Some(vec!["NONE".to_string()]),
+            ..Default::default()
+        }));
+    }
+    if !any {
+        return Ok(None);
+    }
+    let d = |v: &Option<String>| v.as_deref().map(go_duration).transpose();
+    Ok(Some(bollard::models::HealthConfig {
+        test: args
+            .health_cmd
+            .as_ref()
+            .map(|c| vec!["CMD-SHELL".to_string(), c.clone()]),
+        interval: d(&args.health_interval)?,
+        timeout: d(&args.health_timeout)?,
+        retries: args.health_retries,
+        start_period: d(&args.health_start_period)?,
+        ..Default::default()
+    }))
+}
+
 /// Capability names as docker sends them: upper case with the `CAP_` prefix (`ALL` stays).
 fn capabilities(names: &[String]) -> Vec<String> {
     names
@@ -162,6 +236,32 @@ pub fn container_body(args: &RunArgs) -> Result<ContainerCreateBody> {
     if args.pull != "missing" {
         return Err(super::system::unsupported("--pull other than \"missing\""));
     }
+    let refused: [(&str, bool); 9] = [
+        (
+            "-p/--publish (networking has not landed)",
+            !args.publish.is_empty(),
+        ),
+        (
+            "-P/--publish-all (networking has not landed)",
+            args.publish_all,
+        ),
+        (
+            "--add-host (networking has not landed)",
+            !args.add_host.is_empty(),
+        ),
+        ("--dns (networking has not landed)", !args.dns.is_empty()),
+        ("--mount (use -v for bind mounts)", !args.mount.is_empty()),
+        ("--volumes-from", !args.volumes_from.is_empty()),
+        ("--gpus", args.gpus.is_some()),
+        ("--platform", args.platform.is_some()),
+        (
+            "named volumes in -v (only host-path:container-path binds)",
+            args.volume.iter().any(|v| !v.starts_with('/')),
+        ),
+    ];
+    if let Some((flag, _)) = refused.iter().find(|(_, used)| *used) {
+        return Err(super::system::unsupported(flag));
+    }
     if let Some(net) = &args.network {
         if !["host", "none", "default", "bridge"].contains(&net.as_str()) {
             return Err(CliError::Unsupported(format!(
@@ -178,12 +278,28 @@ pub fn container_body(args: &RunArgs) -> Result<ContainerCreateBody> {
         }
     }
     let mut log_config = None;
-    if !args.log_opt.is_empty() {
+    if !args.log_opt.is_empty() || args.log_driver.is_some() {
         log_config = Some(HostConfigLogConfig {
-            typ: None,
-            config: Some(key_values(&args.log_opt, "log option")?),
+            typ: args.log_driver.clone(),
+            config: (!args.log_opt.is_empty())
+                .then(|| key_values(&args.log_opt, "log option"))
+                .transpose()?,
         });
     }
+    let mut labels = HashMap::new();
+    for file in &args.label_file {
+        let text = std::fs::read_to_string(file)
+            .map_err(CliError::io(format!("read the label file {file}")))?;
+        let lines: Vec<String> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(str::to_string)
+            .collect();
+        labels.extend(key_values(&lines, "label")?);
+    }
+    labels.extend(key_values(&args.label, "label")?);
+    let healthcheck = health(args)?;
     let tmpfs: HashMap<String, String> = args
         .tmpfs
         .iter()
@@ -227,6 +343,17 @@ pub fn container_body(args: &RunArgs) -> Result<ContainerCreateBody> {
         restart_policy: Some(restart_policy(&args.restart)?),
         auto_remove: Some(args.rm),
         init: args.init.then_some(true),
+        shm_size: memory("--shm-size", &args.shm_size)?,
+        group_add: (!args.group_add.is_empty()).then(|| args.group_add.clone()),
+        oom_kill_disable: args.oom_kill_disable.then_some(true),
+        oom_score_adj: args.oom_score_adj,
+        pid_mode: args.pid.clone(),
+        ipc_mode: args.ipc.clone(),
+        uts_mode: args.uts.clone(),
+        cpu_period: args.cpu_period,
+        cpu_quota: args.cpu_quota,
+        memory_reservation: memory("--memory-reservation", &args.memory_reservation)?,
+        binds: (!args.volume.is_empty()).then(|| args.volume.clone()),
         ..HostConfig::default()
     };
     let attach = !args.detach;
@@ -245,9 +372,9 @@ pub fn container_body(args: &RunArgs) -> Result<ContainerCreateBody> {
             },
         ),
         image: Some(args.image.clone()),
-        labels: (!args.label.is_empty())
-            .then(|| key_values(&args.label, "label"))
-            .transpose()?,
+        labels: (!labels.is_empty()).then_some(labels),
+        domainname: args.domainname.clone(),
+        healthcheck,
         working_dir: args.workdir.clone(),
         tty: Some(args.tty),
         open_stdin: Some(args.interactive),
@@ -279,6 +406,15 @@ pub fn split_reference(image: &str) -> (String, String) {
 
 /// Creates the container, pulling its image first when the daemon does not have it.
 async fn create(conn: &Connection, args: &RunArgs) -> Result<String> {
+    if let Some(path) = args
+        .cidfile
+        .as_deref()
+        .filter(|p| std::path::Path::new(p).exists())
+    {
+        return Err(invalid(format!(
+            "container ID file found, make sure the other container isn't running or delete {path}"
+        )));
+    }
     let body = container_body(args)?;
     let options = bollard::query_parameters::CreateContainerOptions {
         name: args.name.clone(),
@@ -318,9 +454,25 @@ fn print_warnings(warnings: &[String]) {
     }
 }
 
+/// Writes the container ID to `--cidfile` (which must not exist yet, as docker insists).
+fn write_cidfile(args: &RunArgs, id: &str) -> Result<()> {
+    let Some(path) = &args.cidfile else {
+        return Ok(());
+    };
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(CliError::io(format!("create the container ID file {path}")))?;
+    f.write_all(id.as_bytes())
+        .map_err(CliError::io(format!("write the container ID file {path}")))
+}
+
 /// `berth create`: prints the new container's ID.
 pub async fn create_command(conn: &Connection, args: &RunArgs) -> Result<()> {
     let id = create(conn, args).await.map_err(daemon_error_125)?;
+    write_cidfile(args, &id)?;
     write_stdout(&format!("{id}\n"))
 }
 
@@ -358,6 +510,7 @@ pub async fn run(conn: &Connection, args: &RunArgs) -> Result<i32> {
         ));
     }
     let id = create(conn, args).await.map_err(daemon_error_125)?;
+    write_cidfile(args, &id)?;
     if args.detach {
         conn.docker
             .start_container(
@@ -765,6 +918,13 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn go_durations_parse() {
+        assert_eq!(go_duration("1m30s").expect("valid"), 90_000_000_000);
+        assert_eq!(go_duration("500ms").expect("valid"), 500_000_000);
+        assert!(go_duration("5 parsecs").is_err());
+    }
 
     #[test]
     fn references_split_into_name_and_tag() {
