@@ -404,3 +404,37 @@ fn requests_carry_the_version_the_daemon_pinged() {
         "{lines:?}"
     );
 }
+
+#[test]
+fn save_and_load_match_docker() {
+    let Some(s) = server() else { return };
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let (d_out, b_out) = (dir.path().join("d.tar"), dir.path().join("b.tar"));
+    let d = s.docker(
+        &["save", "-o", d_out.to_str().expect("utf-8 path"), "busybox"],
+        None,
+    );
+    let b = s.berth(
+        &["save", "-o", b_out.to_str().expect("utf-8 path"), "busybox"],
+        None,
+    );
+    assert_eq!(b.status.code(), d.status.code());
+    assert_eq!(
+        std::fs::read(&b_out).expect("berth's archive"),
+        std::fs::read(&d_out).expect("docker's archive")
+    );
+    same(&s, &["save", "-o", "/dev/null", "nosuch"]);
+    // Not on a terminal: no progress bars, the status lines only.
+    let out = same(&s, &["load", "-i", d_out.to_str().expect("utf-8 path")]);
+    assert!(out.contains("Loaded image: busybox:latest"), "{out}");
+    same(
+        &s,
+        &["load", "-q", "-i", d_out.to_str().expect("utf-8 path")],
+    );
+    // On a terminal: a bar per layer, then the daemon's lines.
+    let b = s.berth_in_pty(&["load", "-i", d_out.to_str().expect("utf-8 path")]);
+    assert_eq!(b.status.code(), Some(0));
+    let out = text(&b);
+    assert!(out.contains("0123456789ab: Loading layer"), "{out:?}");
+    assert!(out.contains("Loaded image: busybox:latest"), "{out:?}");
+}

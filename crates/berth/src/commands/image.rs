@@ -295,7 +295,8 @@ pub async fn load(conn: &Connection, args: &LoadArgs) -> Result<()> {
         body,
         None,
     );
-    let mut progress = Progress::new(args.quiet);
+    // The daemon honours quiet itself (no per-layer lines); what it sends is shown, as docker.
+    let mut progress = Progress::new(false);
     let mut stream = Box::pin(stream);
     while let Some(item) = stream.next().await {
         let item = item?;
