@@ -438,3 +438,56 @@ fn save_and_load_match_docker() {
     assert!(out.contains("0123456789ab: Loading layer"), "{out:?}");
     assert!(out.contains("Loaded image: busybox:latest"), "{out:?}");
 }
+
+#[test]
+fn logs_and_refusals_by_the_daemon_match_docker() {
+    let Some(s) = server() else { return };
+    let d = s.docker(
+        &[
+            "run",
+            "--name",
+            "talker",
+            "busybox",
+            "out:one",
+            "err:two",
+            "out:three",
+        ],
+        None,
+    );
+    let b = s.berth(
+        &[
+            "run",
+            "--name",
+            "talker2",
+            "busybox",
+            "out:one",
+            "err:two",
+            "out:three",
+        ],
+        None,
+    );
+    assert_eq!(
+        (text(&b), err(&b), b.status.code()),
+        (text(&d), err(&d), d.status.code())
+    );
+    // Same name twice: a conflict, exit 125 for both.
+    same(&s, &["run", "--name", "talker", "busybox", "out:one"]);
+    same(&s, &["logs", "talker"]);
+    same(&s, &["logs", "--tail", "1", "talker"]);
+    same(&s, &["logs", "--since", "10m", "talker"]);
+    // What the test daemon does not implement is an error for both, with the same exit code.
+    for args in [
+        &["stop", "talker"][..],
+        &["restart", "talker"],
+        &["pause", "talker"],
+        &["unpause", "talker"],
+        &["top", "talker"],
+        &["stats", "--no-stream", "talker"],
+        &["update", "--memory", "64m", "talker"],
+        &["container", "prune", "-f"],
+        &["image", "prune", "-f"],
+        &["push", "busybox"],
+    ] {
+        same(&s, args);
+    }
+}

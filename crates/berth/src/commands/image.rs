@@ -385,6 +385,9 @@ pub async fn pull_to(
 /// `berth push`.
 pub async fn push(conn: &Connection, args: &PushArgs) -> Result<()> {
     let (name, tag) = super::run::split_reference(&args.image);
+    if !args.image.contains(':') && !args.quiet {
+        write_stdout("Using default tag: latest\n")?;
+    }
     let mut stream = Box::pin(conn.docker.push_image(
         &name,
         Some(bollard::query_parameters::PushImageOptions {
@@ -523,26 +526,19 @@ impl Progress {
         }
         let bar = self.bars.entry(id.to_string()).or_insert_with(|| {
             let bar = self.multi.add(indicatif::ProgressBar::new(0));
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{prefix}: {msg} {wide_bar} {bytes}/{total_bytes}",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
+            bar.set_style(plain_style());
             bar.set_prefix(id.to_string());
             bar
         });
         bar.set_message(status.to_string());
         match bytes {
             Some((Some(current), Some(total))) if total > 0 => {
+                bar.set_style(bar_style());
                 bar.set_length(total as u64);
                 bar.set_position(current as u64);
             }
             _ => {
-                bar.set_style(
-                    indicatif::ProgressStyle::with_template("{prefix}: {msg}")
-                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-                );
+                bar.set_style(plain_style());
                 bar.tick();
             }
         }
@@ -554,4 +550,28 @@ impl Progress {
             bar.finish();
         }
     }
+}
+
+/// A layer line without byte counts: `0123456789ab: Pull complete`.
+fn plain_style() -> indicatif::ProgressStyle {
+    indicatif::ProgressStyle::with_template("{prefix}: {msg}")
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+}
+
+/// docker's bar: `0123456789ab: Downloading [=====>      ]  1.2MB/4.26MB`.
+fn bar_style() -> indicatif::ProgressStyle {
+    indicatif::ProgressStyle::with_template("{prefix}: {msg} [{bar:50}] {sizes}")
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> ")
+        .with_key(
+            "sizes",
+            |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(
+                    w,
+                    "{}/{}",
+                    units::human_size(state.pos() as i64),
+                    units::human_size(state.len().unwrap_or(0) as i64)
+                );
+            },
+        )
 }
