@@ -491,3 +491,27 @@ fn logs_and_refusals_by_the_daemon_match_docker() {
         same(&s, args);
     }
 }
+
+#[test]
+fn info_lines_are_dockers() {
+    let Some(s) = server() else { return };
+    let d = text(&s.docker(&["info"], None));
+    let b = text(&s.berth(&["info"], None));
+    let server_lines = |t: &str| -> Vec<String> {
+        t.split_once("Server:")
+            .map(|(_, rest)| rest.lines().map(str::to_string).collect())
+            .unwrap_or_default()
+    };
+    // Every line berth prints is docker's, in docker's order (berth leaves out swarm, plugins
+    // and the containerd/runc versions it does not have).
+    let docker_lines = server_lines(&d);
+    let mut at = 0;
+    for line in server_lines(&b) {
+        let found = docker_lines[at..].iter().position(|l| *l == line);
+        assert!(
+            found.is_some(),
+            "berth's info line {line:?} is not docker's (after line {at})"
+        );
+        at += found.unwrap_or(0) + 1;
+    }
+}

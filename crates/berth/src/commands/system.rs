@@ -165,8 +165,12 @@ pub async fn info(conn: &Connection, args: &FormatArgs) -> Result<()> {
         text.push_str(&format!(" Default Runtime: {r}\n"));
     }
     text.push_str(&format!(
-        " Kernel Version: {}\n Operating System: {}\n OSType: {}\n Architecture: {}\n CPUs: {}\n Total Memory: {}\n Name: {}\n ID: {}\n Docker Root Dir: {}\n",
-        s(&info.kernel_version),
+        "{}Operating System: {}\n OSType: {}\n Architecture: {}\n CPUs: {}\n Total Memory: {}\n Name: {}\n ID: {}\n Docker Root Dir: {}\n",
+        info.kernel_version
+            .as_deref()
+            .filter(|k| !k.is_empty())
+            .map(|k| format!(" Kernel Version: {k}\n "))
+            .unwrap_or_else(|| " ".to_string()),
         s(&info.operating_system),
         s(&info.os_type),
         s(&info.architecture),
