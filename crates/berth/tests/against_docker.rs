@@ -481,8 +481,6 @@ fn logs_and_refusals_by_the_daemon_match_docker() {
         &["restart", "talker"],
         &["pause", "talker"],
         &["unpause", "talker"],
-        &["top", "talker"],
-        &["stats", "--no-stream", "talker"],
         &["update", "--memory", "64m", "talker"],
         &["container", "prune", "-f"],
         &["image", "prune", "-f"],
@@ -514,4 +512,22 @@ fn info_lines_are_dockers() {
         );
         at += found.unwrap_or(0) + 1;
     }
+}
+
+#[test]
+fn stats_match_docker() {
+    let Some(s) = server() else { return };
+    let out = same(&s, &["stats", "--no-stream", "old"]);
+    assert!(out.contains("25.00%"), "{out}");
+    same(&s, &["top", "old"]);
+    same(
+        &s,
+        &[
+            "stats",
+            "--no-stream",
+            "--format",
+            "{{.Name}} {{.CPUPerc}} {{.MemUsage}} {{.PIDs}}",
+            "old",
+        ],
+    );
 }

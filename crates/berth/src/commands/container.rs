@@ -209,17 +209,28 @@ pub async fn top(conn: &Connection, args: &TopArgs) -> Result<()> {
         text.push_str(&row.join("\t"));
         text.push('\n');
     }
-    write_stdout(&table::align(&text))
+    // docker top aligns with a minimum cell width of 20 and padding 1.
+    write_stdout(&table::align_with(&text, 20, 1))
 }
 
-/// `berth stats --no-stream` (streaming is refused until it is written).
+const STATS_FORMAT: &str = "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}";
+
+const STATS_HEADERS: &[(&str, &str)] = &[
+    ("Container", "CONTAINER"),
+    ("ID", "CONTAINER ID"),
+    ("Name", "NAME"),
+    ("CPUPerc", "CPU %"),
+    ("MemUsage", "MEM USAGE / LIMIT"),
+    ("MemPerc", "MEM %"),
+    ("NetIO", "NET I/O"),
+    ("BlockIO", "BLOCK I/O"),
+    ("PIDs", "PIDS"),
+];
+
+/// `berth stats`: one table with `--no-stream`, else the table redrawn on every sample (for
+/// the containers running when it started).
 pub async fn stats(conn: &Connection, args: &StatsArgs) -> Result<()> {
-    if !args.no_stream {
-        return Err(super::system::unsupported(
-            "streaming stats (use --no-stream)",
-        ));
-    }
-    let names = if args.containers.is_empty() {
+    let names: Vec<String> = if args.containers.is_empty() {
         let list = conn
             .docker
             .list_containers(Some(bollard::query_parameters::ListContainersOptions {
@@ -231,72 +242,111 @@ pub async fn stats(conn: &Connection, args: &StatsArgs) -> Result<()> {
     } else {
         args.containers.clone()
     };
-    let mut rows = Vec::new();
-    for name in names {
-        let mut s = conn.docker.stats(
-            &name,
-            Some(bollard::query_parameters::StatsOptions {
-                stream: false,
-                one_shot: false,
-            }),
-        );
-        let Some(st) = s.next().await else { continue };
-        let st = st?;
-        let cpu = st.cpu_stats.clone().unwrap_or_default();
-        let pre = st.precpu_stats.clone().unwrap_or_default();
-        let usage = |c: &bollard::models::ContainerCpuStats| {
-            c.cpu_usage
-                .as_ref()
-                .and_then(|u| u.total_usage)
-                .unwrap_or(0) as f64
-        };
-        let cpu_delta = usage(&cpu) - usage(&pre);
-        let sys_delta =
-            cpu.system_cpu_usage.unwrap_or(0) as f64 - pre.system_cpu_usage.unwrap_or(0) as f64;
-        let ncpu = cpu.online_cpus.unwrap_or(1).max(1) as f64;
-        let cpu_pct = if sys_delta > 0.0 && cpu_delta > 0.0 {
-            cpu_delta / sys_delta * ncpu * 100.0
-        } else {
-            0.0
-        };
-        let mem = st.memory_stats.clone().unwrap_or_default();
-        let used = mem.usage.unwrap_or(0) as i64;
-        let limit = mem.limit.unwrap_or(0) as i64;
-        let mem_pct = if limit > 0 {
-            used as f64 / limit as f64 * 100.0
-        } else {
-            0.0
-        };
-        let id = st.id.clone().unwrap_or_else(|| name.clone());
-        let pids = st.pids_stats.as_ref().and_then(|p| p.current).unwrap_or(0);
-        rows.push(json!({
-            "Container": name,
-            "ID": if args.no_trunc { id.clone() } else { units::short_id(&id) },
-            "Name": st.name.clone().unwrap_or_default().trim_start_matches('/'),
-            "CPUPerc": format!("{cpu_pct:.2}%"),
-            "MemUsage": format!("{} / {}", binary(used), binary(limit)),
-            "MemPerc": format!("{mem_pct:.2}%"),
-            "NetIO": "0B / 0B",
-            "BlockIO": "0B / 0B",
-            "PIDs": pids.to_string(),
-        }));
+    let streams = names.iter().enumerate().map(|(i, name)| {
+        conn.docker
+            .stats(
+                name,
+                Some(bollard::query_parameters::StatsOptions {
+                    stream: !args.no_stream,
+                    one_shot: false,
+                }),
+            )
+            .map(move |item| (i, item))
+            .boxed()
+    });
+    let mut merged = futures_util::stream::select_all(streams);
+    let mut rows: Vec<Option<Value>> = vec![None; names.len()];
+    let terminal = super::stream::stdout_is_terminal();
+    while let Some((i, item)) = merged.next().await {
+        rows[i] = Some(stats_row(&names[i], &item?, args.no_trunc));
+        let ready: Vec<Value> = rows.iter().flatten().cloned().collect();
+        if args.no_stream {
+            continue;
+        }
+        if ready.len() == rows.len() {
+            let table =
+                output::render_rows(args.format.as_deref(), STATS_FORMAT, STATS_HEADERS, &ready)?;
+            // On a terminal the table is redrawn in place, as docker does.
+            let clear = if terminal { "\x1b[2J\x1b[H" } else { "" };
+            write_stdout(&format!("{clear}{table}"))?;
+        }
     }
-    output::print_rows(
-        args.format.as_deref(),
-        "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}",
-        &[
-            ("Container", "CONTAINER"),
-            ("ID", "CONTAINER ID"),
-            ("Name", "NAME"),
-            ("CPUPerc", "CPU %"),
-            ("MemUsage", "MEM USAGE / LIMIT"),
-            ("MemPerc", "MEM %"),
-            ("NetIO", "NET I/O"),
-            ("BlockIO", "BLOCK I/O"),
-            ("PIDs", "PIDS"),
-        ],
-        &rows,
-    )
+    if args.no_stream {
+        let ready: Vec<Value> = rows.into_iter().flatten().collect();
+        return output::print_rows(args.format.as_deref(), STATS_FORMAT, STATS_HEADERS, &ready);
+    }
+    Ok(())
+}
+
+/// One container's sample as docker's stats row (CPU % from the delta against the previous
+/// sample, memory without the page cache as docker's Linux calculation).
+fn stats_row(name: &str, st: &bollard::models::ContainerStatsResponse, no_trunc: bool) -> Value {
+    let cpu = st.cpu_stats.clone().unwrap_or_default();
+    let pre = st.precpu_stats.clone().unwrap_or_default();
+    let usage = |c: &bollard::models::ContainerCpuStats| {
+        c.cpu_usage
+            .as_ref()
+            .and_then(|u| u.total_usage)
+            .unwrap_or(0) as f64
+    };
+    let cpu_delta = usage(&cpu) - usage(&pre);
+    let sys_delta =
+        cpu.system_cpu_usage.unwrap_or(0) as f64 - pre.system_cpu_usage.unwrap_or(0) as f64;
+    let ncpu = cpu.online_cpus.unwrap_or(1).max(1) as f64;
+    let cpu_pct = if sys_delta > 0.0 && cpu_delta > 0.0 {
+        cpu_delta / sys_delta * ncpu * 100.0
+    } else {
+        0.0
+    };
+    let mem = st.memory_stats.clone().unwrap_or_default();
+    let cache = mem
+        .stats
+        .as_ref()
+        .and_then(|s| {
+            s.get("total_inactive_file")
+                .or(s.get("inactive_file"))
+                .copied()
+        })
+        .unwrap_or(0);
+    let used = mem.usage.unwrap_or(0).saturating_sub(cache) as i64;
+    let limit = mem.limit.unwrap_or(0) as i64;
+    let mem_pct = if limit > 0 {
+        used as f64 / limit as f64 * 100.0
+    } else {
+        0.0
+    };
+    let (mut rx, mut tx) = (0i64, 0i64);
+    for n in st.networks.iter().flat_map(|m| m.values()) {
+        rx += n.rx_bytes.unwrap_or(0) as i64;
+        tx += n.tx_bytes.unwrap_or(0) as i64;
+    }
+    let (mut read, mut write) = (0i64, 0i64);
+    for e in st
+        .blkio_stats
+        .as_ref()
+        .and_then(|b| b.io_service_bytes_recursive.as_ref())
+        .into_iter()
+        .flatten()
+    {
+        match e.op.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            Some("read") => read += e.value.unwrap_or(0) as i64,
+            Some("write") => write += e.value.unwrap_or(0) as i64,
+            _ => {}
+        }
+    }
+    let id = st.id.clone().unwrap_or_else(|| name.to_string());
+    let pids = st.pids_stats.as_ref().and_then(|p| p.current).unwrap_or(0);
+    json!({
+        "Container": name,
+        "ID": if no_trunc { id.clone() } else { units::short_id(&id) },
+        "Name": st.name.clone().unwrap_or_default().trim_start_matches('/'),
+        "CPUPerc": format!("{cpu_pct:.2}%"),
+        "MemUsage": format!("{} / {}", binary(used), binary(limit)),
+        "MemPerc": format!("{mem_pct:.2}%"),
+        "NetIO": format!("{} / {}", units::human_size(rx), units::human_size(tx)),
+        "BlockIO": format!("{} / {}", units::human_size(read), units::human_size(write)),
+        "PIDs": pids.to_string(),
+    })
 }
 
 fn binary(size: i64) -> String {

@@ -24,6 +24,9 @@ use api_server::{
 use api_types::models::*;
 use api_types::query::*;
 use api_types::{ProgressMessage, RegistryAuth, StdStream};
+use bollard::models::{
+    ContainerCpuStats, ContainerCpuUsage, ContainerMemoryStats, ContainerPidsStats,
+};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -450,15 +453,77 @@ impl ContainerBackend for FakeDaemon {
     async fn resize(&self, id: &str, _size: ResizeQuery) -> Result<(), ApiError> {
         self.with(id, |_| Ok(()))
     }
-    async fn top(&self, _id: &str, _ps: Option<String>) -> Result<ContainerTopResponse, ApiError> {
-        Err(not_in_fixture("top"))
+    async fn top(&self, id: &str, _ps: Option<String>) -> Result<ContainerTopResponse, ApiError> {
+        self.with(id, |_| Ok(()))?;
+        let row = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        Ok(ContainerTopResponse {
+            titles: Some(row(&[
+                "UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD",
+            ])),
+            processes: Some(vec![
+                row(&[
+                    "root",
+                    "4242",
+                    "4200",
+                    "0",
+                    "12:00",
+                    "?",
+                    "00:00:00",
+                    "sleep 1000",
+                ]),
+                row(&[
+                    "nobody",
+                    "4243",
+                    "4242",
+                    "0",
+                    "12:00",
+                    "pts/0",
+                    "00:00:01",
+                    "sh -c true",
+                ]),
+            ]),
+        })
     }
     async fn stats(
         &self,
-        _id: &str,
+        id: &str,
         _q: ContainerStatsQuery,
     ) -> Result<JsonStream<ContainerStatsResponse>, ApiError> {
-        Err(not_in_fixture("stats"))
+        // One fixed sample: 25% of one of two CPUs, 10 MiB of 1 GiB, 3 processes.
+        let (full, name) = self.with(id, |c| Ok((c.id.clone(), c.name.clone())))?;
+        let sample = ContainerStatsResponse {
+            id: Some(full),
+            name: Some(format!("/{name}")),
+            cpu_stats: Some(ContainerCpuStats {
+                cpu_usage: Some(ContainerCpuUsage {
+                    total_usage: Some(2_000_000_000),
+                    ..ContainerCpuUsage::default()
+                }),
+                system_cpu_usage: Some(20_000_000_000),
+                online_cpus: Some(2),
+                ..ContainerCpuStats::default()
+            }),
+            precpu_stats: Some(ContainerCpuStats {
+                cpu_usage: Some(ContainerCpuUsage {
+                    total_usage: Some(1_000_000_000),
+                    ..ContainerCpuUsage::default()
+                }),
+                system_cpu_usage: Some(12_000_000_000),
+                online_cpus: Some(2),
+                ..ContainerCpuStats::default()
+            }),
+            memory_stats: Some(ContainerMemoryStats {
+                usage: Some(10 << 20),
+                limit: Some(1 << 30),
+                ..ContainerMemoryStats::default()
+            }),
+            pids_stats: Some(ContainerPidsStats {
+                current: Some(3),
+                limit: None,
+            }),
+            ..ContainerStatsResponse::default()
+        };
+        Ok(futures_util::stream::iter(vec![Ok(sample)]).boxed())
     }
     async fn rename(&self, id: &str, new_name: &str) -> Result<(), ApiError> {
         self.with(id, |c| {
