@@ -371,6 +371,30 @@ fn image_commands_match_docker() {
     same(&s, &["tag", "nosuch", "other:1"]);
     same(&s, &["rmi", "nosuch"]);
     same(&s, &["image", "inspect", "nosuch"]);
+    same(&s, &["history", "busybox"]);
+    same(&s, &["history", "--no-trunc", "busybox"]);
+    same(&s, &["history", "-q", "busybox"]);
+    same(&s, &["image", "inspect", "--format", "{{.Id}} {{.Os}}/{{.Architecture}} {{.Size}}", "busybox"]);
+    same(&s, &["inspect", "--format", "{{json .RepoTags}}", "busybox"]);
+    same(&s, &["tag", "busybox", "other:1"]);
+    same(&s, &["rmi", "other:1"]);
+}
+
+#[test]
+fn start_attached_matches_docker() {
+    let Some(s) = server() else { return };
+    for (cli, name) in [("docker", "sd"), ("berth", "sb")] {
+        let run = |args: &[&str]| {
+            if cli == "docker" { s.docker(args, None) } else { s.berth(args, None) }
+        };
+        let created = run(&["create", "--name", name, "busybox", "out:started", "exit:5"]);
+        assert_eq!(created.status.code(), Some(0));
+        let started = run(&["start", "-a", name]);
+        assert_eq!(text(&started), "started\n", "{cli}");
+        assert_eq!(started.status.code(), Some(5), "{cli}");
+        let waited = run(&["wait", name]);
+        assert_eq!(text(&waited), "5\n", "{cli}");
+    }
 }
 
 #[test]

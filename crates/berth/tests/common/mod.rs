@@ -633,20 +633,59 @@ impl ImageBackend for FakeDaemon {
         }])
     }
     async fn image_inspect(&self, name: &str) -> Result<ImageInspect, ApiError> {
-        Err(ApiError::no_such_image(name))
+        if name != "busybox" && name != "busybox:latest" {
+            return Err(ApiError::no_such_image(name));
+        }
+        Ok(ImageInspect {
+            id: Some(format!("sha256:{:064x}", 0xb0b0u64)),
+            repo_tags: Some(vec!["busybox:latest".to_string()]),
+            architecture: Some("amd64".to_string()),
+            os: Some("linux".to_string()),
+            size: Some(4_260_000),
+            ..ImageInspect::default()
+        })
     }
     async fn image_history(&self, name: &str) -> Result<Vec<ImageHistoryResponseItem>, ApiError> {
-        Err(ApiError::no_such_image(name))
+        if name != "busybox" && name != "busybox:latest" {
+            return Err(ApiError::no_such_image(name));
+        }
+        Ok(vec![
+            ImageHistoryResponseItem {
+                id: format!("sha256:{:064x}", 0xb0b0u64),
+                created: 1_700_000_000,
+                created_by: "/bin/sh -c #(nop)  CMD [\"sh\"] and a long tail of words to truncate".to_string(),
+                tags: vec!["busybox:latest".to_string()],
+                size: 0,
+                comment: String::new(),
+            },
+            ImageHistoryResponseItem {
+                id: "<missing>".to_string(),
+                created: 1_699_999_000,
+                created_by: "/bin/sh -c #(nop) ADD file:abc in /".to_string(),
+                tags: Vec::new(),
+                size: 4_260_000,
+                comment: "layer".to_string(),
+            },
+        ])
     }
     async fn image_tag(&self, name: &str, _repo: &str, _tag: Option<&str>) -> Result<(), ApiError> {
-        Err(ApiError::no_such_image(name))
+        if name != "busybox" && name != "busybox:latest" {
+            return Err(ApiError::no_such_image(name));
+        }
+        Ok(())
     }
     async fn image_remove(
         &self,
         name: &str,
         _q: ImageRemoveQuery,
     ) -> Result<Vec<ImageDeleteResponseItem>, ApiError> {
-        Err(ApiError::no_such_image(name))
+        if name != "other:1" {
+            return Err(ApiError::no_such_image(name));
+        }
+        Ok(vec![ImageDeleteResponseItem {
+            untagged: Some("other:1".to_string()),
+            deleted: None,
+        }])
     }
     async fn image_pull(
         &self,
