@@ -255,6 +255,16 @@ fn run_with_a_tty_matches_docker() {
     let b = s.berth_in_pty(&["run", "-t", "busybox", "out:tty", "exit:4"]);
     assert_eq!(b.status.code(), d.status.code());
     assert_eq!(text(&b), text(&d));
+    // -it: raw terminal and stdin attached; the exit ends the session.
+    let d = s.docker_in_pty(&["run", "-it", "busybox", "out:done", "exit:6"]);
+    let b = s.berth_in_pty(&["run", "-it", "busybox", "out:done", "exit:6"]);
+    assert_eq!(b.status.code(), d.status.code());
+    assert!(text(&b).contains("done"), "{:?}", text(&b));
+    // exec -t in a pty.
+    let d = s.docker_in_pty(&["exec", "-t", "old", "out:inexec", "exit:1"]);
+    let b = s.berth_in_pty(&["exec", "-t", "old", "out:inexec", "exit:1"]);
+    assert_eq!(b.status.code(), d.status.code());
+    assert_eq!(text(&b), text(&d));
 }
 
 #[test]
