@@ -97,6 +97,68 @@ pub async fn connect(host: Option<&str>) -> Result<Connection> {
     })
 }
 
+impl Connection {
+    /// A GET whose JSON answer is wanted byte for byte (inspect prints the daemon's own JSON,
+    /// as docker does): the status and the body.
+    pub async fn get_raw(&self, path: &str) -> Result<(u16, Vec<u8>)> {
+        let io = |what: &'static str| {
+            let path = path.to_string();
+            move |e: std::io::Error| CliError::Io {
+                what: format!("{what} for GET {path}"),
+                source: e,
+            }
+        };
+        let mut stream = tokio::net::UnixStream::connect(&self.socket)
+            .await
+            .map_err(io("connect to the daemon"))?;
+        let request = format!(
+            "GET /v{}.{}{path} HTTP/1.1\r\nHost: api\r\nConnection: close\r\n\r\n",
+            self.api_version.major_version, self.api_version.minor_version
+        );
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(io("send the request"))?;
+        let mut raw = Vec::new();
+        stream
+            .read_to_end(&mut raw)
+            .await
+            .map_err(io("read the answer"))?;
+        Ok(split_response(&raw))
+    }
+}
+
+/// An HTTP/1.1 response's status and body (chunked transfer decoded).
+pub fn split_response(raw: &[u8]) -> (u16, Vec<u8>) {
+    let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return (0, Vec::new());
+    };
+    let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = &raw[end + 4..];
+    if !head.contains("transfer-encoding: chunked") {
+        return (status, body.to_vec());
+    }
+    let mut out = Vec::new();
+    let mut rest = body;
+    while let Some(i) = rest.windows(2).position(|w| w == b"\r\n") {
+        let size_text = String::from_utf8_lossy(&rest[..i]).to_string();
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .unwrap_or(0);
+        rest = &rest[i + 2..];
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.extend_from_slice(&rest[..size]);
+        rest = rest.get(size + 2..).unwrap_or_default();
+    }
+    (status, out)
+}
+
 /// `GET /_ping` on the socket; the server's API version, if it said one.
 async fn ping(socket: &str) -> Result<Option<ClientVersion>> {
     let no_daemon = |reason: String| CliError::NoDaemon {

@@ -79,3 +79,77 @@ pub fn write_stdout(text: &str) -> Result<()> {
 pub fn to_value<T: serde::Serialize>(model: &T) -> Value {
     serde_json::to_value(model).unwrap_or(Value::Null)
 }
+
+/// Re-indents compact JSON text as Go's `json.Indent` with four spaces after `prefix`, keeping
+/// the daemon's field order and number spelling (docker prints inspect's raw JSON this way).
+pub fn indent_json(compact: &[u8], prefix: &str) -> String {
+    let mut out = String::new();
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    let text = String::from_utf8_lossy(compact);
+    let mut chars = text.chars().peekable();
+    let newline = |out: &mut String, depth: usize| {
+        out.push('\n');
+        out.push_str(prefix);
+        for _ in 0..depth {
+            out.push_str("    ");
+        }
+    };
+    while let Some(c) = chars.next() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_string = true;
+                out.push(c);
+            }
+            '{' | '[' => {
+                out.push(c);
+                let close = if c == '{' { '}' } else { ']' };
+                // Empty objects and arrays stay `{}` and `[]`.
+                while chars.peek().is_some_and(|n| n.is_whitespace()) {
+                    chars.next();
+                }
+                if chars.peek() == Some(&close) {
+                    chars.next();
+                    out.push(close);
+                } else {
+                    depth += 1;
+                    newline(&mut out, depth);
+                }
+            }
+            '}' | ']' => {
+                depth = depth.saturating_sub(1);
+                newline(&mut out, depth);
+                out.push(c);
+            }
+            ',' => {
+                out.push(c);
+                newline(&mut out, depth);
+            }
+            ':' => out.push_str(": "),
+            c if c.is_whitespace() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn json_is_indented_as_go_does() {
+        let t = super::indent_json(br#"{"a":[1,2],"b":{},"c":"x, {y}"}"#, "");
+        assert_eq!(t, "{\n    \"a\": [\n        1,\n        2\n    ],\n    \"b\": {},\n    \"c\": \"x, {y}\"\n}");
+    }
+}

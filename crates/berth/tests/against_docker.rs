@@ -125,6 +125,21 @@ fn inspect_format_matches_docker() {
         &s,
         &["container", "inspect", "-f", "{{json .Config.Cmd}}", "old"],
     );
+    let out = same(&s, &["inspect", "old"]);
+    assert!(out.starts_with("[\n    {\n        \"Id\": "), "{out}");
+    same(&s, &["inspect", "old", "busybox"]);
+    same(&s, &["image", "inspect", "busybox"]);
+    for args in [
+        &["container", "inspect", "nosuch"][..],
+        &["image", "inspect", "nosuch"],
+    ] {
+        let (b, d) = (s.berth(args, None), s.docker(args, None));
+        assert_eq!(
+            (b.status.code(), err(&b)),
+            (d.status.code(), err(&d)),
+            "{args:?}"
+        );
+    }
     let b = s.berth(&["inspect", "nosuch"], None);
     let d = s.docker(&["inspect", "nosuch"], None);
     assert_eq!(b.status.code(), d.status.code());
@@ -384,8 +399,20 @@ fn image_commands_match_docker() {
     same(&s, &["history", "busybox"]);
     same(&s, &["history", "--no-trunc", "busybox"]);
     same(&s, &["history", "-q", "busybox"]);
-    same(&s, &["image", "inspect", "--format", "{{.Id}} {{.Os}}/{{.Architecture}} {{.Size}}", "busybox"]);
-    same(&s, &["inspect", "--format", "{{json .RepoTags}}", "busybox"]);
+    same(
+        &s,
+        &[
+            "image",
+            "inspect",
+            "--format",
+            "{{.Id}} {{.Os}}/{{.Architecture}} {{.Size}}",
+            "busybox",
+        ],
+    );
+    same(
+        &s,
+        &["inspect", "--format", "{{json .RepoTags}}", "busybox"],
+    );
     same(&s, &["tag", "busybox", "other:1"]);
     same(&s, &["rmi", "other:1"]);
 }
@@ -395,7 +422,11 @@ fn start_attached_matches_docker() {
     let Some(s) = server() else { return };
     for (cli, name) in [("docker", "sd"), ("berth", "sb")] {
         let run = |args: &[&str]| {
-            if cli == "docker" { s.docker(args, None) } else { s.berth(args, None) }
+            if cli == "docker" {
+                s.docker(args, None)
+            } else {
+                s.berth(args, None)
+            }
         };
         let created = run(&["create", "--name", name, "busybox", "out:started", "exit:5"]);
         assert_eq!(created.status.code(), Some(0));

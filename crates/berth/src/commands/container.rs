@@ -10,7 +10,7 @@ use crate::cli::{
 };
 use crate::connect::Connection;
 use crate::error::{CliError, Result};
-use crate::output::{self, to_value, write_stdout};
+use crate::output::{self, write_stdout};
 use crate::{table, units};
 
 /// Runs `op` on each container, printing its name on success and the error otherwise; exit 1
@@ -361,15 +361,15 @@ fn binary(size: i64) -> String {
 }
 
 /// `berth inspect` / `container inspect` / `image inspect`: containers first, then images,
-/// unless `--type` says which.
+/// unless `--type` says which. Without `--format` the daemon's JSON is printed as it sent it,
+/// indented, as docker does.
 pub async fn inspect(conn: &Connection, args: &InspectArgs, kind: Option<&str>) -> Result<()> {
     let kind = kind.or(args.kind.as_deref());
-    let mut values = Vec::new();
+    let mut raws = Vec::new();
     let mut failed = false;
     for name in &args.objects {
-        let found = inspect_one(conn, name, kind, args.size).await;
-        match found {
-            Ok(v) => values.push(v),
+        match inspect_one(conn, name, kind, args.size).await {
+            Ok(raw) => raws.push(raw),
             Err(e) => {
                 failed = true;
                 eprintln!("{e}");
@@ -379,16 +379,25 @@ pub async fn inspect(conn: &Connection, args: &InspectArgs, kind: Option<&str>) 
     match &args.format {
         Some(f) => {
             let mut text = String::new();
-            for v in &values {
-                text.push_str(&output::render_one(f, v)?);
+            for raw in &raws {
+                let v: Value = serde_json::from_slice(raw).map_err(|e| {
+                    CliError::Transport(format!("the daemon's inspect answer is not JSON: {e}"))
+                })?;
+                text.push_str(&output::render_one(f, &v)?);
             }
             write_stdout(&text)?;
         }
         None => {
-            let text = serde_json::to_string_pretty(&Value::Array(values))
-                .unwrap_or_default()
-                .replace("  ", "    ");
-            write_stdout(&format!("{text}\n"))?;
+            let mut text = String::from("[");
+            for (i, raw) in raws.iter().enumerate() {
+                if i > 0 {
+                    text.push(',');
+                }
+                text.push_str("\n    ");
+                text.push_str(&output::indent_json(raw, "    "));
+            }
+            text.push_str(if raws.is_empty() { "]\n" } else { "\n]\n" });
+            write_stdout(&text)?;
         }
     }
     if failed {
@@ -398,39 +407,61 @@ pub async fn inspect(conn: &Connection, args: &InspectArgs, kind: Option<&str>) 
     }
 }
 
+fn url_escape(name: &str) -> String {
+    name.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z'
+            | b'a'..=b'z'
+            | b'0'..=b'9'
+            | b'-'
+            | b'_'
+            | b'.'
+            | b'~'
+            | b':'
+            | b'/'
+            | b'@' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn daemon_message(status: u16, body: &[u8]) -> CliError {
+    let message = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| {
+            v.get("message")
+                .and_then(|m| m.as_str())
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_string());
+    CliError::Daemon { status, message }
+}
+
 async fn inspect_one(
     conn: &Connection,
     name: &str,
     kind: Option<&str>,
     size: bool,
-) -> Result<Value> {
+) -> Result<Vec<u8>> {
     if kind != Some("image") {
-        match conn
-            .docker
-            .inspect_container(
-                name,
-                Some(bollard::query_parameters::InspectContainerOptions { size }),
-            )
-            .await
-        {
-            Ok(c) => return Ok(to_value(&c)),
-            Err(e) if kind == Some("container") => return Err(e.into()),
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => {}
-            Err(e) => return Err(e.into()),
+        let path = format!("/containers/{}/json?size={size}", url_escape(name));
+        let (status, body) = conn.get_raw(&path).await?;
+        match status {
+            200 => return Ok(body),
+            404 if kind != Some("container") => {}
+            _ => return Err(daemon_message(status, &body)),
         }
     }
-    match conn.docker.inspect_image(name).await {
-        Ok(i) => Ok(to_value(&i)),
-        Err(e) if kind == Some("image") => Err(e.into()),
-        Err(bollard::errors::Error::DockerResponseServerError {
-            status_code: 404, ..
-        }) => Err(CliError::Message(
+    let (status, body) = conn
+        .get_raw(&format!("/images/{}/json", url_escape(name)))
+        .await?;
+    match status {
+        200 => Ok(body),
+        404 if kind.is_none() => Err(CliError::Message(
             1,
             format!("Error: No such object: {name}"),
         )),
-        Err(e) => Err(e.into()),
+        _ => Err(daemon_message(status, &body)),
     }
 }
 

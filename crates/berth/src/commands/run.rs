@@ -667,20 +667,10 @@ impl ExitWait {
         if !self.chunked {
             return Ok(raw);
         }
-        let mut body = Vec::new();
-        let mut rest = raw.as_slice();
-        while let Some(i) = rest.windows(2).position(|w| w == b"\r\n") {
-            let size_text = String::from_utf8_lossy(&rest[..i]).to_string();
-            let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-                .unwrap_or(0);
-            rest = &rest[i + 2..];
-            if size == 0 || rest.len() < size {
-                break;
-            }
-            body.extend_from_slice(&rest[..size]);
-            rest = rest.get(size + 2..).unwrap_or_default();
-        }
-        Ok(body)
+        // Give the chunked body a head so the shared HTTP reader can decode it.
+        let mut whole = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        whole.extend_from_slice(&raw);
+        Ok(crate::connect::split_response(&whole).1)
     }
 
     /// The container's exit code, once it exits.

@@ -653,7 +653,8 @@ impl ImageBackend for FakeDaemon {
             ImageHistoryResponseItem {
                 id: format!("sha256:{:064x}", 0xb0b0u64),
                 created: 1_700_000_000,
-                created_by: "/bin/sh -c #(nop)  CMD [\"sh\"] and a long tail of words to truncate".to_string(),
+                created_by: "/bin/sh -c #(nop)  CMD [\"sh\"] and a long tail of words to truncate"
+                    .to_string(),
                 tags: vec!["busybox:latest".to_string()],
                 size: 0,
                 comment: String::new(),
