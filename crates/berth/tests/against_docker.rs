@@ -550,6 +550,7 @@ fn logs_and_refusals_by_the_daemon_match_docker() {
         &["container", "prune", "-f"],
         &["image", "prune", "-f"],
         &["push", "busybox"],
+        &["system", "df"],
     ] {
         same(&s, args);
     }
@@ -595,4 +596,17 @@ fn stats_match_docker() {
             "old",
         ],
     );
+}
+
+#[test]
+fn berth_host_wins_over_docker_host() {
+    let Some(s) = server() else { return };
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["ps", "-a", "-q"])
+        .env("BERTH_HOST", s.docker_host())
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .expect("run berth");
+    assert_eq!(out.status.code(), Some(0), "{}", err(&out));
+    assert_eq!(text(&out), "000000000000\n");
 }
