@@ -610,3 +610,55 @@ fn berth_host_wins_over_docker_host() {
     assert_eq!(out.status.code(), Some(0), "{}", err(&out));
     assert_eq!(text(&out), "000000000000\n");
 }
+
+#[test]
+fn exec_kill_and_rm_flags_match_docker() {
+    let Some(s) = server() else { return };
+    same(&s, &["exec", "-d", "old", "out:x"]);
+    same(
+        &s,
+        &[
+            "exec",
+            "-e",
+            "A=1",
+            "-w",
+            "/tmp",
+            "-u",
+            "nobody",
+            "old",
+            "out:flags",
+            "exit:3",
+        ],
+    );
+    let b = s.berth(
+        &["exec", "-i", "old", "cat", "exit:4"],
+        Some("through exec\n"),
+    );
+    assert_eq!(
+        (text(&b).as_str(), b.status.code()),
+        ("through exec\n", Some(4))
+    );
+    same(&s, &["kill", "-s", "HUP", "old"]);
+    same(&s, &["logs", "-f", "-t", "old"]);
+    for (cli, name) in [("docker", "rd"), ("berth", "rb")] {
+        let run = |args: &[&str]| {
+            if cli == "docker" {
+                s.docker(args, None)
+            } else {
+                s.berth(args, None)
+            }
+        };
+        assert_eq!(
+            run(&["create", "--name", name, "busybox", "exit:0"])
+                .status
+                .code(),
+            Some(0)
+        );
+        let removed = run(&["rm", "-f", name]);
+        assert_eq!(
+            (text(&removed), removed.status.code()),
+            (format!("{name}\n"), Some(0)),
+            "{cli}"
+        );
+    }
+}
