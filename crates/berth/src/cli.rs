@@ -12,7 +12,23 @@ use clap::{Args, Parser, Subcommand};
                   socket. Commands, flags and output formats are docker's.\n\n\
                   The daemon is found through -H/--host, then BERTH_HOST, then DOCKER_HOST, then \
                   unix:///run/berth/berth.sock.",
-    after_help = "Run 'berth COMMAND --help' for more information on a command."
+    after_help = "Run 'berth COMMAND --help' for more information on a command.",
+    after_long_help = "ENVIRONMENT:\n  \
+        BERTH_HOST    the daemon's socket (unix:///path), before DOCKER_HOST\n  \
+        DOCKER_HOST   the daemon's socket when BERTH_HOST is unset\n\n\
+        EXIT STATUS:\n  \
+        0     success\n  \
+        1     the command failed (the daemon refused it, or no daemon answered)\n  \
+        125   bad flags, or the daemon refused to create or start a container (run, create)\n  \
+        126   the container's command cannot be invoked (run)\n  \
+        127   the container's command cannot be found (run)\n  \
+        N     otherwise run, start -a and exec return the container's or command's code\n\n\
+        EXAMPLES:\n  \
+        sudo berthd &\n  \
+        berth run --rm --memory 64m busybox echo hello\n  \
+        berth ps -a --format 'table {{.ID}}\\t{{.Names}}\\t{{.Status}}'\n  \
+        berth inspect --format '{{.State.Pid}}' CONTAINER\n  \
+        berth completion bash > /etc/bash_completion.d/berth"
 )]
 pub struct Cli {
     /// Daemon socket to connect to (unix:///path)
@@ -189,7 +205,20 @@ pub struct PsArgs {
 
 /// `berth run` and `berth create`: docker's container options.
 #[derive(Debug, Args, Default)]
-#[command(disable_help_flag = true)]
+#[command(
+    disable_help_flag = true,
+    after_help = "Flags docker has and berth does not yet (-p, --dns, --mount, …) are refused \
+                  with exit code 125, never ignored. -h is --hostname, as in docker.",
+    after_long_help = "EXIT STATUS (run):\n  \
+        125   the daemon refused to create or start the container (missing image, bad flag)\n  \
+        126   the command cannot be invoked (permission denied)\n  \
+        127   the command cannot be found\n  \
+        N     otherwise, the container's own exit code\n\n\
+        EXAMPLES:\n  \
+        berth run --rm busybox true\n  \
+        berth run -it --name shell busybox sh\n  \
+        berth run -d --restart on-failure:3 --memory 128m --pids-limit 64 busybox sleep 600"
+)]
 pub struct RunArgs {
     /// Print usage
     #[arg(long, action = clap::ArgAction::Help)]
