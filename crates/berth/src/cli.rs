@@ -328,6 +328,9 @@ pub struct RunArgs {
     /// Attach to STDIN, STDOUT or STDERR
     #[arg(short = 'a', long = "attach")]
     pub attach: Vec<String>,
+    /// Proxy received signals to the process (non-TTY mode only)
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub sig_proxy: bool,
     /// Pull image before running ("always", "missing", "never")
     #[arg(long, default_value = "missing")]
     pub pull: String,

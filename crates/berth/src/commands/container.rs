@@ -507,12 +507,31 @@ pub async fn update(conn: &Connection, args: &UpdateArgs) -> Result<()> {
     .await
 }
 
+/// docker's prune prompt: the warning, `Are you sure you want to continue? [y/N]`, and a yes
+/// only for `y` or `yes`.
+pub fn confirm(warning: &str) -> Result<bool> {
+    use std::io::{BufRead, Write};
+    let mut out = std::io::stdout().lock();
+    write!(out, "{warning}\nAre you sure you want to continue? [y/N] ")
+        .and_then(|()| out.flush())
+        .map_err(CliError::io("write the prompt"))?;
+    drop(out);
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(CliError::io("read the answer from stdin"))?;
+    let yes = matches!(answer.trim().to_lowercase().as_str(), "y" | "yes");
+    if !yes {
+        write_stdout("Total reclaimed space: 0B\n")?;
+    }
+    Ok(yes)
+}
+
 /// `berth container prune`.
 pub async fn prune(conn: &Connection, args: &PruneArgs) -> Result<()> {
-    if !args.force {
-        return Err(super::system::unsupported(
-            "the confirmation prompt of prune (pass -f/--force)",
-        ));
+    if !args.force && !confirm("WARNING! This will remove all stopped containers.")? {
+        return Ok(());
     }
     let r = conn
         .docker

@@ -424,10 +424,13 @@ pub async fn push(conn: &Connection, args: &PushArgs) -> Result<()> {
 
 /// `berth image prune`.
 pub async fn prune(conn: &Connection, args: &PruneArgs) -> Result<()> {
-    if !args.force {
-        return Err(super::system::unsupported(
-            "the confirmation prompt of prune (pass -f/--force)",
-        ));
+    let warning = if args.all {
+        "WARNING! This will remove all images without at least one container associated to them."
+    } else {
+        "WARNING! This will remove all dangling images."
+    };
+    if !args.force && !super::container::confirm(warning)? {
+        return Ok(());
     }
     let mut filters = super::parse_filters(&args.filter)?;
     filters.insert("dangling".to_string(), vec![(!args.all).to_string()]);

@@ -578,10 +578,15 @@ pub async fn run(conn: &Connection, args: &RunArgs) -> Result<i32> {
     } else {
         None
     };
+    let proxy = if args.sig_proxy && !args.tty {
+        stream::proxy_signals(conn.docker.clone(), id.clone())
+    } else {
+        None
+    };
     let pumped = stream::pump(attach.output, attach.input, args.interactive).await;
     let code = wait.exit_code().await;
-    if let Some(r) = resizer {
-        r.abort();
+    for task in [resizer, proxy].into_iter().flatten() {
+        task.abort();
     }
     drop(raw);
     pumped?;

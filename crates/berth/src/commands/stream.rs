@@ -143,3 +143,41 @@ where
         }
     }))
 }
+
+/// Forwards the signals a user sends to the CLI (Ctrl-C, kill) to the container, as docker's
+/// `--sig-proxy` does for attached containers without a terminal.
+pub fn proxy_signals(
+    docker: bollard::Docker,
+    container: String,
+) -> Option<tokio::task::JoinHandle<()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let kinds = [
+        (SignalKind::interrupt(), "SIGINT"),
+        (SignalKind::terminate(), "SIGTERM"),
+        (SignalKind::hangup(), "SIGHUP"),
+        (SignalKind::quit(), "SIGQUIT"),
+        (SignalKind::user_defined1(), "SIGUSR1"),
+        (SignalKind::user_defined2(), "SIGUSR2"),
+    ];
+    let mut streams = Vec::new();
+    for (kind, name) in kinds {
+        let mut s = signal(kind).ok()?;
+        streams.push(
+            futures_util::stream::poll_fn(move |cx| s.poll_recv(cx).map(|o| o.map(|()| name)))
+                .boxed(),
+        );
+    }
+    let mut all = futures_util::stream::select_all(streams);
+    Some(tokio::spawn(async move {
+        while let Some(name) = all.next().await {
+            let _ = docker
+                .kill_container(
+                    &container,
+                    Some(bollard::query_parameters::KillContainerOptions {
+                        signal: name.to_string(),
+                    }),
+                )
+                .await;
+        }
+    }))
+}
