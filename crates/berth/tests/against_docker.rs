@@ -662,3 +662,18 @@ fn exec_kill_and_rm_flags_match_docker() {
         );
     }
 }
+
+#[test]
+fn streaming_stats_print_a_table_per_sample() {
+    let Some(s) = server() else { return };
+    // The test daemon sends one sample and ends the stream: one table, then exit 0.
+    let b = s.berth(&["stats", "old"], None);
+    assert_eq!(b.status.code(), Some(0), "{}", err(&b));
+    let out = text(&b);
+    assert_eq!(out.matches("CONTAINER ID").count(), 1, "{out}");
+    assert!(out.contains("25.00%"), "{out}");
+    assert!(
+        !out.contains('\u{1b}'),
+        "no screen control off a terminal: {out:?}"
+    );
+}
