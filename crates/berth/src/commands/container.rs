@@ -169,7 +169,9 @@ pub async fn logs(conn: &Connection, args: &LogsArgs) -> Result<()> {
         tail: args.tail.clone(),
     };
     let out = conn.docker.logs(&args.container, Some(options));
-    super::stream::pump(Box::pin(out), Box::pin(tokio::io::sink()), false).await
+    super::stream::pump(Box::pin(out), Box::pin(tokio::io::sink()), false, false)
+        .await
+        .map(|_| ())
 }
 
 /// A `--since`/`--until` value: RFC 3339, a Unix time, or a duration before now (`42m`, `10s`).

@@ -583,11 +583,22 @@ pub async fn run(conn: &Connection, args: &RunArgs) -> Result<i32> {
     } else {
         None
     };
-    let pumped = stream::pump(attach.output, attach.input, args.interactive).await;
-    let code = wait.exit_code().await;
+    let pumped = stream::pump(
+        attach.output,
+        attach.input,
+        args.interactive,
+        args.tty && args.interactive,
+    )
+    .await;
     for task in [resizer, proxy].into_iter().flatten() {
         task.abort();
     }
+    if matches!(pumped, Ok(stream::Ended::Detached)) {
+        drop(raw);
+        eprintln!("read escape sequence");
+        return Ok(0);
+    }
+    let code = wait.exit_code().await;
     drop(raw);
     pumped?;
     Ok(code? as i32)
@@ -744,7 +755,26 @@ pub async fn start(conn: &Connection, args: &StartArgs) -> Result<i32> {
                 None::<bollard::query_parameters::StartContainerOptions>,
             )
             .await?;
-        let pumped = stream::pump(attach.output, attach.input, args.interactive).await;
+        let proxy = if tty {
+            None
+        } else {
+            stream::proxy_signals(conn.docker.clone(), full.clone())
+        };
+        let pumped = stream::pump(
+            attach.output,
+            attach.input,
+            args.interactive,
+            tty && args.interactive,
+        )
+        .await;
+        if let Some(task) = proxy {
+            task.abort();
+        }
+        if matches!(pumped, Ok(stream::Ended::Detached)) {
+            drop(raw);
+            eprintln!("read escape sequence");
+            return Ok(0);
+        }
         let code = wait.exit_code().await;
         drop(raw);
         pumped?;
@@ -812,9 +842,12 @@ pub async fn attach(conn: &Connection, args: &AttachArgs) -> Result<i32> {
     } else {
         None
     };
-    let pumped = stream::pump(attach.output, attach.input, stdin).await;
+    let pumped = stream::pump(attach.output, attach.input, stdin, tty && stdin).await;
     drop(raw);
-    pumped?;
+    if pumped? == stream::Ended::Detached {
+        eprintln!("read escape sequence");
+        return Ok(0);
+    }
     let after = conn
         .docker
         .inspect_container(
@@ -889,7 +922,7 @@ pub async fn exec(conn: &Connection, args: &ExecArgs) -> Result<i32> {
     } else {
         None
     };
-    let pumped = stream::pump(output, input, args.interactive).await;
+    let pumped = stream::pump(output, input, args.interactive, false).await;
     if let Some(r) = resizer {
         r.abort();
     }

@@ -68,20 +68,48 @@ pub fn stdin_is_terminal() -> bool {
 pub type Output =
     Pin<Box<dyn Stream<Item = std::result::Result<LogOutput, bollard::errors::Error>> + Send>>;
 
+/// docker's default detach keys: Ctrl-P then Ctrl-Q.
+const DETACH_KEYS: [u8; 2] = [0x10, 0x11];
+
+/// How an attached session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The container's output ended (it exited or closed its streams).
+    Output,
+    /// The user typed the detach keys; the container runs on.
+    Detached,
+}
+
 /// Copies `output` to stdout/stderr until it ends; meanwhile copies stdin to `input` when asked
-/// (closing the container's stdin at our EOF).
+/// (closing the container's stdin at our EOF). With `detach_keys`, Ctrl-P Ctrl-Q on stdin ends
+/// the session and leaves the container running, as docker's attach does on a terminal.
 pub async fn pump(
     mut output: Output,
     input: Pin<Box<dyn AsyncWrite + Send>>,
     send_stdin: bool,
-) -> Result<()> {
+    detach_keys: bool,
+) -> Result<Ended> {
+    let (detach_tx, mut detach_rx) = tokio::sync::oneshot::channel::<()>();
     let stdin_task = if send_stdin {
-        Some(tokio::spawn(copy_stdin(input)))
+        Some(tokio::spawn(copy_stdin(
+            input,
+            detach_keys.then_some(detach_tx),
+        )))
     } else {
         drop(input);
+        drop(detach_tx);
         None
     };
-    while let Some(frame) = output.next().await {
+    let mut ended = Ended::Output;
+    loop {
+        let frame = tokio::select! {
+            frame = output.next() => frame,
+            Ok(()) = &mut detach_rx => {
+                ended = Ended::Detached;
+                break;
+            }
+        };
+        let Some(frame) = frame else { break };
         match frame? {
             LogOutput::StdErr { message } => {
                 let mut err = std::io::stderr().lock();
@@ -103,20 +131,59 @@ pub async fn pump(
     if let Some(task) = stdin_task {
         task.abort();
     }
-    Ok(())
+    Ok(ended)
 }
 
-async fn copy_stdin(mut input: Pin<Box<dyn AsyncWrite + Send>>) {
+/// The bytes to pass on from `input`, holding back a partial detach sequence across reads
+/// (`matched` carries it); true once the whole sequence was typed.
+fn filter_detach_keys(input: &[u8], matched: &mut usize) -> (Vec<u8>, bool) {
+    let mut send = Vec::with_capacity(input.len());
+    for &b in input {
+        if b == DETACH_KEYS[*matched] {
+            *matched += 1;
+            if *matched == DETACH_KEYS.len() {
+                return (send, true);
+            }
+        } else {
+            send.extend_from_slice(&DETACH_KEYS[..*matched]);
+            *matched = 0;
+            if b == DETACH_KEYS[0] {
+                *matched = 1;
+            } else {
+                send.push(b);
+            }
+        }
+    }
+    (send, false)
+}
+
+async fn copy_stdin(
+    mut input: Pin<Box<dyn AsyncWrite + Send>>,
+    mut detach: Option<tokio::sync::oneshot::Sender<()>>,
+) {
     let mut stdin = tokio::io::stdin();
     let mut buf = vec![0u8; 32 * 1024];
+    // How much of the detach sequence the last bytes matched (held back until it is decided).
+    let mut matched = 0usize;
     loop {
-        match stdin.read(&mut buf).await {
+        let n = match stdin.read(&mut buf).await {
             Ok(0) | Err(_) => break,
-            Ok(n) => {
-                if input.write_all(&buf[..n]).await.is_err() || input.flush().await.is_err() {
-                    return;
+            Ok(n) => n,
+        };
+        let send = if detach.is_some() {
+            let (send, hit) = filter_detach_keys(&buf[..n], &mut matched);
+            if hit {
+                if let Some(tx) = detach.take() {
+                    let _ = tx.send(());
                 }
+                return;
             }
+            send
+        } else {
+            buf[..n].to_vec()
+        };
+        if input.write_all(&send).await.is_err() || input.flush().await.is_err() {
+            return;
         }
     }
     // Our EOF becomes the container's: half-close the hijacked connection.
@@ -180,4 +247,23 @@ pub fn proxy_signals(
                 .await;
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::filter_detach_keys;
+
+    #[test]
+    fn ctrl_p_ctrl_q_detaches_and_other_bytes_pass() {
+        let mut m = 0;
+        assert_eq!(filter_detach_keys(b"ab", &mut m), (b"ab".to_vec(), false));
+        assert_eq!(filter_detach_keys(b"x\x10", &mut m), (b"x".to_vec(), false));
+        assert_eq!(filter_detach_keys(b"\x11", &mut m), (Vec::new(), true));
+        let mut m = 0;
+        assert_eq!(
+            filter_detach_keys(b"\x10y\x10\x10", &mut m),
+            (b"\x10y\x10".to_vec(), false)
+        );
+        assert_eq!(m, 1);
+    }
 }
