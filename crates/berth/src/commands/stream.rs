@@ -89,7 +89,8 @@ pub async fn pump(
     send_stdin: bool,
     detach_keys: bool,
 ) -> Result<Ended> {
-    let (detach_tx, mut detach_rx) = tokio::sync::oneshot::channel::<()>();
+    // An mpsc rather than a oneshot: a finished oneshot must not be polled again in the loop.
+    let (detach_tx, mut detach_rx) = tokio::sync::mpsc::channel::<()>(1);
     let stdin_task = if send_stdin {
         Some(tokio::spawn(copy_stdin(
             input,
@@ -104,7 +105,7 @@ pub async fn pump(
     loop {
         let frame = tokio::select! {
             frame = output.next() => frame,
-            Ok(()) = &mut detach_rx => {
+            Some(()) = detach_rx.recv() => {
                 ended = Ended::Detached;
                 break;
             }
@@ -159,7 +160,7 @@ fn filter_detach_keys(input: &[u8], matched: &mut usize) -> (Vec<u8>, bool) {
 
 async fn copy_stdin(
     mut input: Pin<Box<dyn AsyncWrite + Send>>,
-    mut detach: Option<tokio::sync::oneshot::Sender<()>>,
+    mut detach: Option<tokio::sync::mpsc::Sender<()>>,
 ) {
     let mut stdin = tokio::io::stdin();
     let mut buf = vec![0u8; 32 * 1024];
@@ -174,7 +175,7 @@ async fn copy_stdin(
             let (send, hit) = filter_detach_keys(&buf[..n], &mut matched);
             if hit {
                 if let Some(tx) = detach.take() {
-                    let _ = tx.send(());
+                    let _ = tx.send(()).await;
                 }
                 return;
             }
