@@ -8,8 +8,9 @@
 //! `cli` holds the clap definitions; `connect` finds and pings the daemon (`-H`, `BERTH_HOST`,
 //! `DOCKER_HOST`, `/_ping` negotiation); `commands/` has one module per group of verbs
 //! (`run` for create/run/start/attach/exec, `container`, `ps`, `image`, `system`, `stream` for
-//! attached I/O and the raw terminal); `template` is a hand-written Go-template subset (no
-//! maintained crate implements Go templates with docker's `table` directive); `table` aligns
+//! attached I/O and the raw terminal); `template` is a hand-written Go-template subset (gtmpl is
+//! unmaintained since 2021, gotmpl needs a newer Rust than the workspace's 1.85, and docker's
+//! `table` directive is docker's, not Go's); `table` aligns
 //! columns as Go's tabwriter; `units` writes sizes and durations as docker does.
 //!
 //! Must never: hold daemon logic, or use `unsafe` (the terminal goes through rustix).

@@ -1,6 +1,6 @@
-//! The subset of Go's `text/template` that docker's `--format` uses, written here because no
-//! maintained Rust crate implements Go templates together with docker's `table` directive and its
-//! functions (gtmpl was looked at: unmaintained, and without docker's functions).
+//! The subset of Go's `text/template` that docker's `--format` uses, written here: gtmpl's last
+//! release is from 2021, and gotmpl (0.6) needs Rust 1.89, above the workspace's 1.85; neither
+//! has docker's `table` directive or its `json`/`join` functions, which are docker's own.
 //!
 //! Supported: text, `{{.Field.Path}}`, `{{.}}`, pipelines `a | b`, the functions `json`, `join`,
 //! `index`, `upper`, `lower`, `title`, `println`, `len`, `{{range …}}…{{end}}`,
