@@ -161,6 +161,18 @@ fn version_server_part_and_format_match_docker() {
     let b = text(&s.berth(&["version"], None));
     let server_part = |t: &str| t.split_once("\nServer:").map(|(_, s)| s.to_string());
     assert_eq!(server_part(&b), server_part(&d));
+    // The client's API version line says what was negotiated (docker 28.2 defaults to the
+    // server's 1.50 already; berth speaks up to 1.51 and says it came down, in docker's words).
+    let api_line = |t: &str| {
+        t.lines()
+            .find(|l| l.starts_with(" API version:"))
+            .map(str::to_string)
+    };
+    assert_eq!(api_line(&d).as_deref(), Some(" API version:       1.50"));
+    assert_eq!(
+        api_line(&b).as_deref(),
+        Some(" API version:       1.50 (downgraded from 1.51)")
+    );
 }
 
 #[test]

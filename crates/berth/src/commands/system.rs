@@ -34,10 +34,25 @@ fn go_arch(arch: &str) -> &str {
 
 /// `berth version`: the client's part always, the server's when the daemon answers.
 pub async fn version(host: Option<&str>, args: &FormatArgs) -> Result<()> {
-    let client = client_info();
+    let mut client = client_info();
     let server = match connect::connect(host).await {
-        Ok(conn) => Ok(conn.docker.version().await?),
+        Ok(conn) => {
+            // The version actually spoken, as docker shows it after negotiation.
+            let v = conn.api_version;
+            client["ApiVersion"] =
+                Value::String(format!("{}.{}", v.major_version, v.minor_version));
+            Ok(conn.docker.version().await?)
+        }
         Err(e) => Err(e),
+    };
+    let api_line = if client["ApiVersion"] == client["DefaultAPIVersion"] {
+        client["ApiVersion"].as_str().unwrap_or("").to_string()
+    } else {
+        format!(
+            "{} (downgraded from {})",
+            client["ApiVersion"].as_str().unwrap_or(""),
+            client["DefaultAPIVersion"].as_str().unwrap_or("")
+        )
     };
     if let Some(format) = &args.format {
         let data = json!({
@@ -50,7 +65,7 @@ pub async fn version(host: Option<&str>, args: &FormatArgs) -> Result<()> {
     let mut text = format!(
         "Client:\n Version:\t{}\n API version:\t{}\n OS/Arch:\t{}/{}\n Context:\t{}\n",
         client["Version"].as_str().unwrap_or(""),
-        client["ApiVersion"].as_str().unwrap_or(""),
+        api_line,
         client["Os"].as_str().unwrap_or(""),
         client["Arch"].as_str().unwrap_or(""),
         client["Context"].as_str().unwrap_or(""),
