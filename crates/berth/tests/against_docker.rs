@@ -189,6 +189,29 @@ fn run_exit_codes_and_output_match_docker() {
     assert_eq!(b.status.code(), Some(125));
     assert_eq!(b.status.code(), d.status.code());
     assert!(err(&b).contains("Unable to find image 'nosuchimage:latest' locally"));
+    // A command that cannot be found or run: 127 and 126, as docker maps the start error.
+    same(&s, &["run", "busybox", "missing:nosuch"]);
+    same(&s, &["run", "busybox", "denied:/etc"]);
+    let (d, b) = (
+        s.docker(&["run", "-d", "busybox", "missing:nosuch"], None),
+        s.berth(&["run", "-d", "busybox", "missing:nosuch"], None),
+    );
+    assert_eq!(b.status.code(), d.status.code());
+    assert_eq!(
+        text(&b).len(),
+        text(&d).len(),
+        "the ID is printed before the start fails"
+    );
+    assert_eq!(
+        s.berth(&["run", "busybox", "missing:x"], None)
+            .status
+            .code(),
+        Some(127)
+    );
+    assert_eq!(
+        s.berth(&["run", "busybox", "denied:x"], None).status.code(),
+        Some(126)
+    );
     // -d prints the full ID.
     let b = s.berth(&["run", "-d", "--name", "bg", "busybox", "exit:0"], None);
     assert_eq!(b.status.code(), Some(0));

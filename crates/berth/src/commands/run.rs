@@ -512,6 +512,8 @@ pub async fn run(conn: &Connection, args: &RunArgs) -> Result<i32> {
     let id = create(conn, args).await.map_err(daemon_error_125)?;
     write_cidfile(args, &id)?;
     if args.detach {
+        // docker prints the ID before starting, so it is printed even when the start fails.
+        write_stdout(&format!("{id}\n"))?;
         conn.docker
             .start_container(
                 &id,
@@ -519,7 +521,6 @@ pub async fn run(conn: &Connection, args: &RunArgs) -> Result<i32> {
             )
             .await
             .map_err(|e| start_error(e.into()))?;
-        write_stdout(&format!("{id}\n"))?;
         return Ok(0);
     }
     let attach = conn

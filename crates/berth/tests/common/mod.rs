@@ -326,6 +326,19 @@ impl ContainerBackend for FakeDaemon {
             if *c.state.borrow() == RunState::Running {
                 return Err(ApiError::NotModified);
             }
+            // `missing:NAME` and `denied:NAME` fail as runc's exec of such a command does.
+            if let Some(word) = c.cmd.first() {
+                if let Some(name) = word.strip_prefix("missing:") {
+                    return Err(ApiError::Internal(format!(
+                        "failed to create task for container: OCI runtime create failed: exec: \"{name}\": executable file not found in $PATH: unknown"
+                    )));
+                }
+                if let Some(name) = word.strip_prefix("denied:") {
+                    return Err(ApiError::Internal(format!(
+                        "failed to create task for container: OCI runtime create failed: exec: \"{name}\": permission denied: unknown"
+                    )));
+                }
+            }
             c.state.send_replace(RunState::Running);
             Ok((
                 c.cmd.clone(),
