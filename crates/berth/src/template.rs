@@ -292,6 +292,16 @@ fn eval(pipeline: &Pipeline, data: &Value) -> Result<Value, TemplateError> {
             args.push(p);
         }
         let value = match command.func.as_deref() {
+            // docker's `{{.Label "key"}}` method on ps rows: the row carries its labels under
+            // the hidden `__labels` key.
+            None if matches!(command.args.first(), Some(Arg::Field(p)) if p.last().map(String::as_str) == Some("Label")) =>
+            {
+                let key = args.get(1).map(go_string).unwrap_or_default();
+                data.get("__labels")
+                    .and_then(|l| l.get(&key))
+                    .cloned()
+                    .unwrap_or(Value::String(String::new()))
+            }
             None => args.into_iter().next().unwrap_or(Value::Null),
             Some(f) => call(f, args)?,
         };
@@ -434,7 +444,17 @@ pub fn go_string(v: &Value) -> String {
 
 /// JSON as Go's `json.Marshal` writes it: compact, with `<`, `>` and `&` escaped.
 pub fn go_json(v: &Value) -> String {
-    serde_json::to_string(v)
+    // Hidden helper keys (`__labels`) are not part of the object docker would marshal.
+    let visible = match v {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(k, _)| !k.starts_with("__"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        other => other.clone(),
+    };
+    serde_json::to_string(&visible)
         .unwrap_or_default()
         .replace('<', "\\u003c")
         .replace('>', "\\u003e")

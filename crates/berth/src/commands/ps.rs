@@ -170,5 +170,6 @@ fn row(c: &bollard::models::ContainerSummary, trunc: bool) -> Value {
         "LocalVolumes": mounts.len().to_string(),
         "Networks": networks.join(","),
         "Platform": Value::Null,
+        "__labels": labels,
     })
 }

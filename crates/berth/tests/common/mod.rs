@@ -58,6 +58,8 @@ struct FakeContainer {
     log: Arc<Mutex<Vec<OutputChunk>>>,
     /// The HostConfig the client sent, returned by inspect.
     host_config: HostConfig,
+    /// The labels the client set, returned by list.
+    labels: HashMap<String, String>,
 }
 
 struct FakeExec {
@@ -94,6 +96,7 @@ impl FakeDaemon {
                 stdin: None,
                 log: Arc::default(),
                 host_config: HostConfig::default(),
+                labels: HashMap::new(),
             });
         d
     }
@@ -251,6 +254,7 @@ impl ContainerBackend for FakeDaemon {
             stdin: None,
             log: Arc::default(),
             host_config: body.host_config.unwrap_or_default(),
+            labels: body.labels.unwrap_or_default(),
         });
         drop(list);
         self.record("create", &id, query.name.as_deref().unwrap_or(""));
@@ -305,6 +309,7 @@ impl ContainerBackend for FakeDaemon {
                     image: Some(c.image.clone()),
                     command: Some(c.cmd.join(" ")),
                     created: Some(1_700_000_000),
+                    labels: Some(c.labels.clone()),
                     state: Some(match state {
                         RunState::Created => ContainerSummaryStateEnum::CREATED,
                         RunState::Running => ContainerSummaryStateEnum::RUNNING,
