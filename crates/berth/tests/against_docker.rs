@@ -70,6 +70,18 @@ fn ps_tables_and_formats_match_docker() {
             "{{.Command}} {{.RunningFor}} {{.CreatedAt}}",
         ],
     );
+    let labelled = s.docker(&["create", "-l", "tier=web", "-l", "a=b", "busybox"], None);
+    assert_eq!(labelled.status.code(), Some(0));
+    same(
+        &s,
+        &[
+            "ps",
+            "-a",
+            "--format",
+            "{{.Names}} [{{.Label \"tier\"}}] {{.Labels}}",
+        ],
+    );
+    same(&s, &["ps", "-a", "--format", "{{json .Labels}}"]);
 }
 
 #[test]
@@ -90,6 +102,8 @@ fn ps_json_has_docker_keys() {
     ] {
         assert_eq!(bv[key], dv[key], "{key}");
     }
+    same(&s, &["ps", "-a", "--format", "json"]);
+    same(&s, &["images", "--format", "json"]);
 }
 
 #[test]
