@@ -21,7 +21,13 @@ pub(super) async fn create<B: Backend>(
             "No exec command specified".to_string(),
         ));
     }
-    json(StatusCode::CREATED, &b.exec_create(&id, config).await?)
+    let created = b.exec_create(&id, config).await?;
+    // bollard-stubs' IdResponse serializes its field as "id"; dockerd answers "Id", and
+    // case-sensitive clients (bollard itself) need that spelling.
+    json(
+        StatusCode::CREATED,
+        &serde_json::json!({ "Id": created.id }),
+    )
 }
 
 /// `POST /exec/{id}/start`: detached (200, nothing more) or hijacked like attach.

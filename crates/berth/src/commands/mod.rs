@@ -1,0 +1,26 @@
+//! One module per group of commands; each function takes the parsed flags and a connection.
+
+pub mod container;
+pub mod image;
+pub mod ps;
+pub mod run;
+pub mod stream;
+pub mod system;
+
+use std::collections::HashMap;
+
+use crate::error::{CliError, Result};
+
+/// `--filter key=value` flags as the API's filter map.
+pub fn parse_filters(flags: &[String]) -> Result<HashMap<String, Vec<String>>> {
+    let mut map: HashMap<String, Vec<String>> = HashMap::new();
+    for f in flags {
+        let (k, v) = f.split_once('=').ok_or_else(|| {
+            CliError::Invalid(format!("bad format of filter (expected name=value): {f}"))
+        })?;
+        map.entry(k.trim().to_lowercase())
+            .or_default()
+            .push(v.to_string());
+    }
+    Ok(map)
+}
