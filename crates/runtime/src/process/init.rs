@@ -263,7 +263,10 @@ fn setup(
         // The parent hands it to the seccomp agent; our copy closes here.
         channel.send_with_fd(&Message::SeccompListener, listener.as_fd())?;
     }
-    phase(t0, "init: limits, capabilities, user, seccomp, program lookup");
+    phase(
+        t0,
+        "init: limits, capabilities, user, seccomp, program lookup",
+    );
     channel.send(&Message::Ready)?;
     Ok((trampoline, program, fifo, state, exec_done))
 }
