@@ -39,8 +39,23 @@ struct Registry {
 }
 
 impl Registry {
+    /// Starts a registry on a free port. The port is found by binding port 0
+    /// and closing it, so another test may take it before the registry binds
+    /// it: a start that loses that race is tried again on a new port.
     fn start(htpasswd: Option<(&str, &str)>) -> Registry {
         need_root_and_registry();
+        let mut last = String::new();
+        for _ in 0..5 {
+            match Self::try_start(htpasswd) {
+                Ok(reg) => return reg,
+                Err(e) if e.contains("address already in use") => last = e,
+                Err(e) => panic!("docker-registry did not start: {e}"),
+            }
+        }
+        panic!("docker-registry did not start after 5 ports: {last}");
+    }
+
+    fn try_start(htpasswd: Option<(&str, &str)>) -> Result<Registry, String> {
         let dir = tempfile::tempdir().expect("registry tempdir");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -85,13 +100,12 @@ impl Registry {
         });
         let mut reg = Registry { child, port, dir };
         match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(line) if line.contains("listening on") => {}
+            Ok(line) if line.contains("listening on") => Ok(reg),
             other => {
                 let _ = reg.child.kill();
-                panic!("docker-registry did not start: {other:?}");
+                Err(format!("{other:?}"))
             }
         }
-        reg
     }
 
     fn host(&self) -> String {
