@@ -58,7 +58,12 @@ pub fn main_with_args(args: Vec<String>) -> i32 {
             return 1;
         }
     };
-    match runtime.block_on(dispatch(cli)) {
+    let result = runtime.block_on(dispatch(cli));
+    // A read of stdin blocked in tokio's blocking pool (attach, -i) cannot be
+    // cancelled; dropping the runtime would wait for it, so a session whose
+    // container exited could hang until the user pressed a key.
+    runtime.shutdown_background();
+    match result {
         Ok(code) => code,
         Err(CliError::Status(code)) => code,
         Err(e) => {
