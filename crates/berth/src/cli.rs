@@ -76,6 +76,10 @@ pub enum Command {
     Exec(ExecArgs),
     /// Display the running processes of a container
     Top(TopArgs),
+    /// Show what a running container really is: its namespaces, cgroups,
+    /// overlay layers, capabilities, seccomp mode and network, read from the
+    /// kernel on this host
+    Xray(XrayArgs),
     /// Display a live stream of container(s) resource usage statistics
     Stats(StatsArgs),
     /// Return low-level information on berth objects
@@ -560,6 +564,16 @@ pub struct TopArgs {
     /// ps options
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub ps_args: Vec<String>,
+}
+
+/// `berth xray`
+#[derive(Debug, Args)]
+pub struct XrayArgs {
+    /// The container
+    pub container: String,
+    /// `json` for a program; a readable report by default
+    #[arg(short = 'f', long)]
+    pub format: Option<String>,
 }
 
 /// `berth stats`

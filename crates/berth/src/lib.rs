@@ -123,6 +123,7 @@ async fn dispatch(cli: Cli) -> Result<i32, CliError> {
         Command::Rm(a) => container::rm(conn, a).await?,
         Command::Logs(a) => container::logs(conn, a).await?,
         Command::Top(a) => container::top(conn, a).await?,
+        Command::Xray(a) => commands::xray::xray(conn, a).await?,
         Command::Stats(a) => container::stats(conn, a).await?,
         Command::Inspect(a) => container::inspect(conn, a, None).await?,
         Command::Container(ContainerCommand::Inspect(a)) => {
