@@ -3,7 +3,7 @@
 //! The daemon says which process and which directories make the container
 //! (inspect: its pid, its overlay dirs, its image's layers); everything else
 //! is read from the kernel where it lives: /proc/PID/ns for the namespaces
-//! (each inode against the host's own, pid 1's), /proc/PID/cgroup and the
+//! (each inode against the host's, as xray's own process has them), /proc/PID/cgroup and the
 //! cgroup files for limits and usage, /proc/PID/status for the pid inside,
 //! the capabilities and the seccomp mode, /proc/PID/net/dev for the
 //! interfaces. So xray runs on the daemon's host, as root, like the brief's
@@ -223,7 +223,9 @@ fn gather(c: &Value, pid: i64, layers: &[String]) -> Xray {
             .iter()
             .filter_map(|kind| {
                 let inode = ns_inode(&format!("/proc/{pid}/ns/{kind}"))?;
-                let host_inode = ns_inode(&format!("/proc/1/ns/{kind}")).unwrap_or(0);
+                // The host's namespaces as this process has them: pid 1's
+                // may be hidden (a sandboxed init), and xray runs on the host.
+                let host_inode = ns_inode(&format!("/proc/self/ns/{kind}")).unwrap_or(0);
                 Some(Namespace {
                     kind: kind.to_string(),
                     inode,
@@ -443,7 +445,7 @@ fn render(x: &Xray) -> String {
         "Process     pid {} on the host is pid {inside} inside",
         x.pid_on_host
     );
-    let _ = writeln!(o, "\nNamespaces  (inode; the host's is pid 1's)");
+    let _ = writeln!(o, "\nNamespaces  (inode, against the host's)");
     for n in &x.namespaces {
         let whose = if n.own {
             format!("own     (host {})", n.host_inode)
