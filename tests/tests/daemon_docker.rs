@@ -1,0 +1,309 @@
+//! berthd driven by the real docker CLI: a private berthd per test (its own data root, exec
+//! root, socket and cgroup parent, all in a sandbox), the docker CLI pointed at it with
+//! DOCKER_HOST, and the output and exit codes a user would see. At the end: no mount under the
+//! sandbox, no cgroup under its parent, no monitor left; the sandbox's teardown (also on
+//! failure) kills berthd, the monitors and the containers, unmounts and removes everything.
+//!
+//! Needs root, the docker CLI and Debian's busybox-static, and the binaries built first:
+//! `cargo build -p berthd -p berth-monitor`.
+
+mod compat_common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use compat_common::image::BusyboxImage;
+use compat_common::{require_root, require_tool, run, Sandbox};
+
+const T: Duration = Duration::from_secs(60);
+
+/// A binary of this workspace beside the test executable (target/<profile>/NAME).
+fn workspace_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary knows its own path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test> has a grandparent");
+    let path = dir.join(name);
+    assert!(
+        path.is_file(),
+        "{} does not exist: build it first (`cargo build -p berthd -p berth-monitor`)",
+        path.display()
+    );
+    path
+}
+
+/// A berthd on the sandbox's roots; killed (SIGKILL) on drop, before the sandbox cleans up.
+struct Berthd {
+    child: Option<Child>,
+    sandbox: Sandbox,
+    socket: PathBuf,
+    docker_config: PathBuf,
+}
+
+impl Berthd {
+    fn start(sandbox: Sandbox) -> Berthd {
+        let socket = sandbox.root.join("exec").join("berth.sock");
+        let docker_config = sandbox.dir("docker-config");
+        std::fs::create_dir_all(&docker_config).expect("create the docker CLI's config dir");
+        let mut d = Berthd {
+            child: None,
+            sandbox,
+            socket,
+            docker_config,
+        };
+        d.spawn();
+        d
+    }
+
+    fn spawn(&mut self) {
+        let mut child = Command::new(workspace_binary("berthd"))
+            .arg("--data-root")
+            .arg(self.sandbox.dir("data"))
+            .arg("--exec-root")
+            .arg(self.sandbox.dir("exec"))
+            .arg("-H")
+            .arg(format!("unix://{}", self.socket.display()))
+            .arg("--cgroup-parent")
+            .arg(&self.sandbox.tag)
+            .arg("--log-level")
+            .arg("info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start berthd");
+        // Ready when it says it serves: the line is written after the socket is bound.
+        let stderr = child.stderr.take().expect("berthd's stderr is piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut said = false;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("berthd: {line}");
+                if !said && line.contains("serving the Docker Engine API") {
+                    said = true;
+                    let _ = tx.send(());
+                }
+            }
+        });
+        self.child = Some(child);
+        rx.recv_timeout(T)
+            .expect("berthd did not start serving within 60 s (its log is above)");
+    }
+
+    /// berthd killed with SIGKILL, as a crash would.
+    fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn docker(&self, args: &[&str]) -> Output {
+        self.docker_with_input(args, None)
+    }
+
+    fn docker_with_input(&self, args: &[&str], input: Option<&str>) -> Output {
+        let mut cmd = Command::new("docker");
+        cmd.args(args)
+            .env("DOCKER_HOST", format!("unix://{}", self.socket.display()))
+            .env("DOCKER_CONFIG", &self.docker_config)
+            .env_remove("DOCKER_CONTEXT");
+        match input {
+            None => run(&mut cmd, T),
+            Some(text) => {
+                let mut child = cmd
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("start docker");
+                {
+                    use std::io::Write;
+                    let mut stdin = child.stdin.take().expect("piped stdin");
+                    stdin.write_all(text.as_bytes()).expect("write docker's stdin");
+                }
+                child.wait_with_output().expect("wait for docker")
+            }
+        }
+    }
+
+    /// Runs docker and returns stdout; fails with both streams unless it exits 0.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.docker(args);
+        assert!(
+            out.status.success(),
+            "docker {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Monitor processes of this sandbox still alive.
+    fn monitors(&self) -> Vec<i32> {
+        self.sandbox
+            .processes_naming_root()
+            .into_iter()
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains("berth-monitor"))
+            })
+            .collect()
+    }
+
+    /// Stops berthd and checks nothing is left: mounts, cgroups, monitors.
+    fn finish(mut self) {
+        self.kill9();
+        let mounts = self.sandbox.mounts();
+        // The parent itself stays, as dockerd's /docker does; no container's cgroup may.
+        let tag = self.sandbox.tag.clone();
+        let cgroups: Vec<PathBuf> = self
+            .sandbox
+            .cgroup_dirs()
+            .into_iter()
+            .filter(|d| d.file_name().is_none_or(|n| n.to_string_lossy() != tag))
+            .collect();
+        let monitors = self.monitors();
+        let problems = self.sandbox.teardown();
+        assert!(mounts.is_empty(), "mounts left behind: {mounts:?}");
+        assert!(cgroups.is_empty(), "cgroups left behind: {cgroups:?}");
+        assert!(monitors.is_empty(), "monitors left behind: {monitors:?}");
+        assert!(problems.is_empty(), "cleanup problems: {problems:?}");
+    }
+}
+
+impl Drop for Berthd {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A berthd with the busybox image loaded (`docker load`, checked).
+fn berthd_with_busybox(name: &str) -> Berthd {
+    require_root("berthd");
+    require_tool("docker", "docker-cli");
+    let sandbox = Sandbox::new(name);
+    let archive = BusyboxImage::build().write_docker_archive(&sandbox.root, "busybox:latest");
+    let d = Berthd::start(sandbox);
+    let loaded = d.ok(&["load", "-i", archive.to_str().expect("utf-8 path")]);
+    assert!(
+        loaded.contains("Loaded image: busybox:latest"),
+        "docker load said: {loaded}"
+    );
+    d
+}
+
+#[test]
+fn docker_cli_runs_containers_through_berthd() {
+    let mut d = berthd_with_busybox("daemon-cli");
+
+    let version = d.ok(&["version", "--format", "{{.Server.Version}} {{.Server.Os}}"]);
+    assert!(version.trim().ends_with("linux"), "docker version: {version}");
+    let info = d.ok(&["info", "--format", "{{.Images}} {{.Driver}} {{.LoggingDriver}}"]);
+    assert_eq!(info.trim(), "1 overlay2 json-file");
+    let images = d.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert_eq!(images.trim(), "busybox:latest");
+
+    // Foreground runs: output, exit codes, docker's message for a missing program.
+    let out = d.docker(&["run", "--rm", "busybox", "echo", "hello"]);
+    assert_eq!((stdout(&out).as_str(), out.status.code()), ("hello\n", Some(0)), "stderr: {}", stderr(&out));
+    let out = d.docker(&["run", "--rm", "busybox", "sh", "-c", "echo to-err >&2; exit 3"]);
+    assert_eq!(out.status.code(), Some(3), "stderr: {}", stderr(&out));
+    assert_eq!(stderr(&out), "to-err\n");
+    let out = d.docker(&["run", "--name", "missing", "busybox", "nosuchcmd"]);
+    assert_eq!(out.status.code(), Some(127), "stderr: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("executable file not found in $PATH"),
+        "stderr: {}",
+        stderr(&out)
+    );
+    d.ok(&["rm", "missing"]);
+
+    // Piped stdin with -i.
+    let out = d.docker_with_input(&["run", "--rm", "-i", "busybox", "sh", "-c", "tr a-z A-Z"], Some("piped text\n"));
+    assert_eq!(stdout(&out), "PIPED TEXT\n", "stderr: {}", stderr(&out));
+
+    // Container settings seen from inside.
+    let out = d.ok(&["run", "--rm", "-e", "X=1", "-w", "/tmp", "-u", "1000:1000", "-h", "boxy", "busybox", "sh", "-c", "echo $X $(pwd) $(id -u):$(id -g) $(hostname)"]);
+    assert_eq!(out, "1 /tmp 1000:1000 boxy\n");
+    let caps = d.ok(&["run", "--rm", "busybox", "grep", "CapBnd", "/proc/self/status"]);
+    assert_eq!(caps.split_whitespace().nth(1), Some("00000000a80425fb"), "docker's default capability set: {caps}");
+    let out = d.docker(&["run", "--rm", "--read-only", "busybox", "touch", "/x"]);
+    assert_ne!(out.status.code(), Some(0), "--read-only let a write through");
+
+    // A detached container: ps, logs, exec, inspect, stop, rm.
+    let id = d.ok(&["run", "-d", "--name", "web", "busybox", "sh", "-c", "trap 'exit 0' TERM; echo started; while true; do sleep 1; done"]);
+    let id = id.trim();
+    assert_eq!(id.len(), 64, "docker run -d prints the ID: {id}");
+    let ps = d.ok(&["ps", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(ps.starts_with("web Up"), "docker ps: {ps}");
+    assert_eq!(d.ok(&["exec", "web", "echo", "hi"]), "hi\n");
+    let out = d.docker(&["exec", "web", "sh", "-c", "exit 5"]);
+    assert_eq!(out.status.code(), Some(5));
+    assert_eq!(d.ok(&["logs", "web"]), "started\n");
+    let state = d.ok(&["inspect", "--format", "{{.State.Status}} {{.Name}} {{.Config.Hostname}} {{.GraphDriver.Name}}", "web"]);
+    assert_eq!(state.trim(), format!("running /web {} overlay2", &id[..12]));
+    let out = d.docker(&["rm", "web"]);
+    assert_eq!(out.status.code(), Some(1), "rm of a running container must fail");
+    assert!(stderr(&out).contains("container is running"), "stderr: {}", stderr(&out));
+
+    // berthd dies; the container does not; a new berthd finds it.
+    d.kill9();
+
+    d.spawn();
+    let state = d.ok(&["inspect", "--format", "{{.State.Status}}", "web"]);
+    assert_eq!(state.trim(), "running");
+    assert_eq!(d.ok(&["logs", "web"]), "started\n");
+    assert_eq!(d.ok(&["exec", "web", "echo", "still"]), "still\n");
+    // Its shell exits 0 on SIGTERM.
+    d.ok(&["stop", "web"]);
+    let state = d.ok(&["inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", "web"]);
+    assert_eq!(state.trim(), "exited 0");
+    d.ok(&["rm", "web"]);
+    let out = d.docker(&["inspect", "web"]);
+    assert_eq!(out.status.code(), Some(1));
+
+    // Stop falls back to SIGKILL after the timeout (a shell ignoring SIGTERM).
+    d.ok(&["run", "-d", "--name", "stubborn", "busybox", "sh", "-c", "trap '' TERM; echo ready; while true; do sleep 1; done"]);
+    d.ok(&["stop", "-t", "1", "stubborn"]);
+    let state = d.ok(&["inspect", "--format", "{{.State.ExitCode}}", "stubborn"]);
+    assert_eq!(state.trim(), "137");
+    d.ok(&["rm", "stubborn"]);
+
+    // rmi.
+    let out = d.ok(&["rmi", "busybox"]);
+    assert!(out.contains("Untagged: busybox:latest"), "docker rmi: {out}");
+    assert!(d.ok(&["images", "-q"]).trim().is_empty());
+    d.finish();
+}
+
+#[test]
+fn bad_input_leaves_nothing_behind() {
+    let d = berthd_with_busybox("daemon-bad");
+    let out = d.docker(&["run", "--rm", "busybox:nosuchtag", "true"]);
+    assert_eq!(out.status.code(), Some(125), "stderr: {}", stderr(&out));
+    let out = d.docker(&["run", "--rm", "--name", "bad name", "busybox", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr(&out).contains("Invalid container name"), "stderr: {}", stderr(&out));
+    let out = d.docker(&["run", "--rm", "--memory", "1k", "busybox", "true"]);
+    assert_eq!(out.status.code(), Some(125), "stderr: {}", stderr(&out));
+    let out = d.docker(&["run", "--rm", "--init", "busybox", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr(&out).contains("--init is not supported"), "stderr: {}", stderr(&out));
+    let ps = d.ok(&["ps", "-a", "-q"]);
+    assert!(ps.trim().is_empty(), "half-made containers: {ps}");
+    d.finish();
+}
