@@ -124,7 +124,9 @@ impl Berthd {
                 {
                     use std::io::Write;
                     let mut stdin = child.stdin.take().expect("piped stdin");
-                    stdin.write_all(text.as_bytes()).expect("write docker's stdin");
+                    stdin
+                        .write_all(text.as_bytes())
+                        .expect("write docker's stdin");
                 }
                 child.wait_with_output().expect("wait for docker")
             }
@@ -211,16 +213,35 @@ fn docker_cli_runs_containers_through_berthd() {
     let mut d = berthd_with_busybox("daemon-cli");
 
     let version = d.ok(&["version", "--format", "{{.Server.Version}} {{.Server.Os}}"]);
-    assert!(version.trim().ends_with("linux"), "docker version: {version}");
-    let info = d.ok(&["info", "--format", "{{.Images}} {{.Driver}} {{.LoggingDriver}}"]);
+    assert!(
+        version.trim().ends_with("linux"),
+        "docker version: {version}"
+    );
+    let info = d.ok(&[
+        "info",
+        "--format",
+        "{{.Images}} {{.Driver}} {{.LoggingDriver}}",
+    ]);
     assert_eq!(info.trim(), "1 overlay2 json-file");
     let images = d.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
     assert_eq!(images.trim(), "busybox:latest");
 
     // Foreground runs: output, exit codes, docker's message for a missing program.
     let out = d.docker(&["run", "--rm", "busybox", "echo", "hello"]);
-    assert_eq!((stdout(&out).as_str(), out.status.code()), ("hello\n", Some(0)), "stderr: {}", stderr(&out));
-    let out = d.docker(&["run", "--rm", "busybox", "sh", "-c", "echo to-err >&2; exit 3"]);
+    assert_eq!(
+        (stdout(&out).as_str(), out.status.code()),
+        ("hello\n", Some(0)),
+        "stderr: {}",
+        stderr(&out)
+    );
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "echo to-err >&2; exit 3",
+    ]);
     assert_eq!(out.status.code(), Some(3), "stderr: {}", stderr(&out));
     assert_eq!(stderr(&out), "to-err\n");
     let out = d.docker(&["run", "--name", "missing", "busybox", "nosuchcmd"]);
@@ -233,19 +254,61 @@ fn docker_cli_runs_containers_through_berthd() {
     d.ok(&["rm", "missing"]);
 
     // Piped stdin with -i.
-    let out = d.docker_with_input(&["run", "--rm", "-i", "busybox", "sh", "-c", "tr a-z A-Z"], Some("piped text\n"));
+    let out = d.docker_with_input(
+        &["run", "--rm", "-i", "busybox", "sh", "-c", "tr a-z A-Z"],
+        Some("piped text\n"),
+    );
     assert_eq!(stdout(&out), "PIPED TEXT\n", "stderr: {}", stderr(&out));
 
     // Container settings seen from inside.
-    let out = d.ok(&["run", "--rm", "-e", "X=1", "-w", "/tmp", "-u", "1000:1000", "-h", "boxy", "busybox", "sh", "-c", "echo $X $(pwd) $(id -u):$(id -g) $(hostname)"]);
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "-e",
+        "X=1",
+        "-w",
+        "/tmp",
+        "-u",
+        "1000:1000",
+        "-h",
+        "boxy",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $X $(pwd) $(id -u):$(id -g) $(hostname)",
+    ]);
     assert_eq!(out, "1 /tmp 1000:1000 boxy\n");
-    let caps = d.ok(&["run", "--rm", "busybox", "grep", "CapBnd", "/proc/self/status"]);
-    assert_eq!(caps.split_whitespace().nth(1), Some("00000000a80425fb"), "docker's default capability set: {caps}");
+    let caps = d.ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "grep",
+        "CapBnd",
+        "/proc/self/status",
+    ]);
+    assert_eq!(
+        caps.split_whitespace().nth(1),
+        Some("00000000a80425fb"),
+        "docker's default capability set: {caps}"
+    );
     let out = d.docker(&["run", "--rm", "--read-only", "busybox", "touch", "/x"]);
-    assert_ne!(out.status.code(), Some(0), "--read-only let a write through");
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "--read-only let a write through"
+    );
 
     // A detached container: ps, logs, exec, inspect, stop, rm.
-    let id = d.ok(&["run", "-d", "--name", "web", "busybox", "sh", "-c", "trap 'exit 0' TERM; echo started; while true; do sleep 1; done"]);
+    let id = d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; echo started; while true; do sleep 1; done",
+    ]);
     let id = id.trim();
     assert_eq!(id.len(), 64, "docker run -d prints the ID: {id}");
     let ps = d.ok(&["ps", "--format", "{{.Names}} {{.Status}}"]);
@@ -254,11 +317,24 @@ fn docker_cli_runs_containers_through_berthd() {
     let out = d.docker(&["exec", "web", "sh", "-c", "exit 5"]);
     assert_eq!(out.status.code(), Some(5));
     assert_eq!(d.ok(&["logs", "web"]), "started\n");
-    let state = d.ok(&["inspect", "--format", "{{.State.Status}} {{.Name}} {{.Config.Hostname}} {{.GraphDriver.Name}}", "web"]);
+    let state = d.ok(&[
+        "inspect",
+        "--format",
+        "{{.State.Status}} {{.Name}} {{.Config.Hostname}} {{.GraphDriver.Name}}",
+        "web",
+    ]);
     assert_eq!(state.trim(), format!("running /web {} overlay2", &id[..12]));
     let out = d.docker(&["rm", "web"]);
-    assert_eq!(out.status.code(), Some(1), "rm of a running container must fail");
-    assert!(stderr(&out).contains("container is running"), "stderr: {}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "rm of a running container must fail"
+    );
+    assert!(
+        stderr(&out).contains("container is running"),
+        "stderr: {}",
+        stderr(&out)
+    );
 
     // berthd dies; the container does not; a new berthd finds it.
     d.kill9();
@@ -270,14 +346,28 @@ fn docker_cli_runs_containers_through_berthd() {
     assert_eq!(d.ok(&["exec", "web", "echo", "still"]), "still\n");
     // Its shell exits 0 on SIGTERM.
     d.ok(&["stop", "web"]);
-    let state = d.ok(&["inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", "web"]);
+    let state = d.ok(&[
+        "inspect",
+        "--format",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        "web",
+    ]);
     assert_eq!(state.trim(), "exited 0");
     d.ok(&["rm", "web"]);
     let out = d.docker(&["inspect", "web"]);
     assert_eq!(out.status.code(), Some(1));
 
     // Stop falls back to SIGKILL after the timeout (a shell ignoring SIGTERM).
-    d.ok(&["run", "-d", "--name", "stubborn", "busybox", "sh", "-c", "trap '' TERM; echo ready; while true; do sleep 1; done"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "stubborn",
+        "busybox",
+        "sh",
+        "-c",
+        "trap '' TERM; echo ready; while true; do sleep 1; done",
+    ]);
     d.ok(&["stop", "-t", "1", "stubborn"]);
     let state = d.ok(&["inspect", "--format", "{{.State.ExitCode}}", "stubborn"]);
     assert_eq!(state.trim(), "137");
@@ -285,7 +375,10 @@ fn docker_cli_runs_containers_through_berthd() {
 
     // rmi.
     let out = d.ok(&["rmi", "busybox"]);
-    assert!(out.contains("Untagged: busybox:latest"), "docker rmi: {out}");
+    assert!(
+        out.contains("Untagged: busybox:latest"),
+        "docker rmi: {out}"
+    );
     assert!(d.ok(&["images", "-q"]).trim().is_empty());
     d.finish();
 }
@@ -297,12 +390,20 @@ fn bad_input_leaves_nothing_behind() {
     assert_eq!(out.status.code(), Some(125), "stderr: {}", stderr(&out));
     let out = d.docker(&["run", "--rm", "--name", "bad name", "busybox", "true"]);
     assert_eq!(out.status.code(), Some(125));
-    assert!(stderr(&out).contains("Invalid container name"), "stderr: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Invalid container name"),
+        "stderr: {}",
+        stderr(&out)
+    );
     let out = d.docker(&["run", "--rm", "--memory", "1k", "busybox", "true"]);
     assert_eq!(out.status.code(), Some(125), "stderr: {}", stderr(&out));
     let out = d.docker(&["run", "--rm", "--init", "busybox", "true"]);
     assert_eq!(out.status.code(), Some(125));
-    assert!(stderr(&out).contains("--init is not supported"), "stderr: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--init is not supported"),
+        "stderr: {}",
+        stderr(&out)
+    );
     let ps = d.ok(&["ps", "-a", "-q"]);
     assert!(ps.trim().is_empty(), "half-made containers: {ps}");
     d.finish();

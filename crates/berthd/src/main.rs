@@ -60,9 +60,15 @@ struct FileConfig {
 
 fn read_file_config(path: &Path, explicit: bool) -> anyhow::Result<FileConfig> {
     match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .with_context(|| format!("unable to configure the daemon with file {}", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => Ok(FileConfig::default()),
+        Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| {
+            format!(
+                "unable to configure the daemon with file {}",
+                path.display()
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+            Ok(FileConfig::default())
+        }
         Err(e) => Err(e).with_context(|| format!("read config file {}", path.display())),
     }
 }
@@ -78,7 +84,10 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let explicit = std::env::args().any(|a| a.starts_with("--config-file"));
     let file = read_file_config(&args.config_file, explicit)?;
-    let level = args.log_level.or(file.log_level).unwrap_or_else(|| "info".into());
+    let level = args
+        .log_level
+        .or(file.log_level)
+        .unwrap_or_else(|| "info".into());
     let filter = match level.as_str() {
         "debug" | "info" | "warn" | "error" => level.clone(),
         "fatal" => "error".into(),
@@ -97,16 +106,32 @@ fn main() -> anyhow::Result<()> {
     for name in file.runtimes.iter().flat_map(|m| m.keys()) {
         check_runtime(name)?;
     }
-    let default_runtime = args.default_runtime.or(file.default_runtime).unwrap_or_else(|| "berth".into());
+    let default_runtime = args
+        .default_runtime
+        .or(file.default_runtime)
+        .unwrap_or_else(|| "berth".into());
     check_runtime(&default_runtime)?;
-    let data_root = args.data_root.or(file.data_root).unwrap_or_else(|| "/var/lib/berth".into());
-    let exec_root = args.exec_root.or(file.exec_root).unwrap_or_else(|| "/run/berth".into());
-    let mut hosts = if args.host.is_empty() { file.hosts.unwrap_or_default() } else { args.host };
+    let data_root = args
+        .data_root
+        .or(file.data_root)
+        .unwrap_or_else(|| "/var/lib/berth".into());
+    let exec_root = args
+        .exec_root
+        .or(file.exec_root)
+        .unwrap_or_else(|| "/run/berth".into());
+    let mut hosts = if args.host.is_empty() {
+        file.hosts.unwrap_or_default()
+    } else {
+        args.host
+    };
     if hosts.is_empty() {
         hosts.push(format!("unix://{}", exec_root.join("berth.sock").display()));
     }
     if hosts.len() > 1 {
-        bail!("-H: berthd serves one socket for now; got {}", hosts.join(", "));
+        bail!(
+            "-H: berthd serves one socket for now; got {}",
+            hosts.join(", ")
+        );
     }
     let monitor_path = match args.monitor_path {
         Some(p) => p,
@@ -115,7 +140,10 @@ fn main() -> anyhow::Result<()> {
             .with_file_name("berth-monitor"),
     };
     if !monitor_path.exists() {
-        bail!("the monitor binary {} does not exist (set --monitor-path)", monitor_path.display());
+        bail!(
+            "the monitor binary {} does not exist (set --monitor-path)",
+            monitor_path.display()
+        );
     }
     let config = DaemonConfig {
         data_root,
@@ -134,17 +162,24 @@ fn main() -> anyhow::Result<()> {
         let daemon = Daemon::open(config).await?;
         tracing::info!(host = %hosts[0], "berthd is serving the Docker Engine API");
         let shutdown = async {
-            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return std::future::pending().await,
-            };
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => return std::future::pending().await,
+                };
             tokio::select! {
                 _ = term.recv() => {}
                 _ = tokio::signal::ctrl_c() => {}
             }
             tracing::info!("berthd is stopping; containers keep running under their monitors");
         };
-        api_server::serve(listener, Arc::new(daemon), ServerConfig::default(), shutdown).await?;
+        api_server::serve(
+            listener,
+            Arc::new(daemon),
+            ServerConfig::default(),
+            shutdown,
+        )
+        .await?;
         Ok(())
     })
 }

@@ -6,14 +6,20 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use api_server::{ApiError, AttachSession, ContainerBackend, ExitWait, JsonStream, LogStream, OutputChunk, OutputStream};
+use api_server::{
+    ApiError, AttachSession, ContainerBackend, ExitWait, JsonStream, LogStream, OutputChunk,
+    OutputStream,
+};
 use api_types::models::generated::{ContainerSummaryHostConfig, DriverData};
 use api_types::models::*;
 use api_types::query::*;
 use api_types::StdStream;
 use bytes::Bytes;
 use futures_util::StreamExt;
-use monitor_protocol::{ExitStatus, FrameKind, LogEntry, MonitorConfig, MonitorState, Request, Response, RootfsMount, PROTOCOL_VERSION};
+use monitor_protocol::{
+    ExitStatus, FrameKind, LogEntry, MonitorConfig, MonitorState, Request, Response, RootfsMount,
+    PROTOCOL_VERSION,
+};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, watch};
 
@@ -67,7 +73,10 @@ impl Container {
 
     /// A copy of the record.
     pub fn record(&self) -> ContainerRecord {
-        self.record.lock().map(|r| r.clone()).unwrap_or_else(|p| p.into_inner().clone())
+        self.record
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
     }
 
     fn update(&self, f: impl FnOnce(&mut ContainerRecord)) -> ContainerRecord {
@@ -115,8 +124,26 @@ const ADJECTIVES: &[&str] = &[
     "nimble", "proud", "quiet", "rapid", "sharp", "tender", "vivid", "witty", "zealous", "bold",
 ];
 const NOUNS: &[&str] = &[
-    "anchor", "bollard", "cargo", "dock", "ferry", "galley", "harbor", "jetty", "keel", "lighthouse",
-    "mooring", "pier", "quay", "rudder", "schooner", "tugboat", "wharf", "yacht", "buoy", "hull",
+    "anchor",
+    "bollard",
+    "cargo",
+    "dock",
+    "ferry",
+    "galley",
+    "harbor",
+    "jetty",
+    "keel",
+    "lighthouse",
+    "mooring",
+    "pier",
+    "quay",
+    "rudder",
+    "schooner",
+    "tugboat",
+    "wharf",
+    "yacht",
+    "buoy",
+    "hull",
 ];
 
 fn valid_name(name: &str) -> bool {
@@ -212,7 +239,11 @@ fn summary_state(s: Status) -> ContainerSummaryStateEnum {
 /// The status text `docker ps` shows.
 fn status_text(r: &ContainerRecord) -> String {
     let now = chrono::Utc::now();
-    let since = |t: &str| parse_time(t).map(|t| human_duration(now - t)).unwrap_or_default();
+    let since = |t: &str| {
+        parse_time(t)
+            .map(|t| human_duration(now - t))
+            .unwrap_or_default()
+    };
     match r.state.status {
         Status::Created => "Created".into(),
         Status::Running => format!("Up {}", since(&r.state.started_at)),
@@ -250,12 +281,16 @@ fn log_options(host: &HostConfig) -> Result<(u64, u32), ApiError> {
         match k.as_str() {
             "max-size" => {
                 max_size = parse_size(v).ok_or_else(|| {
-                    ApiError::InvalidParameter(format!("invalid max-size {v:?}: expected a size like 10m"))
+                    ApiError::InvalidParameter(format!(
+                        "invalid max-size {v:?}: expected a size like 10m"
+                    ))
                 })?
             }
             "max-file" => {
                 max_file = v.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
-                    ApiError::InvalidParameter(format!("invalid max-file {v:?}: expected a number of at least 1"))
+                    ApiError::InvalidParameter(format!(
+                        "invalid max-file {v:?}: expected a number of at least 1"
+                    ))
                 })?
             }
             other => {
@@ -442,7 +477,11 @@ impl Inner {
                     ..
                 }) => Some(exit),
                 Ok(other) => {
-                    tracing::warn!("container {}: monitor answered wait with {:?}", c.id, other.response);
+                    tracing::warn!(
+                        "container {}: monitor answered wait with {:?}",
+                        c.id,
+                        other.response
+                    );
                     None
                 }
                 Err(e) => {
@@ -450,11 +489,13 @@ impl Inner {
                     None
                 }
             };
-            let exit = exit.or_else(|| inner.exit_from_state_file(&c.id)).unwrap_or(ExitStatus {
-                code: 255,
-                finished_at: now(),
-                oom_killed: false,
-            });
+            let exit = exit
+                .or_else(|| inner.exit_from_state_file(&c.id))
+                .unwrap_or(ExitStatus {
+                    code: 255,
+                    finished_at: now(),
+                    oom_killed: false,
+                });
             inner.on_exit(&c, exit);
         });
     }
@@ -475,7 +516,12 @@ impl Inner {
         }
     }
 
-    async fn stop_container(&self, c: &Container, signal: Option<&str>, timeout: Option<i64>) -> Result<(), ApiError> {
+    async fn stop_container(
+        &self,
+        c: &Container,
+        signal: Option<&str>,
+        timeout: Option<i64>,
+    ) -> Result<(), ApiError> {
         let record = c.record();
         if record.state.status != Status::Running {
             return Err(ApiError::NotModified);
@@ -505,7 +551,11 @@ impl Inner {
         }
     }
 
-    pub(crate) async fn remove_container(self: &Arc<Self>, c: &Arc<Container>, force: bool) -> Result<(), ApiError> {
+    pub(crate) async fn remove_container(
+        self: &Arc<Self>,
+        c: &Arc<Container>,
+        force: bool,
+    ) -> Result<(), ApiError> {
         let _op = c.op.lock().await;
         let record = c.record();
         if c.phase.borrow().removed {
@@ -538,9 +588,9 @@ impl Inner {
         let id = c.id.clone();
         let mut failures = Vec::new();
         if let Err(e) = blocking(move || {
-            lock(&images)
-                .remove_container(&id)
-                .map_err(|e| ApiError::Internal(format!("container {id}: remove its writable layer: {e}")))
+            lock(&images).remove_container(&id).map_err(|e| {
+                ApiError::Internal(format!("container {id}: remove its writable layer: {e}"))
+            })
         })
         .await
         {
@@ -637,18 +687,24 @@ impl Inner {
         let id = c.id.clone();
         let bundle = self.bundle_dir(&id);
         let dir = self.container_dir(&id);
-        let io = |what: &str, e: std::io::Error| ApiError::Internal(format!("container {id}: {what}: {e}"));
-        std::fs::create_dir_all(&bundle).map_err(|e| io(&format!("create {}", bundle.display()), e))?;
+        let io = |what: &str, e: std::io::Error| {
+            ApiError::Internal(format!("container {id}: {what}: {e}"))
+        };
+        std::fs::create_dir_all(&bundle)
+            .map_err(|e| io(&format!("create {}", bundle.display()), e))?;
         let hostname = spec::hostname(&record);
-        std::fs::write(dir.join("hostname"), format!("{hostname}\n")).map_err(|e| io("write hostname", e))?;
+        std::fs::write(dir.join("hostname"), format!("{hostname}\n"))
+            .map_err(|e| io("write hostname", e))?;
         std::fs::write(
             dir.join("hosts"),
             format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"),
         )
         .map_err(|e| io("write hosts", e))?;
         let config = spec::build(&record, &dir, &self.config.cgroup_parent)?;
-        let config_json = serde_json::to_vec_pretty(&config).map_err(|e| ApiError::Internal(e.to_string()))?;
-        std::fs::write(bundle.join("config.json"), config_json).map_err(|e| io("write config.json", e))?;
+        let config_json =
+            serde_json::to_vec_pretty(&config).map_err(|e| ApiError::Internal(e.to_string()))?;
+        std::fs::write(bundle.join("config.json"), config_json)
+            .map_err(|e| io("write config.json", e))?;
         let _ = std::fs::remove_file(self.state_file(&id));
         let (max_size, max_files) = log_options(&record.host_config)?;
         let mc = MonitorConfig {
@@ -667,8 +723,11 @@ impl Inner {
             tty: record.config.tty == Some(true),
         };
         let mc_path = bundle.join("monitor.json");
-        std::fs::write(&mc_path, serde_json::to_vec(&mc).map_err(|e| ApiError::Internal(e.to_string()))?)
-            .map_err(|e| io("write monitor.json", e))?;
+        std::fs::write(
+            &mc_path,
+            serde_json::to_vec(&mc).map_err(|e| ApiError::Internal(e.to_string()))?,
+        )
+        .map_err(|e| io("write monitor.json", e))?;
         let out = tokio::process::Command::new(&self.config.monitor_path)
             .arg(&mc_path)
             .stdin(std::process::Stdio::null())
@@ -679,14 +738,18 @@ impl Inner {
             .map_err(|e| io(&format!("run {}", self.config.monitor_path.display()), e))?;
         if !out.status.success() {
             let cause = String::from_utf8_lossy(&out.stderr).trim().to_string();
-            let code = if cause.contains("executable file not found") || cause.contains("no such file or directory") {
+            let code = if cause.contains("executable file not found")
+                || cause.contains("no such file or directory")
+            {
                 127
             } else if cause.contains("permission denied") {
                 126
             } else {
                 128
             };
-            let message = format!("failed to create task for container: OCI runtime create failed: {cause}: unknown");
+            let message = format!(
+                "failed to create task for container: OCI runtime create failed: {cause}: unknown"
+            );
             let record = c.update(|r| {
                 r.state.error = message.clone();
                 r.state.exit_code = code;
@@ -728,7 +791,9 @@ impl Inner {
             Ok(Response::Started { pid }) => pid,
             Ok(other) => {
                 let _ = self.send_signal(c, 9).await;
-                return Err(ApiError::Internal(format!("container {id}: monitor answered start with {other:?}")));
+                return Err(ApiError::Internal(format!(
+                    "container {id}: monitor answered start with {other:?}"
+                )));
             }
             Err(e) => {
                 let _ = self.send_signal(c, 9).await;
@@ -759,7 +824,11 @@ impl Inner {
     fn inspect_record(&self, r: &ContainerRecord) -> ContainerInspectResponse {
         let mut data = HashMap::new();
         for o in &r.rootfs.options {
-            for (k, key) in [("lowerdir=", "LowerDir"), ("upperdir=", "UpperDir"), ("workdir=", "WorkDir")] {
+            for (k, key) in [
+                ("lowerdir=", "LowerDir"),
+                ("upperdir=", "UpperDir"),
+                ("workdir=", "WorkDir"),
+            ] {
                 if let Some(v) = o.strip_prefix(k) {
                     data.insert(key.to_string(), v.to_string());
                 }
@@ -819,7 +888,10 @@ impl Inner {
 }
 
 fn output_stream(rx: mpsc::UnboundedReceiver<Result<OutputChunk, ApiError>>) -> OutputStream {
-    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed()
+    futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
+    .boxed()
 }
 
 impl Daemon {
@@ -837,21 +909,26 @@ impl Daemon {
             }
             let socket = inner.socket(&record.id);
             match status {
-                Status::Running => match monitor_client::send(&socket, &record.id, Request::Wait).await {
+                Status::Running => match monitor_client::send(&socket, &record.id, Request::Wait)
+                    .await
+                {
                     Ok(w) => inner.watch_exit(c, w),
                     Err(_) => {
-                        let exit = inner.exit_from_state_file(&record.id).unwrap_or(ExitStatus {
-                            code: 255,
-                            finished_at: now(),
-                            oom_killed: false,
-                        });
+                        let exit = inner
+                            .exit_from_state_file(&record.id)
+                            .unwrap_or(ExitStatus {
+                                code: 255,
+                                finished_at: now(),
+                                oom_killed: false,
+                            });
                         inner.on_exit(&c, exit);
                     }
                 },
                 Status::Created if socket.exists() => {
                     // berthd died between making the container and starting it: the monitor
                     // holds a container nobody asked to run any more.
-                    let _ = monitor_client::call(&socket, &record.id, Request::Kill { signal: 9 }).await;
+                    let _ = monitor_client::call(&socket, &record.id, Request::Kill { signal: 9 })
+                        .await;
                     inner.clean_bundle(&record.id);
                 }
                 Status::Removing => {
@@ -869,7 +946,11 @@ impl Daemon {
 }
 
 impl ContainerBackend for Daemon {
-    async fn create(&self, query: ContainerCreateQuery, body: ContainerCreateBody) -> Result<ContainerCreateResponse, ApiError> {
+    async fn create(
+        &self,
+        query: ContainerCreateQuery,
+        body: ContainerCreateBody,
+    ) -> Result<ContainerCreateResponse, ApiError> {
         let inner = &self.inner;
         let host = body.host_config.clone().unwrap_or_default();
         spec::refuse_unsupported(&host)?;
@@ -878,7 +959,11 @@ impl ContainerBackend for Daemon {
             .image
             .clone()
             .filter(|i| !i.is_empty())
-            .ok_or_else(|| ApiError::InvalidParameter("config cannot be empty in order to create a container: no image given".into()))?;
+            .ok_or_else(|| {
+                ApiError::InvalidParameter(
+                    "config cannot be empty in order to create a container: no image given".into(),
+                )
+            })?;
         let name = match query.name.as_deref().filter(|n| !n.is_empty()) {
             Some(n) => {
                 let n = n.strip_prefix('/').unwrap_or(n);
@@ -933,8 +1018,14 @@ impl ContainerBackend for Daemon {
         if let Some(s) = &config.stop_signal {
             parse_signal(s)?;
         }
-        if config.healthcheck.as_ref().is_some_and(|h| h.test.as_ref().is_some_and(|t| !t.is_empty() && t[0] != "NONE")) {
-            return Err(ApiError::NotImplemented("health checks (--health-*) are not supported by berthd yet".into()));
+        if config.healthcheck.as_ref().is_some_and(|h| {
+            h.test
+                .as_ref()
+                .is_some_and(|t| !t.is_empty() && t[0] != "NONE")
+        }) {
+            return Err(ApiError::NotImplemented(
+                "health checks (--health-*) are not supported by berthd yet".into(),
+            ));
         }
         let (config, path, args) = spec::merge_config(config, &image_json)?;
         let id = crate::new_id()?;
@@ -985,9 +1076,9 @@ impl ContainerBackend for Daemon {
             let images = inner.images.clone();
             let (iid, cid) = (image_id.clone(), id.clone());
             let mount = blocking(move || {
-                lock(&images)
-                    .prepare_container(&iid, &cid)
-                    .map_err(|e| ApiError::Internal(format!("container {cid}: prepare its rootfs: {e}")))
+                lock(&images).prepare_container(&iid, &cid).map_err(|e| {
+                    ApiError::Internal(format!("container {cid}: prepare its rootfs: {e}"))
+                })
             })
             .await?;
             let record = c.update(|r| {
@@ -998,10 +1089,15 @@ impl ContainerBackend for Daemon {
                 }
             });
             // Everything the start would refuse is refused now, before anything runs.
-            spec::build(&record, &inner.container_dir(&id), &inner.config.cgroup_parent)?;
+            spec::build(
+                &record,
+                &inner.container_dir(&id),
+                &inner.config.cgroup_parent,
+            )?;
             let dir = inner.container_dir(&id);
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| ApiError::Internal(format!("container {id}: create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                ApiError::Internal(format!("container {id}: create {}: {e}", dir.display()))
+            })?;
             inner.persist(&record)?;
             Ok::<_, ApiError>(record)
         }
@@ -1039,7 +1135,11 @@ impl ContainerBackend for Daemon {
     }
 
     async fn list(&self, query: ContainerListQuery) -> Result<Vec<ContainerSummary>, ApiError> {
-        let all: Vec<Arc<Container>> = lock(&self.inner.containers).by_id.values().cloned().collect();
+        let all: Vec<Arc<Container>> = lock(&self.inner.containers)
+            .by_id
+            .values()
+            .cloned()
+            .collect();
         let f = &query.filters;
         let check = |name: &str, ok: &dyn Fn(&str) -> bool| {
             let mut values = f.get(name).peekable();
@@ -1060,7 +1160,9 @@ impl ContainerBackend for Daemon {
                     && check("id", &|v| r.id.starts_with(v))
                     && check("name", &|v| r.name.contains(v.trim_start_matches('/')))
                     && check("status", &|v| v == status)
-                    && check("exited", &|v| r.state.status == Status::Exited && v.parse() == Ok(r.state.exit_code))
+                    && check("exited", &|v| {
+                        r.state.status == Status::Exited && v.parse() == Ok(r.state.exit_code)
+                    })
                     && check("ancestor", &|v| r.image == v || r.image_id.contains(v))
                     && check("label", &|v| match v.split_once('=') {
                         Some((k, val)) => labels.get(k).is_some_and(|x| x == val),
@@ -1086,7 +1188,12 @@ impl ContainerBackend for Daemon {
                 state: Some(summary_state(r.state.status)),
                 status: Some(status_text(r)),
                 host_config: Some(ContainerSummaryHostConfig {
-                    network_mode: Some(r.host_config.network_mode.clone().unwrap_or_else(|| "bridge".into())),
+                    network_mode: Some(
+                        r.host_config
+                            .network_mode
+                            .clone()
+                            .unwrap_or_else(|| "bridge".into()),
+                    ),
                     annotations: None,
                 }),
                 mounts: Some(Vec::new()),
@@ -1109,7 +1216,11 @@ impl ContainerBackend for Daemon {
 
     async fn restart(&self, id: &str, query: ContainerStopQuery) -> Result<(), ApiError> {
         let c = self.inner.resolve(id)?;
-        match self.inner.stop_container(&c, query.signal.as_deref(), query.timeout).await {
+        match self
+            .inner
+            .stop_container(&c, query.signal.as_deref(), query.timeout)
+            .await
+        {
             Ok(()) | Err(ApiError::NotModified) => {}
             Err(e) => return Err(e),
         }
@@ -1130,7 +1241,8 @@ impl ContainerBackend for Daemon {
             )));
         }
         self.inner.send_signal(&c, sig).await?;
-        self.inner.event("kill", &record, &[("signal", sig.to_string())]);
+        self.inner
+            .event("kill", &record, &[("signal", sig.to_string())]);
         Ok(())
     }
 
@@ -1164,7 +1276,9 @@ impl ContainerBackend for Daemon {
     async fn remove(&self, id: &str, query: ContainerRemoveQuery) -> Result<(), ApiError> {
         let c = self.inner.resolve(id)?;
         if query.link {
-            return Err(ApiError::NotImplemented("links are not supported by berthd".into()));
+            return Err(ApiError::NotImplemented(
+                "links are not supported by berthd".into(),
+            ));
         }
         self.inner.remove_container(&c, query.force).await
     }
@@ -1178,8 +1292,14 @@ impl ContainerBackend for Daemon {
                 None => Ok(None),
                 Some(s) => {
                     let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
-                    let secs: i64 = secs.parse().map_err(|_| ApiError::InvalidParameter(format!("invalid time {s:?}")))?;
-                    let nanos: i64 = if frac.is_empty() { 0 } else { format!("{frac:0<9}")[..9].parse().unwrap_or(0) };
+                    let secs: i64 = secs
+                        .parse()
+                        .map_err(|_| ApiError::InvalidParameter(format!("invalid time {s:?}")))?;
+                    let nanos: i64 = if frac.is_empty() {
+                        0
+                    } else {
+                        format!("{frac:0<9}")[..9].parse().unwrap_or(0)
+                    };
                     Ok(Some(secs * 1_000_000_000 + nanos))
                 }
             }
@@ -1202,7 +1322,9 @@ impl ContainerBackend for Daemon {
         }
         let log = self.inner.log_path(&c.id);
         let (max_files, timestamps, tail) = (
-            log_options(&record.host_config).map(|(_, n)| n).unwrap_or(1),
+            log_options(&record.host_config)
+                .map(|(_, n)| n)
+                .unwrap_or(1),
             query.timestamps,
             query.tail,
         );
@@ -1219,10 +1341,16 @@ impl ContainerBackend for Daemon {
             files.push(log);
             let mut out = Vec::new();
             for f in files {
-                let Ok(text) = std::fs::read_to_string(&f) else { continue };
+                let Ok(text) = std::fs::read_to_string(&f) else {
+                    continue;
+                };
                 for line in text.lines() {
-                    let Ok(e) = serde_json::from_str::<LogEntry>(line) else { continue };
-                    let t = parse_time(&e.time).and_then(|t| t.timestamp_nanos_opt()).unwrap_or(0);
+                    let Ok(e) = serde_json::from_str::<LogEntry>(line) else {
+                        continue;
+                    };
+                    let t = parse_time(&e.time)
+                        .and_then(|t| t.timestamp_nanos_opt())
+                        .unwrap_or(0);
                     if since.is_some_and(|s| t < s) || until.is_some_and(|u| t > u) {
                         continue;
                     }
@@ -1245,9 +1373,20 @@ impl ContainerBackend for Daemon {
         .map_err(|e| ApiError::Internal(format!("read logs: {e}")))?;
         let mut chunks = Vec::with_capacity(entries.len());
         for e in entries {
-            let stream = if e.stream == "stderr" { StdStream::Stderr } else { StdStream::Stdout };
-            let data = if timestamps { format!("{} {}", e.time, e.log) } else { e.log };
-            chunks.push(Ok(OutputChunk { stream, data: Bytes::from(data) }));
+            let stream = if e.stream == "stderr" {
+                StdStream::Stderr
+            } else {
+                StdStream::Stdout
+            };
+            let data = if timestamps {
+                format!("{} {}", e.time, e.log)
+            } else {
+                e.log
+            };
+            chunks.push(Ok(OutputChunk {
+                stream,
+                data: Bytes::from(data),
+            }));
         }
         let past = futures_util::stream::iter(chunks);
         if live {
@@ -1262,12 +1401,22 @@ impl ContainerBackend for Daemon {
                     chunk
                 })
             });
-            return Ok(LogStream { tty, output: past.chain(live).boxed() });
+            return Ok(LogStream {
+                tty,
+                output: past.chain(live).boxed(),
+            });
         }
-        Ok(LogStream { tty, output: past.boxed() })
+        Ok(LogStream {
+            tty,
+            output: past.boxed(),
+        })
     }
 
-    async fn attach(&self, id: &str, query: ContainerAttachQuery) -> Result<AttachSession, ApiError> {
+    async fn attach(
+        &self,
+        id: &str,
+        query: ContainerAttachQuery,
+    ) -> Result<AttachSession, ApiError> {
         let c = self.inner.resolve(id)?;
         let record = c.record();
         let tty = record.config.tty == Some(true);
@@ -1305,7 +1454,10 @@ impl ContainerBackend for Daemon {
         let c = self.inner.resolve(id)?;
         let record = c.record();
         if record.state.status != Status::Running {
-            return Err(ApiError::Conflict(format!("Container {} is not running", c.id)));
+            return Err(ApiError::Conflict(format!(
+                "Container {} is not running",
+                c.id
+            )));
         }
         if record.config.tty != Some(true) {
             return Ok(());
@@ -1322,14 +1474,26 @@ impl ContainerBackend for Daemon {
         .map(|_| ())
     }
 
-    async fn top(&self, id: &str, _ps_args: Option<String>) -> Result<ContainerTopResponse, ApiError> {
+    async fn top(
+        &self,
+        id: &str,
+        _ps_args: Option<String>,
+    ) -> Result<ContainerTopResponse, ApiError> {
         self.inner.resolve(id)?;
-        Err(ApiError::NotImplemented("docker top is not supported by berthd yet".into()))
+        Err(ApiError::NotImplemented(
+            "docker top is not supported by berthd yet".into(),
+        ))
     }
 
-    async fn stats(&self, id: &str, _query: ContainerStatsQuery) -> Result<JsonStream<ContainerStatsResponse>, ApiError> {
+    async fn stats(
+        &self,
+        id: &str,
+        _query: ContainerStatsQuery,
+    ) -> Result<JsonStream<ContainerStatsResponse>, ApiError> {
         self.inner.resolve(id)?;
-        Err(ApiError::NotImplemented("docker stats is not supported by berthd yet".into()))
+        Err(ApiError::NotImplemented(
+            "docker stats is not supported by berthd yet".into(),
+        ))
     }
 
     async fn rename(&self, id: &str, new_name: &str) -> Result<(), ApiError> {
@@ -1353,30 +1517,47 @@ impl ContainerBackend for Daemon {
         }
         let record = c.update(|r| r.name = new_name.clone());
         self.inner.persist(&record)?;
-        self.inner.event("rename", &record, &[("oldName", format!("/{old}"))]);
+        self.inner
+            .event("rename", &record, &[("oldName", format!("/{old}"))]);
         Ok(())
     }
 
     async fn pause(&self, id: &str) -> Result<(), ApiError> {
         self.inner.resolve(id)?;
-        Err(ApiError::NotImplemented("docker pause is not supported by berthd yet".into()))
+        Err(ApiError::NotImplemented(
+            "docker pause is not supported by berthd yet".into(),
+        ))
     }
 
     async fn unpause(&self, id: &str) -> Result<(), ApiError> {
         self.inner.resolve(id)?;
-        Err(ApiError::NotImplemented("docker unpause is not supported by berthd yet".into()))
+        Err(ApiError::NotImplemented(
+            "docker unpause is not supported by berthd yet".into(),
+        ))
     }
 
-    async fn update(&self, id: &str, _body: ContainerUpdateBody) -> Result<ContainerUpdateResponse, ApiError> {
+    async fn update(
+        &self,
+        id: &str,
+        _body: ContainerUpdateBody,
+    ) -> Result<ContainerUpdateResponse, ApiError> {
         self.inner.resolve(id)?;
-        Err(ApiError::NotImplemented("docker update is not supported by berthd yet".into()))
+        Err(ApiError::NotImplemented(
+            "docker update is not supported by berthd yet".into(),
+        ))
     }
 
     async fn prune(&self, query: PruneQuery) -> Result<ContainerPruneResponse, ApiError> {
         if !query.filters.is_empty() {
-            return Err(ApiError::NotImplemented("container prune filters are not supported by berthd yet".into()));
+            return Err(ApiError::NotImplemented(
+                "container prune filters are not supported by berthd yet".into(),
+            ));
         }
-        let all: Vec<Arc<Container>> = lock(&self.inner.containers).by_id.values().cloned().collect();
+        let all: Vec<Arc<Container>> = lock(&self.inner.containers)
+            .by_id
+            .values()
+            .cloned()
+            .collect();
         let mut deleted = Vec::new();
         for c in all {
             if matches!(c.record().state.status, Status::Exited | Status::Created) {

@@ -87,10 +87,11 @@ fn matches(filters: &Filters, e: &EventMessage) -> bool {
         values.peek().is_none() || values.any(ok)
     };
     check("type", &|v| v == typ)
-        && check("event", &|v| action == v || action.starts_with(&format!("{v}:")))
+        && check("event", &|v| {
+            action == v || action.starts_with(&format!("{v}:"))
+        })
         && check("container", &|v| {
-            typ == "container"
-                && (id.starts_with(v) || attrs.get("name").is_some_and(|n| n == v))
+            typ == "container" && (id.starts_with(v) || attrs.get("name").is_some_and(|n| n == v))
         })
         && check("image", &|v| {
             attrs.get("image").is_some_and(|i| i == v) || (typ == "image" && id == v)
@@ -148,7 +149,9 @@ impl EventsBackend for Daemon {
                 }
             }
         })
-        .take_while(move |e| std::future::ready(until.is_none_or(|u| e.time_nano.unwrap_or(0) <= u)))
+        .take_while(move |e| {
+            std::future::ready(until.is_none_or(|u| e.time_nano.unwrap_or(0) <= u))
+        })
         .filter(move |e| std::future::ready(matches(&f2, e)))
         .map(Ok);
         let live: JsonStream<EventMessage> = match until {

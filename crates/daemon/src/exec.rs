@@ -38,14 +38,23 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl ExecBackend for Daemon {
-    async fn exec_create(&self, container: &str, config: ExecConfig) -> Result<IdResponse, ApiError> {
+    async fn exec_create(
+        &self,
+        container: &str,
+        config: ExecConfig,
+    ) -> Result<IdResponse, ApiError> {
         let c = self.inner.resolve(container)?;
         let record = c.record();
         if record.state.status != Status::Running {
-            return Err(ApiError::Conflict(format!("container {} is not running", c.id())));
+            return Err(ApiError::Conflict(format!(
+                "container {} is not running",
+                c.id()
+            )));
         }
         if config.cmd.as_ref().is_none_or(|c| c.is_empty()) {
-            return Err(ApiError::InvalidParameter("No exec command specified".into()));
+            return Err(ApiError::InvalidParameter(
+                "No exec command specified".into(),
+            ));
         }
         if config.tty == Some(true) {
             return Err(ApiError::NotImplemented(
@@ -63,7 +72,11 @@ impl ExecBackend for Daemon {
         Ok(IdResponse { id })
     }
 
-    async fn exec_start(&self, id: &str, start: ExecStartConfig) -> Result<Option<AttachSession>, ApiError> {
+    async fn exec_start(
+        &self,
+        id: &str,
+        start: ExecStartConfig,
+    ) -> Result<Option<AttachSession>, ApiError> {
         let entry = lock(&self.inner.execs)
             .get(id)
             .cloned()
@@ -71,14 +84,19 @@ impl ExecBackend for Daemon {
         {
             let mut st = lock(&entry.state);
             if st.started {
-                return Err(ApiError::Conflict(format!("Error: Exec command {id} has already run")));
+                return Err(ApiError::Conflict(format!(
+                    "Error: Exec command {id} has already run"
+                )));
             }
             st.started = true;
         }
         let c = self.inner.resolve(&entry.container)?;
         let record = c.record();
         if record.state.status != Status::Running {
-            return Err(ApiError::Conflict(format!("container {} is not running", c.id())));
+            return Err(ApiError::Conflict(format!(
+                "container {} is not running",
+                c.id()
+            )));
         }
         let cfg = &entry.config;
         let mut rec = record.clone();
@@ -109,7 +127,9 @@ impl ExecBackend for Daemon {
         let pid = match conn.response {
             Response::ExecStarted { pid } => pid,
             Response::Error { message } => {
-                let code = if message.contains("executable file not found") || message.contains("no such file") {
+                let code = if message.contains("executable file not found")
+                    || message.contains("no such file")
+                {
                     127
                 } else {
                     126
@@ -120,7 +140,9 @@ impl ExecBackend for Daemon {
                 )));
             }
             other => {
-                return Err(ApiError::Internal(format!("exec {id}: monitor answered {other:?}")));
+                return Err(ApiError::Internal(format!(
+                    "exec {id}: monitor answered {other:?}"
+                )));
             }
         };
         {
@@ -134,7 +156,10 @@ impl ExecBackend for Daemon {
             ..
         } = conn;
         let (tx, rx) = mpsc::unbounded_channel::<Result<OutputChunk, ApiError>>();
-        let (want_out, want_err) = (cfg.attach_stdout == Some(true), cfg.attach_stderr == Some(true));
+        let (want_out, want_err) = (
+            cfg.attach_stdout == Some(true),
+            cfg.attach_stderr == Some(true),
+        );
         let detach = start.detach == Some(true);
         let e2 = entry.clone();
         tokio::spawn(async move {
@@ -142,7 +167,10 @@ impl ExecBackend for Daemon {
             while let Ok(Some((kind, data))) = monitor_client::next_frame(&mut reader).await {
                 let stream = match kind {
                     FrameKind::Exit => {
-                        code = data.get(..4).and_then(|b| b.try_into().ok()).map(|b| i32::from_be_bytes(b) as i64);
+                        code = data
+                            .get(..4)
+                            .and_then(|b| b.try_into().ok())
+                            .map(|b| i32::from_be_bytes(b) as i64);
                         break;
                     }
                     FrameKind::Stdout if want_out => StdStream::Stdout,
@@ -150,7 +178,10 @@ impl ExecBackend for Daemon {
                     _ => continue,
                 };
                 if !detach {
-                    let _ = tx.send(Ok(OutputChunk { stream, data: Bytes::from(data) }));
+                    let _ = tx.send(Ok(OutputChunk {
+                        stream,
+                        data: Bytes::from(data),
+                    }));
                 }
             }
             let mut st = lock(&e2.state);
@@ -177,7 +208,12 @@ impl ExecBackend for Daemon {
                 std::future::pending::<()>().await
             }
         });
-        let output = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|i| (i, rx)) }).boxed();
+        let output =
+            futures_util::stream::unfold(
+                rx,
+                |mut rx| async move { rx.recv().await.map(|i| (i, rx)) },
+            )
+            .boxed();
         Ok(Some(AttachSession {
             tty: false,
             output,
@@ -193,7 +229,11 @@ impl ExecBackend for Daemon {
         let st = lock(&entry.state).clone();
         let cfg = &entry.config;
         let mut cmd = cfg.cmd.clone().unwrap_or_default();
-        let entrypoint = if cmd.is_empty() { String::new() } else { cmd.remove(0) };
+        let entrypoint = if cmd.is_empty() {
+            String::new()
+        } else {
+            cmd.remove(0)
+        };
         Ok(ExecInspectResponse {
             can_remove: Some(false),
             detach_keys: Some(String::new()),

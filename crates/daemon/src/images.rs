@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 use api_server::{ApiError, ByteStream, ImageBackend, JsonStream};
 use api_types::models::generated::{DriverData, ImageConfig, ImageInspectRootFs};
 use api_types::models::*;
-use api_types::query::{ImageListQuery, ImagePullQuery, ImagePushQuery, ImageRemoveQuery, PruneQuery};
+use api_types::query::{
+    ImageListQuery, ImagePullQuery, ImagePushQuery, ImageRemoveQuery, PruneQuery,
+};
 use api_types::{ProgressMessage, RegistryAuth};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -23,8 +25,12 @@ fn lock(m: &Mutex<Store>) -> std::sync::MutexGuard<'_, Store> {
 fn store_err(name: &str, e: StoreError) -> ApiError {
     match e {
         StoreError::NotFound(_) => ApiError::no_such_image(name),
-        StoreError::InUse { .. } | StoreError::MultipleTags { .. } => ApiError::Conflict(e.to_string()),
-        StoreError::Ambiguous(_) | StoreError::Reference(_) => ApiError::InvalidParameter(e.to_string()),
+        StoreError::InUse { .. } | StoreError::MultipleTags { .. } => {
+            ApiError::Conflict(e.to_string())
+        }
+        StoreError::Ambiguous(_) | StoreError::Reference(_) => {
+            ApiError::InvalidParameter(e.to_string())
+        }
         other => ApiError::Internal(other.to_string()),
     }
 }
@@ -38,14 +44,20 @@ fn unix_time(s: Option<&str>) -> i64 {
 impl Daemon {
     /// The image IDs some container uses.
     fn images_in_use(&self) -> HashSet<String> {
-        let reg = self.inner.containers.lock().unwrap_or_else(|p| p.into_inner());
+        let reg = self
+            .inner
+            .containers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         reg_image_ids(&reg)
     }
 
     fn image_event(&self, action: &str, id: &str, name: &str) {
         let mut attrs = HashMap::new();
         attrs.insert("name".to_string(), name.to_string());
-        self.inner.events.publish(EventMessageTypeEnum::IMAGE, action, id, attrs);
+        self.inner
+            .events
+            .publish(EventMessageTypeEnum::IMAGE, action, id, attrs);
     }
 }
 
@@ -72,7 +84,10 @@ impl ImageBackend for Daemon {
                 let dangling_ok = f.get("dangling").all(|v| (v == "true") == tags.is_empty());
                 let mut refs = f.get("reference").peekable();
                 let ref_ok = refs.peek().is_none()
-                    || refs.any(|r| tags.iter().any(|t| t == r || t.split(':').next() == Some(r)));
+                    || refs.any(|r| {
+                        tags.iter()
+                            .any(|t| t == r || t.split(':').next() == Some(r))
+                    });
                 dangling_ok && ref_ok
             })
             .map(|s| {
@@ -133,7 +148,11 @@ impl ImageBackend for Daemon {
             Ok(h.iter()
                 .enumerate()
                 .map(|(i, h)| ImageHistoryResponseItem {
-                    id: if i == 0 { id.to_string() } else { "<missing>".into() },
+                    id: if i == 0 {
+                        id.to_string()
+                    } else {
+                        "<missing>".into()
+                    },
                     created: unix_time(h.created().as_deref()),
                     created_by: h.created_by().clone().unwrap_or_default(),
                     tags: Vec::new(),
@@ -153,14 +172,21 @@ impl ImageBackend for Daemon {
         let id = blocking(move || {
             let mut store = lock(&images);
             store.tag(&n, &t2).map_err(|e| store_err(&n, e))?;
-            Ok(store.resolve(&t2).map(|(id, _)| id.to_string()).unwrap_or_default())
+            Ok(store
+                .resolve(&t2)
+                .map(|(id, _)| id.to_string())
+                .unwrap_or_default())
         })
         .await?;
         self.image_event("tag", &id, &target);
         Ok(())
     }
 
-    async fn image_remove(&self, name: &str, query: ImageRemoveQuery) -> Result<Vec<ImageDeleteResponseItem>, ApiError> {
+    async fn image_remove(
+        &self,
+        name: &str,
+        query: ImageRemoveQuery,
+    ) -> Result<Vec<ImageDeleteResponseItem>, ApiError> {
         let images = self.inner.images.clone();
         let used = self.images_in_use();
         let n = name.to_string();
@@ -181,37 +207,58 @@ impl ImageBackend for Daemon {
             match o {
                 RemoveOutcome::Untagged(r) => {
                     self.image_event("untag", "", &r.familiar());
-                    out.push(ImageDeleteResponseItem { untagged: Some(r.familiar()), deleted: None });
+                    out.push(ImageDeleteResponseItem {
+                        untagged: Some(r.familiar()),
+                        deleted: None,
+                    });
                 }
                 RemoveOutcome::Deleted(id) => {
                     self.image_event("delete", &id.to_string(), name);
-                    out.push(ImageDeleteResponseItem { untagged: None, deleted: Some(id.to_string()) });
+                    out.push(ImageDeleteResponseItem {
+                        untagged: None,
+                        deleted: Some(id.to_string()),
+                    });
                 }
             }
         }
         Ok(out)
     }
 
-    async fn image_pull(&self, query: ImagePullQuery, _auth: RegistryAuth) -> Result<JsonStream<ProgressMessage>, ApiError> {
+    async fn image_pull(
+        &self,
+        query: ImagePullQuery,
+        _auth: RegistryAuth,
+    ) -> Result<JsonStream<ProgressMessage>, ApiError> {
         Err(ApiError::NotImplemented(format!(
             "pulling {} is not supported by berthd yet: there is no registry client; use docker load",
             query.from_image
         )))
     }
 
-    async fn image_push(&self, name: &str, _query: ImagePushQuery, _auth: RegistryAuth) -> Result<JsonStream<ProgressMessage>, ApiError> {
+    async fn image_push(
+        &self,
+        name: &str,
+        _query: ImagePushQuery,
+        _auth: RegistryAuth,
+    ) -> Result<JsonStream<ProgressMessage>, ApiError> {
         Err(ApiError::NotImplemented(format!(
             "pushing {name} is not supported by berthd yet: there is no registry client"
         )))
     }
 
-    async fn image_load(&self, mut archive: ByteStream, _quiet: bool) -> Result<JsonStream<ProgressMessage>, ApiError> {
+    async fn image_load(
+        &self,
+        mut archive: ByteStream,
+        _quiet: bool,
+    ) -> Result<JsonStream<ProgressMessage>, ApiError> {
         let tmp_dir = self.inner.config.data_root.join("image").join("tmp");
         tokio::fs::create_dir_all(&tmp_dir)
             .await
             .map_err(|e| ApiError::Internal(format!("create {}: {e}", tmp_dir.display())))?;
         let path = tmp_dir.join(format!("load-{}.tar", crate::new_id()?));
-        let io = |e: std::io::Error| ApiError::Internal(format!("spool the archive to {}: {e}", path.display()));
+        let io = |e: std::io::Error| {
+            ApiError::Internal(format!("spool the archive to {}: {e}", path.display()))
+        };
         let mut f = tokio::fs::File::create(&path).await.map_err(io)?;
         let spooled = async {
             while let Some(chunk) = archive.next().await {
@@ -297,7 +344,10 @@ impl ImageBackend for Daemon {
             let f2 = file.clone();
             let chunk = tokio::task::spawn_blocking(move || {
                 let mut buf = vec![0u8; 256 * 1024];
-                let n = f2.lock().map_err(|_| std::io::Error::other("poisoned"))?.read(&mut buf)?;
+                let n = f2
+                    .lock()
+                    .map_err(|_| std::io::Error::other("poisoned"))?
+                    .read(&mut buf)?;
                 buf.truncate(n);
                 Ok::<_, std::io::Error>(buf)
             })
@@ -305,7 +355,10 @@ impl ImageBackend for Daemon {
             match chunk {
                 Ok(Ok(b)) if b.is_empty() => None,
                 Ok(Ok(b)) => Some((Ok(Bytes::from(b)), file)),
-                Ok(Err(e)) => Some((Err(ApiError::Internal(format!("read saved archive: {e}"))), file)),
+                Ok(Err(e)) => Some((
+                    Err(ApiError::Internal(format!("read saved archive: {e}"))),
+                    file,
+                )),
                 Err(e) => Some((Err(ApiError::Internal(e.to_string())), file)),
             }
         });
@@ -326,12 +379,20 @@ impl ImageBackend for Daemon {
         let mut deleted: Vec<ImageDeleteResponseItem> = report
             .untagged
             .iter()
-            .map(|r| ImageDeleteResponseItem { untagged: Some(r.familiar()), deleted: None })
+            .map(|r| ImageDeleteResponseItem {
+                untagged: Some(r.familiar()),
+                deleted: None,
+            })
             .collect();
-        deleted.extend(report.images_deleted.iter().map(|id| ImageDeleteResponseItem {
-            untagged: None,
-            deleted: Some(id.to_string()),
-        }));
+        deleted.extend(
+            report
+                .images_deleted
+                .iter()
+                .map(|id| ImageDeleteResponseItem {
+                    untagged: None,
+                    deleted: Some(id.to_string()),
+                }),
+        );
         Ok(ImagePruneResponse {
             images_deleted: Some(deleted),
             space_reclaimed: Some(report.gc.bytes_reclaimed as i64),

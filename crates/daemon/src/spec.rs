@@ -254,7 +254,11 @@ pub fn merge_config(
 /// Checks the host config for what berth does not do yet, so a create fails cleanly instead of
 /// running a container without what was asked.
 pub fn refuse_unsupported(host: &HostConfig) -> Result<(), ApiError> {
-    let not_yet = |what: &str| Err(ApiError::NotImplemented(format!("{what} is not supported by berthd yet")));
+    let not_yet = |what: &str| {
+        Err(ApiError::NotImplemented(format!(
+            "{what} is not supported by berthd yet"
+        )))
+    };
     if host.init == Some(true) {
         return not_yet("--init");
     }
@@ -264,13 +268,14 @@ pub fn refuse_unsupported(host: &HostConfig) -> Result<(), ApiError> {
     {
         return not_yet("mounting volumes or host paths (-v, --mount, --volumes-from)");
     }
-    if host
-        .port_bindings
-        .as_ref()
-        .is_some_and(|p| p.values().any(|v| v.as_ref().is_some_and(|v| !v.is_empty())))
-        || host.publish_all_ports == Some(true)
+    if host.port_bindings.as_ref().is_some_and(|p| {
+        p.values()
+            .any(|v| v.as_ref().is_some_and(|v| !v.is_empty()))
+    }) || host.publish_all_ports == Some(true)
     {
-        return not_yet("publishing ports (-p, -P; containers have loopback only until networking lands)");
+        return not_yet(
+            "publishing ports (-p, -P; containers have loopback only until networking lands)",
+        );
     }
     if host.devices.as_ref().is_some_and(|d| !d.is_empty()) {
         return not_yet("--device");
@@ -283,14 +288,23 @@ pub fn refuse_unsupported(host: &HostConfig) -> Result<(), ApiError> {
             ))
         }
     }
-    for mode in [&host.pid_mode, &host.ipc_mode, &host.uts_mode, &host.userns_mode] {
+    for mode in [
+        &host.pid_mode,
+        &host.ipc_mode,
+        &host.uts_mode,
+        &host.userns_mode,
+    ] {
         if let Some(m) = mode.as_deref().filter(|m| !m.is_empty() && *m != "private") {
-            return not_yet(&format!("namespace mode {m:?} (--pid, --ipc, --uts, --userns)"));
+            return not_yet(&format!(
+                "namespace mode {m:?} (--pid, --ipc, --uts, --userns)"
+            ));
         }
     }
     if let Some(r) = host.runtime.as_deref() {
         if !r.is_empty() && r != "berth" && r != "runc" {
-            return not_yet(&format!("--runtime {r} (only berth's own runtime is wired in)"));
+            return not_yet(&format!(
+                "--runtime {r} (only berth's own runtime is wired in)"
+            ));
         }
     }
     if let Some(p) = &host.restart_policy {
@@ -302,8 +316,11 @@ pub fn refuse_unsupported(host: &HostConfig) -> Result<(), ApiError> {
     for opt in host.security_opt.iter().flatten() {
         let ok = matches!(
             opt.as_str(),
-            "no-new-privileges" | "no-new-privileges:true" | "no-new-privileges=true"
-                | "no-new-privileges:false" | "no-new-privileges=false"
+            "no-new-privileges"
+                | "no-new-privileges:true"
+                | "no-new-privileges=true"
+                | "no-new-privileges:false"
+                | "no-new-privileges=false"
         );
         if !ok {
             return not_yet(&format!("--security-opt {opt}"));
@@ -350,7 +367,9 @@ pub fn resolve_user(user: &str, rootfs: &RootfsMount) -> Result<(u32, u32), ApiE
             let gid = read_layered(rootfs, "passwd").and_then(|p| {
                 p.lines().find_map(|l| {
                     let f: Vec<&str> = l.split(':').collect();
-                    (f.len() > 3 && f[2] == u).then(|| f[3].parse().ok()).flatten()
+                    (f.len() > 3 && f[2] == u)
+                        .then(|| f[3].parse().ok())
+                        .flatten()
                 })
             });
             (n, gid.unwrap_or(0))
@@ -384,7 +403,9 @@ pub fn resolve_user(user: &str, rootfs: &RootfsMount) -> Result<(u32, u32), ApiE
                 .and_then(|groups| {
                     groups.lines().find_map(|l| {
                         let f: Vec<&str> = l.split(':').collect();
-                        (f.len() > 2 && f[0] == g).then(|| f[2].parse().ok()).flatten()
+                        (f.len() > 2 && f[0] == g)
+                            .then(|| f[2].parse().ok())
+                            .flatten()
                     })
                 })
                 .ok_or_else(|| {
@@ -414,7 +435,10 @@ pub fn process(
         .or(config.user.as_deref())
         .unwrap_or("");
     let (uid, gid) = resolve_user(user, &record.rootfs)?;
-    let mut env = vec![format!("PATH={DEFAULT_PATH}"), format!("HOSTNAME={hostname}")];
+    let mut env = vec![
+        format!("PATH={DEFAULT_PATH}"),
+        format!("HOSTNAME={hostname}"),
+    ];
     if tty {
         env.push("TERM=xterm".into());
     }
@@ -424,11 +448,11 @@ pub fn process(
         extra_env,
     ]);
     let caps = capabilities(host)?;
-    let no_new_privs = host
-        .security_opt
-        .iter()
-        .flatten()
-        .any(|o| o == "no-new-privileges" || o.ends_with("no-new-privileges:true") || o == "no-new-privileges=true");
+    let no_new_privs = host.security_opt.iter().flatten().any(|o| {
+        o == "no-new-privileges"
+            || o.ends_with("no-new-privileges:true")
+            || o == "no-new-privileges=true"
+    });
     let mut rlimits = Vec::new();
     for u in host.ulimits.iter().flatten() {
         let name = u.name.clone().unwrap_or_default();
@@ -526,7 +550,9 @@ pub fn build(
     ];
     for (dest, opts) in host.tmpfs.iter().flatten().collect::<BTreeMap<_, _>>() {
         if !dest.starts_with('/') {
-            return Err(invalid(format!("invalid tmpfs mount point {dest:?}: not an absolute path")));
+            return Err(invalid(format!(
+                "invalid tmpfs mount point {dest:?}: not an absolute path"
+            )));
         }
         mounts.push(json!({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": tmpfs_options(opts)}));
     }
@@ -554,7 +580,9 @@ pub fn build(
             Some(-1) => -1,
             Some(s) if s > 0 => {
                 if s < m {
-                    return Err(invalid("Minimum memoryswap limit should be larger than memory limit, see usage"));
+                    return Err(invalid(
+                        "Minimum memoryswap limit should be larger than memory limit, see usage",
+                    ));
                 }
                 s
             }
@@ -562,7 +590,9 @@ pub fn build(
         };
         resources["memory"] = json!({"limit": m, "swap": swap});
     } else if host.memory_swap.is_some_and(|s| s > 0) {
-        return Err(invalid("You should always set the Memory limit when using Memoryswap limit, see usage"));
+        return Err(invalid(
+            "You should always set the Memory limit when using Memoryswap limit, see usage",
+        ));
     }
     let mut cpu = serde_json::Map::new();
     if let Some(s) = host.cpu_shares.filter(|s| *s > 0) {
@@ -570,7 +600,9 @@ pub fn build(
     }
     if let Some(n) = host.nano_cpus.filter(|n| *n > 0) {
         if host.cpu_quota.is_some_and(|q| q > 0) || host.cpu_period.is_some_and(|p| p > 0) {
-            return Err(invalid("Conflicting options: Nano CPUs and CPU Period/Quota cannot both be set"));
+            return Err(invalid(
+                "Conflicting options: Nano CPUs and CPU Period/Quota cannot both be set",
+            ));
         }
         let period = 100_000i64;
         cpu.insert("period".into(), json!(period));
@@ -641,7 +673,10 @@ mod tests {
     fn env_merges_by_key() {
         let a = vec!["PATH=/a".to_string(), "X=1".to_string()];
         let b = vec!["X=2".to_string(), "Y=3".to_string()];
-        assert_eq!(merge_env([a.as_slice(), b.as_slice()]), ["PATH=/a", "X=2", "Y=3"]);
+        assert_eq!(
+            merge_env([a.as_slice(), b.as_slice()]),
+            ["PATH=/a", "X=2", "Y=3"]
+        );
     }
 
     #[test]

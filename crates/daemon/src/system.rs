@@ -1,7 +1,10 @@
 //! `/version`, `/info`, `/system/df`.
 
 use api_server::{ApiError, SystemBackend};
-use api_types::models::{SystemDataUsageResponse, SystemInfo, SystemVersion, SystemVersionComponents, SystemVersionPlatform};
+use api_types::models::{
+    SystemDataUsageResponse, SystemInfo, SystemVersion, SystemVersionComponents,
+    SystemVersionPlatform,
+};
 
 use crate::Daemon;
 
@@ -66,7 +69,9 @@ impl SystemBackend for Daemon {
             os_type: Some("linux".into()),
             architecture: Some(std::env::consts::ARCH.into()),
             kernel_version: Some(kernel()),
-            ncpu: std::thread::available_parallelism().ok().map(|n| n.get() as i64),
+            ncpu: std::thread::available_parallelism()
+                .ok()
+                .map(|n| n.get() as i64),
             mem_total: Some(mem_total()),
             logging_driver: Some("json-file".into()),
             cgroup_driver: None,

@@ -157,7 +157,9 @@ pub fn launch(config_path: &Path) -> Result<(), MonitorError> {
             let answer = String::from_utf8_lossy(&answer).into_owned();
             match answer.strip_prefix("error: ") {
                 _ if answer == "ok" => Ok(()),
-                Some(cause) => Err(MonitorError::Runtime(runtime::Error::Init(cause.to_string()))),
+                Some(cause) => Err(MonitorError::Runtime(runtime::Error::Init(
+                    cause.to_string(),
+                ))),
                 None => Err(MonitorError::Config {
                     path: config_path.to_path_buf(),
                     message: "the monitor exited before it made the container".into(),

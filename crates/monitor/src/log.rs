@@ -187,7 +187,11 @@ mod tests {
             .collect();
         assert_eq!(
             got,
-            [("stdout", "hello\n"), ("stderr", "oops\n"), ("stdout", "world")]
+            [
+                ("stdout", "hello\n"),
+                ("stderr", "oops\n"),
+                ("stdout", "world")
+            ]
         );
         assert!(chrono::DateTime::parse_from_rfc3339(&e[0].time).is_ok());
     }

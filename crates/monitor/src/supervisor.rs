@@ -255,7 +255,8 @@ impl Supervisor {
                     .accept()
                     .map_err(|e| MonitorError::io("accept on console socket", &path, e))
                     .and_then(|(s, _)| {
-                        runtime::console::receive_master(&s).map_err(|e| MonitorError::Runtime(e.into()))
+                        runtime::console::receive_master(&s)
+                            .map_err(|e| MonitorError::Runtime(e.into()))
                     });
                 let _ = std::fs::remove_file(&path);
                 match got {
@@ -651,8 +652,7 @@ impl Supervisor {
         if process.terminal() == Some(true) {
             return Err(MonitorError::Config {
                 path: self.config.bundle.clone(),
-                message: "exec with a terminal (-t) is not supported by berth's monitor yet"
-                    .into(),
+                message: "exec with a terminal (-t) is not supported by berth's monitor yet".into(),
             });
         }
         let (in_r, in_w) = if with_stdin {
@@ -682,8 +682,8 @@ impl Supervisor {
         };
         runtime::container::exec(&self.root, &self.config.id, process, &opts)?;
         drop(opts);
-        let text =
-            std::fs::read_to_string(&pid_file).map_err(|e| MonitorError::io("read", &pid_file, e))?;
+        let text = std::fs::read_to_string(&pid_file)
+            .map_err(|e| MonitorError::io("read", &pid_file, e))?;
         let _ = std::fs::remove_file(&pid_file);
         let pid: i32 = text.trim().parse().map_err(|_| MonitorError::Config {
             path: pid_file.clone(),
@@ -770,7 +770,7 @@ impl Supervisor {
                         } else {
                             Stream::Stdout
                         };
-                        self.output(stream, &buf[..n].to_vec())?;
+                        self.output(stream, &buf[..n])?;
                     }
                 }
             }
