@@ -408,3 +408,170 @@ fn bad_input_leaves_nothing_behind() {
     assert!(ps.trim().is_empty(), "half-made containers: {ps}");
     d.finish();
 }
+
+#[test]
+fn lifecycle_logs_and_listing() {
+    let d = berthd_with_busybox("daemon-life");
+
+    // create, then start -a: output and exit code come through the start.
+    let id = d.ok(&[
+        "create",
+        "--name",
+        "made",
+        "-l",
+        "team=blue",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 7",
+    ]);
+    assert_eq!(id.trim().len(), 64);
+    let ps = d.ok(&[
+        "ps",
+        "-a",
+        "--filter",
+        "status=created",
+        "--format",
+        "{{.Names}}",
+    ]);
+    assert_eq!(ps.trim(), "made");
+    let out = d.docker(&["start", "-a", "made"]);
+    assert_eq!(out.status.code(), Some(7), "stderr: {}", stderr(&out));
+    assert_eq!(
+        (stdout(&out).as_str(), stderr(&out).as_str()),
+        ("out\n", "err\n")
+    );
+    let ps = d.ok(&[
+        "ps",
+        "-a",
+        "--filter",
+        "label=team=blue",
+        "--format",
+        "{{.Names}} {{.Status}}",
+    ]);
+    assert!(ps.starts_with("made Exited (7)"), "docker ps: {ps}");
+    let ps = d.ok(&["ps", "-a", "-q", "--filter", "exited=7"]);
+    assert_eq!(ps.trim(), &id.trim()[..12]);
+    let logs = d.docker(&["logs", "made"]);
+    assert_eq!(
+        (stdout(&logs).as_str(), stderr(&logs).as_str()),
+        ("out\n", "err\n")
+    );
+    let logs = d.ok(&["logs", "-t", "made"]);
+    assert!(
+        logs.contains("T") && logs.trim_end().ends_with(" out"),
+        "docker logs -t: {logs}"
+    );
+
+    // A terminal: one stream, CR LF line ends as a tty makes them.
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "-t",
+        "busybox",
+        "sh",
+        "-c",
+        "test -t 1 && echo tty",
+    ]);
+    assert_eq!(out, "tty\r\n");
+
+    // logs --tail and rotation with --log-opt.
+    d.ok(&[
+        "run",
+        "--name",
+        "chatty",
+        "--log-opt",
+        "max-size=1k",
+        "--log-opt",
+        "max-file=2",
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 100 ]; do echo line $i; i=$((i+1)); done",
+    ]);
+    let tail = d.ok(&["logs", "--tail", "2", "chatty"]);
+    assert_eq!(tail, "line 98\nline 99\n");
+    let all = d.ok(&["logs", "chatty"]);
+    assert!(!all.contains("line 0\n"), "rotation kept everything");
+    assert!(all.lines().count() < 100 && all.ends_with("line 99\n"));
+
+    // rename, kill -s, wait, restart.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "sleeper",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 9' USR1; while true; do sleep 1; done",
+    ]);
+    d.ok(&["rename", "sleeper", "dozer"]);
+    d.ok(&["kill", "-s", "USR1", "dozer"]);
+    assert_eq!(d.ok(&["wait", "dozer"]).trim(), "9");
+    d.ok(&["restart", "-t", "1", "dozer"]);
+    assert_eq!(
+        d.ok(&["inspect", "--format", "{{.State.Running}}", "dozer"])
+            .trim(),
+        "true"
+    );
+    d.ok(&["rm", "-f", "dozer"]);
+
+    // Events of a run, read back with --since/--until.
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs()
+        + 1;
+    let until = until.to_string();
+    let events = d.ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &until,
+        "--filter",
+        "container=made",
+        "--format",
+        "{{.Action}}",
+    ]);
+    assert!(
+        events.contains("create") && events.contains("start") && events.contains("die"),
+        "events: {events}"
+    );
+
+    d.ok(&["rm", "made", "chatty"]);
+    d.finish();
+}
+
+#[test]
+fn concurrent_runs_all_succeed_and_leave_nothing() {
+    let d = berthd_with_busybox("daemon-many");
+    const N: usize = 12;
+    let outs: Vec<Output> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..N)
+            .map(|i| {
+                let d = &d;
+                s.spawn(move || d.docker(&["run", "--rm", "busybox", "echo", &format!("n{i}")]))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a docker thread"))
+            .collect()
+    });
+    for (i, out) in outs.iter().enumerate() {
+        assert_eq!(
+            stdout(out),
+            format!("n{i}\n"),
+            "run {i}: stderr: {}",
+            stderr(out)
+        );
+        assert_eq!(out.status.code(), Some(0));
+    }
+    assert!(
+        d.ok(&["ps", "-a", "-q"]).trim().is_empty(),
+        "--rm left containers"
+    );
+    d.finish();
+}

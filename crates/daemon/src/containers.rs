@@ -1300,7 +1300,9 @@ impl ContainerBackend for Daemon {
                     } else {
                         format!("{frac:0<9}")[..9].parse().unwrap_or(0)
                     };
-                    Ok(Some(secs * 1_000_000_000 + nanos))
+                    Ok(Some(
+                        secs.saturating_mul(1_000_000_000).saturating_add(nanos),
+                    ))
                 }
             }
         };

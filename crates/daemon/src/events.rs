@@ -73,7 +73,7 @@ fn parse_time(s: &str) -> Option<i64> {
         let f = format!("{frac:0<9}");
         nanos = f.get(..9)?.parse().ok()?;
     }
-    Some(secs * 1_000_000_000 + nanos)
+    Some(secs.saturating_mul(1_000_000_000).saturating_add(nanos))
 }
 
 fn matches(filters: &Filters, e: &EventMessage) -> bool {
