@@ -575,3 +575,64 @@ fn concurrent_runs_all_succeed_and_leave_nothing() {
     );
     d.finish();
 }
+
+#[test]
+fn pause_stats_top_and_exec_with_a_terminal() {
+    let d = berthd_with_busybox("daemon-live");
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "live",
+        "--memory",
+        "64m",
+        "--pids-limit",
+        "50",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+
+    let top = d.ok(&["top", "live"]);
+    assert!(
+        top.contains("sleep 1000") && top.starts_with("UID"),
+        "docker top: {top}"
+    );
+
+    let stats = d.ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}} {{.MemUsage}} {{.PIDs}}",
+        "live",
+    ]);
+    assert!(
+        stats.starts_with("live ") && stats.contains("/ 64MiB") && stats.trim().ends_with(" 1"),
+        "docker stats: {stats}"
+    );
+
+    d.ok(&["pause", "live"]);
+    let state = d.ok(&[
+        "inspect",
+        "--format",
+        "{{.State.Status}} {{.State.Paused}}",
+        "live",
+    ]);
+    assert_eq!(state.trim(), "paused true");
+    let ps = d.ok(&["ps", "--format", "{{.Status}}"]);
+    assert!(ps.contains("(Paused)"), "docker ps: {ps}");
+    d.ok(&["unpause", "live"]);
+    assert_eq!(
+        d.ok(&["inspect", "--format", "{{.State.Status}}", "live"])
+            .trim(),
+        "running"
+    );
+
+    let out = d.ok(&["exec", "-t", "live", "sh", "-c", "test -t 0 && echo tty"]);
+    assert_eq!(out, "tty\r\n");
+    let out = d.docker_with_input(&["exec", "-i", "live", "cat"], Some("through exec\n"));
+    assert_eq!(stdout(&out), "through exec\n", "stderr: {}", stderr(&out));
+
+    d.ok(&["rm", "-f", "live"]);
+    d.finish();
+}

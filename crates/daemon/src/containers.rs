@@ -85,6 +85,11 @@ impl Container {
         guard.clone()
     }
 
+    /// Records whether the container is paused; returns the record.
+    pub fn set_paused(&self, on: bool) -> ContainerRecord {
+        self.update(|r| r.state.paused = on)
+    }
+
     /// The container's ID.
     pub fn id(&self) -> &str {
         &self.id
@@ -246,6 +251,9 @@ fn status_text(r: &ContainerRecord) -> String {
     };
     match r.state.status {
         Status::Created => "Created".into(),
+        Status::Running if r.state.paused => {
+            format!("Up {} (Paused)", since(&r.state.started_at))
+        }
         Status::Running => format!("Up {}", since(&r.state.started_at)),
         Status::Exited => format!(
             "Exited ({}) {} ago",
@@ -373,6 +381,14 @@ impl Inner {
         Err(ApiError::no_such_container(name))
     }
 
+    pub(crate) fn persist_record(&self, record: &ContainerRecord) -> Result<(), ApiError> {
+        self.persist(record)
+    }
+
+    pub(crate) fn container_event(&self, action: &str, r: &ContainerRecord) {
+        self.event(action, r, &[]);
+    }
+
     fn persist(&self, record: &ContainerRecord) -> Result<(), ApiError> {
         state::save(&self.container_dir(&record.id), record).map_err(|e| {
             ApiError::Internal(format!(
@@ -421,6 +437,7 @@ impl Inner {
             r.state.exit_code = exit.code as i64;
             r.state.finished_at = exit.finished_at.clone();
             r.state.oom_killed = exit.oom_killed;
+            r.state.paused = false;
         });
         if let Err(e) = self.persist(&record) {
             tracing::error!("{e}");
@@ -809,6 +826,7 @@ impl Inner {
                 started_at: now(),
                 finished_at: r.state.finished_at.clone(),
                 oom_killed: false,
+                paused: false,
             };
         });
         self.persist(&record)?;
@@ -850,9 +868,13 @@ impl Inner {
             path: Some(r.path.clone()),
             args: Some(r.args.clone()),
             state: Some(ContainerState {
-                status: Some(state_status(r.state.status)),
+                status: Some(if r.state.paused {
+                    ContainerStateStatusEnum::PAUSED
+                } else {
+                    state_status(r.state.status)
+                }),
                 running: Some(r.state.status == Status::Running),
-                paused: Some(false),
+                paused: Some(r.state.paused),
                 restarting: Some(false),
                 oom_killed: Some(r.state.oom_killed),
                 dead: Some(false),
@@ -1185,7 +1207,11 @@ impl ContainerBackend for Daemon {
                 created: parse_time(&r.created).map(|t| t.timestamp()),
                 ports: Some(Vec::new()),
                 labels: Some(r.config.labels.clone().unwrap_or_default()),
-                state: Some(summary_state(r.state.status)),
+                state: Some(if r.state.paused {
+                    ContainerSummaryStateEnum::PAUSED
+                } else {
+                    summary_state(r.state.status)
+                }),
                 status: Some(status_text(r)),
                 host_config: Some(ContainerSummaryHostConfig {
                     network_mode: Some(
@@ -1479,23 +1505,21 @@ impl ContainerBackend for Daemon {
     async fn top(
         &self,
         id: &str,
-        _ps_args: Option<String>,
+        ps_args: Option<String>,
     ) -> Result<ContainerTopResponse, ApiError> {
-        self.inner.resolve(id)?;
-        Err(ApiError::NotImplemented(
-            "docker top is not supported by berthd yet".into(),
-        ))
+        let c = self.inner.resolve(id)?;
+        self.inner.top(&c, ps_args.as_deref()).await
     }
 
     async fn stats(
         &self,
         id: &str,
-        _query: ContainerStatsQuery,
+        query: ContainerStatsQuery,
     ) -> Result<JsonStream<ContainerStatsResponse>, ApiError> {
-        self.inner.resolve(id)?;
-        Err(ApiError::NotImplemented(
-            "docker stats is not supported by berthd yet".into(),
-        ))
+        let c = self.inner.resolve(id)?;
+        self.inner
+            .stats(c, query.stream && !query.one_shot, self.inner.clone())
+            .await
     }
 
     async fn rename(&self, id: &str, new_name: &str) -> Result<(), ApiError> {
@@ -1525,17 +1549,13 @@ impl ContainerBackend for Daemon {
     }
 
     async fn pause(&self, id: &str) -> Result<(), ApiError> {
-        self.inner.resolve(id)?;
-        Err(ApiError::NotImplemented(
-            "docker pause is not supported by berthd yet".into(),
-        ))
+        let c = self.inner.resolve(id)?;
+        self.inner.freeze(&c, true).await
     }
 
     async fn unpause(&self, id: &str) -> Result<(), ApiError> {
-        self.inner.resolve(id)?;
-        Err(ApiError::NotImplemented(
-            "docker unpause is not supported by berthd yet".into(),
-        ))
+        let c = self.inner.resolve(id)?;
+        self.inner.freeze(&c, false).await
     }
 
     async fn update(

@@ -33,6 +33,32 @@ struct ExecState {
     exit_code: Option<i64>,
 }
 
+impl Daemon {
+    async fn resize_exec(
+        &self,
+        entry: &ExecEntry,
+        height: u32,
+        width: u32,
+    ) -> Result<(), ApiError> {
+        let pid = lock(&entry.state).pid as i32;
+        if pid == 0 {
+            return Ok(());
+        }
+        let socket = self.inner.socket(&entry.container);
+        monitor_client::call(
+            &socket,
+            &entry.container,
+            Request::ResizeExec {
+                pid,
+                height: height.min(u16::MAX as u32) as u16,
+                width: width.min(u16::MAX as u32) as u16,
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -54,11 +80,6 @@ impl ExecBackend for Daemon {
         if config.cmd.as_ref().is_none_or(|c| c.is_empty()) {
             return Err(ApiError::InvalidParameter(
                 "No exec command specified".into(),
-            ));
-        }
-        if config.tty == Some(true) {
-            return Err(ApiError::NotImplemented(
-                "exec with a terminal (-t) is not supported by berthd yet".into(),
             ));
         }
         let id = crate::new_id()?;
@@ -99,6 +120,7 @@ impl ExecBackend for Daemon {
             )));
         }
         let cfg = &entry.config;
+        let tty = cfg.tty == Some(true) || start.tty == Some(true);
         let mut rec = record.clone();
         if cfg.privileged == Some(true) {
             rec.host_config.privileged = Some(true);
@@ -109,7 +131,7 @@ impl ExecBackend for Daemon {
             cfg.env.as_deref().unwrap_or(&[]),
             cfg.user.as_deref(),
             cfg.working_dir.as_deref(),
-            false,
+            tty,
             &spec::hostname(&record),
         )?;
         let process = serde_json::from_value(process)
@@ -214,8 +236,15 @@ impl ExecBackend for Daemon {
                 |mut rx| async move { rx.recv().await.map(|i| (i, rx)) },
             )
             .boxed();
+        if let Some(size) = start.console_size.as_ref().or(cfg.console_size.as_ref()) {
+            if let (Some(&h), Some(&w)) = (size.first(), size.get(1)) {
+                if h > 0 && w > 0 {
+                    let _ = self.resize_exec(&entry, h as u32, w as u32).await;
+                }
+            }
+        }
         Ok(Some(AttachSession {
-            tty: false,
+            tty,
             output,
             stdin: client_in.map(|s| Box::pin(s) as api_server::StdinSink),
         }))
@@ -255,11 +284,14 @@ impl ExecBackend for Daemon {
         })
     }
 
-    async fn exec_resize(&self, id: &str, _size: ResizeQuery) -> Result<(), ApiError> {
-        if !lock(&self.inner.execs).contains_key(id) {
-            return Err(ApiError::no_such_exec(id));
+    async fn exec_resize(&self, id: &str, size: ResizeQuery) -> Result<(), ApiError> {
+        let entry = lock(&self.inner.execs)
+            .get(id)
+            .cloned()
+            .ok_or_else(|| ApiError::no_such_exec(id))?;
+        if entry.config.tty != Some(true) {
+            return Ok(());
         }
-        // Execs have no terminal (refused at create), so there is nothing to resize.
-        Ok(())
+        self.resize_exec(&entry, size.height, size.width).await
     }
 }

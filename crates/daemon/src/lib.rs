@@ -28,6 +28,7 @@ mod containers;
 mod events;
 mod exec;
 mod images;
+mod live;
 mod monitor_client;
 pub mod spec;
 mod state;

@@ -42,6 +42,9 @@ pub struct RunState {
     pub finished_at: String,
     /// Whether the OOM killer struck in the last run.
     pub oom_killed: bool,
+    /// Whether the container is paused (frozen).
+    #[serde(default)]
+    pub paused: bool,
 }
 
 /// Docker's zero time, shown for events that have not happened.
@@ -57,6 +60,7 @@ impl Default for RunState {
             started_at: ZERO_TIME.into(),
             finished_at: ZERO_TIME.into(),
             oom_killed: false,
+            paused: false,
         }
     }
 }

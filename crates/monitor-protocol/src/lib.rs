@@ -98,6 +98,33 @@ pub struct ExitStatus {
     pub oom_killed: bool,
 }
 
+/// A container's cgroup counters, as `docker stats` needs them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CgroupStats {
+    /// CPU time used, in nanoseconds.
+    pub cpu_total_ns: u64,
+    /// CPU time per CPU, in nanoseconds.
+    pub cpu_percpu_ns: Vec<u64>,
+    /// CPU time in user mode, in nanoseconds.
+    pub cpu_user_ns: u64,
+    /// CPU time in kernel mode, in nanoseconds.
+    pub cpu_kernel_ns: u64,
+    /// Memory in use, in bytes.
+    pub memory_usage: u64,
+    /// The most memory used, in bytes.
+    pub memory_max_usage: u64,
+    /// The memory limit, in bytes.
+    pub memory_limit: u64,
+    /// How often the limit was hit.
+    pub memory_failcnt: u64,
+    /// Page cache, in bytes.
+    pub memory_cache: u64,
+    /// Processes now.
+    pub pids_current: u64,
+    /// The process limit (0: none).
+    pub pids_limit: u64,
+}
+
 /// A request with the protocol version it is written in.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Envelope {
@@ -138,6 +165,23 @@ pub enum Request {
     Wait,
     /// The monitor's current state.
     State,
+    /// Freeze every process of the container (its cgroup's freezer).
+    Pause,
+    /// Thaw a paused container.
+    Resume,
+    /// The container's cgroup counters.
+    Stats,
+    /// The host pids of the container's processes.
+    Pids,
+    /// Set the terminal size of an exec started with a terminal.
+    ResizeExec {
+        /// The exec's pid, as `ExecStarted` gave it.
+        pid: i32,
+        /// Rows.
+        height: u16,
+        /// Columns.
+        width: u16,
+    },
     /// Run a process in the container and stream it like an attach; the exit code ends the stream.
     Exec {
         /// The OCI process to run.
@@ -167,6 +211,13 @@ pub enum Response {
     Exited(ExitStatus),
     /// The current state.
     State(MonitorState),
+    /// The cgroup counters.
+    Stats(CgroupStats),
+    /// The container's processes.
+    Pids {
+        /// Host pids.
+        pids: Vec<i32>,
+    },
     /// The request failed; the text says why.
     Error {
         /// A sentence naming the operation and the cause.

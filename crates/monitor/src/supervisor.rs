@@ -556,6 +556,58 @@ impl Supervisor {
                     message: format!("container {} has no terminal to resize", self.config.id),
                 },
             },
+            Request::ResizeExec { pid, height, width } => {
+                match self.execs.iter().find(|e| e.pid.as_raw() == pid) {
+                    Some(Exec {
+                        out: Some(m),
+                        err: None,
+                        ..
+                    }) => match runtime::console::set_window_size(m, height, width) {
+                        Ok(()) => Response::Ok,
+                        Err(e) => Response::Error {
+                            message: e.to_string(),
+                        },
+                    },
+                    _ => Response::Error {
+                        message: format!("no exec with a terminal has pid {pid}"),
+                    },
+                }
+            }
+            Request::Pause => self.freeze(true),
+            Request::Resume => self.freeze(false),
+            Request::Stats => {
+                match runtime::container::events::stats(&self.root, &self.config.id) {
+                    Ok(ev) => match ev.data {
+                        Some(st) => Response::Stats(monitor_protocol::CgroupStats {
+                            cpu_total_ns: st.cpu.usage.total,
+                            cpu_percpu_ns: st.cpu.usage.percpu.clone(),
+                            cpu_user_ns: st.cpu.usage.user,
+                            cpu_kernel_ns: st.cpu.usage.kernel,
+                            memory_usage: st.memory.usage.usage,
+                            memory_max_usage: st.memory.usage.max,
+                            memory_limit: st.memory.usage.limit,
+                            memory_failcnt: st.memory.usage.failcnt,
+                            memory_cache: st.memory.cache,
+                            pids_current: st.pids.current,
+                            pids_limit: st.pids.limit,
+                        }),
+                        None => Response::Error {
+                            message: format!("container {}: no statistics", self.config.id),
+                        },
+                    },
+                    Err(e) => Response::Error {
+                        message: e.to_string(),
+                    },
+                }
+            }
+            Request::Pids => match self.cgroup.pids() {
+                Ok(p) => Response::Pids {
+                    pids: p.iter().map(|p| p.as_raw()).collect(),
+                },
+                Err(e) => Response::Error {
+                    message: e.to_string(),
+                },
+            },
             Request::Kill { signal } => self.kill(signal),
             Request::Wait => match &self.state.exit {
                 Some(exit) => Response::Exited(exit.clone()),
@@ -574,7 +626,7 @@ impl Supervisor {
                             sock,
                             stdin: exec_stdin,
                             out: Some(out),
-                            err: Some(err),
+                            err,
                             reading: stdin,
                         });
                     } else {
@@ -583,7 +635,7 @@ impl Supervisor {
                             sock,
                             stdin: None,
                             out: Some(out),
-                            err: Some(err),
+                            err,
                             reading: false,
                         });
                     }
@@ -621,6 +673,20 @@ impl Supervisor {
         }
     }
 
+    fn freeze(&self, on: bool) -> Response {
+        let done = if on {
+            runtime::container::pause(&self.root, &self.config.id)
+        } else {
+            runtime::container::resume(&self.root, &self.config.id)
+        };
+        match done {
+            Ok(()) => Response::Ok,
+            Err(e) => Response::Error {
+                message: e.to_string(),
+            },
+        }
+    }
+
     fn kill(&self, signal: i32) -> Response {
         let sig = match Signal::try_from(signal) {
             Ok(s) => s,
@@ -648,12 +714,57 @@ impl Supervisor {
         &mut self,
         process: &oci_spec::runtime::Process,
         with_stdin: bool,
-    ) -> Result<(Pid, Option<OwnedFd>, OwnedFd, OwnedFd), MonitorError> {
+    ) -> Result<(Pid, Option<OwnedFd>, OwnedFd, Option<OwnedFd>), MonitorError> {
+        self.exec_count += 1;
+        let pid_file = self
+            .config
+            .bundle
+            .join(format!("exec-{}.pid", self.exec_count));
+        let read_pid = |pid_file: &Path| -> Result<Pid, MonitorError> {
+            let text = std::fs::read_to_string(pid_file)
+                .map_err(|e| MonitorError::io("read", pid_file, e))?;
+            let _ = std::fs::remove_file(pid_file);
+            let pid: i32 = text.trim().parse().map_err(|_| MonitorError::Config {
+                path: pid_file.to_path_buf(),
+                message: format!("not a pid: {text:?}"),
+            })?;
+            Ok(Pid::from_raw(pid))
+        };
         if process.terminal() == Some(true) {
-            return Err(MonitorError::Config {
-                path: self.config.bundle.clone(),
-                message: "exec with a terminal (-t) is not supported by berth's monitor yet".into(),
+            // The pty master arrives on a console socket, as for a `-t` container; it
+            // carries both directions, so it is the exec's output and (a duplicate) its input.
+            let path = self
+                .config
+                .socket_path
+                .with_extension(format!("e{}.tty", self.exec_count));
+            let _ = std::fs::remove_file(&path);
+            let listener = UnixListener::bind(&path)
+                .map_err(|e| MonitorError::io("listen on console socket", &path, e))?;
+            let opts = ExecOptions {
+                pid_file: Some(pid_file.clone()),
+                detach: true,
+                console_socket: Some(path.clone()),
+                ..ExecOptions::default()
+            };
+            let ran = runtime::container::exec(&self.root, &self.config.id, process, &opts);
+            let master = ran.map_err(MonitorError::from).and_then(|_| {
+                let (s, _) = listener
+                    .accept()
+                    .map_err(|e| MonitorError::io("accept on console socket", &path, e))?;
+                runtime::console::receive_master(&s).map_err(|e| MonitorError::Runtime(e.into()))
             });
+            let _ = std::fs::remove_file(&path);
+            let master = master?.master;
+            nonblocking(&master)?;
+            let input = if with_stdin {
+                Some(
+                    nix::unistd::dup(&master)
+                        .map_err(|e| MonitorError::sys("dup pty master", e))?,
+                )
+            } else {
+                None
+            };
+            return Ok((read_pid(&pid_file)?, input, master, None));
         }
         let (in_r, in_w) = if with_stdin {
             let (r, w) = pipe()?;
@@ -665,11 +776,6 @@ impl Supervisor {
         let (err_r, err_w) = pipe()?;
         nonblocking(&out_r)?;
         nonblocking(&err_r)?;
-        self.exec_count += 1;
-        let pid_file = self
-            .config
-            .bundle
-            .join(format!("exec-{}.pid", self.exec_count));
         let opts = ExecOptions {
             pid_file: Some(pid_file.clone()),
             detach: true,
@@ -682,14 +788,7 @@ impl Supervisor {
         };
         runtime::container::exec(&self.root, &self.config.id, process, &opts)?;
         drop(opts);
-        let text = std::fs::read_to_string(&pid_file)
-            .map_err(|e| MonitorError::io("read", &pid_file, e))?;
-        let _ = std::fs::remove_file(&pid_file);
-        let pid: i32 = text.trim().parse().map_err(|_| MonitorError::Config {
-            path: pid_file.clone(),
-            message: format!("not a pid: {text:?}"),
-        })?;
-        Ok((Pid::from_raw(pid), in_w, out_r, err_r))
+        Ok((read_pid(&pid_file)?, in_w, out_r, Some(err_r)))
     }
 
     /// Reaps exited children; returns the init's exit code if it was among them.
