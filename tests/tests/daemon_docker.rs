@@ -636,3 +636,64 @@ fn pause_stats_top_and_exec_with_a_terminal() {
     d.ok(&["rm", "-f", "live"]);
     d.finish();
 }
+
+#[test]
+fn restart_policies() {
+    let mut d = berthd_with_busybox("daemon-restart");
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:2",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 1",
+    ]);
+    // No event to wait on from outside but the daemon's own state: probe it, bounded.
+    let state = compat_common::wait_until("two restarts of flaky", T, || {
+        let s = d.ok(&[
+            "inspect",
+            "--format",
+            "{{.RestartCount}} {{.State.Status}} {{.State.ExitCode}}",
+            "flaky",
+        ]);
+        (s.trim() == "2 exited 1").then_some(s)
+    });
+    assert_eq!(state.trim(), "2 exited 1");
+
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "always",
+        "--restart",
+        "always",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    d.ok(&["stop", "-t", "1", "always"]);
+    assert_eq!(
+        d.ok(&["inspect", "--format", "{{.State.Status}}", "always"])
+            .trim(),
+        "exited"
+    );
+    // A new berthd starts `always` containers again, even one stopped by hand (dockerd's rule).
+    d.kill9();
+    d.spawn();
+    compat_common::wait_until("always to run again", T, || {
+        let s = d.ok(&["inspect", "--format", "{{.State.Status}}", "always"]);
+        (s.trim() == "running").then_some(())
+    });
+    let out = d.docker(&["run", "--rm", "--restart", "always", "busybox", "true"]);
+    assert_eq!(
+        out.status.code(),
+        Some(125),
+        "--rm with a restart policy must be refused"
+    );
+    d.ok(&["rm", "-f", "always", "flaky"]);
+    d.finish();
+}

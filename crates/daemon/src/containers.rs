@@ -50,6 +50,8 @@ pub struct Container {
     record: Mutex<ContainerRecord>,
     phase: watch::Sender<Phase>,
     pending: Mutex<Vec<PendingAttach>>,
+    /// The last restart-policy delay, for the back-off.
+    restart_delay: Mutex<Option<Duration>>,
     /// Serialises start and remove of this container.
     op: tokio::sync::Mutex<()>,
 }
@@ -67,6 +69,7 @@ impl Container {
             record: Mutex::new(record),
             phase: watch::channel(phase).0,
             pending: Mutex::new(Vec::new()),
+            restart_delay: Mutex::new(None),
             op: tokio::sync::Mutex::new(()),
         })
     }
@@ -460,6 +463,41 @@ impl Inner {
                     tracing::warn!("container {}: auto-remove: {e}", c.id);
                 }
             });
+        } else if crate::restart::should_restart(&record, exit.code as i64) {
+            let ran = match (
+                parse_time(&record.state.started_at),
+                parse_time(&exit.finished_at),
+            ) {
+                (Some(a), Some(b)) => (b - a).to_std().unwrap_or_default(),
+                _ => Duration::ZERO,
+            };
+            let delay = {
+                let mut d = lock(&c.restart_delay);
+                let next = crate::restart::next_delay(*d, ran);
+                *d = Some(next);
+                next
+            };
+            let inner = self.clone();
+            let c = c.clone();
+            tokio::spawn(async move {
+                // The policy's back-off delay (docker's), not a wait for an event.
+                tokio::time::sleep(delay).await;
+                let record = c.record();
+                if record.manually_stopped
+                    || c.phase.borrow().removed
+                    || record.state.status != Status::Exited
+                {
+                    return;
+                }
+                match inner.start_container(&c).await {
+                    Ok(()) => {
+                        let record = c.update(|r| r.restart_count += 1);
+                        let _ = inner.persist(&record);
+                        inner.event("restart", &record, &[]);
+                    }
+                    Err(e) => tracing::warn!("container {}: restart policy: {e}", c.id),
+                }
+            });
         }
     }
 
@@ -544,6 +582,8 @@ impl Inner {
             return Err(ApiError::NotModified);
         }
         let exits = c.phase.borrow().exits;
+        let record = c.update(|r| r.manually_stopped = true);
+        self.persist(&record)?;
         let sig = parse_signal(
             signal
                 .or(record.config.stop_signal.as_deref())
@@ -552,6 +592,10 @@ impl Inner {
         let timeout = timeout.or(record.config.stop_timeout).unwrap_or(10);
         if self.send_signal(c, sig).await.is_err() {
             // The monitor is gone or going: its exit is on the way.
+        }
+        if record.state.paused {
+            // A frozen process cannot act on a signal: thaw it (dockerd does the same).
+            let _ = monitor_client::call(&self.socket(&c.id), &c.id, Request::Resume).await;
         }
         let limit = (timeout >= 0).then(|| Duration::from_secs(timeout as u64));
         if Self::wait_exit(c, exits, limit).await {
@@ -818,6 +862,7 @@ impl Inner {
             }
         };
         let record = c.update(|r| {
+            r.manually_stopped = false;
             r.state = RunState {
                 status: Status::Running,
                 pid,
@@ -961,6 +1006,14 @@ impl Daemon {
                         }
                     });
                 }
+                Status::Exited if crate::restart::start_with_daemon(&record) => {
+                    let inner = inner.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = inner.start_container(&c).await {
+                            tracing::warn!("container {}: restart policy at start-up: {e}", c.id);
+                        }
+                    });
+                }
                 _ => {}
             }
         }
@@ -1068,6 +1121,7 @@ impl ContainerBackend for Daemon {
             },
             state: RunState::default(),
             restart_count: 0,
+            manually_stopped: false,
         };
         let c;
         {

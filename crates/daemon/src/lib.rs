@@ -30,6 +30,7 @@ mod exec;
 mod images;
 mod live;
 mod monitor_client;
+mod restart;
 pub mod spec;
 mod state;
 mod system;

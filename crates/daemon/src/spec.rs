@@ -307,12 +307,7 @@ pub fn refuse_unsupported(host: &HostConfig) -> Result<(), ApiError> {
             ));
         }
     }
-    if let Some(p) = &host.restart_policy {
-        let name = p.name.map(|n| n.to_string()).unwrap_or_default();
-        if !name.is_empty() && name != "no" {
-            return not_yet(&format!("--restart {name}"));
-        }
-    }
+    crate::restart::validate(host).map_err(ApiError::InvalidParameter)?;
     for opt in host.security_opt.iter().flatten() {
         let ok = matches!(
             opt.as_str(),

@@ -92,6 +92,9 @@ pub struct ContainerRecord {
     pub state: RunState,
     /// How many times it was restarted by a policy.
     pub restart_count: i64,
+    /// Stopped by the user (`docker stop`): the restart policy leaves it stopped.
+    #[serde(default)]
+    pub manually_stopped: bool,
 }
 
 /// Loads every record under `containers/`. A directory without a readable record (a create
