@@ -697,3 +697,167 @@ fn restart_policies() {
     d.ok(&["rm", "-f", "always", "flaky"]);
     d.finish();
 }
+
+#[test]
+fn run_flags_reach_the_container() {
+    let d = berthd_with_busybox("daemon-flags");
+    let run = |args: &[&str]| {
+        let mut a = vec!["run", "--rm"];
+        a.extend_from_slice(args);
+        d.ok(&a)
+    };
+    let bnd = |out: String| {
+        out.split_whitespace()
+            .nth(1)
+            .map(str::to_owned)
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        bnd(run(&[
+            "--cap-drop",
+            "ALL",
+            "busybox",
+            "grep",
+            "CapBnd",
+            "/proc/self/status"
+        ])),
+        "0000000000000000"
+    );
+    assert_eq!(
+        bnd(run(&[
+            "--cap-drop",
+            "ALL",
+            "--cap-add",
+            "KILL",
+            "busybox",
+            "grep",
+            "CapBnd",
+            "/proc/self/status"
+        ])),
+        "0000000000000020"
+    );
+    let privileged = bnd(run(&[
+        "--privileged",
+        "busybox",
+        "grep",
+        "CapBnd",
+        "/proc/self/status",
+    ]));
+    let ours = std::fs::read_to_string("/proc/self/status")
+        .expect("read /proc/self/status")
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:").map(|v| v.trim().to_string()))
+        .expect("CapBnd");
+    assert_eq!(
+        privileged, ours,
+        "--privileged gets the host's whole bounding set"
+    );
+    // Masked paths: /proc/timer_list is hidden unless privileged.
+    assert_eq!(
+        run(&["busybox", "sh", "-c", "wc -c < /proc/timer_list"]).trim(),
+        "0"
+    );
+    assert_eq!(
+        run(&[
+            "--ulimit",
+            "nofile=100:200",
+            "busybox",
+            "sh",
+            "-c",
+            "ulimit -n"
+        ])
+        .trim(),
+        "100"
+    );
+    let mounts = run(&[
+        "--tmpfs",
+        "/scratch:size=1m",
+        "busybox",
+        "grep",
+        " /scratch ",
+        "/proc/mounts",
+    ]);
+    assert!(
+        mounts.starts_with("tmpfs /scratch tmpfs") && mounts.contains("size=1024k"),
+        "{mounts}"
+    );
+    assert_eq!(
+        run(&["--network", "none", "busybox", "ls", "/sys/class/net"]).trim(),
+        "lo"
+    );
+    assert_eq!(run(&["busybox", "ls", "/sys/class/net"]).trim(), "lo");
+    let host = compat_common::host_hostname();
+    assert_eq!(
+        run(&["--network", "host", "busybox", "hostname"]).trim(),
+        host
+    );
+    assert_eq!(
+        run(&[
+            "--sysctl",
+            "net.ipv4.ip_forward=1",
+            "busybox",
+            "cat",
+            "/proc/sys/net/ipv4/ip_forward"
+        ])
+        .trim(),
+        "1"
+    );
+    assert_eq!(
+        run(&["--entrypoint", "echo", "busybox", "via", "entrypoint"]),
+        "via entrypoint\n"
+    );
+    assert_eq!(
+        run(&["--stop-signal", "USR1", "-l", "a=b", "busybox", "true"]),
+        ""
+    );
+
+    // Limits land in the container's cgroups.
+    let id = d.ok(&[
+        "run",
+        "-d",
+        "--memory",
+        "32m",
+        "--cpus",
+        "0.5",
+        "--pids-limit",
+        "20",
+        "--cpu-shares",
+        "512",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    let id = id.trim();
+    let cg = |ctrl: &str, file: &str| {
+        std::fs::read_to_string(format!(
+            "/sys/fs/cgroup/{ctrl}/{}/{id}/{file}",
+            d.sandbox.tag
+        ))
+        .unwrap_or_else(|e| panic!("read {ctrl}/{file} of {id}: {e}"))
+        .trim()
+        .to_string()
+    };
+    assert_eq!(
+        cg("memory", "memory.limit_in_bytes"),
+        (32u64 << 20).to_string()
+    );
+    assert_eq!(cg("cpu", "cpu.cfs_quota_us"), "50000");
+    assert_eq!(cg("cpu", "cpu.shares"), "512");
+    assert_eq!(cg("pids", "pids.max"), "20");
+    // The monitor stays small: its resident set, as the kernel counts it.
+    let monitors = d.monitors();
+    assert_eq!(
+        monitors.len(),
+        1,
+        "one monitor per running container: {monitors:?}"
+    );
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", monitors[0])).expect("monitor status");
+    let rss = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .unwrap_or("VmRSS: ?");
+    eprintln!("monitor {}", rss);
+    d.ok(&["rm", "-f", id]);
+    d.finish();
+}

@@ -108,6 +108,25 @@ fn invalid(msg: impl Into<String>) -> ApiError {
     ApiError::InvalidParameter(msg.into())
 }
 
+/// Every capability this host grants berthd (its bounding set): what `--privileged` and
+/// `--cap-add ALL` give, as dockerd gives them (a VM may lack some, e.g. CAP_SYS_RESOURCE).
+fn host_caps() -> Vec<String> {
+    let bounding = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX);
+    ALL_CAPS
+        .iter()
+        .enumerate()
+        .filter(|(bit, _)| bounding & (1u64 << bit) != 0)
+        .map(|(_, c)| c.to_string())
+        .collect()
+}
+
 /// Normalises a capability name as docker accepts it (`net_admin`, `CAP_NET_ADMIN`, `ALL`).
 fn cap_name(name: &str) -> Result<String, ApiError> {
     let upper = name.trim().to_ascii_uppercase();
@@ -130,7 +149,7 @@ fn cap_name(name: &str) -> Result<String, ApiError> {
 /// `--cap-drop` applied as dockerd applies them (drop ALL first, then add).
 pub fn capabilities(host: &HostConfig) -> Result<Vec<String>, ApiError> {
     if host.privileged == Some(true) {
-        return Ok(ALL_CAPS.iter().map(|s| s.to_string()).collect());
+        return Ok(host_caps());
     }
     let adds = host
         .cap_add
@@ -154,7 +173,7 @@ pub fn capabilities(host: &HostConfig) -> Result<Vec<String>, ApiError> {
             .collect()
     };
     if adds.iter().any(|a| a == "ALL") {
-        return Ok(ALL_CAPS.iter().map(|s| s.to_string()).collect());
+        return Ok(host_caps());
     }
     for a in adds {
         if !caps.contains(&a) {
@@ -316,6 +335,10 @@ pub fn refuse_unsupported(host: &HostConfig) -> Result<(), ApiError> {
                 | "no-new-privileges=true"
                 | "no-new-privileges:false"
                 | "no-new-privileges=false"
+                // No seccomp profile is applied until the hardening work lands, so
+                // "unconfined" is what every container gets.
+                | "seccomp=unconfined"
+                | "seccomp:unconfined"
         );
         if !ok {
             return not_yet(&format!("--security-opt {opt}"));
