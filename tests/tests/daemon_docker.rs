@@ -861,3 +861,65 @@ fn run_flags_reach_the_container() {
     d.ok(&["rm", "-f", id]);
     d.finish();
 }
+
+#[test]
+fn images_follow_logs_attach_and_prune() {
+    let d = berthd_with_busybox("daemon-images");
+    d.ok(&["tag", "busybox", "mybox:1"]);
+    let images = d.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    let mut names: Vec<&str> = images.lines().collect();
+    names.sort();
+    assert_eq!(names, ["busybox:latest", "mybox:1"]);
+    let id = d.ok(&["image", "inspect", "--format", "{{.Id}} {{.Os}}", "mybox:1"]);
+    assert!(
+        id.starts_with("sha256:") && id.trim().ends_with(" linux"),
+        "image inspect: {id}"
+    );
+    let history = d.ok(&["history", "-q", "mybox:1"]);
+    assert!(!history.trim().is_empty());
+    let saved = d.sandbox.root.join("saved.tar");
+    d.ok(&["save", "-o", saved.to_str().expect("utf-8"), "mybox:1"]);
+    assert!(std::fs::metadata(&saved).expect("the saved archive").len() > 100_000);
+    let out = d.ok(&["rmi", "mybox:1"]);
+    assert_eq!(out.trim(), "Untagged: mybox:1");
+    let loaded = d.ok(&["load", "-i", saved.to_str().expect("utf-8")]);
+    assert!(loaded.contains("mybox:1"), "docker load: {loaded}");
+
+    // logs -f follows until the container exits.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "talker",
+        "busybox",
+        "sh",
+        "-c",
+        "echo a; read x < /dev/null; sleep 1; echo b",
+    ]);
+    assert_eq!(d.ok(&["logs", "-f", "talker"]), "a\nb\n");
+    // attach to a running container sees its output to the end.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "late",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 1; echo from-late",
+    ]);
+    let out = d.docker(&["attach", "late"]);
+    assert_eq!(stdout(&out), "from-late\n", "stderr: {}", stderr(&out));
+
+    let pruned = d.ok(&["container", "prune", "-f"]);
+    assert!(
+        pruned.contains("Deleted Containers"),
+        "container prune: {pruned}"
+    );
+    assert!(d.ok(&["ps", "-a", "-q"]).trim().is_empty());
+    d.ok(&["rmi", "mybox:1"]);
+    let pruned = d.docker(&["image", "prune", "-a", "-f"]);
+    assert_eq!(pruned.status.code(), Some(0), "stderr: {}", stderr(&pruned));
+    assert!(d.ok(&["images", "-q"]).trim().is_empty());
+    d.finish();
+}
