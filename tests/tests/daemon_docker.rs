@@ -844,6 +844,23 @@ fn run_flags_reach_the_container() {
     assert_eq!(cg("cpu", "cpu.cfs_quota_us"), "50000");
     assert_eq!(cg("cpu", "cpu.shares"), "512");
     assert_eq!(cg("pids", "pids.max"), "20");
+    d.ok(&[
+        "update",
+        "--memory",
+        "48m",
+        "--memory-swap",
+        "96m",
+        "--pids-limit",
+        "30",
+        id,
+    ]);
+    assert_eq!(
+        cg("memory", "memory.limit_in_bytes"),
+        (48u64 << 20).to_string()
+    );
+    assert_eq!(cg("pids", "pids.max"), "30");
+    let mem = d.ok(&["inspect", "--format", "{{.HostConfig.Memory}}", id]);
+    assert_eq!(mem.trim(), (48u64 << 20).to_string());
     // The monitor stays small: its resident set, as the kernel counts it.
     let monitors = d.monitors();
     assert_eq!(

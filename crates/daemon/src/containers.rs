@@ -88,6 +88,11 @@ impl Container {
         guard.clone()
     }
 
+    /// Replaces the host config (after `docker update`); returns the record.
+    pub fn set_host_config(&self, host: HostConfig) -> ContainerRecord {
+        self.update(|r| r.host_config = host)
+    }
+
     /// Records whether the container is paused; returns the record.
     pub fn set_paused(&self, on: bool) -> ContainerRecord {
         self.update(|r| r.state.paused = on)
@@ -1615,12 +1620,13 @@ impl ContainerBackend for Daemon {
     async fn update(
         &self,
         id: &str,
-        _body: ContainerUpdateBody,
+        body: ContainerUpdateBody,
     ) -> Result<ContainerUpdateResponse, ApiError> {
-        self.inner.resolve(id)?;
-        Err(ApiError::NotImplemented(
-            "docker update is not supported by berthd yet".into(),
-        ))
+        let c = self.inner.resolve(id)?;
+        self.inner.update_container(&c, body).await?;
+        Ok(ContainerUpdateResponse {
+            warnings: Some(Vec::new()),
+        })
     }
 
     async fn prune(&self, query: PruneQuery) -> Result<ContainerPruneResponse, ApiError> {

@@ -82,6 +82,70 @@ impl Inner {
         Ok(())
     }
 
+    /// `docker update`: new limits or restart policy, kept in the record and applied to a
+    /// running container's cgroup through its monitor.
+    pub(crate) async fn update_container(
+        &self,
+        c: &Container,
+        body: api_types::models::ContainerUpdateBody,
+    ) -> Result<(), ApiError> {
+        let mut record = c.record();
+        let h = &mut record.host_config;
+        macro_rules! take {
+            ($($f:ident),*) => { $( if body.$f.is_some() { h.$f = body.$f.clone(); } )* };
+        }
+        take!(
+            memory,
+            memory_swap,
+            memory_reservation,
+            cpu_shares,
+            cpu_period,
+            cpu_quota,
+            nano_cpus,
+            cpuset_cpus,
+            cpuset_mems,
+            pids_limit,
+            restart_policy
+        );
+        if body.blkio_weight.is_some_and(|w| w > 0)
+            || body.devices.as_ref().is_some_and(|d| !d.is_empty())
+            || body.ulimits.as_ref().is_some_and(|u| !u.is_empty())
+        {
+            return Err(ApiError::NotImplemented(
+                "docker update of blkio, devices or ulimits is not supported by berthd yet".into(),
+            ));
+        }
+        crate::restart::validate(&record.host_config).map_err(ApiError::InvalidParameter)?;
+        let spec = crate::spec::build(
+            &record,
+            &self.container_dir(c.id()),
+            &self.config.cgroup_parent,
+        )?;
+        if record.state.status == Status::Running {
+            let mut resources = spec["linux"]["resources"].clone();
+            if let Some(o) = resources.as_object_mut() {
+                // Device rules are set at create and not changed here.
+                o.remove("devices");
+            }
+            let resources = serde_json::from_value(resources).map_err(|e| {
+                ApiError::Internal(format!("container {}: new limits: {e}", c.id()))
+            })?;
+            monitor_client::call(
+                &self.socket(c.id()),
+                c.id(),
+                Request::Update {
+                    resources: Box::new(resources),
+                },
+            )
+            .await?;
+        }
+        let host = record.host_config.clone();
+        let record = c.set_host_config(host);
+        self.persist_record(&record)?;
+        self.container_event("update", &record);
+        Ok(())
+    }
+
     async fn sample(&self, c: &Container) -> Result<CgroupStats, ApiError> {
         match monitor_client::call(&self.socket(c.id()), c.id(), Request::Stats).await? {
             Response::Stats(s) => Ok(s),

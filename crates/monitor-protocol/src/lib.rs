@@ -165,6 +165,11 @@ pub enum Request {
     Wait,
     /// The monitor's current state.
     State,
+    /// Change the container's resource limits (`docker update`).
+    Update {
+        /// The new limits, as the OCI config's `linux.resources`.
+        resources: Box<oci_spec::runtime::LinuxResources>,
+    },
     /// Freeze every process of the container (its cgroup's freezer).
     Pause,
     /// Thaw a paused container.

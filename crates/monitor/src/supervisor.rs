@@ -573,6 +573,14 @@ impl Supervisor {
                     },
                 }
             }
+            Request::Update { resources } => {
+                match runtime::container::update(&self.root, &self.config.id, &resources) {
+                    Ok(()) => Response::Ok,
+                    Err(e) => Response::Error {
+                        message: e.to_string(),
+                    },
+                }
+            }
             Request::Pause => self.freeze(true),
             Request::Resume => self.freeze(false),
             Request::Stats => {
