@@ -802,6 +802,18 @@ fn run_flags_reach_the_container() {
         .trim(),
         "1"
     );
+    let dev = run(&[
+        "--device",
+        "/dev/null:/dev/mynull:rw",
+        "busybox",
+        "sh",
+        "-c",
+        "ls -l /dev/mynull; echo x > /dev/mynull && echo written",
+    ]);
+    assert!(
+        dev.starts_with("crw") && dev.contains("1,   3") && dev.ends_with("written\n"),
+        "--device: {dev}"
+    );
     assert_eq!(
         run(&["--entrypoint", "echo", "busybox", "via", "entrypoint"]),
         "via entrypoint\n"

@@ -853,16 +853,22 @@ impl Inner {
         }
         let waiter = monitor_client::send(&socket, &id, Request::Wait).await;
         let started = monitor_client::call(&socket, &id, Request::Start).await;
-        let pid = match started {
-            Ok(Response::Started { pid }) => pid,
-            Ok(other) => {
-                let _ = self.send_signal(c, 9).await;
-                return Err(ApiError::Internal(format!(
-                    "container {id}: monitor answered start with {other:?}"
-                )));
-            }
+        let failed = match started {
+            Ok(Response::Started { pid }) => Ok(pid),
+            Ok(other) => Err(ApiError::Internal(format!(
+                "container {id}: monitor answered start with {other:?}"
+            ))),
+            Err(e) => Err(e),
+        };
+        let pid = match failed {
+            Ok(pid) => pid,
             Err(e) => {
+                // The made container is killed; its exit is recorded like any other, so
+                // waiters return and the monitor's cleanup is seen.
                 let _ = self.send_signal(c, 9).await;
+                if let Ok(w) = waiter {
+                    self.watch_exit(c.clone(), w);
+                }
                 return Err(e);
             }
         };
@@ -881,6 +887,8 @@ impl Inner {
         });
         self.persist(&record)?;
         c.phase.send_modify(|p| p.running = true);
+        // Only now, after the record says Running, is the exit read: an exit that came
+        // first waits in the socket, so it can never be overwritten by this start.
         match waiter {
             Ok(w) => self.watch_exit(c.clone(), w),
             Err(e) => tracing::warn!("container {id}: cannot watch its exit: {e}"),

@@ -296,9 +296,6 @@ pub fn refuse_unsupported(host: &HostConfig) -> Result<(), ApiError> {
             "publishing ports (-p, -P; containers have loopback only until networking lands)",
         );
     }
-    if host.devices.as_ref().is_some_and(|d| !d.is_empty()) {
-        return not_yet("--device");
-    }
     match host.network_mode.as_deref() {
         None | Some("") | Some("default") | Some("bridge") | Some("host") | Some("none") => {}
         Some(other) => {
@@ -540,6 +537,46 @@ fn tmpfs_options(opts: &str) -> Vec<String> {
     out
 }
 
+/// A `--device HOST[:CONTAINER[:PERMS]]`: the device node to make and its cgroup rule.
+fn device(d: &api_types::models::generated::DeviceMapping) -> Result<(Value, Value), ApiError> {
+    use nix::sys::stat::{major, minor, stat, SFlag};
+    let host = d.path_on_host.clone().unwrap_or_default();
+    let inside = d
+        .path_in_container
+        .clone()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| host.clone());
+    let perms = d
+        .cgroup_permissions
+        .clone()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "rwm".into());
+    if !perms.chars().all(|c| matches!(c, 'r' | 'w' | 'm')) {
+        return Err(invalid(format!(
+            "invalid device permissions {perms:?} for {host}"
+        )));
+    }
+    let st = stat(host.as_str()).map_err(|e| {
+        invalid(format!(
+            "error gathering device information while adding custom device {host:?}: {e}"
+        ))
+    })?;
+    let fmt = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+    let typ = if fmt == SFlag::S_IFCHR {
+        "c"
+    } else if fmt == SFlag::S_IFBLK {
+        "b"
+    } else {
+        return Err(invalid(format!("{host:?} is not a device node")));
+    };
+    let (maj, min) = (major(st.st_rdev), minor(st.st_rdev));
+    Ok((
+        json!({"path": inside, "type": typ, "major": maj, "minor": min,
+               "fileMode": st.st_mode & 0o7777, "uid": st.st_uid, "gid": st.st_gid}),
+        json!({"allow": true, "type": typ, "major": maj, "minor": min, "access": perms}),
+    ))
+}
+
 /// The whole OCI config for the container's init.
 pub fn build(
     record: &ContainerRecord,
@@ -645,11 +682,22 @@ pub fn build(
         resources["pids"] = json!({"limit": p});
     }
 
+    let mut devices = Vec::new();
+    for d in host.devices.iter().flatten() {
+        let (dev, rule) = device(d)?;
+        devices.push(dev);
+        if let Some(list) = resources["devices"].as_array_mut() {
+            list.push(rule);
+        }
+    }
     let mut linux = json!({
         "namespaces": namespaces,
         "resources": resources,
         "cgroupsPath": format!("/{}/{}", cgroup_parent.trim_matches('/'), record.id),
     });
+    if !devices.is_empty() {
+        linux["devices"] = Value::Array(devices);
+    }
     if !privileged {
         linux["maskedPaths"] = json!(MASKED_PATHS);
         linux["readonlyPaths"] = json!(READONLY_PATHS);
