@@ -794,12 +794,19 @@ impl Inner {
             serde_json::to_vec(&mc).map_err(|e| ApiError::Internal(e.to_string()))?,
         )
         .map_err(|e| io("write monitor.json", e))?;
-        let out = tokio::process::Command::new(&self.config.monitor_path)
+        // The monitor's stdin is a lifeline: berthd holds the other end until the container
+        // is started, so a monitor whose berthd died before the start sees end-of-file and
+        // removes the container instead of waiting for a start that will never come.
+        let mut child = tokio::process::Command::new(&self.config.monitor_path)
             .arg(&mc_path)
-            .stdin(std::process::Stdio::null())
+            .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
-            .output()
+            .spawn()
+            .map_err(|e| io(&format!("run {}", self.config.monitor_path.display()), e))?;
+        let lifeline = child.stdin.take();
+        let out = child
+            .wait_with_output()
             .await
             .map_err(|e| io(&format!("run {}", self.config.monitor_path.display()), e))?;
         if !out.status.success() {
@@ -853,6 +860,7 @@ impl Inner {
         }
         let waiter = monitor_client::send(&socket, &id, Request::Wait).await;
         let started = monitor_client::call(&socket, &id, Request::Start).await;
+        drop(lifeline);
         let failed = match started {
             Ok(Response::Started { pid }) => Ok(pid),
             Ok(other) => Err(ApiError::Internal(format!(
@@ -980,6 +988,18 @@ impl Daemon {
     pub(crate) async fn restore(&self, records: Vec<ContainerRecord>) {
         let inner = &self.inner;
         for record in records {
+            if record.rootfs.typ.is_empty() {
+                // A create cut off by a crash: no one was told of this container.
+                let images = inner.images.clone();
+                let id = record.id.clone();
+                let _ = blocking(move || {
+                    let _ = lock(&images).remove_container(&id);
+                    Ok(())
+                })
+                .await;
+                let _ = std::fs::remove_dir_all(inner.container_dir(&record.id));
+                continue;
+            }
             let status = record.state.status;
             let c = Container::new(record.clone());
             {
@@ -1162,6 +1182,13 @@ impl ContainerBackend for Daemon {
             reg.by_id.insert(id.clone(), c.clone());
         }
         let made = async {
+            // The record is on disk before the writable layer exists, so a berthd killed in
+            // between leaves a record (with no rootfs yet) that start-up removes with its layer.
+            let dir = inner.container_dir(&id);
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                ApiError::Internal(format!("container {id}: create {}: {e}", dir.display()))
+            })?;
+            inner.persist(&c.record())?;
             let images = inner.images.clone();
             let (iid, cid) = (image_id.clone(), id.clone());
             let mount = blocking(move || {
@@ -1183,10 +1210,6 @@ impl ContainerBackend for Daemon {
                 &inner.container_dir(&id),
                 &inner.config.cgroup_parent,
             )?;
-            let dir = inner.container_dir(&id);
-            std::fs::create_dir_all(&dir).map_err(|e| {
-                ApiError::Internal(format!("container {id}: create {}: {e}", dir.display()))
-            })?;
             inner.persist(&record)?;
             Ok::<_, ApiError>(record)
         }

@@ -85,6 +85,9 @@ pub struct MonitorState {
     pub started_at: Option<String>,
     /// The exit, once the container has exited.
     pub exit: Option<ExitStatus>,
+    /// What went wrong in the monitor's own cleanup, if anything (it has no other log).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// How a container or an exec ended.

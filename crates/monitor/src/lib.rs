@@ -179,8 +179,16 @@ fn child(config: MonitorConfig, ready: OwnedFd) -> i32 {
     let mut ready = std::fs::File::from(ready);
     let made = (|| -> Result<Supervisor, MonitorError> {
         nix::unistd::setsid().map_err(|e| MonitorError::sys("setsid", e))?;
+        // berthd's end of the pipe on our stdin closes if berthd dies before the start.
+        let lifeline = nix::unistd::dup(std::io::stdin())
+            .map_err(|e| MonitorError::sys("dup stdin (the lifeline)", e))?;
+        nix::fcntl::fcntl(
+            &lifeline,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        )
+        .map_err(|e| MonitorError::sys("fcntl(FD_CLOEXEC) on the lifeline", e))?;
         detach_stdio()?;
-        Supervisor::create(config)
+        Supervisor::create(config, lifeline)
     })();
     match made {
         Ok(mut supervisor) => {

@@ -54,6 +54,7 @@ struct Exec {
 enum Slot {
     Listener,
     Signals,
+    Lifeline,
     Out,
     Err,
     Pty,
@@ -81,6 +82,9 @@ pub struct Supervisor {
     execs: Vec<Exec>,
     state: MonitorState,
     exec_count: u64,
+    /// Readable end of berthd's lifeline pipe, until the start: end-of-file on it means
+    /// berthd died before starting the container.
+    lifeline: Option<OwnedFd>,
 }
 
 fn rootfs_dir(config: &MonitorConfig) -> PathBuf {
@@ -190,7 +194,7 @@ fn write_all_fd(fd: &OwnedFd, mut data: &[u8]) -> bool {
 impl Supervisor {
     /// Mounts the rootfs and creates the container (its init waits for `Start`), then opens the
     /// log and the socket. Must be called while the process has one thread.
-    pub fn create(config: MonitorConfig) -> Result<Self, MonitorError> {
+    pub fn create(config: MonitorConfig, lifeline: OwnedFd) -> Result<Self, MonitorError> {
         let mut mask = SigSet::empty();
         mask.add(Signal::SIGCHLD);
         mask.add(Signal::SIGPIPE);
@@ -200,14 +204,19 @@ impl Supervisor {
             .map_err(|e| MonitorError::sys("signalfd", e))?;
         let root = Root::open(&config.runtime_root)?;
         mount_rootfs(&config)?;
-        let made = Self::make(config.clone(), root, signals);
+        let made = Self::make(config.clone(), root, signals, lifeline);
         if made.is_err() {
             let _ = unmount_rootfs(&rootfs_dir(&config));
         }
         made
     }
 
-    fn make(config: MonitorConfig, root: Root, signals: SignalFd) -> Result<Self, MonitorError> {
+    fn make(
+        config: MonitorConfig,
+        root: Root,
+        signals: SignalFd,
+        lifeline: OwnedFd,
+    ) -> Result<Self, MonitorError> {
         let mut opts = CreateOptions {
             id: config.id.clone(),
             bundle: config.bundle.clone(),
@@ -285,6 +294,7 @@ impl Supervisor {
                 pid: init.as_raw(),
                 started_at: None,
                 exit: None,
+                error: None,
             };
             write_state(&config.state_path, &state)?;
             Ok((log, listener, state))
@@ -313,6 +323,7 @@ impl Supervisor {
             execs: Vec::new(),
             state,
             exec_count: 0,
+            lifeline: Some(lifeline),
         })
     }
 
@@ -338,6 +349,9 @@ impl Supervisor {
             (Slot::Listener, self.listener.as_fd()),
             (Slot::Signals, self.signals.as_fd()),
         ];
+        if let Some(fd) = &self.lifeline {
+            slots.push((Slot::Lifeline, fd.as_fd()));
+        }
         if let Some(fd) = &self.out {
             slots.push((Slot::Out, fd.as_fd()));
         }
@@ -390,6 +404,14 @@ impl Supervisor {
         match slot {
             Slot::Listener => self.accept_all(),
             Slot::Signals => return self.reap(),
+            Slot::Lifeline => {
+                // Any event here is end-of-file (berthd writes nothing): berthd is gone and
+                // will never start this container. Killing the init ends it the usual way.
+                self.lifeline = None;
+                if self.state.started_at.is_none() {
+                    let _ = nix::sys::signal::kill(self.init, Signal::SIGKILL);
+                }
+            }
             Slot::Out | Slot::Err | Slot::Pty => self.pump_output(slot, &mut buf)?,
             Slot::AttachInput(i) => self.attach_input(i, &mut buf),
             Slot::ExecOut(i) | Slot::ExecErr(i) => {
@@ -665,6 +687,7 @@ impl Supervisor {
         }
         match runtime::container::start(&self.root, &self.config.id) {
             Ok(_) => {
+                self.lifeline = None;
                 self.state.started_at = Some(now());
                 if let Err(e) = write_state(&self.config.state_path, &self.state) {
                     return Response::Error {
@@ -905,6 +928,9 @@ impl Supervisor {
             oom_killed,
         };
         self.state.exit = Some(exit.clone());
+        if !failures.is_empty() {
+            self.state.error = Some(failures.join("; "));
+        }
         if let Err(e) = write_state(&self.config.state_path, &self.state) {
             failures.push(e.to_string());
         }
