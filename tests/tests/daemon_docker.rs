@@ -1025,3 +1025,64 @@ fn berthd_killed_amid_runs_loses_nothing() {
     }
     d.finish();
 }
+
+#[test]
+fn health_checks_report_status() {
+    let d = berthd_with_busybox("daemon-health");
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "hc",
+        "--health-cmd",
+        "test -e /tmp/ok",
+        "--health-interval",
+        "200ms",
+        "--health-retries",
+        "2",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    let health = |d: &Berthd| {
+        d.ok(&["inspect", "--format", "{{.State.Health.Status}}", "hc"])
+            .trim()
+            .to_string()
+    };
+    // Probed by berthd on its schedule; the test can only look at the state it records.
+    compat_common::wait_until("hc to turn unhealthy", T, || {
+        (health(&d) == "unhealthy").then_some(())
+    });
+    d.ok(&["exec", "hc", "touch", "/tmp/ok"]);
+    compat_common::wait_until("hc to turn healthy", T, || {
+        (health(&d) == "healthy").then_some(())
+    });
+    let ps = d.ok(&["ps", "--format", "{{.Status}}"]);
+    assert!(ps.contains("(healthy)"), "docker ps: {ps}");
+    let events = d.ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &unix_now(),
+        "--filter",
+        "container=hc",
+        "--format",
+        "{{.Action}}",
+    ]);
+    assert!(
+        events.contains("health_status: unhealthy") && events.contains("health_status: healthy"),
+        "events: {events}"
+    );
+    d.ok(&["rm", "-f", "hc"]);
+    d.finish();
+}
+
+fn unix_now() -> String {
+    (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs()
+        + 1)
+    .to_string()
+}

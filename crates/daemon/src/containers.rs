@@ -10,7 +10,7 @@ use api_server::{
     ApiError, AttachSession, ContainerBackend, ExitWait, JsonStream, LogStream, OutputChunk,
     OutputStream,
 };
-use api_types::models::generated::{ContainerSummaryHostConfig, DriverData};
+use api_types::models::generated::{ContainerSummaryHostConfig, DriverData, HealthStatusEnum};
 use api_types::models::*;
 use api_types::query::*;
 use api_types::StdStream;
@@ -91,6 +91,16 @@ impl Container {
     /// Replaces the host config (after `docker update`); returns the record.
     pub fn set_host_config(&self, host: HostConfig) -> ContainerRecord {
         self.update(|r| r.host_config = host)
+    }
+
+    /// How many times the container has exited (a run ends when this changes).
+    pub fn exit_count(&self) -> u64 {
+        self.phase.borrow().exits
+    }
+
+    /// Records the container's health; returns the record.
+    pub fn set_health(&self, health: api_types::models::generated::Health) -> ContainerRecord {
+        self.update(|r| r.state.health = Some(health))
     }
 
     /// Records whether the container is paused; returns the record.
@@ -262,7 +272,15 @@ fn status_text(r: &ContainerRecord) -> String {
         Status::Running if r.state.paused => {
             format!("Up {} (Paused)", since(&r.state.started_at))
         }
-        Status::Running => format!("Up {}", since(&r.state.started_at)),
+        Status::Running => {
+            let health = match r.state.health.as_ref().and_then(|h| h.status) {
+                Some(HealthStatusEnum::STARTING) => " (health: starting)",
+                Some(HealthStatusEnum::HEALTHY) => " (healthy)",
+                Some(HealthStatusEnum::UNHEALTHY) => " (unhealthy)",
+                _ => "",
+            };
+            format!("Up {}{health}", since(&r.state.started_at))
+        }
         Status::Exited => format!(
             "Exited ({}) {} ago",
             r.state.exit_code,
@@ -891,12 +909,14 @@ impl Inner {
                 finished_at: r.state.finished_at.clone(),
                 oom_killed: false,
                 paused: false,
+                health: None,
             };
         });
         self.persist(&record)?;
         c.phase.send_modify(|p| p.running = true);
         // Only now, after the record says Running, is the exit read: an exit that came
         // first waits in the socket, so it can never be overwritten by this start.
+        crate::health::start(self.clone(), c.clone(), c.exit_count());
         match waiter {
             Ok(w) => self.watch_exit(c.clone(), w),
             Err(e) => tracing::warn!("container {id}: cannot watch its exit: {e}"),
@@ -949,7 +969,7 @@ impl Inner {
                 error: Some(r.state.error.clone()),
                 started_at: Some(r.state.started_at.clone()),
                 finished_at: Some(r.state.finished_at.clone()),
-                health: None,
+                health: r.state.health.clone(),
             }),
             image: Some(r.image_id.clone()),
             resolv_conf_path: Some(String::new()),
@@ -1012,7 +1032,10 @@ impl Daemon {
                 Status::Running => match monitor_client::send(&socket, &record.id, Request::Wait)
                     .await
                 {
-                    Ok(w) => inner.watch_exit(c, w),
+                    Ok(w) => {
+                        crate::health::start(inner.clone(), c.clone(), c.exit_count());
+                        inner.watch_exit(c, w)
+                    }
                     Err(_) => {
                         let exit = inner
                             .exit_from_state_file(&record.id)
@@ -1126,16 +1149,10 @@ impl ContainerBackend for Daemon {
         if let Some(s) = &config.stop_signal {
             parse_signal(s)?;
         }
-        if config.healthcheck.as_ref().is_some_and(|h| {
-            h.test
-                .as_ref()
-                .is_some_and(|t| !t.is_empty() && t[0] != "NONE")
-        }) {
-            return Err(ApiError::NotImplemented(
-                "health checks (--health-*) are not supported by berthd yet".into(),
-            ));
-        }
         let (config, path, args) = spec::merge_config(config, &image_json)?;
+        if let Some(h) = &config.healthcheck {
+            crate::health::validate(h)?;
+        }
         let id = crate::new_id()?;
         let mut record = ContainerRecord {
             id: id.clone(),

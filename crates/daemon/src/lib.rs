@@ -27,6 +27,7 @@
 mod containers;
 mod events;
 mod exec;
+mod health;
 mod images;
 mod live;
 mod monitor_client;

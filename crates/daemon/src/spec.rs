@@ -248,6 +248,9 @@ pub fn merge_config(
             .filter(|s| !s.is_empty())
             .map(str::to_owned);
     }
+    if config.healthcheck.is_none() {
+        config.healthcheck = serde_json::from_value(img["Healthcheck"].clone()).ok();
+    }
     if config.stop_signal.is_none() {
         config.stop_signal = img["StopSignal"].as_str().map(str::to_owned);
     }

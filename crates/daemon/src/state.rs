@@ -26,7 +26,7 @@ pub enum Status {
 }
 
 /// A container's run state, as inspect shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunState {
     /// The status.
     pub status: Status,
@@ -45,6 +45,9 @@ pub struct RunState {
     /// Whether the container is paused (frozen).
     #[serde(default)]
     pub paused: bool,
+    /// Its health, when it has a health check.
+    #[serde(default)]
+    pub health: Option<api_types::models::generated::Health>,
 }
 
 /// Docker's zero time, shown for events that have not happened.
@@ -61,6 +64,7 @@ impl Default for RunState {
             finished_at: ZERO_TIME.into(),
             oom_killed: false,
             paused: false,
+            health: None,
         }
     }
 }
