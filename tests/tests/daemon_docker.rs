@@ -42,6 +42,7 @@ struct Berthd {
     sandbox: Sandbox,
     socket: PathBuf,
     docker_config: PathBuf,
+    extra_args: Vec<String>,
 }
 
 impl Berthd {
@@ -54,6 +55,7 @@ impl Berthd {
             sandbox,
             socket,
             docker_config,
+            extra_args: Vec::new(),
         };
         d.spawn();
         d
@@ -71,6 +73,7 @@ impl Berthd {
             .arg(&self.sandbox.tag)
             .arg("--log-level")
             .arg("info")
+            .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -1088,4 +1091,63 @@ fn unix_now() -> String {
         .as_secs()
         + 1)
     .to_string()
+}
+
+#[test]
+fn another_oci_runtime_runs_containers_with_add_runtime() {
+    require_root("berthd");
+    let runc = require_tool("runc", "runc");
+    let mut d = berthd_with_busybox("daemon-runc");
+    d.kill9();
+    d.extra_args = vec!["--add-runtime".into(), format!("runc={}", runc.display())];
+    d.spawn();
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--runtime",
+        "runc",
+        "busybox",
+        "sh",
+        "-c",
+        "echo via-runc; exit 4",
+    ]);
+    assert_eq!(
+        (stdout(&out).as_str(), out.status.code()),
+        ("via-runc\n", Some(4)),
+        "stderr: {}",
+        stderr(&out)
+    );
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "rc",
+        "--runtime",
+        "runc",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; echo up; while true; do sleep 1; done",
+    ]);
+    assert_eq!(
+        d.ok(&["inspect", "--format", "{{.HostConfig.Runtime}}", "rc"])
+            .trim(),
+        "runc"
+    );
+    assert_eq!(
+        d.ok(&["exec", "rc", "echo", "exec-via-runc"]),
+        "exec-via-runc\n"
+    );
+    assert!(d.ok(&["top", "rc"]).contains("sleep"));
+    d.ok(&["stop", "rc"]);
+    assert_eq!(d.ok(&["logs", "rc"]), "up\n");
+    d.ok(&["rm", "rc"]);
+    let out = d.docker(&["run", "--rm", "--runtime", "nosuch", "busybox", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        stderr(&out).contains("unknown or invalid runtime name: nosuch"),
+        "stderr: {}",
+        stderr(&out)
+    );
+    d.finish();
 }

@@ -74,13 +74,6 @@ fn read_file_config(path: &Path, explicit: bool) -> anyhow::Result<FileConfig> {
     }
 }
 
-fn check_runtime(name: &str) -> anyhow::Result<()> {
-    if name != "berth" && name != "runc" {
-        bail!("runtime {name:?}: berthd runs containers with its own runtime only for now (other OCI runtimes are not wired in yet)");
-    }
-    Ok(())
-}
-
 fn main() -> ExitCode {
     match run(Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -107,20 +100,37 @@ fn run(args: Args) -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
         .init();
+    let mut runtimes = BTreeMap::new();
+    for (name, v) in file.runtimes.iter().flatten() {
+        let path = v["path"].as_str().with_context(|| {
+            format!("daemon.json: runtimes.{name}: expected {{\"path\": \"/path/to/runtime\"}}")
+        })?;
+        runtimes.insert(name.clone(), PathBuf::from(path));
+    }
     for r in &args.add_runtime {
-        let Some((name, _path)) = r.split_once('=') else {
+        let Some((name, path)) = r.split_once('=') else {
             bail!("--add-runtime {r:?}: expected NAME=PATH");
         };
-        check_runtime(name)?;
+        runtimes.insert(name.to_string(), PathBuf::from(path));
     }
-    for name in file.runtimes.iter().flat_map(|m| m.keys()) {
-        check_runtime(name)?;
+    for (name, path) in &runtimes {
+        if name == "berth" {
+            bail!("runtime name \"berth\" is reserved for berth's own in-process runtime");
+        }
+        if !path.is_file() {
+            bail!("runtime {name}: {} is not a file", path.display());
+        }
     }
     let default_runtime = args
         .default_runtime
         .or(file.default_runtime)
         .unwrap_or_else(|| "berth".into());
-    check_runtime(&default_runtime)?;
+    if default_runtime != "berth"
+        && default_runtime != "runc"
+        && !runtimes.contains_key(&default_runtime)
+    {
+        bail!("--default-runtime {default_runtime}: no such runtime (add it with --add-runtime NAME=PATH)");
+    }
     let data_root = args
         .data_root
         .or(file.data_root)
@@ -160,6 +170,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         exec_root,
         monitor_path,
         default_runtime,
+        runtimes,
         cgroup_parent: args.cgroup_parent,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -378,6 +378,32 @@ impl Inner {
         self.container_dir(id).join(format!("{id}-json.log"))
     }
 
+    /// The runtime a container asks for, checked: `berth` (also for `runc` unless a runtime
+    /// of that name was added), or a name given to `--add-runtime`.
+    fn runtime_name(&self, asked: Option<&str>) -> Result<String, ApiError> {
+        let name = asked
+            .filter(|n| !n.is_empty())
+            .unwrap_or(&self.config.default_runtime);
+        if self.config.runtimes.contains_key(name) || name == "berth" {
+            return Ok(name.to_string());
+        }
+        if name == "runc" {
+            return Ok("berth".into());
+        }
+        Err(ApiError::InvalidParameter(format!(
+            "unknown or invalid runtime name: {name}"
+        )))
+    }
+
+    fn runtime_binary(&self, name: Option<&str>) -> Option<monitor_protocol::RuntimeBinary> {
+        let name = name?;
+        let path = self.config.runtimes.get(name)?;
+        Some(monitor_protocol::RuntimeBinary {
+            path: path.clone(),
+            root: self.config.exec_root.join("runtimes").join(name),
+        })
+    }
+
     /// Finds a container by full ID, name or unique ID prefix.
     pub(crate) fn resolve(&self, name: &str) -> Result<Arc<Container>, ApiError> {
         let reg = lock(&self.containers);
@@ -445,7 +471,13 @@ impl Inner {
             Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
             Err(e) => tracing::warn!("container {id}: unmount {}: {e}", rootfs.display()),
         }
-        for f in ["config.json", "monitor.json"] {
+        for f in [
+            "config.json",
+            "monitor.json",
+            "runtime.log",
+            "init.pid",
+            "resources.json",
+        ] {
             let _ = std::fs::remove_file(dir.join(f));
         }
         let socket = self.socket(id);
@@ -805,6 +837,7 @@ impl Inner {
             open_stdin: record.config.open_stdin == Some(true),
             stdin_once: record.config.stdin_once == Some(true),
             tty: record.config.tty == Some(true),
+            runtime: self.runtime_binary(record.host_config.runtime.as_deref()),
         };
         let mc_path = bundle.join("monitor.json");
         std::fs::write(
@@ -1150,6 +1183,8 @@ impl ContainerBackend for Daemon {
             parse_signal(s)?;
         }
         let (config, path, args) = spec::merge_config(config, &image_json)?;
+        let mut host = host;
+        host.runtime = Some(inner.runtime_name(host.runtime.as_deref())?);
         if let Some(h) = &config.healthcheck {
             crate::health::validate(h)?;
         }

@@ -53,8 +53,11 @@ pub struct DaemonConfig {
     pub exec_root: PathBuf,
     /// The `berth-monitor` binary.
     pub monitor_path: PathBuf,
-    /// The OCI runtime containers use unless they name another (only `berth` for now).
+    /// The OCI runtime containers use unless they name another: `berth` (in-process) or a
+    /// name of `runtimes`.
     pub default_runtime: String,
+    /// Other OCI runtime binaries by name (`--add-runtime NAME=PATH`).
+    pub runtimes: std::collections::BTreeMap<String, PathBuf>,
     /// The cgroup every container's cgroup is made under (`--cgroup-parent`, default `berth`).
     pub cgroup_parent: String,
 }

@@ -319,13 +319,6 @@ pub fn refuse_unsupported(host: &HostConfig) -> Result<(), ApiError> {
             ));
         }
     }
-    if let Some(r) = host.runtime.as_deref() {
-        if !r.is_empty() && r != "berth" && r != "runc" {
-            return not_yet(&format!(
-                "--runtime {r} (only berth's own runtime is wired in)"
-            ));
-        }
-    }
     crate::restart::validate(host).map_err(ApiError::InvalidParameter)?;
     for opt in host.security_opt.iter().flatten() {
         let ok = matches!(

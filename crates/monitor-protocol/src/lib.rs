@@ -60,6 +60,20 @@ pub struct MonitorConfig {
     pub stdin_once: bool,
     /// Whether the container has a terminal (`-t`).
     pub tty: bool,
+    /// Another OCI runtime binary to make the container with, instead of berth's own
+    /// in-process runtime.
+    #[serde(default)]
+    pub runtime: Option<RuntimeBinary>,
+}
+
+/// A runc-compatible runtime binary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeBinary {
+    /// The binary.
+    pub path: PathBuf,
+    /// Its state directory (`--root`).
+    pub root: PathBuf,
 }
 
 /// The container's rootfs mount.

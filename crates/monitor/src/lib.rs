@@ -27,6 +27,7 @@
 //! monitor-protocol, nix.
 #![forbid(unsafe_code)]
 
+mod engine;
 pub mod log;
 mod supervisor;
 

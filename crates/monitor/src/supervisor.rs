@@ -21,8 +21,8 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use runtime::container::{CreateOptions, ExecOptions};
 use runtime::process::finalize::Stdio;
-use runtime::state::Root;
 
+use crate::engine::Engine;
 use crate::log::{JsonLog, Stream};
 use crate::{write_state, MonitorError};
 
@@ -67,9 +67,8 @@ enum Slot {
 /// One supervised container.
 pub struct Supervisor {
     config: MonitorConfig,
-    root: Root,
+    engine: Engine,
     init: Pid,
-    cgroup: runtime::cgroups::Cgroup,
     listener: UnixListener,
     signals: SignalFd,
     out: Option<OwnedFd>,
@@ -202,9 +201,12 @@ impl Supervisor {
             .map_err(|e| MonitorError::sys("sigprocmask", e))?;
         let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
             .map_err(|e| MonitorError::sys("signalfd", e))?;
-        let root = Root::open(&config.runtime_root)?;
+        let engine = match &config.runtime {
+            None => Engine::in_process(&config.runtime_root)?,
+            Some(b) => Engine::binary(&b.path, &b.root, &config.bundle)?,
+        };
         mount_rootfs(&config)?;
-        let made = Self::make(config.clone(), root, signals, lifeline);
+        let made = Self::make(config.clone(), engine, signals, lifeline);
         if made.is_err() {
             let _ = unmount_rootfs(&rootfs_dir(&config));
         }
@@ -213,7 +215,7 @@ impl Supervisor {
 
     fn make(
         config: MonitorConfig,
-        root: Root,
+        mut engine: Engine,
         signals: SignalFd,
         lifeline: OwnedFd,
     ) -> Result<Self, MonitorError> {
@@ -250,13 +252,12 @@ impl Supervisor {
             err = Some(err_r);
             stdin = in_w;
         }
-        let record = runtime::container::create(&root, &opts)?;
+        let init = engine.create(&opts)?;
         // The container's ends of the pipes now belong to its init alone, so the monitor
         // sees end-of-file when the container's last writer goes.
         drop(opts);
-        let init = Pid::from_raw(record.pid);
-        let undo = |root: &Root| {
-            let _ = runtime::container::delete(root, &config.id, true);
+        let undo = |engine: &Engine| {
+            let _ = engine.delete(&config.id);
         };
         let pty = match console {
             Some((listener, path)) => {
@@ -274,7 +275,7 @@ impl Supervisor {
                         Some(m.master)
                     }
                     Err(e) => {
-                        undo(&root);
+                        undo(&engine);
                         return Err(e);
                     }
                 }
@@ -302,15 +303,14 @@ impl Supervisor {
         let (log, listener, state) = match rest {
             Ok(v) => v,
             Err(e) => {
-                undo(&root);
+                undo(&engine);
                 return Err(e);
             }
         };
         Ok(Supervisor {
             config,
-            root,
+            engine,
             init,
-            cgroup: record.cgroup,
             listener,
             signals,
             out,
@@ -596,7 +596,10 @@ impl Supervisor {
                 }
             }
             Request::Update { resources } => {
-                match runtime::container::update(&self.root, &self.config.id, &resources) {
+                match self
+                    .engine
+                    .update(&self.config.id, &resources, &self.config.bundle)
+                {
                     Ok(()) => Response::Ok,
                     Err(e) => Response::Error {
                         message: e.to_string(),
@@ -605,35 +608,14 @@ impl Supervisor {
             }
             Request::Pause => self.freeze(true),
             Request::Resume => self.freeze(false),
-            Request::Stats => {
-                match runtime::container::events::stats(&self.root, &self.config.id) {
-                    Ok(ev) => match ev.data {
-                        Some(st) => Response::Stats(monitor_protocol::CgroupStats {
-                            cpu_total_ns: st.cpu.usage.total,
-                            cpu_percpu_ns: st.cpu.usage.percpu.clone(),
-                            cpu_user_ns: st.cpu.usage.user,
-                            cpu_kernel_ns: st.cpu.usage.kernel,
-                            memory_usage: st.memory.usage.usage,
-                            memory_max_usage: st.memory.usage.max,
-                            memory_limit: st.memory.usage.limit,
-                            memory_failcnt: st.memory.usage.failcnt,
-                            memory_cache: st.memory.cache,
-                            pids_current: st.pids.current,
-                            pids_limit: st.pids.limit,
-                        }),
-                        None => Response::Error {
-                            message: format!("container {}: no statistics", self.config.id),
-                        },
-                    },
-                    Err(e) => Response::Error {
-                        message: e.to_string(),
-                    },
-                }
-            }
-            Request::Pids => match self.cgroup.pids() {
-                Ok(p) => Response::Pids {
-                    pids: p.iter().map(|p| p.as_raw()).collect(),
+            Request::Stats => match self.engine.stats(&self.config.id) {
+                Ok(st) => Response::Stats(st),
+                Err(e) => Response::Error {
+                    message: e.to_string(),
                 },
+            },
+            Request::Pids => match self.engine.pids(&self.config.id) {
+                Ok(pids) => Response::Pids { pids },
                 Err(e) => Response::Error {
                     message: e.to_string(),
                 },
@@ -685,7 +667,7 @@ impl Supervisor {
                 pid: self.init.as_raw(),
             };
         }
-        match runtime::container::start(&self.root, &self.config.id) {
+        match self.engine.start(&self.config.id) {
             Ok(_) => {
                 self.lifeline = None;
                 self.state.started_at = Some(now());
@@ -705,11 +687,7 @@ impl Supervisor {
     }
 
     fn freeze(&self, on: bool) -> Response {
-        let done = if on {
-            runtime::container::pause(&self.root, &self.config.id)
-        } else {
-            runtime::container::resume(&self.root, &self.config.id)
-        };
+        let done = self.engine.freeze(&self.config.id, on);
         match done {
             Ok(()) => Response::Ok,
             Err(e) => Response::Error {
@@ -777,8 +755,14 @@ impl Supervisor {
                 console_socket: Some(path.clone()),
                 ..ExecOptions::default()
             };
-            let ran = runtime::container::exec(&self.root, &self.config.id, process, &opts);
-            let master = ran.map_err(MonitorError::from).and_then(|_| {
+            let ran = self.engine.exec(
+                &self.config.id,
+                process,
+                &opts,
+                &self.config.bundle,
+                self.exec_count,
+            );
+            let master = ran.and_then(|_| {
                 let (s, _) = listener
                     .accept()
                     .map_err(|e| MonitorError::io("accept on console socket", &path, e))?;
@@ -817,7 +801,13 @@ impl Supervisor {
             })),
             ..ExecOptions::default()
         };
-        runtime::container::exec(&self.root, &self.config.id, process, &opts)?;
+        self.engine.exec(
+            &self.config.id,
+            process,
+            &opts,
+            &self.config.bundle,
+            self.exec_count,
+        )?;
         drop(opts);
         Ok((read_pid(&pid_file)?, in_w, out_r, Some(err_r)))
     }
@@ -912,11 +902,11 @@ impl Supervisor {
         for a in self.attaches.drain(..) {
             let _ = a.sock.shutdown(std::net::Shutdown::Both);
         }
-        let oom_killed = self.cgroup.oom_kill_count().map(|n| n > 0).unwrap_or(false);
+        let oom_killed = self.engine.oom_killed();
         for e in self.execs.drain(..) {
             let _ = e.sock.shutdown(std::net::Shutdown::Both);
         }
-        if let Err(e) = runtime::container::delete(&self.root, &self.config.id, true) {
+        if let Err(e) = self.engine.delete(&self.config.id) {
             failures.push(e.to_string());
         }
         if let Err(e) = unmount_rootfs(&rootfs_dir(&self.config)) {
