@@ -75,6 +75,9 @@ pub enum MonitorError {
     /// The log could not be written.
     #[error(transparent)]
     Log(#[from] log::LogError),
+    /// The detached monitor could not make the container; its own words.
+    #[error("{0}")]
+    Child(String),
 }
 
 impl MonitorError {
@@ -158,9 +161,7 @@ pub fn launch(config_path: &Path) -> Result<(), MonitorError> {
             let answer = String::from_utf8_lossy(&answer).into_owned();
             match answer.strip_prefix("error: ") {
                 _ if answer == "ok" => Ok(()),
-                Some(cause) => Err(MonitorError::Runtime(runtime::Error::Init(
-                    cause.to_string(),
-                ))),
+                Some(cause) => Err(MonitorError::Child(cause.to_string())),
                 None => Err(MonitorError::Config {
                     path: config_path.to_path_buf(),
                     message: "the monitor exited before it made the container".into(),
