@@ -802,6 +802,13 @@ fn run_flags_reach_the_container() {
         "lo"
     );
     assert_eq!(run(&["busybox", "ls", "/sys/class/net"]).trim(), "lo");
+    // Loopback is up in the container's own network namespace (IFF_UP | IFF_LOOPBACK).
+    assert_eq!(
+        run(&["busybox", "cat", "/sys/class/net/lo/flags"]).trim(),
+        "0x9"
+    );
+    let ping = run(&["busybox", "ping", "-c", "1", "-W", "2", "127.0.0.1"]);
+    assert!(ping.contains("1 packets received"), "ping over lo: {ping}");
     let host = compat_common::host_hostname();
     assert_eq!(
         run(&["--network", "host", "busybox", "hostname"]).trim(),

@@ -29,6 +29,7 @@
 
 mod engine;
 pub mod log;
+mod loopback;
 mod supervisor;
 
 use std::io::{Read, Write};

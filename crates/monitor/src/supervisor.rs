@@ -253,6 +253,10 @@ impl Supervisor {
             stdin = in_w;
         }
         let init = engine.create(&opts)?;
+        if let Err(e) = crate::loopback::bring_up(init) {
+            let _ = engine.delete(&config.id);
+            return Err(e);
+        }
         // The container's ends of the pipes now belong to its init alone, so the monitor
         // sees end-of-file when the container's last writer goes.
         drop(opts);
