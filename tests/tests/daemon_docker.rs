@@ -563,7 +563,7 @@ fn lifecycle_logs_and_listing() {
 #[test]
 fn concurrent_runs_all_succeed_and_leave_nothing() {
     let d = berthd_with_busybox("daemon-many");
-    const N: usize = 12;
+    const N: usize = 50;
     let outs: Vec<Output> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..N)
             .map(|i| {
