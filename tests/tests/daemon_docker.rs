@@ -846,6 +846,30 @@ fn run_flags_reach_the_container() {
         ""
     );
 
+    // The OOM killer's work is recorded.
+    let out = d.docker(&[
+        "run",
+        "--name",
+        "hog",
+        "--memory",
+        "8m",
+        "--memory-swap",
+        "8m",
+        "busybox",
+        "sh",
+        "-c",
+        "head -c 200m /dev/zero | tail",
+    ]);
+    assert_eq!(out.status.code(), Some(137), "stderr: {}", stderr(&out));
+    let oom = d.ok(&[
+        "inspect",
+        "--format",
+        "{{.State.OOMKilled}} {{.State.ExitCode}}",
+        "hog",
+    ]);
+    assert_eq!(oom.trim(), "true 137");
+    d.ok(&["rm", "hog"]);
+
     // Limits land in the container's cgroups.
     let id = d.ok(&[
         "run",
