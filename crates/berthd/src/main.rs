@@ -39,6 +39,9 @@ struct Args {
     /// daemon.json: the same settings as a file.
     #[arg(long, default_value = "/etc/berth/daemon.json")]
     config_file: PathBuf,
+    /// The static init `--init` runs as pid 1 (default: docker-init or tini-static on PATH).
+    #[arg(long)]
+    init_path: Option<PathBuf>,
     /// The cgroup containers' cgroups are made under.
     #[arg(long, default_value = "berth")]
     cgroup_parent: String,
@@ -57,6 +60,22 @@ struct FileConfig {
     log_level: Option<String>,
     default_runtime: Option<String>,
     runtimes: Option<BTreeMap<String, serde_json::Value>>,
+}
+
+/// docker-init or tini-static from the usual places: a static reaper for `--init`.
+fn find_init() -> Option<PathBuf> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    [
+        "/usr/libexec/docker",
+        "/usr/local/bin",
+        "/usr/bin",
+        "/usr/sbin",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .chain(path.split(':').filter(|d| !d.is_empty()).map(PathBuf::from))
+    .flat_map(|d| [d.join("docker-init"), d.join("tini-static")])
+    .find(|p| p.is_file())
 }
 
 fn read_file_config(path: &Path, explicit: bool) -> anyhow::Result<FileConfig> {
@@ -165,12 +184,18 @@ fn run(args: Args) -> anyhow::Result<()> {
             monitor_path.display()
         );
     }
+    if let Some(p) = &args.init_path {
+        if !p.is_file() {
+            bail!("--init-path {}: no such file", p.display());
+        }
+    }
     let config = DaemonConfig {
         data_root,
         exec_root,
         monitor_path,
         default_runtime,
         runtimes,
+        init_path: args.init_path.or_else(find_init),
         cgroup_parent: args.cgroup_parent,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()

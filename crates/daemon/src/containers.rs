@@ -816,7 +816,12 @@ impl Inner {
             format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"),
         )
         .map_err(|e| io("write hosts", e))?;
-        let config = spec::build(&record, &dir, &self.config.cgroup_parent)?;
+        let config = spec::build(
+            &record,
+            &dir,
+            &self.config.cgroup_parent,
+            self.config.init_path.as_deref(),
+        )?;
         let config_json =
             serde_json::to_vec_pretty(&config).map_err(|e| ApiError::Internal(e.to_string()))?;
         std::fs::write(bundle.join("config.json"), config_json)
@@ -1261,6 +1266,7 @@ impl ContainerBackend for Daemon {
                 &record,
                 &inner.container_dir(&id),
                 &inner.config.cgroup_parent,
+                inner.config.init_path.as_deref(),
             )?;
             inner.persist(&record)?;
             Ok::<_, ApiError>(record)

@@ -58,6 +58,9 @@ pub struct DaemonConfig {
     pub default_runtime: String,
     /// Other OCI runtime binaries by name (`--add-runtime NAME=PATH`).
     pub runtimes: std::collections::BTreeMap<String, PathBuf>,
+    /// The init `--init` runs as the container's pid 1 (a static reaper such as tini-static,
+    /// bind-mounted at /sbin/docker-init as dockerd does); `--init` is refused without one.
+    pub init_path: Option<PathBuf>,
     /// The cgroup every container's cgroup is made under (`--cgroup-parent`, default `berth`).
     pub cgroup_parent: String,
 }

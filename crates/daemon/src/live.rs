@@ -120,6 +120,7 @@ impl Inner {
             &record,
             &self.container_dir(c.id()),
             &self.config.cgroup_parent,
+            self.config.init_path.as_deref(),
         )?;
         if record.state.status == Status::Running {
             let mut resources = spec["linux"]["resources"].clone();

@@ -281,9 +281,6 @@ pub fn refuse_unsupported(host: &HostConfig) -> Result<(), ApiError> {
             "{what} is not supported by berthd yet"
         )))
     };
-    if host.init == Some(true) {
-        return not_yet("--init");
-    }
     if host.binds.as_ref().is_some_and(|b| !b.is_empty())
         || host.mounts.as_ref().is_some_and(|m| !m.is_empty())
         || host.volumes_from.as_ref().is_some_and(|v| !v.is_empty())
@@ -578,10 +575,21 @@ pub fn build(
     record: &ContainerRecord,
     container_dir: &Path,
     cgroup_parent: &str,
+    init_path: Option<&Path>,
 ) -> Result<Value, ApiError> {
     let host = &record.host_config;
     let hostname = hostname(record);
-    let mut argv = vec![record.path.clone()];
+    let with_init = host.init == Some(true);
+    let mut argv = Vec::new();
+    if with_init {
+        if init_path.is_none() {
+            return Err(ApiError::NotImplemented(
+                "--init needs an init binary: start berthd with --init-path (for example /usr/bin/tini-static)".into(),
+            ));
+        }
+        argv.extend(["/sbin/docker-init".to_string(), "--".to_string()]);
+    }
+    argv.push(record.path.clone());
     argv.extend(record.args.iter().cloned());
     let tty = record.config.tty == Some(true);
     let process = process(record, argv, &[], None, None, tty, &hostname)?;
@@ -599,6 +607,9 @@ pub fn build(
         json!({"destination": "/etc/hostname", "type": "bind", "source": container_dir.join("hostname"), "options": ["rbind", "rprivate"]}),
         json!({"destination": "/etc/hosts", "type": "bind", "source": container_dir.join("hosts"), "options": ["rbind", "rprivate"]}),
     ];
+    if let (true, Some(init)) = (with_init, init_path) {
+        mounts.push(json!({"destination": "/sbin/docker-init", "type": "bind", "source": init, "options": ["rbind", "ro", "rprivate"]}));
+    }
     for (dest, opts) in host.tmpfs.iter().flatten().collect::<BTreeMap<_, _>>() {
         if !dest.starts_with('/') {
             return Err(invalid(format!(
