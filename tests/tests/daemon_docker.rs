@@ -474,6 +474,8 @@ fn lifecycle_logs_and_listing() {
         (stdout(&logs).as_str(), stderr(&logs).as_str()),
         ("out\n", "err\n")
     );
+    assert_eq!(d.ok(&["logs", "--since", "0", "made"]), "out\n");
+    assert_eq!(d.ok(&["logs", "--since", &unix_now(), "made"]), "");
     let logs = d.ok(&["logs", "-t", "made"]);
     assert!(
         logs.contains("T") && logs.trim_end().ends_with(" out"),
@@ -840,6 +842,26 @@ fn run_flags_reach_the_container() {
         dev.starts_with("crw") && dev.contains("1,   3") && dev.ends_with("written\n"),
         "--device: {dev}"
     );
+    let nnp = run(&[
+        "--security-opt",
+        "no-new-privileges",
+        "busybox",
+        "grep",
+        "NoNewPrivs",
+        "/proc/self/status",
+    ]);
+    assert_eq!(nnp.split_whitespace().nth(1), Some("1"), "{nnp}");
+    let env_file = d.sandbox.root.join("env.list");
+    std::fs::write(&env_file, "FROM_FILE=yes\n").expect("write the env file");
+    let env = run(&[
+        "--env-file",
+        env_file.to_str().expect("utf-8"),
+        "busybox",
+        "sh",
+        "-c",
+        "echo $FROM_FILE",
+    ]);
+    assert_eq!(env, "yes\n");
     // --init: a static reaper (tini-static here) is pid 1, the program its child.
     let init = run(&[
         "--init",
@@ -889,6 +911,8 @@ fn run_flags_reach_the_container() {
     let id = d.ok(&[
         "run",
         "-d",
+        "--cpuset-cpus",
+        "0",
         "--memory",
         "32m",
         "--cpus",
@@ -918,6 +942,7 @@ fn run_flags_reach_the_container() {
     assert_eq!(cg("cpu", "cpu.cfs_quota_us"), "50000");
     assert_eq!(cg("cpu", "cpu.shares"), "512");
     assert_eq!(cg("pids", "pids.max"), "20");
+    assert_eq!(cg("cpuset", "cpuset.cpus"), "0");
     d.ok(&[
         "update",
         "--memory",
