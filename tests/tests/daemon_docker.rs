@@ -649,6 +649,28 @@ fn pause_stats_top_and_exec_with_a_terminal() {
 
     let out = d.ok(&["exec", "-t", "live", "sh", "-c", "test -t 0 && echo tty"]);
     assert_eq!(out, "tty\r\n");
+    let out = d.ok(&[
+        "exec",
+        "-u",
+        "1000",
+        "-w",
+        "/tmp",
+        "-e",
+        "E=1",
+        "live",
+        "sh",
+        "-c",
+        "echo $(id -u) $(pwd) $E",
+    ]);
+    assert_eq!(out, "1000 /tmp 1\n");
+    d.ok(&["exec", "-d", "live", "sh", "-c", "echo detached > /tmp/d"]);
+    let out = d.docker(&["exec", "live", "nosuchcmd"]);
+    assert_eq!(out.status.code(), Some(127), "stderr: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("executable file not found"),
+        "stderr: {}",
+        stderr(&out)
+    );
     let out = d.docker_with_input(&["exec", "-i", "live", "cat"], Some("through exec\n"));
     assert_eq!(stdout(&out), "through exec\n", "stderr: {}", stderr(&out));
 

@@ -156,10 +156,26 @@ impl ExecBackend for Daemon {
                 } else {
                     126
                 };
-                lock(&entry.state).exit_code = Some(code);
-                return Err(ApiError::InvalidParameter(format!(
-                    "OCI runtime exec failed: exec failed: {message}: unknown"
-                )));
+                let text = format!("OCI runtime exec failed: exec failed: {message}: unknown");
+                {
+                    let mut st = lock(&entry.state);
+                    st.exit_code = Some(code);
+                    st.running = false;
+                }
+                if start.detach == Some(true) {
+                    return Err(ApiError::InvalidParameter(text));
+                }
+                // As dockerd: the stream is open, carries the error, and the exit code
+                // (126 or 127) is what exec inspect reports.
+                let chunk = OutputChunk {
+                    stream: StdStream::Stderr,
+                    data: Bytes::from(format!("{text}\n")),
+                };
+                return Ok(Some(AttachSession {
+                    tty,
+                    output: futures_util::stream::iter([Ok(chunk)]).boxed(),
+                    stdin: None,
+                }));
             }
             other => {
                 return Err(ApiError::Internal(format!(
