@@ -421,8 +421,26 @@ fn bad_input_leaves_nothing_behind() {
         "stderr: {}",
         stderr(&out)
     );
+    let out = d.docker(&["rm", "nosuch"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("No such container: nosuch"),
+        "stderr: {}",
+        stderr(&out)
+    );
+    let out = d.docker(&["run", "--rm", "--stop-signal", "NOSUCH", "busybox", "true"]);
+    assert_eq!(out.status.code(), Some(125), "stderr: {}", stderr(&out));
     let ps = d.ok(&["ps", "-a", "-q"]);
     assert!(ps.trim().is_empty(), "half-made containers: {ps}");
+    d.ok(&["create", "--name", "taken", "busybox", "true"]);
+    let out = d.docker(&["create", "--name", "taken", "busybox", "true"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains("is already in use"),
+        "stderr: {}",
+        stderr(&out)
+    );
+    d.ok(&["rm", "taken"]);
     d.finish();
 }
 
