@@ -281,6 +281,11 @@ fn status_text(r: &ContainerRecord) -> String {
             };
             format!("Up {}{health}", since(&r.state.started_at))
         }
+        Status::Exited if r.state.restarting => format!(
+            "Restarting ({}) {} ago",
+            r.state.exit_code,
+            since(&r.state.finished_at)
+        ),
         Status::Exited => format!(
             "Exited ({}) {} ago",
             r.state.exit_code,
@@ -526,6 +531,8 @@ impl Inner {
                 (Some(a), Some(b)) => (b - a).to_std().unwrap_or_default(),
                 _ => Duration::ZERO,
             };
+            let record = c.update(|r| r.state.restarting = true);
+            let _ = self.persist(&record);
             let delay = {
                 let mut d = lock(&c.restart_delay);
                 let next = crate::restart::next_delay(*d, ran);
@@ -542,6 +549,8 @@ impl Inner {
                     || c.phase.borrow().removed
                     || record.state.status != Status::Exited
                 {
+                    let record = c.update(|r| r.state.restarting = false);
+                    let _ = inner.persist(&record);
                     return;
                 }
                 match inner.start_container(&c).await {
@@ -550,7 +559,11 @@ impl Inner {
                         let _ = inner.persist(&record);
                         inner.event("restart", &record, &[]);
                     }
-                    Err(e) => tracing::warn!("container {}: restart policy: {e}", c.id),
+                    Err(e) => {
+                        let record = c.update(|r| r.state.restarting = false);
+                        let _ = inner.persist(&record);
+                        tracing::warn!("container {}: restart policy: {e}", c.id)
+                    }
                 }
             });
         }
@@ -947,6 +960,7 @@ impl Inner {
                 finished_at: r.state.finished_at.clone(),
                 oom_killed: false,
                 paused: false,
+                restarting: false,
                 health: None,
             };
         });
@@ -994,12 +1008,14 @@ impl Inner {
             state: Some(ContainerState {
                 status: Some(if r.state.paused {
                     ContainerStateStatusEnum::PAUSED
+                } else if r.state.restarting {
+                    ContainerStateStatusEnum::RESTARTING
                 } else {
                     state_status(r.state.status)
                 }),
                 running: Some(r.state.status == Status::Running),
                 paused: Some(r.state.paused),
-                restarting: Some(false),
+                restarting: Some(r.state.restarting),
                 oom_killed: Some(r.state.oom_killed),
                 dead: Some(false),
                 pid: Some(r.state.pid as i64),
@@ -1357,6 +1373,8 @@ impl ContainerBackend for Daemon {
                 labels: Some(r.config.labels.clone().unwrap_or_default()),
                 state: Some(if r.state.paused {
                     ContainerSummaryStateEnum::PAUSED
+                } else if r.state.restarting {
+                    ContainerSummaryStateEnum::RESTARTING
                 } else {
                     summary_state(r.state.status)
                 }),

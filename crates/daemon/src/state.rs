@@ -45,6 +45,9 @@ pub struct RunState {
     /// Whether the container is paused (frozen).
     #[serde(default)]
     pub paused: bool,
+    /// Waiting out the restart policy's back-off before the next start.
+    #[serde(default)]
+    pub restarting: bool,
     /// Its health, when it has a health check.
     #[serde(default)]
     pub health: Option<api_types::models::generated::Health>,
@@ -64,6 +67,7 @@ impl Default for RunState {
             finished_at: ZERO_TIME.into(),
             oom_killed: false,
             paused: false,
+            restarting: false,
             health: None,
         }
     }
