@@ -106,7 +106,8 @@ pub struct ContainerRecord {
 }
 
 /// Loads every record under `containers/`. A directory without a readable record (a create
-/// interrupted before its record was written) is skipped with a warning.
+/// interrupted before its record was written) is skipped with a warning, an unparsable record
+/// with an error.
 pub fn load_all(dir: &Path) -> Result<Vec<ContainerRecord>, DaemonError> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io_err("list", dir))? {
@@ -115,12 +116,15 @@ pub fn load_all(dir: &Path) -> Result<Vec<ContainerRecord>, DaemonError> {
         match std::fs::read(&path) {
             Ok(bytes) => match serde_json::from_slice::<ContainerRecord>(&bytes) {
                 Ok(r) => out.push(r),
-                Err(e) => {
-                    return Err(DaemonError::Record {
+                // Records are replaced atomically, so this is damage from outside berth:
+                // one container is lost to it, not the daemon.
+                Err(e) => tracing::error!(
+                    "{}",
+                    DaemonError::Record {
                         path,
                         message: e.to_string(),
-                    })
-                }
+                    }
+                ),
             },
             Err(e) => tracing::warn!("skipping {}: {e}", path.display()),
         }
