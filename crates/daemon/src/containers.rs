@@ -446,6 +446,15 @@ impl Inner {
         self.event(action, r, &[]);
     }
 
+    pub(crate) fn container_event_with(
+        &self,
+        action: &str,
+        r: &ContainerRecord,
+        extra: &[(&str, String)],
+    ) {
+        self.event(action, r, extra);
+    }
+
     fn persist(&self, record: &ContainerRecord) -> Result<(), ApiError> {
         state::save(&self.container_dir(&record.id), record).map_err(|e| {
             ApiError::Internal(format!(
@@ -738,6 +747,7 @@ impl Inner {
                 reg.by_name.remove(&record.name);
             }
         }
+        crate::exec::forget(self, &c.id);
         c.phase.send_modify(|p| p.removed = true);
         self.event("destroy", &record, &[]);
         if failures.is_empty() {

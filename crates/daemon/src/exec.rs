@@ -89,7 +89,13 @@ impl ExecBackend for Daemon {
             config,
             state: Mutex::new(ExecState::default()),
         });
+        let cmd = entry.config.cmd.clone().unwrap_or_default().join(" ");
         lock(&self.inner.execs).insert(id.clone(), entry);
+        self.inner.container_event_with(
+            &format!("exec_create: {cmd}"),
+            &record,
+            &[("execID", id.clone())],
+        );
         Ok(IdResponse { id })
     }
 
@@ -188,6 +194,12 @@ impl ExecBackend for Daemon {
             st.running = true;
             st.pid = pid as i64;
         }
+        let cmd = cfg.cmd.clone().unwrap_or_default().join(" ");
+        self.inner.container_event_with(
+            &format!("exec_start: {cmd}"),
+            &record,
+            &[("execID", entry.id.clone())],
+        );
         let Connection {
             mut reader,
             mut writer,
@@ -200,6 +212,7 @@ impl ExecBackend for Daemon {
         );
         let detach = start.detach == Some(true);
         let e2 = entry.clone();
+        let inner = self.inner.clone();
         tokio::spawn(async move {
             let mut code = None;
             while let Ok(Some((kind, data))) = monitor_client::next_frame(&mut reader).await {
@@ -224,8 +237,14 @@ impl ExecBackend for Daemon {
             }
             let mut st = lock(&e2.state);
             st.running = false;
-            st.exit_code = Some(code.unwrap_or(126));
+            let code = code.unwrap_or(126);
+            st.exit_code = Some(code);
             drop(st);
+            inner.container_event_with(
+                "exec_die",
+                &record,
+                &[("execID", e2.id.clone()), ("exitCode", code.to_string())],
+            );
             drop(tx);
         });
         if detach {
@@ -310,4 +329,10 @@ impl ExecBackend for Daemon {
         }
         self.resize_exec(&entry, size.height, size.width).await
     }
+}
+
+/// Forgets the exec instances of a removed container, so the table does not keep every exec
+/// ever run.
+pub(crate) fn forget(inner: &crate::Inner, container: &str) {
+    lock(&inner.execs).retain(|_, e| e.container != container);
 }
