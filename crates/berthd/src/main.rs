@@ -1,0 +1,231 @@
+//! `berthd`: parses dockerd-style flags and the daemon.json file, opens the daemon's state and
+//! serves the Docker Engine API until SIGTERM or SIGINT. Containers keep running when berthd
+//! stops: each has its own monitor process. All behaviour lives in the `daemon` and
+//! `api-server` crates.
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use api_server::{ApiListener, ListenAddr, ServerConfig, SocketOptions};
+use clap::Parser;
+use daemon::{Daemon, DaemonConfig};
+
+/// berthd's command line, named as dockerd's flags where they overlap.
+#[derive(Debug, Parser)]
+#[command(name = "berthd", version, about = "The berth container engine daemon")]
+struct Args {
+    /// Root of persistent state (images, containers, logs).
+    #[arg(long)]
+    data_root: Option<PathBuf>,
+    /// Root of runtime state (sockets, bundles, monitors' sockets).
+    #[arg(long)]
+    exec_root: Option<PathBuf>,
+    /// The socket to serve the API on (unix:///path).
+    #[arg(short = 'H', long = "host")]
+    host: Vec<String>,
+    /// Log level: debug, info, warn, error, fatal.
+    #[arg(short = 'l', long)]
+    log_level: Option<String>,
+    /// The runtime containers use unless they ask for another.
+    #[arg(long)]
+    default_runtime: Option<String>,
+    /// An extra OCI runtime, NAME=PATH.
+    #[arg(long = "add-runtime")]
+    add_runtime: Vec<String>,
+    /// daemon.json: the same settings as a file.
+    #[arg(long, default_value = "/etc/berth/daemon.json")]
+    config_file: PathBuf,
+    /// The static init `--init` runs as pid 1 (default: docker-init or tini-static on PATH).
+    #[arg(long)]
+    init_path: Option<PathBuf>,
+    /// The cgroup containers' cgroups are made under.
+    #[arg(long, default_value = "berth")]
+    cgroup_parent: String,
+    /// The berth-monitor binary (default: next to berthd).
+    #[arg(long)]
+    monitor_path: Option<PathBuf>,
+}
+
+/// daemon.json; unknown keys are refused, as dockerd refuses them.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileConfig {
+    data_root: Option<PathBuf>,
+    exec_root: Option<PathBuf>,
+    hosts: Option<Vec<String>>,
+    log_level: Option<String>,
+    default_runtime: Option<String>,
+    runtimes: Option<BTreeMap<String, serde_json::Value>>,
+}
+
+/// docker-init or tini-static from the usual places: a static reaper for `--init`.
+fn find_init() -> Option<PathBuf> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    [
+        "/usr/libexec/docker",
+        "/usr/local/bin",
+        "/usr/bin",
+        "/usr/sbin",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .chain(path.split(':').filter(|d| !d.is_empty()).map(PathBuf::from))
+    .flat_map(|d| [d.join("docker-init"), d.join("tini-static")])
+    .find(|p| p.is_file())
+}
+
+fn read_file_config(path: &Path, explicit: bool) -> anyhow::Result<FileConfig> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| {
+            format!(
+                "unable to configure the daemon with file {}",
+                path.display()
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+            Ok(FileConfig::default())
+        }
+        Err(e) => Err(e).with_context(|| format!("read config file {}", path.display())),
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("berthd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let explicit = std::env::args().any(|a| a.starts_with("--config-file"));
+    let file = read_file_config(&args.config_file, explicit)?;
+    let level = args
+        .log_level
+        .or(file.log_level)
+        .unwrap_or_else(|| "info".into());
+    let filter = match level.as_str() {
+        "debug" | "info" | "warn" | "error" => level.clone(),
+        "fatal" => "error".into(),
+        other => bail!("--log-level {other:?}: expected debug, info, warn, error or fatal"),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .init();
+    let mut runtimes = BTreeMap::new();
+    for (name, v) in file.runtimes.iter().flatten() {
+        let path = v["path"].as_str().with_context(|| {
+            format!("daemon.json: runtimes.{name}: expected {{\"path\": \"/path/to/runtime\"}}")
+        })?;
+        runtimes.insert(name.clone(), PathBuf::from(path));
+    }
+    for r in &args.add_runtime {
+        let Some((name, path)) = r.split_once('=') else {
+            bail!("--add-runtime {r:?}: expected NAME=PATH");
+        };
+        runtimes.insert(name.to_string(), PathBuf::from(path));
+    }
+    for (name, path) in &runtimes {
+        if name == "berth" {
+            bail!("runtime name \"berth\" is reserved for berth's own in-process runtime");
+        }
+        if !path.is_file() {
+            bail!("runtime {name}: {} is not a file", path.display());
+        }
+    }
+    let default_runtime = args
+        .default_runtime
+        .or(file.default_runtime)
+        .unwrap_or_else(|| "berth".into());
+    if default_runtime != "berth"
+        && default_runtime != "runc"
+        && !runtimes.contains_key(&default_runtime)
+    {
+        bail!("--default-runtime {default_runtime}: no such runtime (add it with --add-runtime NAME=PATH)");
+    }
+    let data_root = args
+        .data_root
+        .or(file.data_root)
+        .unwrap_or_else(|| "/var/lib/berth".into());
+    let exec_root = args
+        .exec_root
+        .or(file.exec_root)
+        .unwrap_or_else(|| "/run/berth".into());
+    let mut hosts = if args.host.is_empty() {
+        file.hosts.unwrap_or_default()
+    } else {
+        args.host
+    };
+    if hosts.is_empty() {
+        hosts.push(format!("unix://{}", exec_root.join("berth.sock").display()));
+    }
+    if hosts.len() > 1 {
+        bail!(
+            "-H: berthd serves one socket for now; got {}",
+            hosts.join(", ")
+        );
+    }
+    let monitor_path = match args.monitor_path {
+        Some(p) => p,
+        None => std::env::current_exe()
+            .context("find berthd's own path")?
+            .with_file_name("berth-monitor"),
+    };
+    if !monitor_path.exists() {
+        bail!(
+            "the monitor binary {} does not exist (set --monitor-path)",
+            monitor_path.display()
+        );
+    }
+    if let Some(p) = &args.init_path {
+        if !p.is_file() {
+            bail!("--init-path {}: no such file", p.display());
+        }
+    }
+    let config = DaemonConfig {
+        data_root,
+        exec_root,
+        monitor_path,
+        default_runtime,
+        runtimes,
+        init_path: args.init_path.or_else(find_init),
+        cgroup_parent: args.cgroup_parent,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("start the async runtime")?;
+    rt.block_on(async move {
+        let listener = ApiListener::bind(&ListenAddr::parse(&hosts[0])?, SocketOptions::default())?;
+        let daemon = Daemon::open(config).await?;
+        tracing::info!(host = %hosts[0], "berthd is serving the Docker Engine API");
+        let shutdown = async {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => return std::future::pending().await,
+                };
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            tracing::info!("berthd is stopping; containers keep running under their monitors");
+        };
+        api_server::serve(
+            listener,
+            Arc::new(daemon),
+            ServerConfig::default(),
+            shutdown,
+        )
+        .await?;
+        Ok(())
+    })
+}

@@ -1,0 +1,401 @@
+//! The image service: the image store behind the image routes.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+
+use api_server::{ApiError, ByteStream, ImageBackend, JsonStream};
+use api_types::models::generated::{DriverData, ImageConfig, ImageInspectRootFs};
+use api_types::models::*;
+use api_types::query::{
+    ImageListQuery, ImagePullQuery, ImagePushQuery, ImageRemoveQuery, PruneQuery,
+};
+use api_types::{ProgressMessage, RegistryAuth};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use image::store::{RemoveOutcome, Store, StoreError};
+use tokio::io::AsyncWriteExt;
+
+use crate::{blocking, Daemon};
+
+fn lock(m: &Mutex<Store>) -> std::sync::MutexGuard<'_, Store> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn store_err(name: &str, e: StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound(_) => ApiError::no_such_image(name),
+        StoreError::InUse { .. } | StoreError::MultipleTags { .. } => {
+            ApiError::Conflict(e.to_string())
+        }
+        StoreError::Ambiguous(_) | StoreError::Reference(_) => {
+            ApiError::InvalidParameter(e.to_string())
+        }
+        other => ApiError::Internal(other.to_string()),
+    }
+}
+
+fn unix_time(s: Option<&str>) -> i64 {
+    s.and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.timestamp())
+        .unwrap_or(0)
+}
+
+impl Daemon {
+    /// The image IDs some container uses.
+    fn images_in_use(&self) -> HashSet<String> {
+        let reg = self
+            .inner
+            .containers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        reg_image_ids(&reg)
+    }
+
+    fn image_event(&self, action: &str, id: &str, name: &str) {
+        let mut attrs = HashMap::new();
+        attrs.insert("name".to_string(), name.to_string());
+        self.inner
+            .events
+            .publish(EventMessageTypeEnum::IMAGE, action, id, attrs);
+    }
+}
+
+fn reg_image_ids(reg: &crate::containers::Registry) -> HashSet<String> {
+    reg.image_ids()
+}
+
+impl ImageBackend for Daemon {
+    async fn image_list(&self, query: ImageListQuery) -> Result<Vec<ImageSummary>, ApiError> {
+        if !query.filters.is_empty() {
+            let names: Vec<&str> = query.filters.names().collect();
+            if names.iter().any(|n| *n != "reference" && *n != "dangling") {
+                return Err(ApiError::NotImplemented(format!("image filters {names:?} are not supported by berthd yet (reference and dangling are)")));
+            }
+        }
+        let images = self.inner.images.clone();
+        let used = self.images_in_use();
+        let list = blocking(move || Ok(lock(&images).list())).await?;
+        let f = &query.filters;
+        Ok(list
+            .into_iter()
+            .filter(|s| {
+                let tags: Vec<String> = s.tags.iter().map(|t| t.familiar()).collect();
+                let dangling_ok = f.get("dangling").all(|v| (v == "true") == tags.is_empty());
+                let mut refs = f.get("reference").peekable();
+                let ref_ok = refs.peek().is_none()
+                    || refs.any(|r| {
+                        tags.iter()
+                            .any(|t| t == r || t.split(':').next() == Some(r))
+                    });
+                dangling_ok && ref_ok
+            })
+            .map(|s| {
+                let id = s.id.to_string();
+                ImageSummary {
+                    containers: if used.contains(&id) { 1 } else { 0 },
+                    id,
+                    parent_id: String::new(),
+                    repo_tags: s.tags.iter().map(|t| t.familiar()).collect(),
+                    repo_digests: Vec::new(),
+                    created: unix_time(s.created.as_deref()),
+                    size: s.size as i64,
+                    shared_size: -1,
+                    labels: HashMap::new(),
+                    manifests: None,
+                    descriptor: None,
+                }
+            })
+            .collect())
+    }
+
+    async fn image_inspect(&self, name: &str) -> Result<ImageInspect, ApiError> {
+        let images = self.inner.images.clone();
+        let n = name.to_string();
+        let i = blocking(move || lock(&images).inspect(&n).map_err(|e| store_err(&n, e))).await?;
+        let cfg = &i.config_json;
+        let config: Option<ImageConfig> = serde_json::from_value(cfg["config"].clone()).ok();
+        Ok(ImageInspect {
+            id: Some(i.record.id.to_string()),
+            repo_tags: Some(i.tags.iter().map(|t| t.familiar()).collect()),
+            repo_digests: Some(i.record.repo_digests.clone()),
+            comment: Some(String::new()),
+            created: i.record.created.clone(),
+            author: cfg["author"].as_str().map(str::to_owned),
+            config,
+            architecture: cfg["architecture"].as_str().map(str::to_owned),
+            os: cfg["os"].as_str().map(str::to_owned),
+            size: Some(i.size as i64),
+            graph_driver: Some(DriverData {
+                name: "overlay2".into(),
+                data: HashMap::new(),
+            }),
+            root_fs: Some(ImageInspectRootFs {
+                typ: "layers".into(),
+                layers: Some(i.diff_ids.iter().map(|d| d.to_string()).collect()),
+            }),
+            ..Default::default()
+        })
+    }
+
+    async fn image_history(&self, name: &str) -> Result<Vec<ImageHistoryResponseItem>, ApiError> {
+        let images = self.inner.images.clone();
+        let n = name.to_string();
+        blocking(move || {
+            let store = lock(&images);
+            let (id, _) = store.resolve(&n).map_err(|e| store_err(&n, e))?;
+            let h = store.history(&n).map_err(|e| store_err(&n, e))?;
+            Ok(h.iter()
+                .enumerate()
+                .map(|(i, h)| ImageHistoryResponseItem {
+                    id: if i == 0 {
+                        id.to_string()
+                    } else {
+                        "<missing>".into()
+                    },
+                    created: unix_time(h.created().as_deref()),
+                    created_by: h.created_by().clone().unwrap_or_default(),
+                    tags: Vec::new(),
+                    size: 0,
+                    comment: h.comment().clone().unwrap_or_default(),
+                })
+                .collect())
+        })
+        .await
+    }
+
+    async fn image_tag(&self, name: &str, repo: &str, tag: Option<&str>) -> Result<(), ApiError> {
+        let images = self.inner.images.clone();
+        let n = name.to_string();
+        let target = format!("{repo}:{}", tag.unwrap_or("latest"));
+        let t2 = target.clone();
+        let id = blocking(move || {
+            let mut store = lock(&images);
+            store.tag(&n, &t2).map_err(|e| store_err(&n, e))?;
+            Ok(store
+                .resolve(&t2)
+                .map(|(id, _)| id.to_string())
+                .unwrap_or_default())
+        })
+        .await?;
+        self.image_event("tag", &id, &target);
+        Ok(())
+    }
+
+    async fn image_remove(
+        &self,
+        name: &str,
+        query: ImageRemoveQuery,
+    ) -> Result<Vec<ImageDeleteResponseItem>, ApiError> {
+        let images = self.inner.images.clone();
+        let used = self.images_in_use();
+        let n = name.to_string();
+        let outcomes = blocking(move || {
+            let in_use = |id: &image::metadata::ImageId| used.contains(&id.to_string());
+            lock(&images)
+                .remove(&n, query.force, &in_use)
+                .map_err(|e| match e {
+                    StoreError::InUse { .. } => ApiError::Conflict(format!(
+                        "conflict: unable to remove repository reference \"{n}\" - image is being used by a container"
+                    )),
+                    e => store_err(&n, e),
+                })
+        })
+        .await?;
+        let mut out = Vec::new();
+        for o in outcomes {
+            match o {
+                RemoveOutcome::Untagged(r) => {
+                    self.image_event("untag", "", &r.familiar());
+                    out.push(ImageDeleteResponseItem {
+                        untagged: Some(r.familiar()),
+                        deleted: None,
+                    });
+                }
+                RemoveOutcome::Deleted(id) => {
+                    self.image_event("delete", &id.to_string(), name);
+                    out.push(ImageDeleteResponseItem {
+                        untagged: None,
+                        deleted: Some(id.to_string()),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn image_pull(
+        &self,
+        query: ImagePullQuery,
+        _auth: RegistryAuth,
+    ) -> Result<JsonStream<ProgressMessage>, ApiError> {
+        Err(ApiError::NotImplemented(format!(
+            "pulling {} is not supported by berthd yet: there is no registry client; use docker load",
+            query.from_image
+        )))
+    }
+
+    async fn image_push(
+        &self,
+        name: &str,
+        _query: ImagePushQuery,
+        _auth: RegistryAuth,
+    ) -> Result<JsonStream<ProgressMessage>, ApiError> {
+        Err(ApiError::NotImplemented(format!(
+            "pushing {name} is not supported by berthd yet: there is no registry client"
+        )))
+    }
+
+    async fn image_load(
+        &self,
+        mut archive: ByteStream,
+        _quiet: bool,
+    ) -> Result<JsonStream<ProgressMessage>, ApiError> {
+        let tmp_dir = self.inner.config.data_root.join("image").join("tmp");
+        tokio::fs::create_dir_all(&tmp_dir)
+            .await
+            .map_err(|e| ApiError::Internal(format!("create {}: {e}", tmp_dir.display())))?;
+        let path = tmp_dir.join(format!("load-{}.tar", crate::new_id()?));
+        let io = |e: std::io::Error| {
+            ApiError::Internal(format!("spool the archive to {}: {e}", path.display()))
+        };
+        let mut f = tokio::fs::File::create(&path).await.map_err(io)?;
+        let spooled = async {
+            while let Some(chunk) = archive.next().await {
+                f.write_all(&chunk?).await.map_err(io)?;
+            }
+            f.flush().await.map_err(io)?;
+            Ok::<_, ApiError>(())
+        }
+        .await;
+        drop(f);
+        if let Err(e) = spooled {
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
+        let images = self.inner.images.clone();
+        let p2 = path.clone();
+        let loaded = blocking(move || {
+            let mut store = lock(&images);
+            let result = std::fs::File::open(&p2)
+                .map_err(|e| ApiError::Internal(format!("open {}: {e}", p2.display())))
+                .and_then(|file| {
+                    store
+                        .load_reader(file.take(u64::MAX), &mut |_| {})
+                        .map_err(|e| ApiError::InvalidParameter(format!("load the archive: {e}")))
+                });
+            let _ = std::fs::remove_file(&p2);
+            let records = result?;
+            let list = store.list();
+            let mut lines = Vec::new();
+            for r in records {
+                let tags: Vec<String> = list
+                    .iter()
+                    .find(|s| s.id == r.id)
+                    .map(|s| s.tags.iter().map(|t| t.familiar()).collect())
+                    .unwrap_or_default();
+                if tags.is_empty() {
+                    lines.push((r.id.to_string(), format!("Loaded image ID: {}", r.id)));
+                }
+                for t in tags {
+                    lines.push((r.id.to_string(), format!("Loaded image: {t}")));
+                }
+            }
+            Ok(lines)
+        })
+        .await?;
+        let mut msgs = Vec::new();
+        for (id, line) in loaded {
+            self.image_event("load", &id, &line);
+            // docker prints these lines with and without --quiet.
+            msgs.push(Ok(ProgressMessage {
+                stream: Some(format!("{line}\n")),
+                ..Default::default()
+            }));
+        }
+        Ok(futures_util::stream::iter(msgs).boxed())
+    }
+
+    async fn image_save(&self, names: Vec<String>) -> Result<ByteStream, ApiError> {
+        let images = self.inner.images.clone();
+        let tmp_dir = self.inner.config.data_root.join("image").join("tmp");
+        let path = tmp_dir.join(format!("save-{}.tar", crate::new_id()?));
+        let p2 = path.clone();
+        blocking(move || {
+            let store = lock(&images);
+            let file = std::fs::File::create(&p2)
+                .map_err(|e| ApiError::Internal(format!("create {}: {e}", p2.display())))?;
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            let r = store.save(&refs, file, &mut |_| {});
+            if let Err(e) = r {
+                let _ = std::fs::remove_file(&p2);
+                let first = names.first().cloned().unwrap_or_default();
+                return Err(store_err(&first, e));
+            }
+            Ok(())
+        })
+        .await?;
+        let file = std::fs::File::open(&path)
+            .map_err(|e| ApiError::Internal(format!("open {}: {e}", path.display())))?;
+        // Unlinked at once: the open file is read to its end, and nothing is left behind.
+        let _ = std::fs::remove_file(&path);
+        let file = Arc::new(Mutex::new(file));
+        let stream = futures_util::stream::unfold(file, |file| async move {
+            let f2 = file.clone();
+            let chunk = tokio::task::spawn_blocking(move || {
+                let mut buf = vec![0u8; 256 * 1024];
+                let n = f2
+                    .lock()
+                    .map_err(|_| std::io::Error::other("poisoned"))?
+                    .read(&mut buf)?;
+                buf.truncate(n);
+                Ok::<_, std::io::Error>(buf)
+            })
+            .await;
+            match chunk {
+                Ok(Ok(b)) if b.is_empty() => None,
+                Ok(Ok(b)) => Some((Ok(Bytes::from(b)), file)),
+                Ok(Err(e)) => Some((
+                    Err(ApiError::Internal(format!("read saved archive: {e}"))),
+                    file,
+                )),
+                Err(e) => Some((Err(ApiError::Internal(e.to_string())), file)),
+            }
+        });
+        Ok(stream.boxed())
+    }
+
+    async fn image_prune(&self, query: PruneQuery) -> Result<ImagePruneResponse, ApiError> {
+        let all = query.filters.get("dangling").any(|v| v == "false");
+        let images = self.inner.images.clone();
+        let used = self.images_in_use();
+        let report = blocking(move || {
+            let in_use = |id: &image::metadata::ImageId| used.contains(&id.to_string());
+            lock(&images)
+                .prune(all, &in_use)
+                .map_err(|e| ApiError::Internal(e.to_string()))
+        })
+        .await?;
+        let mut deleted: Vec<ImageDeleteResponseItem> = report
+            .untagged
+            .iter()
+            .map(|r| ImageDeleteResponseItem {
+                untagged: Some(r.familiar()),
+                deleted: None,
+            })
+            .collect();
+        deleted.extend(
+            report
+                .images_deleted
+                .iter()
+                .map(|id| ImageDeleteResponseItem {
+                    untagged: None,
+                    deleted: Some(id.to_string()),
+                }),
+        );
+        Ok(ImagePruneResponse {
+            images_deleted: Some(deleted),
+            space_reclaimed: Some(report.gc.bytes_reclaimed as i64),
+        })
+    }
+}

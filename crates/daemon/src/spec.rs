@@ -1,0 +1,770 @@
+//! The OCI runtime config a container runs with, built from its record (the client's
+//! ContainerConfig and HostConfig merged with the image's config) the way dockerd builds it:
+//! docker's default capability set, masked and read-only /proc paths, new pid, ipc, uts, mount
+//! and network namespaces, the hostname, limits, env, user, working directory, tmpfs mounts.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use api_server::ApiError;
+use api_types::models::{ContainerConfig, HostConfig};
+use monitor_protocol::RootfsMount;
+use serde_json::{json, Value};
+
+use crate::state::ContainerRecord;
+
+/// The PATH a container gets when its image sets none (dockerd's).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Docker's default capabilities (moby's `oci/caps/defaults.go`).
+pub const DEFAULT_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// Every capability Linux defines, in number order (for `--privileged` and `--cap-add ALL`).
+pub const ALL_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+/// Paths docker hides from containers (bind of /dev/null or an empty read-only tmpfs).
+pub const MASKED_PATHS: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// Paths docker makes read-only in containers.
+pub const READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+fn invalid(msg: impl Into<String>) -> ApiError {
+    ApiError::InvalidParameter(msg.into())
+}
+
+/// Every capability this host grants berthd (its bounding set): what `--privileged` and
+/// `--cap-add ALL` give, as dockerd gives them (a VM may lack some, e.g. CAP_SYS_RESOURCE).
+fn host_caps() -> Vec<String> {
+    let bounding = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX);
+    ALL_CAPS
+        .iter()
+        .enumerate()
+        .filter(|(bit, _)| bounding & (1u64 << bit) != 0)
+        .map(|(_, c)| c.to_string())
+        .collect()
+}
+
+/// Normalises a capability name as docker accepts it (`net_admin`, `CAP_NET_ADMIN`, `ALL`).
+fn cap_name(name: &str) -> Result<String, ApiError> {
+    let upper = name.trim().to_ascii_uppercase();
+    if upper == "ALL" {
+        return Ok(upper);
+    }
+    let full = if upper.starts_with("CAP_") {
+        upper
+    } else {
+        format!("CAP_{upper}")
+    };
+    if ALL_CAPS.contains(&full.as_str()) {
+        Ok(full)
+    } else {
+        Err(invalid(format!("unknown capability: {name:?}")))
+    }
+}
+
+/// The capability set: docker's defaults (or all with `--privileged`), with `--cap-add` and
+/// `--cap-drop` applied as dockerd applies them (drop ALL first, then add).
+pub fn capabilities(host: &HostConfig) -> Result<Vec<String>, ApiError> {
+    if host.privileged == Some(true) {
+        return Ok(host_caps());
+    }
+    let adds = host
+        .cap_add
+        .iter()
+        .flatten()
+        .map(|c| cap_name(c))
+        .collect::<Result<Vec<_>, _>>()?;
+    let drops = host
+        .cap_drop
+        .iter()
+        .flatten()
+        .map(|c| cap_name(c))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut caps: Vec<String> = if drops.iter().any(|d| d == "ALL") {
+        Vec::new()
+    } else {
+        DEFAULT_CAPS
+            .iter()
+            .map(|s| s.to_string())
+            .filter(|c| !drops.contains(c))
+            .collect()
+    };
+    if adds.iter().any(|a| a == "ALL") {
+        return Ok(host_caps());
+    }
+    for a in adds {
+        if !caps.contains(&a) {
+            caps.push(a);
+        }
+    }
+    Ok(caps)
+}
+
+/// Merges `KEY=VALUE` lists: later keys replace earlier ones, order of first appearance kept.
+pub fn merge_env<'a>(lists: impl IntoIterator<Item = &'a [String]>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for list in lists {
+        for kv in list {
+            let key = kv.split('=').next().unwrap_or("");
+            match out
+                .iter_mut()
+                .find(|e| e.split('=').next().unwrap_or("") == key)
+            {
+                Some(e) => *e = kv.clone(),
+                None => out.push(kv.clone()),
+            }
+        }
+    }
+    out
+}
+
+/// Merges the client's container config with the image's config (`config` of the image's JSON),
+/// as dockerd does at create; returns the merged config and the program (path, args).
+pub fn merge_config(
+    mut config: ContainerConfig,
+    image: &Value,
+) -> Result<(ContainerConfig, String, Vec<String>), ApiError> {
+    let strings = |v: &Value| -> Option<Vec<String>> {
+        v.as_array().map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
+    };
+    let img = &image["config"];
+    let image_env = strings(&img["Env"]).unwrap_or_default();
+    let env = merge_env([image_env.as_slice(), config.env.as_deref().unwrap_or(&[])]);
+    config.env = Some(env);
+    // moby's merge: a user entrypoint (even an empty one, which resets the image's) keeps the
+    // image's Cmd out only when it is not empty.
+    let user_entrypoint = config
+        .entrypoint
+        .take()
+        .map(|e| e.into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>());
+    match user_entrypoint {
+        Some(e) if !e.is_empty() => config.entrypoint = Some(e),
+        given => {
+            if config.cmd.as_ref().is_none_or(|c| c.is_empty()) {
+                config.cmd = strings(&img["Cmd"]);
+            }
+            config.entrypoint = match given {
+                Some(_) => None,
+                None => strings(&img["Entrypoint"]),
+            };
+        }
+    }
+    if config.working_dir.as_ref().is_none_or(|w| w.is_empty()) {
+        config.working_dir = img["WorkingDir"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned);
+    }
+    if config.user.as_ref().is_none_or(|u| u.is_empty()) {
+        config.user = img["User"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned);
+    }
+    if config.healthcheck.is_none() {
+        config.healthcheck = serde_json::from_value(img["Healthcheck"].clone()).ok();
+    }
+    if config.stop_signal.is_none() {
+        config.stop_signal = img["StopSignal"].as_str().map(str::to_owned);
+    }
+    let mut labels: HashMap<String, String> = img["Labels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    labels.extend(config.labels.take().unwrap_or_default());
+    config.labels = Some(labels);
+    let mut argv: Vec<String> = config.entrypoint.clone().unwrap_or_default();
+    argv.extend(config.cmd.clone().unwrap_or_default());
+    if argv.is_empty() {
+        return Err(invalid("no command specified"));
+    }
+    let path = argv.remove(0);
+    Ok((config, path, argv))
+}
+
+/// Checks the host config for what berth does not do yet, so a create fails cleanly instead of
+/// running a container without what was asked.
+pub fn refuse_unsupported(host: &HostConfig) -> Result<(), ApiError> {
+    let not_yet = |what: &str| {
+        Err(ApiError::NotImplemented(format!(
+            "{what} is not supported by berthd yet"
+        )))
+    };
+    if host.binds.as_ref().is_some_and(|b| !b.is_empty())
+        || host.mounts.as_ref().is_some_and(|m| !m.is_empty())
+        || host.volumes_from.as_ref().is_some_and(|v| !v.is_empty())
+    {
+        return not_yet("mounting volumes or host paths (-v, --mount, --volumes-from)");
+    }
+    if host.port_bindings.as_ref().is_some_and(|p| {
+        p.values()
+            .any(|v| v.as_ref().is_some_and(|v| !v.is_empty()))
+    }) || host.publish_all_ports == Some(true)
+    {
+        return not_yet(
+            "publishing ports (-p, -P; containers have loopback only until networking lands)",
+        );
+    }
+    match host.network_mode.as_deref() {
+        None | Some("") | Some("default") | Some("bridge") | Some("host") | Some("none") => {}
+        Some(other) => {
+            return not_yet(&format!(
+                "--network {other} (only host and none work until networking lands)"
+            ))
+        }
+    }
+    for mode in [
+        &host.pid_mode,
+        &host.ipc_mode,
+        &host.uts_mode,
+        &host.userns_mode,
+    ] {
+        if let Some(m) = mode.as_deref().filter(|m| !m.is_empty() && *m != "private") {
+            return not_yet(&format!(
+                "namespace mode {m:?} (--pid, --ipc, --uts, --userns)"
+            ));
+        }
+    }
+    crate::restart::validate(host).map_err(ApiError::InvalidParameter)?;
+    for opt in host.security_opt.iter().flatten() {
+        let ok = matches!(
+            opt.as_str(),
+            "no-new-privileges"
+                | "no-new-privileges:true"
+                | "no-new-privileges=true"
+                | "no-new-privileges:false"
+                | "no-new-privileges=false"
+                // No seccomp profile is applied until the hardening work lands, so
+                // "unconfined" is what every container gets.
+                | "seccomp=unconfined"
+                | "seccomp:unconfined"
+        );
+        if !ok {
+            return not_yet(&format!("--security-opt {opt}"));
+        }
+    }
+    Ok(())
+}
+
+/// The layers of a rootfs, top first (for reading /etc/passwd without mounting).
+fn layers(m: &RootfsMount) -> Vec<PathBuf> {
+    if m.typ == "bind" {
+        return vec![PathBuf::from(&m.source)];
+    }
+    let mut out = Vec::new();
+    for o in &m.options {
+        if let Some(u) = o.strip_prefix("upperdir=") {
+            out.insert(0, PathBuf::from(u));
+        } else if let Some(l) = o.strip_prefix("lowerdir=") {
+            out.extend(l.split(':').map(PathBuf::from));
+        }
+    }
+    out
+}
+
+/// Reads `etc/<file>` from the topmost layer that has it.
+fn read_layered(m: &RootfsMount, file: &str) -> Option<String> {
+    layers(m)
+        .iter()
+        .find_map(|l| std::fs::read_to_string(l.join("etc").join(file)).ok())
+}
+
+/// Resolves `-u user[:group]` to numeric ids, numbers first, names from the image's
+/// /etc/passwd and /etc/group. Returns (uid, gid, additional gids).
+pub fn resolve_user(user: &str, rootfs: &RootfsMount) -> Result<(u32, u32), ApiError> {
+    if user.is_empty() {
+        return Ok((0, 0));
+    }
+    let (u, g) = match user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (user, None),
+    };
+    let (uid, primary_gid) = match u.parse::<u32>() {
+        Ok(n) => {
+            let gid = read_layered(rootfs, "passwd").and_then(|p| {
+                p.lines().find_map(|l| {
+                    let f: Vec<&str> = l.split(':').collect();
+                    (f.len() > 3 && f[2] == u)
+                        .then(|| f[3].parse().ok())
+                        .flatten()
+                })
+            });
+            (n, gid.unwrap_or(0))
+        }
+        Err(_) => {
+            let passwd = read_layered(rootfs, "passwd").ok_or_else(|| {
+                invalid(format!(
+                    "unable to find user {u}: no matching entries in passwd file"
+                ))
+            })?;
+            passwd
+                .lines()
+                .find_map(|l| {
+                    let f: Vec<&str> = l.split(':').collect();
+                    (f.len() > 3 && f[0] == u)
+                        .then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))
+                        .flatten()
+                })
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "unable to find user {u}: no matching entries in passwd file"
+                    ))
+                })?
+        }
+    };
+    let gid = match g {
+        None => primary_gid,
+        Some(g) => match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => read_layered(rootfs, "group")
+                .and_then(|groups| {
+                    groups.lines().find_map(|l| {
+                        let f: Vec<&str> = l.split(':').collect();
+                        (f.len() > 2 && f[0] == g)
+                            .then(|| f[2].parse().ok())
+                            .flatten()
+                    })
+                })
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "unable to find group {g}: no matching entries in group file"
+                    ))
+                })?,
+        },
+    };
+    Ok((uid, gid))
+}
+
+/// The OCI `process` of a container or of an exec in it.
+pub fn process(
+    record: &ContainerRecord,
+    args: Vec<String>,
+    extra_env: &[String],
+    user: Option<&str>,
+    cwd: Option<&str>,
+    tty: bool,
+    hostname: &str,
+) -> Result<Value, ApiError> {
+    let config = &record.config;
+    let host = &record.host_config;
+    let user = user
+        .filter(|u| !u.is_empty())
+        .or(config.user.as_deref())
+        .unwrap_or("");
+    let (uid, gid) = resolve_user(user, &record.rootfs)?;
+    let mut env = vec![
+        format!("PATH={DEFAULT_PATH}"),
+        format!("HOSTNAME={hostname}"),
+    ];
+    if tty {
+        env.push("TERM=xterm".into());
+    }
+    let env = merge_env([
+        env.as_slice(),
+        config.env.as_deref().unwrap_or(&[]),
+        extra_env,
+    ]);
+    let caps = capabilities(host)?;
+    let no_new_privs = host.security_opt.iter().flatten().any(|o| {
+        o == "no-new-privileges"
+            || o.ends_with("no-new-privileges:true")
+            || o == "no-new-privileges=true"
+    });
+    let mut rlimits = Vec::new();
+    for u in host.ulimits.iter().flatten() {
+        let name = u.name.clone().unwrap_or_default();
+        let (soft, hard) = (u.soft.unwrap_or(0), u.hard.unwrap_or(0));
+        if soft < 0 || hard < 0 {
+            return Err(invalid(format!("invalid ulimit {name}: negative value")));
+        }
+        rlimits.push(json!({
+            "type": format!("RLIMIT_{}", name.to_ascii_uppercase()),
+            "soft": soft,
+            "hard": hard,
+        }));
+    }
+    let cwd = cwd
+        .filter(|c| !c.is_empty())
+        .or(config.working_dir.as_deref())
+        .filter(|c| !c.is_empty())
+        .unwrap_or("/");
+    if !cwd.starts_with('/') {
+        return Err(invalid(format!(
+            "the working directory '{cwd}' is invalid, it needs to be an absolute path"
+        )));
+    }
+    let mut p = json!({
+        "terminal": tty,
+        "user": {"uid": uid, "gid": gid},
+        "args": args,
+        "env": env,
+        "cwd": cwd,
+        "capabilities": {
+            "bounding": caps,
+            "effective": caps,
+            "permitted": caps,
+        },
+        "noNewPrivileges": no_new_privs,
+    });
+    if !rlimits.is_empty() {
+        p["rlimits"] = Value::Array(rlimits);
+    }
+    Ok(p)
+}
+
+/// The container's hostname: `-h`, or the host's with `--network host`, or the short ID.
+pub fn hostname(record: &ContainerRecord) -> String {
+    if let Some(h) = record.config.hostname.as_deref().filter(|h| !h.is_empty()) {
+        return h.to_string();
+    }
+    if record.host_config.network_mode.as_deref() == Some("host") {
+        if let Ok(h) = nix::unistd::gethostname() {
+            return h.to_string_lossy().into_owned();
+        }
+    }
+    record.id[..12].to_string()
+}
+
+/// Parses a docker size such as `64m` or `1g` (`--tmpfs size=`, `--shm-size`) into bytes.
+fn tmpfs_options(opts: &str) -> Vec<String> {
+    let mut out: Vec<String> = vec!["nosuid".into(), "nodev".into(), "noexec".into()];
+    for o in opts.split(',').filter(|o| !o.is_empty()) {
+        match o {
+            "exec" => out.retain(|x| x != "noexec"),
+            "suid" => out.retain(|x| x != "nosuid"),
+            "dev" => out.retain(|x| x != "nodev"),
+            other => out.push(other.to_string()),
+        }
+    }
+    out
+}
+
+/// A `--device HOST[:CONTAINER[:PERMS]]`: the device node to make and its cgroup rule.
+fn device(d: &api_types::models::generated::DeviceMapping) -> Result<(Value, Value), ApiError> {
+    use nix::sys::stat::{major, minor, stat, SFlag};
+    let host = d.path_on_host.clone().unwrap_or_default();
+    let inside = d
+        .path_in_container
+        .clone()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| host.clone());
+    let perms = d
+        .cgroup_permissions
+        .clone()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "rwm".into());
+    if !perms.chars().all(|c| matches!(c, 'r' | 'w' | 'm')) {
+        return Err(invalid(format!(
+            "invalid device permissions {perms:?} for {host}"
+        )));
+    }
+    let st = stat(host.as_str()).map_err(|e| {
+        invalid(format!(
+            "error gathering device information while adding custom device {host:?}: {e}"
+        ))
+    })?;
+    let fmt = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+    let typ = if fmt == SFlag::S_IFCHR {
+        "c"
+    } else if fmt == SFlag::S_IFBLK {
+        "b"
+    } else {
+        return Err(invalid(format!("{host:?} is not a device node")));
+    };
+    let (maj, min) = (major(st.st_rdev), minor(st.st_rdev));
+    Ok((
+        json!({"path": inside, "type": typ, "major": maj, "minor": min,
+               "fileMode": st.st_mode & 0o7777, "uid": st.st_uid, "gid": st.st_gid}),
+        json!({"allow": true, "type": typ, "major": maj, "minor": min, "access": perms}),
+    ))
+}
+
+/// The whole OCI config for the container's init.
+pub fn build(
+    record: &ContainerRecord,
+    container_dir: &Path,
+    cgroup_parent: &str,
+    init_path: Option<&Path>,
+) -> Result<Value, ApiError> {
+    let host = &record.host_config;
+    let hostname = hostname(record);
+    let with_init = host.init == Some(true);
+    let mut argv = Vec::new();
+    if with_init {
+        if init_path.is_none() {
+            return Err(ApiError::NotImplemented(
+                "--init needs an init binary: start berthd with --init-path (for example /usr/bin/tini-static)".into(),
+            ));
+        }
+        argv.extend(["/sbin/docker-init".to_string(), "--".to_string()]);
+    }
+    argv.push(record.path.clone());
+    argv.extend(record.args.iter().cloned());
+    let tty = record.config.tty == Some(true);
+    let process = process(record, argv, &[], None, None, tty, &hostname)?;
+    let privileged = host.privileged == Some(true);
+    let host_net = host.network_mode.as_deref() == Some("host");
+
+    let mut mounts = vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", if privileged { "rw" } else { "ro" }]}),
+        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", if privileged { "rw" } else { "ro" }]}),
+        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={}", host.shm_size.filter(|s| *s > 0).unwrap_or(64 << 20))]}),
+        json!({"destination": "/etc/hostname", "type": "bind", "source": container_dir.join("hostname"), "options": ["rbind", "rprivate"]}),
+        json!({"destination": "/etc/hosts", "type": "bind", "source": container_dir.join("hosts"), "options": ["rbind", "rprivate"]}),
+    ];
+    if let (true, Some(init)) = (with_init, init_path) {
+        mounts.push(json!({"destination": "/sbin/docker-init", "type": "bind", "source": init, "options": ["rbind", "ro", "rprivate"]}));
+    }
+    for (dest, opts) in host.tmpfs.iter().flatten().collect::<BTreeMap<_, _>>() {
+        if !dest.starts_with('/') {
+            return Err(invalid(format!(
+                "invalid tmpfs mount point {dest:?}: not an absolute path"
+            )));
+        }
+        mounts.push(json!({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": tmpfs_options(opts)}));
+    }
+
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+    ];
+    if !host_net {
+        namespaces.push(json!({"type": "network"}));
+    }
+
+    let mut resources = json!({"devices": [{"allow": false, "access": "rwm"}]});
+    if privileged {
+        resources = json!({"devices": [{"allow": true, "access": "rwm"}]});
+    }
+    let memory = host.memory.filter(|m| *m > 0);
+    if let Some(m) = memory {
+        if m < 6 << 20 {
+            return Err(invalid("Minimum memory limit allowed is 6MB"));
+        }
+        let swap = match host.memory_swap {
+            Some(-1) => -1,
+            Some(s) if s > 0 => {
+                if s < m {
+                    return Err(invalid(
+                        "Minimum memoryswap limit should be larger than memory limit, see usage",
+                    ));
+                }
+                s
+            }
+            _ => m * 2,
+        };
+        resources["memory"] = json!({"limit": m, "swap": swap});
+    } else if host.memory_swap.is_some_and(|s| s > 0) {
+        return Err(invalid(
+            "You should always set the Memory limit when using Memoryswap limit, see usage",
+        ));
+    }
+    let mut cpu = serde_json::Map::new();
+    if let Some(s) = host.cpu_shares.filter(|s| *s > 0) {
+        cpu.insert("shares".into(), json!(s));
+    }
+    if let Some(n) = host.nano_cpus.filter(|n| *n > 0) {
+        if host.cpu_quota.is_some_and(|q| q > 0) || host.cpu_period.is_some_and(|p| p > 0) {
+            return Err(invalid(
+                "Conflicting options: Nano CPUs and CPU Period/Quota cannot both be set",
+            ));
+        }
+        let period = 100_000i64;
+        cpu.insert("period".into(), json!(period));
+        cpu.insert("quota".into(), json!(n * period / 1_000_000_000));
+    }
+    if let Some(q) = host.cpu_quota.filter(|q| *q > 0) {
+        cpu.insert("quota".into(), json!(q));
+    }
+    if let Some(p) = host.cpu_period.filter(|p| *p > 0) {
+        cpu.insert("period".into(), json!(p));
+    }
+    if let Some(c) = host.cpuset_cpus.as_deref().filter(|c| !c.is_empty()) {
+        cpu.insert("cpus".into(), json!(c));
+    }
+    if let Some(c) = host.cpuset_mems.as_deref().filter(|c| !c.is_empty()) {
+        cpu.insert("mems".into(), json!(c));
+    }
+    if !cpu.is_empty() {
+        resources["cpu"] = Value::Object(cpu);
+    }
+    if let Some(p) = host.pids_limit.filter(|p| *p > 0) {
+        resources["pids"] = json!({"limit": p});
+    }
+
+    let mut devices = Vec::new();
+    for d in host.devices.iter().flatten() {
+        let (dev, rule) = device(d)?;
+        devices.push(dev);
+        if let Some(list) = resources["devices"].as_array_mut() {
+            list.push(rule);
+        }
+    }
+    let mut linux = json!({
+        "namespaces": namespaces,
+        "resources": resources,
+        "cgroupsPath": format!("/{}/{}", cgroup_parent.trim_matches('/'), record.id),
+    });
+    if !devices.is_empty() {
+        linux["devices"] = Value::Array(devices);
+    }
+    if !privileged {
+        linux["maskedPaths"] = json!(MASKED_PATHS);
+        linux["readonlyPaths"] = json!(READONLY_PATHS);
+    }
+    if let Some(s) = host.sysctls.as_ref().filter(|s| !s.is_empty()) {
+        linux["sysctl"] = json!(s);
+    }
+    Ok(json!({
+        "ociVersion": "1.2.0",
+        "process": process,
+        "root": {"path": "rootfs", "readonly": host.readonly_rootfs == Some(true)},
+        "hostname": hostname,
+        "mounts": mounts,
+        "linux": linux,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caps_follow_add_and_drop() {
+        let mut h = HostConfig {
+            cap_add: Some(vec!["net_admin".into()]),
+            cap_drop: Some(vec!["CAP_CHOWN".into()]),
+            ..Default::default()
+        };
+        let caps = capabilities(&h).expect("valid");
+        assert!(caps.contains(&"CAP_NET_ADMIN".to_string()));
+        assert!(!caps.contains(&"CAP_CHOWN".to_string()));
+        h.cap_drop = Some(vec!["ALL".into()]);
+        assert_eq!(capabilities(&h).expect("valid"), vec!["CAP_NET_ADMIN"]);
+        h.cap_add = Some(vec!["nosuch".into()]);
+        assert!(capabilities(&h).is_err());
+    }
+
+    #[test]
+    fn env_merges_by_key() {
+        let a = vec!["PATH=/a".to_string(), "X=1".to_string()];
+        let b = vec!["X=2".to_string(), "Y=3".to_string()];
+        assert_eq!(
+            merge_env([a.as_slice(), b.as_slice()]),
+            ["PATH=/a", "X=2", "Y=3"]
+        );
+    }
+
+    #[test]
+    fn config_takes_image_defaults() {
+        let image = json!({"config": {"Cmd": ["sh"], "Env": ["PATH=/bin"], "WorkingDir": "/w"}});
+        let (c, path, args) = merge_config(ContainerConfig::default(), &image).expect("merges");
+        assert_eq!(path, "sh");
+        assert!(args.is_empty());
+        assert_eq!(c.working_dir.as_deref(), Some("/w"));
+        let given = ContainerConfig {
+            cmd: Some(vec!["echo".into(), "hi".into()]),
+            ..Default::default()
+        };
+        let (_, path, args) = merge_config(given, &image).expect("merges");
+        assert_eq!((path.as_str(), args), ("echo", vec!["hi".to_string()]));
+        assert!(merge_config(ContainerConfig::default(), &json!({"config": {}})).is_err());
+    }
+}

@@ -1,0 +1,139 @@
+//! Container records and their persistence (`containers/<id>/config.v2.json`, atomic).
+
+use std::path::Path;
+
+use api_types::models::{ContainerConfig, HostConfig};
+use monitor_protocol::RootfsMount;
+use serde::{Deserialize, Serialize};
+
+use crate::{io_err, DaemonError};
+
+/// The file a container's record lives in.
+pub const RECORD_FILE: &str = "config.v2.json";
+
+/// Where a container is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Made, never started (or its start failed).
+    Created,
+    /// Its monitor runs it.
+    Running,
+    /// It ran and exited.
+    Exited,
+    /// Being removed.
+    Removing,
+}
+
+/// A container's run state, as inspect shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunState {
+    /// The status.
+    pub status: Status,
+    /// The init's pid on the host while running.
+    pub pid: i32,
+    /// The last exit code.
+    pub exit_code: i64,
+    /// Why the last start failed, if it did.
+    pub error: String,
+    /// The last start (RFC 3339), or docker's zero time.
+    pub started_at: String,
+    /// The last exit (RFC 3339), or docker's zero time.
+    pub finished_at: String,
+    /// Whether the OOM killer struck in the last run.
+    pub oom_killed: bool,
+    /// Whether the container is paused (frozen).
+    #[serde(default)]
+    pub paused: bool,
+    /// Waiting out the restart policy's back-off before the next start.
+    #[serde(default)]
+    pub restarting: bool,
+    /// Its health, when it has a health check.
+    #[serde(default)]
+    pub health: Option<api_types::models::generated::Health>,
+}
+
+/// Docker's zero time, shown for events that have not happened.
+pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+impl Default for RunState {
+    fn default() -> Self {
+        RunState {
+            status: Status::Created,
+            pid: 0,
+            exit_code: 0,
+            error: String::new(),
+            started_at: ZERO_TIME.into(),
+            finished_at: ZERO_TIME.into(),
+            oom_killed: false,
+            paused: false,
+            restarting: false,
+            health: None,
+        }
+    }
+}
+
+/// Everything berthd keeps about a container.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    /// The 64-hex-digit ID.
+    pub id: String,
+    /// The name, without docker's leading slash.
+    pub name: String,
+    /// When it was created (RFC 3339).
+    pub created: String,
+    /// The image as the client named it.
+    pub image: String,
+    /// The image ID (`sha256:…`).
+    pub image_id: String,
+    /// The program: entrypoint and command, resolved against the image.
+    pub path: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// The container config as merged with the image's.
+    pub config: ContainerConfig,
+    /// The host config as the client sent it.
+    pub host_config: HostConfig,
+    /// The rootfs mount the image store described.
+    pub rootfs: RootfsMount,
+    /// The run state.
+    pub state: RunState,
+    /// How many times it was restarted by a policy.
+    pub restart_count: i64,
+    /// Stopped by the user (`docker stop`): the restart policy leaves it stopped.
+    #[serde(default)]
+    pub manually_stopped: bool,
+}
+
+/// Loads every record under `containers/`. A directory without a readable record (a create
+/// interrupted before its record was written) is skipped with a warning, an unparsable record
+/// with an error.
+pub fn load_all(dir: &Path) -> Result<Vec<ContainerRecord>, DaemonError> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io_err("list", dir))? {
+        let entry = entry.map_err(io_err("list", dir))?;
+        let path = entry.path().join(RECORD_FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) => match serde_json::from_slice::<ContainerRecord>(&bytes) {
+                Ok(r) => out.push(r),
+                // Records are replaced atomically, so this is damage from outside berth:
+                // one container is lost to it, not the daemon.
+                Err(e) => tracing::error!(
+                    "{}",
+                    DaemonError::Record {
+                        path,
+                        message: e.to_string(),
+                    }
+                ),
+            },
+            Err(e) => tracing::warn!("skipping {}: {e}", path.display()),
+        }
+    }
+    Ok(out)
+}
+
+/// Saves a record atomically.
+pub fn save(dir: &Path, record: &ContainerRecord) -> std::io::Result<()> {
+    let json = serde_json::to_vec(record).map_err(std::io::Error::other)?;
+    crate::write_atomic(&dir.join(RECORD_FILE), &json)
+}

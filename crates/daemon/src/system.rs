@@ -1,0 +1,109 @@
+//! `/version`, `/info`, `/system/df`.
+
+use api_server::{ApiError, SystemBackend};
+use api_types::models::{
+    SystemDataUsageResponse, SystemInfo, SystemVersion, SystemVersionComponents,
+    SystemVersionPlatform,
+};
+
+use crate::Daemon;
+
+/// berthd's version, as `docker version` shows it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+fn kernel() -> String {
+    nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+fn mem_total() -> i64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+impl SystemBackend for Daemon {
+    async fn info(&self) -> Result<SystemInfo, ApiError> {
+        let (total, running) = self
+            .inner
+            .containers
+            .lock()
+            .map(|r| r.counts())
+            .unwrap_or((0, 0));
+        let images = self
+            .inner
+            .images
+            .lock()
+            .map(|s| s.list().len())
+            .unwrap_or(0);
+        let name = nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok(SystemInfo {
+            id: Some(format!("berth-{}", self.inner.config.data_root.display())),
+            name: Some(name),
+            containers: Some(total as i64),
+            containers_running: Some(running as i64),
+            containers_paused: Some(0),
+            containers_stopped: Some((total - running) as i64),
+            images: Some(images as i64),
+            driver: Some("overlay2".into()),
+            docker_root_dir: Some(self.inner.config.data_root.display().to_string()),
+            server_version: Some(VERSION.into()),
+            operating_system: Some("berth".into()),
+            os_type: Some("linux".into()),
+            architecture: Some(std::env::consts::ARCH.into()),
+            kernel_version: Some(kernel()),
+            ncpu: std::thread::available_parallelism()
+                .ok()
+                .map(|n| n.get() as i64),
+            mem_total: Some(mem_total()),
+            logging_driver: Some("json-file".into()),
+            cgroup_driver: None,
+            default_runtime: Some(self.inner.config.default_runtime.clone()),
+            ..Default::default()
+        })
+    }
+
+    async fn version(&self) -> Result<SystemVersion, ApiError> {
+        Ok(SystemVersion {
+            platform: Some(SystemVersionPlatform {
+                name: "Berth Engine".into(),
+            }),
+            components: Some(vec![SystemVersionComponents {
+                name: "Engine".into(),
+                version: VERSION.into(),
+                details: None,
+            }]),
+            version: Some(VERSION.into()),
+            git_commit: Some("berth".into()),
+            go_version: Some(String::new()),
+            os: Some("linux".into()),
+            arch: Some(arch().into()),
+            kernel_version: Some(kernel()),
+            build_time: Some(String::new()),
+            ..Default::default()
+        })
+    }
+
+    async fn disk_usage(&self) -> Result<SystemDataUsageResponse, ApiError> {
+        Err(ApiError::NotImplemented(
+            "docker system df is not supported by berthd yet".into(),
+        ))
+    }
+}
