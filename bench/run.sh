@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# bench/run.sh: `run --rm busybox true` end to end — CLI, API, daemon, monitor,
+# runtime — side by side in one hyperfine session: berth (berthd on private
+# roots), docker (Debian's dockerd on private roots), podman, and a bare `runc
+# run` of the same rootfs (the floor of a runtime alone). Also the CLI's own
+# start-up: `berth version` against the running berthd.
+#
+# How to run it (as root; offline):
+#
+#   cargo build --release -p berth -p berthd -p berth-monitor -p berth-runtime
+#   bench/run.sh [--runs N]          # N per command (default 50)
+#
+# Peers that are not installed (docker.io, podman, runc) are left out with a
+# message. Results go to bench/results/run-<UTC time>/ and the medians and
+# ratios are printed.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+bin=$repo/target/release
+runs=50
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --runs) runs=$2; shift 2 ;;
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+die() { echo "run.sh: $*" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || die "run me as root"
+command -v hyperfine >/dev/null || die "hyperfine is missing: apt-get install hyperfine"
+for b in berth berthd berth-monitor; do
+    [ -x "$bin/$b" ] || die "$bin/$b missing: cargo build --release -p berth -p berthd -p berth-monitor -p berth-runtime"
+done
+
+out="$repo/bench/results/run-$(date -u +%Y%m%dT%H%M%SZ)"
+mkdir -p "$out"
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+wait_for() { # wait_for WHAT COMMAND...: bounded wait for a daemon to answer
+    local what=$1; shift
+    for _ in $(seq 300); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+    die "$what did not come up"
+}
+
+"$repo/scripts/busybox-image" "$out/busybox.tar" >/dev/null
+
+# berth
+export BERTH_HOST="unix://$out/berth.sock"
+"$bin/berthd" --data-root "$out/berth-data" --exec-root "$out/berth-exec" -H "$BERTH_HOST" \
+    >"$out/berthd.log" 2>&1 &
+pids+=($!)
+wait_for berthd "$bin/berth" version
+"$bin/berth" load -q -i "$out/busybox.tar" >/dev/null
+set -- --command-name "berth run --rm" "$bin/berth run --rm busybox true"
+
+# runc, on the same rootfs as a bundle
+if command -v runc >/dev/null; then
+    (cd "$repo" && cargo run -q -p berth-tests --example make_bundle -- "$out/bundle" true) >/dev/null
+    mkdir -p "$out/runc-root"
+    set -- "$@" --command-name "runc run (bare runtime)" "$here/run-one.sh $(command -v runc) $out/runc-root $out/bundle"
+else
+    echo "run.sh: runc not installed, not measured" >&2
+fi
+
+# docker, with Debian's dockerd on its own roots (no network changes on the host)
+if command -v dockerd >/dev/null; then
+    echo '{}' > "$out/daemon.json"
+    dockerd --config-file "$out/daemon.json" --data-root "$out/docker-data" --exec-root "$out/docker-exec" \
+        --pidfile "$out/docker.pid" -H "unix://$out/docker.sock" --bridge=none --iptables=false \
+        --ip6tables=false --ip-forward=false --ip-masq=false --userland-proxy=false \
+        >"$out/dockerd.log" 2>&1 &
+    pids+=($!)
+    wait_for dockerd docker -H "unix://$out/docker.sock" version
+    docker -H "unix://$out/docker.sock" load -q -i "$out/busybox.tar" >/dev/null
+    set -- "$@" --command-name "docker run --rm" "docker -H unix://$out/docker.sock run --rm --network none busybox true"
+else
+    echo "run.sh: dockerd (docker.io) not installed, not measured" >&2
+fi
+
+# podman, on its own roots
+if command -v podman >/dev/null; then
+    p="podman --root $out/podman-root --runroot $out/podman-run --tmpdir $out/podman-tmp --cgroup-manager cgroupfs --events-backend none"
+    $p load -q -i "$out/busybox.tar" >/dev/null
+    set -- "$@" --command-name "podman run --rm" "$p run --rm --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 busybox true"
+else
+    echo "run.sh: podman not installed, not measured" >&2
+fi
+
+set -- "$@" --command-name "berth version (CLI start-up)" "$bin/berth version"
+hyperfine -N --style basic --warmup 3 --runs "$runs" --export-json "$out/run.json" \
+    --export-markdown "$out/run.md" "$@"
+jq -r '.results[] | "\(.command): median \(.median * 1000 | . * 100 | round / 100) ms"' "$out/run.json"
+jq -r '(.results | map({key: .command, value: .median}) | from_entries) as $m
+  | ($m["berth run --rm"]) as $b
+  | $m | to_entries[] | select(.key != "berth run --rm" and (.key | startswith("berth version") | not))
+  | "berth run --rm / \(.key): \($b / .value * 1000 | round / 1000)"' "$out/run.json"
+echo "results: $out"
