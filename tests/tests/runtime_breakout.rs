@@ -14,6 +14,9 @@
 //! cargo test -p berth-tests --test runtime_breakout -- --test-threads=2
 //! ```
 //!
+//! runc 1.1.5 and berth-runtime pass every test with the same errors; the only difference seen
+//! is how each numbers the container's short-lived processes (which no test depends on).
+//!
 //! Not repeated here, because other suites attack them already: overwriting the runtime binary
 //! through /proc/self/exe (runtime_security.rs:
 //! `a_container_cannot_rewrite_the_runtime_through_proc_one_exe`,
@@ -150,7 +153,7 @@ fn mount_of_a_tmpfs_fails_with_eperm_and_no_mount_reaches_the_host() {
     let b = bundle(
         "mount -t tmpfs none /tmp 2>&1; echo mount=$?; \
          mount -o remount,rw / 2>&1; echo remount=$?; \
-         grep -c ' /tmp ' /proc/self/mountinfo; true",
+         echo tmp_mounts=$(grep -c ' /tmp ' /proc/self/mountinfo); true",
     );
     let snap = HostSnapshot::take(Some(&rt), &[&id], &[b.path()]);
     let before = host_mounts();
@@ -158,6 +161,7 @@ fn mount_of_a_tmpfs_fails_with_eperm_and_no_mount_reaches_the_host() {
     assert_eq!(code, Some(0), "{out}");
     assert_ne!(value(&out, "mount"), "0", "mount must fail: {out}");
     assert_ne!(value(&out, "remount"), "0", "remount must fail: {out}");
+    assert_eq!(value(&out, "tmp_mounts"), "0", "{out}");
     // busybox words EPERM from mount(2) as "permission denied (are you root?)".
     assert!(
         out.matches("permission denied (are you root?)").count() >= 2,
@@ -342,7 +346,7 @@ fn proc_one_root_is_the_containers_own_and_a_second_container_is_invisible() {
     assert_ne!(value(&out, "kill"), "0", "{out}");
     assert!(out.contains("No such process"), "{out}");
     let procs: u32 = value(&out, "procs").parse().expect("a count");
-    assert!(procs <= 6, "only the container's processes: {out}");
+    assert!(procs <= 10, "only the container's processes: {out}");
     rt.destroy(&first_id);
     rt.wait_exit(first_pid, WAIT)
         .expect("the first container ends");
@@ -369,9 +373,10 @@ fn ps_and_ptrace_see_no_host_process() {
         .split_whitespace()
         .map(|p| p.parse().expect("a pid"))
         .collect();
+    // (The shell, ps and the pipeline's processes: runc numbers them 1, 7, 8, berth 1, 3..6.)
     assert!(
-        !pids.is_empty() && pids.len() <= 6 && pids.contains(&1),
-        "{out}"
+        pids.contains(&1) && pids.len() <= 10 && pids.iter().all(|p| *p < 100),
+        "only the container's own few processes: {out}"
     );
     assert!(
         !out.contains("cargo") && !out.contains("berth_breakout"),
