@@ -635,3 +635,45 @@ fn unshare_of_a_user_namespace_fails_with_eperm() {
     );
     snap.assert_clean();
 }
+
+#[test]
+fn masked_proc_and_sys_paths_read_empty() {
+    // /proc/keys would list the host's keys (the keyring is not namespaced), /sys/firmware the
+    // host's ACPI tables and memory map, /proc/timer_list the host's timers with their owners.
+    // Only paths this host has are checked; a masked file reads empty, a masked directory lists
+    // nothing.
+    let masked = default_config()["linux"]["maskedPaths"].clone();
+    let paths: Vec<String> = masked
+        .as_array()
+        .expect("spec writes maskedPaths")
+        .iter()
+        .filter_map(Value::as_str)
+        .filter(|p| Path::new(p).exists())
+        .map(str::to_owned)
+        .collect();
+    assert!(
+        paths
+            .iter()
+            .any(|p| p == "/proc/keys" || p == "/sys/firmware"),
+        "the host has none of the masked paths this test is about: {paths:?}"
+    );
+    let script: String = paths
+        .iter()
+        .map(|p| {
+            format!(
+                "if [ -d {p} ]; then echo '{p}='$(ls -A {p} 2>&1 | wc -l); \
+                 else echo '{p}='$(cat {p} 2>/dev/null | wc -c); fi; "
+            )
+        })
+        .collect();
+    let rt = runtime();
+    let id = rt.new_id("bo-masked");
+    let b = bundle(&script);
+    let snap = HostSnapshot::take(Some(&rt), &[&id], &[b.path()]);
+    let (code, out) = run(&rt, &id, &b);
+    assert_eq!(code, Some(0), "{out}");
+    for p in &paths {
+        assert_eq!(value(&out, p), "0", "{p} is not masked: {out}");
+    }
+    snap.assert_clean();
+}
