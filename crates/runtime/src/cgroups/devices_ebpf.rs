@@ -137,15 +137,16 @@ impl Asm {
         self.emit(EXIT, 0, 0, 0, 0);
     }
 
-    fn finish(mut self) -> Vec<BpfInsn> {
+    /// The program with every jump resolved, or `None` when a jump is farther
+    /// than the 16-bit offset reaches (a rule list of thousands of rules).
+    fn finish(mut self) -> Option<Vec<BpfInsn>> {
         for (at, label) in std::mem::take(&mut self.fixups) {
-            // Every label jumped to is bound before finish (see `program`), and
-            // all jumps are forward; a violation is a bug in this file.
-            let target = self.labels[label.0].unwrap_or(at + 1);
+            // `program` binds every label it jumps to; an unbound one is refused, never guessed.
+            let target = self.labels[label.0]?;
             let off = target as i64 - (at as i64 + 1);
-            self.insns[at].off = i16::try_from(off).unwrap_or(i16::MAX);
+            self.insns[at].off = i16::try_from(off).ok()?;
         }
-        self.insns
+        Some(self.insns)
     }
 }
 
@@ -205,8 +206,9 @@ fn lower(rule: &LinuxDeviceCgroup) -> Option<Rule> {
     })
 }
 
-/// Generates the device program for `rules` (see the module doc for its meaning).
-pub(crate) fn program(rules: &[LinuxDeviceCgroup]) -> Vec<BpfInsn> {
+/// Generates the device program for `rules` (see the module doc for its meaning);
+/// `None` when the list is too long for the program's jumps.
+pub(crate) fn program(rules: &[LinuxDeviceCgroup]) -> Option<Vec<BpfInsn>> {
     let rules: Vec<Rule> = rules.iter().filter_map(lower).collect();
     let mut a = Asm::default();
     // struct bpf_cgroup_dev_ctx: access_type at 0, major at 4, minor at 8.
@@ -255,7 +257,13 @@ pub(crate) fn program(rules: &[LinuxDeviceCgroup]) -> Vec<BpfInsn> {
 
 /// Loads the program for `rules`; a refusal carries the verifier's log.
 pub(crate) fn load(cgroup: &str, rules: &[LinuxDeviceCgroup]) -> Result<OwnedFd> {
-    let insns = program(rules);
+    let insns = program(rules).ok_or_else(|| Error::InvalidResources {
+        cgroup: cgroup.to_string(),
+        reason: format!(
+            "{} device rules make a device program too long for eBPF jumps",
+            rules.len()
+        ),
+    })?;
     bpf::prog_load_cgroup_device(&insns, LICENSE).map_err(|e| Error::DeviceRulesNeedEbpf {
         cgroup: cgroup.to_string(),
         rules: rules.len(),
@@ -510,7 +518,7 @@ mod tests {
             ),
         ];
         for (list, expectations) in cases {
-            let prog = program(&list);
+            let prog = program(&list).expect("program");
             let shown: Vec<String> = list.iter().map(super::super::format_device_rule).collect();
             for (typ, major, minor, access, allowed) in expectations {
                 let got = run(&prog, typ, major, minor, access);
@@ -525,32 +533,54 @@ mod tests {
     #[test]
     fn instruction_counts_are_as_designed() {
         // Prologue 6, per bit 3 (test), epilogue 2.
-        assert_eq!(program(&[]).len(), 6 + 3 * 3 + 2);
+        assert_eq!(program(&[]).expect("program").len(), 6 + 3 * 3 + 2);
         // Deny-all adds a return per bit.
-        assert_eq!(program(&rules(&["deny a *:* rwm"])).len(), 6 + 3 * 5 + 2);
+        assert_eq!(
+            program(&rules(&["deny a *:* rwm"])).expect("program").len(),
+            6 + 3 * 5 + 2
+        );
         // A full c 1:3 rule: 3 compares + 1 jump per bit, behind the deny-all's return.
         assert_eq!(
-            program(&rules(&["deny a *:* rwm", "allow c 1:3 rwm"])).len(),
+            program(&rules(&["deny a *:* rwm", "allow c 1:3 rwm"]))
+                .expect("program")
+                .len(),
             6 + 3 * (3 + 4 + 2) + 2
         );
         // A rule after an unconditional one hides nothing; one before it is not emitted.
         assert_eq!(
-            program(&rules(&["allow c 1:3 rwm", "deny a *:* rwm"])).len(),
+            program(&rules(&["allow c 1:3 rwm", "deny a *:* rwm"]))
+                .expect("program")
+                .len(),
             6 + 3 * 5 + 2
         );
         // Numbers no device has are left out.
         assert_eq!(
-            program(&rules(&["deny c 4294967296:1 rwm"])).len(),
-            program(&[]).len()
+            program(&rules(&["deny c 4294967296:1 rwm"]))
+                .expect("program")
+                .len(),
+            program(&[]).expect("program").len()
         );
         // docker's list stays far below the verifier's 4096-instruction limit.
-        assert!(program(&default_list()).len() < 200);
+        assert!(program(&default_list()).expect("program").len() < 200);
+    }
+
+    #[test]
+    fn a_list_too_long_for_the_jumps_is_refused() {
+        let mut list = rules(&["deny a *:* rwm"]);
+        for minor in 0..9000 {
+            list.push(rule(&format!("allow c 1:{minor} rwm")));
+        }
+        assert!(program(&list).is_none());
+        assert!(matches!(
+            load("/test", &list),
+            Err(Error::InvalidResources { .. })
+        ));
     }
 
     #[test]
     fn every_jump_lands_inside_the_program() {
         for list in [default_list(), rules(&["deny c 1:3 rw"]), vec![]] {
-            let prog = program(&list);
+            let prog = program(&list).expect("program");
             for (pc, i) in prog.iter().enumerate() {
                 if matches!(i.code, JEQ_K | JNE_K | JA) {
                     let target = pc as i64 + 1 + i.off as i64;
