@@ -631,6 +631,29 @@ mod tests {
     }
 
     #[test]
+    fn the_verifier_accepts_the_generated_programs() {
+        let test = "the_verifier_accepts_the_generated_programs";
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIP {test}: needs root to load bpf programs");
+            return;
+        }
+        let lists = [
+            vec![],
+            rules(&["deny a *:* rwm"]),
+            rules(&["allow a *:* rwm"]),
+            rules(&["deny c 1:3 rw"]),
+            rules(&["deny a *:* rwm", "allow c 1:* rwm", "deny c 1:3 w"]),
+            rules(&["allow c 1:3 rwm", "deny a *:* rwm"]),
+            default_list(),
+        ];
+        for list in lists {
+            if let Err(e) = load("/test", &list) {
+                panic!("rules {list:?}: {e}");
+            }
+        }
+    }
+
+    #[test]
     fn the_kernel_enforces_the_generated_program() {
         let test = "the_kernel_enforces_the_generated_program";
         if !nix::unistd::geteuid().is_root() {
