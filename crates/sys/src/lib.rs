@@ -3,7 +3,7 @@
 //!
 //! Owns: raw `clone(2)` with namespace flags (fork semantics, no new stack),
 //! `execveat(2)` on a file descriptor, `close_range(2)`, `seccomp(2)` filter
-//! loading, and the sealed
+//! loading, `bpf(2)` for cgroup v2 device programs, and the sealed
 //! in-memory exec trampoline that keeps containers away from the runtime's own
 //! binary (CVE-2019-5736).
 //!
@@ -15,6 +15,7 @@
 #![allow(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod bpf;
 pub mod misc;
 pub mod process;
 pub mod seccomp;

@@ -66,15 +66,21 @@
 //!
 //! v1 gets `devices.allow`/`devices.deny` written in the order of the spec.
 //! cgroup v2 has no device files: device control there is an eBPF program
-//! (`BPF_PROG_TYPE_CGROUP_DEVICE`) attached to the cgroup, which berth does not
-//! load yet. Skipping the rules silently would let a container with
-//! `CAP_MKNOD` open any disk, so when the devices controller is not on a v1
-//! hierarchy and the spec has a rule that restricts anything,
-//! [`Cgroup::apply`] refuses before writing anything, with
-//! [`Error::DeviceRulesNeedEbpf`]. A rule list that allows everything, or no
-//! rules, is accepted (there is nothing to enforce).
+//! (`BPF_PROG_TYPE_CGROUP_DEVICE`) attached to the cgroup. When the devices
+//! controller is not on a v1 hierarchy and the spec has a rule that restricts
+//! anything, berth generates that program from the rules (last matching rule
+//! wins, as in v1; see `devices_ebpf`), loads it before writing any other
+//! resource, and attaches it to the container's cgroup2 directory with
+//! `BPF_F_ALLOW_MULTI`, detaching the programs attached there before (so
+//! [`Cgroup::update`] replaces the rules). A kernel that refuses the program
+//! gives [`Error::DeviceRulesNeedEbpf`] with the verifier's log: berth refuses
+//! rather than leaving devices unrestricted. A rule list that restricts nothing
+//! needs no program (an earlier one is detached). With neither a v1 devices
+//! hierarchy nor a cgroup2 mount, restricting rules are refused with
+//! [`Error::ControllerMissing`].
 
 mod devices;
+mod devices_ebpf;
 mod fs;
 mod layout;
 mod stats;
@@ -85,6 +91,7 @@ mod v2;
 mod tests;
 
 use std::collections::BTreeMap;
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
 use nix::unistd::Pid;
@@ -187,17 +194,31 @@ pub enum Error {
         /// The missing controller.
         controller: &'static str,
     },
-    /// Device rules on a host whose devices control is cgroup v2 (eBPF).
+    /// The kernel refused the cgroup v2 device program generated from the rules.
     #[error(
-        "cgroup {cgroup}: the spec has {rules} device rules, but on this host device control is \
-         cgroup v2, which needs an eBPF program that berth does not load yet; refusing rather \
-         than leaving devices unrestricted"
+        "cgroup {cgroup}: the spec has {rules} device rules, which on this host need a cgroup v2 \
+         eBPF device program, and the kernel refused to load it ({errno}); refusing rather than \
+         leaving devices unrestricted; verifier log: {log}"
     )]
     DeviceRulesNeedEbpf {
         /// The cgroup path.
         cgroup: String,
         /// How many rules the spec had.
         rules: usize,
+        /// What bpf(BPF_PROG_LOAD) returned.
+        errno: nix::errno::Errno,
+        /// The verifier's log (may be empty).
+        log: String,
+    },
+    /// Attaching, listing or detaching the device program of a cgroup2 directory failed.
+    #[error("cgroup {dir}: {op} for the device program failed: {source}")]
+    DeviceProgram {
+        /// The cgroup2 directory.
+        dir: PathBuf,
+        /// The bpf(2) command.
+        op: &'static str,
+        /// The cause.
+        source: nix::Error,
     },
     /// The spec asks for something the host's cgroup version cannot do.
     #[error("cgroup {cgroup}: {what} is not supported here: {why}")]
@@ -498,13 +519,13 @@ impl Cgroup {
     pub fn apply(&self, r: &LinuxResources) -> Result<()> {
         let _span = tracing::debug_span!("cgroup.apply", cgroup = %self.path).entered();
         self.check_unsupported(r)?;
-        self.check_devices(r)?;
+        let device_program = self.check_devices(r)?;
         self.apply_memory(r)?;
         self.apply_cpu(r)?;
         self.apply_pids(r)?;
         self.apply_blkio(r)?;
         self.apply_hugetlb(r)?;
-        self.apply_devices(r)?;
+        self.apply_devices(r, device_program)?;
         self.apply_network(r)?;
         self.apply_unified(r)?;
         Ok(())
@@ -526,9 +547,11 @@ impl Cgroup {
         Ok(())
     }
 
-    fn check_devices(&self, r: &LinuxResources) -> Result<()> {
+    /// Validates the device rules and, when they need the cgroup v2 device
+    /// program, loads it, so a refusal comes before anything is written.
+    fn check_devices(&self, r: &LinuxResources) -> Result<Option<OwnedFd>> {
         let Some(rules) = r.devices() else {
-            return Ok(());
+            return Ok(None);
         };
         for rule in rules {
             devices::validate(rule).map_err(|reason| Error::InvalidResources {
@@ -539,13 +562,13 @@ impl Cgroup {
         let on_v1 = self
             .hierarchy_of(Controller::Devices)
             .is_some_and(|h| h.version == Version::V1);
-        if !on_v1 && devices::restricts_anything(rules) {
-            return Err(Error::DeviceRulesNeedEbpf {
-                cgroup: self.path.clone(),
-                rules: rules.len(),
-            });
+        if on_v1 || !devices::restricts_anything(rules) {
+            return Ok(None);
         }
-        Ok(())
+        if self.unified().is_none() {
+            return Err(self.missing(Controller::Devices));
+        }
+        devices_ebpf::load(&self.path, rules).map(Some)
     }
 
     fn apply_memory(&self, r: &LinuxResources) -> Result<()> {
@@ -687,7 +710,14 @@ impl Cgroup {
         Ok(())
     }
 
-    fn apply_devices(&self, r: &LinuxResources) -> Result<()> {
+    fn apply_devices(&self, r: &LinuxResources, program: Option<OwnedFd>) -> Result<()> {
+        if let Some(program) = program {
+            // check_devices loads a program only when there is a cgroup2 hierarchy.
+            let h = self
+                .unified()
+                .ok_or_else(|| self.missing(Controller::Devices))?;
+            return devices_ebpf::attach_replacing(&h.dir, &program);
+        }
         let Some(rules) = r.devices().as_ref().filter(|r| !r.is_empty()) else {
             return Ok(());
         };
@@ -703,8 +733,16 @@ impl Cgroup {
                 }
                 Ok(())
             }
-            // check_devices has refused any rule that restricts; allow-all needs nothing.
-            _ => Ok(()),
+            // Rules that restrict nothing: an update lifts what an earlier program enforced.
+            // A failure leaves the container stricter than asked, never looser: warn only.
+            _ => {
+                if let Some(h) = self.unified().filter(|h| h.dir.is_dir()) {
+                    if let Err(e) = devices_ebpf::detach_all(&h.dir) {
+                        tracing::warn!(cgroup = %self.path, error = %e, "could not detach an earlier device program");
+                    }
+                }
+                Ok(())
+            }
         }
     }
 

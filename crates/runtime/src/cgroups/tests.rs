@@ -234,28 +234,26 @@ fn v2_apply_converts_v1_values() {
 }
 
 #[test]
-fn v2_refuses_device_rules_before_writing_anything() {
+fn v2_device_rules_are_never_dropped_silently() {
+    // A fake cgroup2 directory is a plain directory: the device program cannot
+    // be attached there (or, without root, not even loaded), and apply must say so.
     let fake = FakeV2::new();
     let cg = fake.cgroup("c3");
     cg.create().expect("create");
-    let leaf = fake.root().join("berth/c3");
-    fake.populate(&leaf, &[("memory.max", "")]);
     let r = LinuxResourcesBuilder::default()
-        .memory(
-            LinuxMemoryBuilder::default()
-                .limit(1_i64 << 30)
-                .build()
-                .expect("memory"),
-        )
         .devices(deny_all_allow_null())
         .build()
         .expect("resources");
-    let err = cg.apply(&r).expect_err("v2 device rules must be refused");
+    let err = cg
+        .apply(&r)
+        .expect_err("v2 device rules cannot be attached to a plain directory");
     assert!(
-        matches!(err, Error::DeviceRulesNeedEbpf { rules: 2, .. }),
+        matches!(
+            err,
+            Error::DeviceRulesNeedEbpf { rules: 2, .. } | Error::DeviceProgram { .. }
+        ),
         "{err}"
     );
-    assert_eq!(read(&leaf.join("memory.max")), "", "nothing may be written");
 }
 
 #[test]
@@ -806,15 +804,25 @@ fn real_unified_hierarchy_as_pure_v2() {
     } else {
         eprintln!("NOTE real_unified_hierarchy_as_pure_v2: hugetlb is not on cgroup2 here");
     }
-    // No devices controller on v2: restricting rules are refused, allow-all is accepted.
+    // No devices controller on v2: restricting rules become an eBPF program, and
+    // applying them again (update) replaces it rather than adding a second one.
     let rules = LinuxResourcesBuilder::default()
         .devices(deny_all_allow_null())
         .build()
         .expect("resources");
-    assert!(matches!(
-        cg.apply(&rules),
-        Err(Error::DeviceRulesNeedEbpf { .. })
-    ));
+    cg.apply(&rules)
+        .expect("apply device rules as an eBPF program");
+    cg.update(&rules).expect("update device rules");
+    let attached = || {
+        let fd = std::fs::File::open(&dir).expect("open the cgroup2 dir");
+        berth_sys::bpf::prog_query(
+            std::os::fd::AsFd::as_fd(&fd),
+            berth_sys::bpf::BPF_CGROUP_DEVICE,
+        )
+        .expect("query device programs")
+        .len()
+    };
+    assert_eq!(attached(), 1);
 
     guard.child = Some(spawn_sleep());
     let pid = Pid::from_raw(guard.child.as_ref().expect("child").id() as i32);
