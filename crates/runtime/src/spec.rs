@@ -31,6 +31,18 @@ pub fn default_spec(rootless: bool) -> Spec {
     if let Some(root) = spec.root_mut() {
         root.set_readonly(Some(true));
     }
+    if let Some(resources) = spec
+        .linux_mut()
+        .as_mut()
+        .and_then(|l| l.resources_mut().as_mut())
+    {
+        // Every device denied unless allowed, as `runc spec` writes it, so
+        // the config is safe with any runtime.
+        let mut deny_all = oci_spec::runtime::LinuxDeviceCgroup::default();
+        deny_all.set_allow(false);
+        deny_all.set_access(Some("rwm".to_string()));
+        resources.set_devices(Some(vec![deny_all]));
+    }
     if let Some(process) = spec.process_mut() {
         process.set_terminal(Some(true));
         let set = crate::capabilities::default_set();

@@ -132,9 +132,7 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
     };
     cgroup.create()?;
     undo.cgroup = Some(cgroup.clone());
-    if let Some(resources) = with_default_devices(linux) {
-        cgroup.apply(&resources)?;
-    }
+    cgroup.apply(&with_default_devices(linux))?;
     debug!(elapsed_us = t0.elapsed().as_micros() as u64, "cgroup ready");
 
     let root_ids = container_root_on_host(linux);
@@ -313,20 +311,30 @@ const DEFAULT_DEVICE_RULES: &[(&str, Option<i64>, Option<i64>, &str)] = &[
     ("c", Some(10), Some(200), "rwm"), // /dev/net/tun
 ];
 
-/// The config's resources with the default device rules, and an allow rule
-/// for each device of `linux.devices`, after the config's own rules (so a
-/// leading deny-all does not take them away).
-fn with_default_devices(
-    linux: &oci_spec::runtime::Linux,
-) -> Option<oci_spec::runtime::LinuxResources> {
+/// The container's cgroup resources with its device rules as runc applies
+/// them: every device denied first, then the config's own rules, then the
+/// default devices and an allow rule for each device of `linux.devices`. So
+/// a config with no device rules (or none at all, as `berth-runtime spec`
+/// wrote before) gets the default set and nothing else: without the leading
+/// deny-all a new cgroup inherits its parent's "a *:* rwm", and with
+/// CAP_MKNOD the container could make and open a node for any host disk.
+/// A config that means to allow everything (docker's `--privileged`) says so
+/// with its own allow-all rule, which comes after the deny-all.
+fn with_default_devices(linux: &oci_spec::runtime::Linux) -> oci_spec::runtime::LinuxResources {
     use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
-    let mut resources = linux.resources().clone()?;
-    let Some(rules) = resources.devices().clone() else {
-        // No device rules at all: the container's device access is not
-        // restricted, so there is nothing to add back.
-        return Some(resources);
-    };
-    let mut rules = rules;
+    let mut resources = linux.resources().clone().unwrap_or_else(|| {
+        let mut r = oci_spec::runtime::LinuxResources::default();
+        r.set_devices(None);
+        r
+    });
+    let mut deny_all = LinuxDeviceCgroup::default();
+    deny_all.set_allow(false);
+    deny_all.set_typ(None);
+    deny_all.set_major(None);
+    deny_all.set_minor(None);
+    deny_all.set_access(Some("rwm".to_string()));
+    let mut rules = vec![deny_all];
+    rules.extend(resources.devices().clone().unwrap_or_default());
     let rule = |typ: LinuxDeviceType, major: Option<i64>, minor: Option<i64>, access: &str| {
         let mut r = LinuxDeviceCgroup::default();
         r.set_allow(true);
@@ -348,7 +356,7 @@ fn with_default_devices(
         rules.push(rule(dev.typ(), Some(dev.major()), Some(dev.minor()), "rwm"));
     }
     resources.set_devices(Some(rules));
-    Some(resources)
+    resources
 }
 
 /// The container's cgroup directories as the rootfs code mounts them: named
