@@ -223,6 +223,11 @@ async fn push_then_pull_round_trips() {
         has(&ev, "Preparing") && has(&ev, "Pushing") && has(&ev, "Pushed"),
         "{ev:?}"
     );
+    // One "Pushing" per 256 KiB chunk: the busybox layer went up in PATCHes.
+    assert!(
+        ev.iter().filter(|(_, s)| s == "Pushing").count() > 6,
+        "{ev:?}"
+    );
     assert!(
         ev.iter()
             .any(|(_, s)| s.starts_with("latest: digest: sha256:")),
@@ -701,6 +706,11 @@ fn pull_and_push_futures_are_send(store: &mut Store, c: &RegistryClient, r: &Ref
     is_send(&f);
     drop(f);
     let f = store.push(c, "x", &mut cb);
+    is_send(&f);
+    drop(f);
+    // The network half needs only a shared reference.
+    let shared: &Store = store;
+    let f = shared.download(c, r, None, &mut cb);
     is_send(&f);
 }
 

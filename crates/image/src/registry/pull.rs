@@ -487,12 +487,27 @@ fn unpack_chain(
     })
 }
 
+/// An image whose blobs and snapshots are in the store, durable, but not
+/// yet visible: [`Store::commit_pulled`] makes it so. Between the two, a
+/// garbage collection would take its blobs and snapshots for debris.
+#[derive(Debug)]
+pub struct PulledImage {
+    reference: Reference,
+    top_digest: Digest,
+    config_digest: Digest,
+    config: ImageConfiguration,
+    config_media_type: String,
+    manifest: (Vec<u8>, Digest, String),
+    layers: Vec<LayerRecord>,
+}
+
 impl Store {
     /// Pulls `reference` (`:latest` added if it names no tag or digest)
     /// into the store, as `docker pull` does, choosing `platform` (default:
     /// the store's) from a multi-platform index. Progress events are
     /// docker's ("Pulling fs layer", "Downloading", "Extracting", …, then
-    /// "Digest: …" and "Status: …").
+    /// "Digest: …" and "Status: …"). [`Store::download`] then
+    /// [`Store::commit_pulled`], for callers that share the store.
     pub async fn pull(
         &mut self,
         client: &RegistryClient,
@@ -500,6 +515,21 @@ impl Store {
         platform: Option<&Platform>,
         progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<PullOutcome, RegistryError> {
+        let pulled = self.download(client, reference, platform, progress).await?;
+        self.commit_pulled(pulled, progress)
+    }
+
+    /// The network half of a pull: manifest, config and layers fetched,
+    /// verified and unpacked, needing only `&self` so a daemon can run
+    /// several at once (under a shared lock) and take the store exclusively
+    /// only for [`Store::commit_pulled`].
+    pub async fn download(
+        &self,
+        client: &RegistryClient,
+        reference: &Reference,
+        platform: Option<&Platform>,
+        progress: &mut (dyn FnMut(Progress) + Send),
+    ) -> Result<PulledImage, RegistryError> {
         let reference = reference.clone().with_default_tag();
         let platform = platform.cloned().unwrap_or_else(|| self.platform().clone());
         let session = client.session(&reference, Access::Pull, &[]).await?;
@@ -693,6 +723,33 @@ impl Store {
             _ => return Err(bad("the pull ended without its config or layers".into())),
         };
 
+        Ok(PulledImage {
+            reference,
+            top_digest,
+            config_digest,
+            config,
+            config_media_type,
+            manifest: (manifest_bytes, manifest_digest, manifest_media_type),
+            layers,
+        })
+    }
+
+    /// Makes a downloaded image visible with its tag and repo digest, in
+    /// one metadata write, and reports docker's closing lines.
+    pub fn commit_pulled(
+        &mut self,
+        pulled: PulledImage,
+        progress: &mut (dyn FnMut(Progress) + Send),
+    ) -> Result<PullOutcome, RegistryError> {
+        let PulledImage {
+            reference,
+            top_digest,
+            config_digest,
+            config,
+            config_media_type,
+            manifest,
+            layers,
+        } = pulled;
         let tags: Vec<Reference> = match reference.tag() {
             Some(_) if reference.digest().is_none() => vec![reference.clone()],
             _ => Vec::new(),
@@ -708,7 +765,7 @@ impl Store {
             config_size,
             &config,
             &config_media_type,
-            Some(&(manifest_bytes, manifest_digest, manifest_media_type)),
+            Some(&manifest),
             layers,
             &tags,
             &[repo_digest],
