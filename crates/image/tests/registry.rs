@@ -40,6 +40,12 @@ struct Registry {
 
 impl Registry {
     fn start(htpasswd: Option<(&str, &str)>) -> Registry {
+        Self::start_with(htpasswd, false)
+    }
+
+    /// With `tls`, the registry serves https with a self-signed
+    /// certificate for 127.0.0.1 (made with the openssl command).
+    fn start_with(htpasswd: Option<(&str, &str)>, tls: bool) -> Registry {
         need_root_and_registry();
         let dir = tempfile::tempdir().expect("registry tempdir");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -62,6 +68,44 @@ impl Registry {
                 "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
                 file.display()
             ));
+        }
+        if tls {
+            let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+            let out = Command::new("openssl")
+                .args([
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1",
+                    "-nodes",
+                    "-days",
+                    "1",
+                    "-subj",
+                    "/CN=127.0.0.1",
+                    "-addext",
+                    "subjectAltName=IP:127.0.0.1",
+                ])
+                .arg("-keyout")
+                .arg(&key)
+                .arg("-out")
+                .arg(&cert)
+                .output()
+                .expect("the openssl command (Debian's openssl) makes the test certificate");
+            assert!(
+                out.status.success(),
+                "openssl req: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            config = config.replace(
+                "  secret: berth-test\n",
+                &format!(
+                    "  secret: berth-test\n  tls:\n    certificate: {}\n    key: {}\n",
+                    cert.display(),
+                    key.display()
+                ),
+            );
         }
         let cfg = dir.path().join("config.yml");
         std::fs::write(&cfg, config).expect("write registry config");
@@ -834,4 +878,30 @@ async fn repeated_empty_layers_are_fetched_once() {
         "{ev:?}"
     );
     same_rootfs(&src, &dst, "berth-test/empty:latest", &name);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_registry_on_loopback_is_spoken_to_over_tls() {
+    let reg = Registry::start_with(None, true);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let a = common::image_a();
+    let mut src = store_with(&tmp.path().join("src"), &[&a]);
+    let name = format!("{}/berth/tls:latest", reg.host());
+    src.tag("berth-test/a:latest", &name).expect("tag");
+    let r = Reference::parse(&name).expect("ref");
+    // Loopback is insecure as in dockerd: https first, certificate unchecked.
+    let session = client(None)
+        .session(&r, image::registry::Access::Pull, &[])
+        .await
+        .expect("session");
+    assert_eq!(session.base_url().scheme(), "https");
+    src.push(&client(None), &name, &mut |_| {})
+        .await
+        .expect("push over TLS");
+    let mut dst = open(&tmp.path().join("dst"));
+    let out = dst
+        .pull(&client(None), &r, None, &mut |_| {})
+        .await
+        .expect("pull over TLS");
+    assert_eq!(out.record.id.0, a.id());
 }
