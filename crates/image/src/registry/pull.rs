@@ -750,6 +750,18 @@ impl Store {
             manifest,
             layers,
         } = pulled;
+        // A collection between download and commit would have taken them.
+        for l in &layers {
+            if !self.content().contains(&l.blob) || !self.snapshotter().exists(&l.chain_id) {
+                return Err(RegistryError::BadImage {
+                    reference: reference.to_string(),
+                    reason: format!(
+                        "layer {} was removed (garbage collection?) between download and commit; pull again",
+                        l.blob
+                    ),
+                });
+            }
+        }
         let tags: Vec<Reference> = match reference.tag() {
             Some(_) if reference.digest().is_none() => vec![reference.clone()],
             _ => Vec::new(),
