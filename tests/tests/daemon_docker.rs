@@ -1262,3 +1262,127 @@ fn another_oci_runtime_runs_containers_with_add_runtime() {
     );
     d.finish();
 }
+
+/// Debian's docker-registry on 127.0.0.1 with a free port and its storage in `dir`; killed and
+/// reaped on drop.
+struct LocalRegistry {
+    child: Child,
+    port: u16,
+}
+
+impl LocalRegistry {
+    /// The port comes from binding port 0 and closing it; a start that loses the port to
+    /// someone else in between is tried again on another.
+    fn start(dir: &Path) -> LocalRegistry {
+        let bin = require_tool("docker-registry", "docker-registry");
+        let mut last = String::new();
+        for attempt in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free loopback port")
+                .port();
+            let cfg = dir.join(format!("config-{attempt}.yml"));
+            std::fs::write(
+                &cfg,
+                format!(
+                    "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: berth-test\n",
+                    dir.join("data").display()
+                ),
+            )
+            .expect("write the registry's config");
+            let mut child = Command::new(&bin)
+                .arg("serve")
+                .arg(&cfg)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start docker-registry");
+            let stderr = child.stderr.take().expect("the registry's stderr is piped");
+            let (tx, rx) = mpsc::channel();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if line.contains("listening on") || line.contains("level=fatal") {
+                        let _ = tx.send(line);
+                    }
+                }
+            });
+            let mut reg = LocalRegistry { child, port };
+            match rx.recv_timeout(T) {
+                Ok(line) if line.contains("listening on") => return reg,
+                other => {
+                    let _ = reg.child.kill();
+                    let _ = reg.child.wait();
+                    last = format!("{other:?}");
+                    if !last.contains("address already in use") {
+                        panic!("docker-registry did not start: {last}");
+                    }
+                }
+            }
+        }
+        panic!("docker-registry did not start on 5 ports: {last}");
+    }
+}
+
+impl Drop for LocalRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn push_and_pull_through_a_local_registry() {
+    let d = berthd_with_busybox("dpush");
+    let reg_dir = d.sandbox.dir("registry");
+    let reg = LocalRegistry::start(&reg_dir);
+    let name = format!("127.0.0.1:{}/bb:1", reg.port);
+
+    d.ok(&["tag", "busybox:latest", &name]);
+    let pushed = d.ok(&["push", &name]);
+    assert!(
+        pushed.contains("1: digest: sha256:"),
+        "docker push said: {pushed}"
+    );
+    // Pushed a second time, every layer is already there.
+    let again = d.ok(&["push", &name]);
+    assert!(
+        again.contains("Layer already exists"),
+        "second push said: {again}"
+    );
+
+    d.ok(&["rmi", &name]);
+    let pulled = d.ok(&["pull", &name]);
+    assert!(
+        pulled.contains("Status: Downloaded newer image for") && pulled.contains(&name),
+        "docker pull said: {pulled}"
+    );
+    let up_to_date = d.ok(&["pull", &name]);
+    assert!(
+        up_to_date.contains("Image is up to date"),
+        "second pull said: {up_to_date}"
+    );
+    let out = d.ok(&["run", "--rm", &name, "echo", "ok"]);
+    assert_eq!(out.trim(), "ok");
+    let digests = d.ok(&["image", "inspect", "-f", "{{json .RepoDigests}}", &name]);
+    assert!(digests.contains("bb@sha256:"), "RepoDigests: {digests}");
+
+    // A tag the registry does not have: exit 1 and the registry's reason.
+    let missing = format!("127.0.0.1:{}/bb:nope", reg.port);
+    let out = d.docker(&["pull", &missing]);
+    assert_eq!(out.status.code(), Some(1), "pull of a missing tag: {out:?}");
+    assert!(
+        stderr(&out).contains("not found") || stderr(&out).contains("manifest unknown"),
+        "pull of a missing tag said: {}",
+        stderr(&out)
+    );
+    // Nothing local to push: 404, exit 1.
+    let out = d.docker(&["push", &format!("127.0.0.1:{}/nothere:1", reg.port)]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "push of a missing image: {out:?}"
+    );
+    drop(reg);
+    d.finish();
+}
