@@ -1386,3 +1386,129 @@ fn push_and_pull_through_a_local_registry() {
     drop(reg);
     d.finish();
 }
+
+#[test]
+fn seccomp_default_profile_and_its_opt_outs() {
+    let d = berthd_with_busybox("dseccomp");
+    // By default: no user namespace, no mount (EPERM from the filter).
+    let out = d.docker(&["run", "--rm", "busybox", "unshare", "-U", "true"]);
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "unshare -U under the default profile: {out:?}"
+    );
+    assert!(
+        stderr(&out).contains("Operation not permitted"),
+        "unshare -U said: {}",
+        stderr(&out)
+    );
+    let mount = "mkdir -p /m && mount -t tmpfs none /m";
+    let out = d.docker(&["run", "--rm", "busybox", "sh", "-c", mount]);
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "mount under the default profile: {out:?}"
+    );
+    // busybox mount words EPERM as "permission denied (are you root?)".
+    assert!(
+        stderr(&out).contains("permission denied"),
+        "mount said: {}",
+        stderr(&out)
+    );
+    let id = d.ok(&["create", "busybox", "true"]);
+    let opts = d.ok(&[
+        "inspect",
+        "-f",
+        "{{json .HostConfig.SecurityOpt}}",
+        id.trim(),
+    ]);
+    assert_eq!(
+        opts.trim(),
+        "null",
+        "dockerd leaves SecurityOpt empty by default"
+    );
+    d.ok(&["rm", id.trim()]);
+
+    // --privileged lifts it (and gives CAP_SYS_ADMIN): mount works.
+    d.ok(&["run", "--rm", "--privileged", "busybox", "sh", "-c", mount]);
+    // seccomp=unconfined lifts only the filter: a user namespace needs no capability.
+    d.ok(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "seccomp=unconfined",
+        "busybox",
+        "unshare",
+        "-U",
+        "true",
+    ]);
+    let id = d.ok(&[
+        "create",
+        "--security-opt",
+        "seccomp=unconfined",
+        "busybox",
+        "true",
+    ]);
+    let opts = d.ok(&[
+        "inspect",
+        "-f",
+        "{{json .HostConfig.SecurityOpt}}",
+        id.trim(),
+    ]);
+    assert_eq!(opts.trim(), r#"["seccomp=unconfined"]"#);
+    d.ok(&["rm", id.trim()]);
+
+    // A profile file (the CLI reads it and sends its JSON): mkdir denied, the rest allowed.
+    let dir = d.sandbox.dir("profiles");
+    let good = dir.join("no-mkdir.json");
+    std::fs::write(
+        &good,
+        r#"{"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}"#,
+    )
+    .expect("write the profile");
+    let opt = format!("seccomp={}", good.display());
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        &opt,
+        "busybox",
+        "mkdir",
+        "/tmp/x",
+    ]);
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "mkdir under a profile denying it: {out:?}"
+    );
+    assert!(
+        stderr(&out).contains("Operation not permitted"),
+        "{}",
+        stderr(&out)
+    );
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        &opt,
+        "busybox",
+        "echo",
+        "fine",
+    ]);
+    assert_eq!(out.trim(), "fine");
+
+    // A bad profile: 400 naming the problem (exit 125), no container left.
+    let bad = dir.join("bad.json");
+    std::fs::write(
+        &bad,
+        r#"{"defaultAction": "SCMP_ACT_NOPE", "syscalls": []}"#,
+    )
+    .expect("write the bad profile");
+    let opt = format!("seccomp={}", bad.display());
+    let out = d.docker(&["run", "--rm", "--security-opt", &opt, "busybox", "true"]);
+    assert_eq!(out.status.code(), Some(125), "a bad profile: {out:?}");
+    assert!(stderr(&out).contains("SCMP_ACT_NOPE"), "{}", stderr(&out));
+    assert_eq!(d.ok(&["ps", "-aq"]).trim(), "", "no container is left");
+    d.finish();
+}
