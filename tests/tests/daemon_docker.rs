@@ -1415,6 +1415,11 @@ fn seccomp_default_profile_and_its_opt_outs() {
         "mount said: {}",
         stderr(&out)
     );
+    // An exec'd process is under the container's filter too.
+    let id = d.ok(&["run", "-d", "busybox", "sleep", "60"]);
+    let out = d.docker(&["exec", id.trim(), "unshare", "-U", "true"]);
+    assert_ne!(out.status.code(), Some(0), "unshare -U in an exec: {out:?}");
+    d.ok(&["rm", "-f", id.trim()]);
     let id = d.ok(&["create", "busybox", "true"]);
     let opts = d.ok(&[
         "inspect",
