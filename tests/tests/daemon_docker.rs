@@ -1273,8 +1273,23 @@ struct LocalRegistry {
 impl LocalRegistry {
     /// The port comes from binding port 0 and closing it; a start that loses the port to
     /// someone else in between is tried again on another.
-    fn start(dir: &Path) -> LocalRegistry {
+    fn start(dir: &Path, user: Option<(&str, &str)>) -> LocalRegistry {
         let bin = require_tool("docker-registry", "docker-registry");
+        let mut auth = String::new();
+        if let Some((name, password)) = user {
+            let out = run(
+                Command::new(require_tool("htpasswd", "apache2-utils"))
+                    .args(["-Bbn", name, password]),
+                T,
+            );
+            assert!(out.status.success(), "htpasswd failed: {out:?}");
+            let file = dir.join("htpasswd");
+            std::fs::write(&file, &out.stdout).expect("write htpasswd");
+            auth = format!(
+                "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
+                file.display()
+            );
+        }
         let mut last = String::new();
         for attempt in 0..5 {
             let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -1285,7 +1300,7 @@ impl LocalRegistry {
             std::fs::write(
                 &cfg,
                 format!(
-                    "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: berth-test\n",
+                    "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: berth-test\n{auth}",
                     dir.join("data").display()
                 ),
             )
@@ -1335,7 +1350,7 @@ impl Drop for LocalRegistry {
 fn push_and_pull_through_a_local_registry() {
     let d = berthd_with_busybox("dpush");
     let reg_dir = d.sandbox.dir("registry");
-    let reg = LocalRegistry::start(&reg_dir);
+    let reg = LocalRegistry::start(&reg_dir, None);
     let name = format!("127.0.0.1:{}/bb:1", reg.port);
 
     d.ok(&["tag", "busybox:latest", &name]);
