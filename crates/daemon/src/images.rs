@@ -128,7 +128,7 @@ impl ImageBackend for Daemon {
         }
         let images = self.inner.images.clone();
         let used = self.images_in_use();
-        let list = blocking(move || Ok(lock(&images).list())).await?;
+        let list = blocking(move || Ok(crate::store_read(&images).list())).await?;
         let f = &query.filters;
         Ok(list
             .into_iter()
@@ -165,7 +165,12 @@ impl ImageBackend for Daemon {
     async fn image_inspect(&self, name: &str) -> Result<ImageInspect, ApiError> {
         let images = self.inner.images.clone();
         let n = name.to_string();
-        let i = blocking(move || lock(&images).inspect(&n).map_err(|e| store_err(&n, e))).await?;
+        let i = blocking(move || {
+            crate::store_read(&images)
+                .inspect(&n)
+                .map_err(|e| store_err(&n, e))
+        })
+        .await?;
         let cfg = &i.config_json;
         let config: Option<ImageConfig> = serde_json::from_value(cfg["config"].clone()).ok();
         Ok(ImageInspect {
@@ -195,7 +200,7 @@ impl ImageBackend for Daemon {
         let images = self.inner.images.clone();
         let n = name.to_string();
         blocking(move || {
-            let store = lock(&images);
+            let store = crate::store_read(&images);
             let (id, _) = store.resolve(&n).map_err(|e| store_err(&n, e))?;
             let h = store.history(&n).map_err(|e| store_err(&n, e))?;
             Ok(h.iter()
@@ -480,7 +485,7 @@ impl ImageBackend for Daemon {
         let path = tmp_dir.join(format!("save-{}.tar", crate::new_id()?));
         let p2 = path.clone();
         blocking(move || {
-            let store = lock(&images);
+            let store = crate::store_read(&images);
             let file = std::fs::File::create(&p2)
                 .map_err(|e| ApiError::Internal(format!("create {}: {e}", p2.display())))?;
             let refs: Vec<&str> = names.iter().map(String::as_str).collect();

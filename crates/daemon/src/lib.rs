@@ -173,6 +173,14 @@ pub(crate) fn store_write(
     images.blocking_write()
 }
 
+/// The image store, shared: reads and containers' writable layers (which the snapshotter
+/// makes and removes under `&self`, in per-container directories). Blocking threads only.
+pub(crate) fn store_read(
+    images: &tokio::sync::RwLock<image::store::Store>,
+) -> tokio::sync::RwLockReadGuard<'_, image::store::Store> {
+    images.blocking_read()
+}
+
 /// Runs blocking work (the image store) off the async workers.
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
