@@ -59,7 +59,7 @@ done
 work=$(mktemp -d /var/tmp/berth-bench-pull.XXXXXX)
 reg_pid=
 cleanup() {
-    [ -n "$reg_pid" ] && kill "$reg_pid" 2>/dev/null && wait "$reg_pid" 2>/dev/null
+    if [ -n "$reg_pid" ]; then kill "$reg_pid" 2>/dev/null || true; wait "$reg_pid" 2>/dev/null || true; fi
     podman --root "$work/podman-root" --runroot "$work/podman-run" rmi -a -f >/dev/null 2>&1 || true
     umount -R "$work/podman-root/overlay" 2>/dev/null || true
     rm -rf "$work"
@@ -103,6 +103,7 @@ printf '{"imageLayoutVersion":"1.0.0"}' > "$layout/oci-layout"
 printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"annotations":{"org.opencontainers.image.ref.name":"bench"}}]}' \
     "$mdig" "$msize" > "$layout/index.json"
 total=$(du -sm "$layout/blobs" | cut -f1)
+unpacked=$((layers * mb))
 echo "   image: $layers layers, $total MB compressed"
 
 echo "== starting docker-registry"
@@ -111,6 +112,8 @@ cat > "$work/registry.yml" <<EOF
 version: 0.1
 log:
   level: error
+  accesslog:
+    disabled: true
 storage:
   filesystem:
     rootdirectory: $work/registry
@@ -129,6 +132,11 @@ done
 ref="127.0.0.1:$port/bench:latest"
 skopeo --insecure-policy copy -q --dest-tls-verify=false "oci:$layout:bench" "docker://$ref"
 echo "   pushed $ref"
+
+# The disk's floor for what berth keeps durably: the compressed blobs plus the unpacked layers.
+/usr/bin/time -f %e -o "$work/floor" dd if=/dev/zero of="$work/ddtest" bs=1M count=$((total + unpacked)) conv=fsync 2>/dev/null
+floor=$(cat "$work/floor")
+rm -f "$work/ddtest"
 
 out="$here/results/pull-$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$out"
@@ -165,7 +173,9 @@ jq -s '[.[].results[]] | group_by(.command) | map({tool: .[0].command,
 med() { jq -r --arg t "$1" '.[] | select(.tool == $t) | .median' "$out/medians.json"; }
 b=$(med berth); s=$(med skopeo); p=$(med podman)
 {
-    echo "# pull of a $layers-layer image ($total MB compressed) from a local docker-registry"
+    echo "# pull of a $layers-layer image ($total MB compressed, about $unpacked MB unpacked) from a local docker-registry"
+    echo
+    echo "floor: writing and fsyncing what berth keeps (blobs + unpacked layers) with dd: $floor s"
     echo
     echo "median of $rounds alternating runs each (seconds):"
     echo

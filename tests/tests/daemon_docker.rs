@@ -1262,3 +1262,273 @@ fn another_oci_runtime_runs_containers_with_add_runtime() {
     );
     d.finish();
 }
+
+/// Debian's docker-registry on 127.0.0.1 with a free port and its storage in `dir`; killed and
+/// reaped on drop.
+struct LocalRegistry {
+    child: Child,
+    port: u16,
+}
+
+impl LocalRegistry {
+    /// The port comes from binding port 0 and closing it; a start that loses the port to
+    /// someone else in between is tried again on another.
+    fn start(dir: &Path, user: Option<(&str, &str)>) -> LocalRegistry {
+        let bin = require_tool("docker-registry", "docker-registry");
+        let mut auth = String::new();
+        if let Some((name, password)) = user {
+            let out = run(
+                Command::new(require_tool("htpasswd", "apache2-utils"))
+                    .args(["-Bbn", name, password]),
+                T,
+            );
+            assert!(out.status.success(), "htpasswd failed: {out:?}");
+            let file = dir.join("htpasswd");
+            std::fs::write(&file, &out.stdout).expect("write htpasswd");
+            auth = format!(
+                "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
+                file.display()
+            );
+        }
+        let mut last = String::new();
+        for attempt in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free loopback port")
+                .port();
+            let cfg = dir.join(format!("config-{attempt}.yml"));
+            std::fs::write(
+                &cfg,
+                format!(
+                    "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: berth-test\n{auth}",
+                    dir.join("data").display()
+                ),
+            )
+            .expect("write the registry's config");
+            let mut child = Command::new(&bin)
+                .arg("serve")
+                .arg(&cfg)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start docker-registry");
+            let stderr = child.stderr.take().expect("the registry's stderr is piped");
+            let (tx, rx) = mpsc::channel();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if line.contains("listening on") || line.contains("level=fatal") {
+                        let _ = tx.send(line);
+                    }
+                }
+            });
+            let mut reg = LocalRegistry { child, port };
+            match rx.recv_timeout(T) {
+                Ok(line) if line.contains("listening on") => return reg,
+                other => {
+                    let _ = reg.child.kill();
+                    let _ = reg.child.wait();
+                    last = format!("{other:?}");
+                    if !last.contains("address already in use") {
+                        panic!("docker-registry did not start: {last}");
+                    }
+                }
+            }
+        }
+        panic!("docker-registry did not start on 5 ports: {last}");
+    }
+}
+
+impl Drop for LocalRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn push_and_pull_through_a_local_registry() {
+    let d = berthd_with_busybox("dpush");
+    let reg_dir = d.sandbox.dir("registry");
+    let reg = LocalRegistry::start(&reg_dir, None);
+    let name = format!("127.0.0.1:{}/bb:1", reg.port);
+
+    d.ok(&["tag", "busybox:latest", &name]);
+    let pushed = d.ok(&["push", &name]);
+    assert!(
+        pushed.contains("1: digest: sha256:"),
+        "docker push said: {pushed}"
+    );
+    // Pushed a second time, every layer is already there.
+    let again = d.ok(&["push", &name]);
+    assert!(
+        again.contains("Layer already exists"),
+        "second push said: {again}"
+    );
+
+    d.ok(&["rmi", &name]);
+    let pulled = d.ok(&["pull", &name]);
+    assert!(
+        pulled.contains("Status: Downloaded newer image for") && pulled.contains(&name),
+        "docker pull said: {pulled}"
+    );
+    let up_to_date = d.ok(&["pull", &name]);
+    assert!(
+        up_to_date.contains("Image is up to date"),
+        "second pull said: {up_to_date}"
+    );
+    let out = d.ok(&["run", "--rm", &name, "echo", "ok"]);
+    assert_eq!(out.trim(), "ok");
+    let digests = d.ok(&["image", "inspect", "-f", "{{json .RepoDigests}}", &name]);
+    assert!(digests.contains("bb@sha256:"), "RepoDigests: {digests}");
+
+    // A tag the registry does not have: exit 1 and the registry's reason.
+    let missing = format!("127.0.0.1:{}/bb:nope", reg.port);
+    let out = d.docker(&["pull", &missing]);
+    assert_eq!(out.status.code(), Some(1), "pull of a missing tag: {out:?}");
+    assert!(
+        stderr(&out).contains("not found") || stderr(&out).contains("manifest unknown"),
+        "pull of a missing tag said: {}",
+        stderr(&out)
+    );
+    // Nothing local to push: 404, exit 1.
+    let out = d.docker(&["push", &format!("127.0.0.1:{}/nothere:1", reg.port)]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "push of a missing image: {out:?}"
+    );
+    drop(reg);
+    d.finish();
+}
+
+#[test]
+fn seccomp_default_profile_and_its_opt_outs() {
+    let d = berthd_with_busybox("dseccomp");
+    // By default: no user namespace, no mount (EPERM from the filter).
+    let out = d.docker(&["run", "--rm", "busybox", "unshare", "-U", "true"]);
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "unshare -U under the default profile: {out:?}"
+    );
+    assert!(
+        stderr(&out).contains("Operation not permitted"),
+        "unshare -U said: {}",
+        stderr(&out)
+    );
+    let mount = "mkdir -p /m && mount -t tmpfs none /m";
+    let out = d.docker(&["run", "--rm", "busybox", "sh", "-c", mount]);
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "mount under the default profile: {out:?}"
+    );
+    // busybox mount words EPERM as "permission denied (are you root?)".
+    assert!(
+        stderr(&out).contains("permission denied"),
+        "mount said: {}",
+        stderr(&out)
+    );
+    // An exec'd process is under the container's filter too.
+    let id = d.ok(&["run", "-d", "busybox", "sleep", "60"]);
+    let out = d.docker(&["exec", id.trim(), "unshare", "-U", "true"]);
+    assert_ne!(out.status.code(), Some(0), "unshare -U in an exec: {out:?}");
+    d.ok(&["rm", "-f", id.trim()]);
+    let id = d.ok(&["create", "busybox", "true"]);
+    let opts = d.ok(&[
+        "inspect",
+        "-f",
+        "{{json .HostConfig.SecurityOpt}}",
+        id.trim(),
+    ]);
+    assert_eq!(
+        opts.trim(),
+        "null",
+        "dockerd leaves SecurityOpt empty by default"
+    );
+    d.ok(&["rm", id.trim()]);
+
+    // --privileged lifts it (and gives CAP_SYS_ADMIN): mount works.
+    d.ok(&["run", "--rm", "--privileged", "busybox", "sh", "-c", mount]);
+    // seccomp=unconfined lifts only the filter: a user namespace needs no capability.
+    d.ok(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "seccomp=unconfined",
+        "busybox",
+        "unshare",
+        "-U",
+        "true",
+    ]);
+    let id = d.ok(&[
+        "create",
+        "--security-opt",
+        "seccomp=unconfined",
+        "busybox",
+        "true",
+    ]);
+    let opts = d.ok(&[
+        "inspect",
+        "-f",
+        "{{json .HostConfig.SecurityOpt}}",
+        id.trim(),
+    ]);
+    assert_eq!(opts.trim(), r#"["seccomp=unconfined"]"#);
+    d.ok(&["rm", id.trim()]);
+
+    // A profile file (the CLI reads it and sends its JSON): mkdir denied, the rest allowed.
+    let dir = d.sandbox.dir("profiles");
+    let good = dir.join("no-mkdir.json");
+    std::fs::write(
+        &good,
+        r#"{"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}"#,
+    )
+    .expect("write the profile");
+    let opt = format!("seccomp={}", good.display());
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        &opt,
+        "busybox",
+        "mkdir",
+        "/tmp/x",
+    ]);
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "mkdir under a profile denying it: {out:?}"
+    );
+    assert!(
+        stderr(&out).contains("Operation not permitted"),
+        "{}",
+        stderr(&out)
+    );
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        &opt,
+        "busybox",
+        "echo",
+        "fine",
+    ]);
+    assert_eq!(out.trim(), "fine");
+
+    // A bad profile: 400 naming the problem (exit 125), no container left.
+    let bad = dir.join("bad.json");
+    std::fs::write(
+        &bad,
+        r#"{"defaultAction": "SCMP_ACT_NOPE", "syscalls": []}"#,
+    )
+    .expect("write the bad profile");
+    let opt = format!("seccomp={}", bad.display());
+    let out = d.docker(&["run", "--rm", "--security-opt", &opt, "busybox", "true"]);
+    assert_eq!(out.status.code(), Some(125), "a bad profile: {out:?}");
+    assert!(stderr(&out).contains("SCMP_ACT_NOPE"), "{}", stderr(&out));
+    assert_eq!(d.ok(&["ps", "-aq"]).trim(), "", "no container is left");
+    d.finish();
+}

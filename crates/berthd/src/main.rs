@@ -48,6 +48,10 @@ struct Args {
     /// The berth-monitor binary (default: next to berthd).
     #[arg(long)]
     monitor_path: Option<PathBuf>,
+    /// A registry (host[:port] or CIDR) spoken to without certificate checks, falling back
+    /// to plain http; loopback always is.
+    #[arg(long = "insecure-registry")]
+    insecure_registry: Vec<String>,
 }
 
 /// daemon.json; unknown keys are refused, as dockerd refuses them.
@@ -60,6 +64,7 @@ struct FileConfig {
     log_level: Option<String>,
     default_runtime: Option<String>,
     runtimes: Option<BTreeMap<String, serde_json::Value>>,
+    insecure_registries: Option<Vec<String>>,
 }
 
 /// docker-init or tini-static from the usual places: a static reaper for `--init`.
@@ -197,6 +202,13 @@ fn run(args: Args) -> anyhow::Result<()> {
         runtimes,
         init_path: args.init_path.or_else(find_init),
         cgroup_parent: args.cgroup_parent,
+        // dockerd merges the flag's entries with the file's.
+        insecure_registries: file
+            .insecure_registries
+            .unwrap_or_default()
+            .into_iter()
+            .chain(args.insecure_registry)
+            .collect(),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

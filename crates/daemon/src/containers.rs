@@ -726,9 +726,11 @@ impl Inner {
         let id = c.id.clone();
         let mut failures = Vec::new();
         if let Err(e) = blocking(move || {
-            lock(&images).remove_container(&id).map_err(|e| {
-                ApiError::Internal(format!("container {id}: remove its writable layer: {e}"))
-            })
+            crate::store_read(&images)
+                .remove_container(&id)
+                .map_err(|e| {
+                    ApiError::Internal(format!("container {id}: remove its writable layer: {e}"))
+                })
         })
         .await
         {
@@ -1077,7 +1079,7 @@ impl Daemon {
                 let images = inner.images.clone();
                 let id = record.id.clone();
                 let _ = blocking(move || {
-                    let _ = lock(&images).remove_container(&id);
+                    let _ = crate::store_read(&images).remove_container(&id);
                     Ok(())
                 })
                 .await;
@@ -1174,7 +1176,7 @@ impl ContainerBackend for Daemon {
         let images = inner.images.clone();
         let lookup = image_name.clone();
         let (image_id, image_json) = blocking(move || {
-            let store = lock(&images);
+            let store = crate::store_read(&images);
             let (id, _) = store
                 .resolve(&lookup)
                 .map_err(|_| ApiError::no_such_image(&lookup))?;
@@ -1275,9 +1277,11 @@ impl ContainerBackend for Daemon {
             let images = inner.images.clone();
             let (iid, cid) = (image_id.clone(), id.clone());
             let mount = blocking(move || {
-                lock(&images).prepare_container(&iid, &cid).map_err(|e| {
-                    ApiError::Internal(format!("container {cid}: prepare its rootfs: {e}"))
-                })
+                crate::store_read(&images)
+                    .prepare_container(&iid, &cid)
+                    .map_err(|e| {
+                        ApiError::Internal(format!("container {cid}: prepare its rootfs: {e}"))
+                    })
             })
             .await?;
             let record = c.update(|r| {
@@ -1315,7 +1319,7 @@ impl ContainerBackend for Daemon {
                 let images = inner.images.clone();
                 let cid = id.clone();
                 let _ = blocking(move || {
-                    let _ = lock(&images).remove_container(&cid);
+                    let _ = crate::store_read(&images).remove_container(&cid);
                     Ok(())
                 })
                 .await;

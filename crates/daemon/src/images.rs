@@ -11,15 +11,20 @@ use api_types::query::{
     ImageListQuery, ImagePullQuery, ImagePushQuery, ImageRemoveQuery, PruneQuery,
 };
 use api_types::{ProgressMessage, RegistryAuth};
+use base64::Engine as _;
 use bytes::Bytes;
 use futures_util::StreamExt;
+use image::manifest::Platform;
+use image::progress::Progress;
+use image::reference::Reference;
+use image::registry::{Credentials, RegistryClient, RegistryOptions};
 use image::store::{RemoveOutcome, Store, StoreError};
 use tokio::io::AsyncWriteExt;
 
 use crate::{blocking, Daemon};
 
-fn lock(m: &Mutex<Store>) -> std::sync::MutexGuard<'_, Store> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+fn lock(m: &tokio::sync::RwLock<Store>) -> tokio::sync::RwLockWriteGuard<'_, Store> {
+    crate::store_write(m)
 }
 
 fn store_err(name: &str, e: StoreError) -> ApiError {
@@ -52,6 +57,27 @@ impl Daemon {
         reg_image_ids(&reg)
     }
 
+    /// A registry client for one pull or push: the client's `X-Registry-Auth` credentials
+    /// (never berthd's own docker config) and the daemon's insecure registries.
+    fn registry_client(&self, auth: &RegistryAuth) -> Result<RegistryClient, ApiError> {
+        // Re-encoded so the image crate's one reader of the header decides what it means.
+        let header = if *auth == RegistryAuth::default() {
+            String::new()
+        } else {
+            let json = serde_json::to_vec(auth)
+                .map_err(|e| ApiError::Internal(format!("encode registry credentials: {e}")))?;
+            base64::engine::general_purpose::URL_SAFE.encode(json)
+        };
+        let credentials = Credentials::from_x_registry_auth(&header)
+            .map_err(|e| ApiError::InvalidParameter(e.to_string()))?;
+        Ok(RegistryClient::new(RegistryOptions {
+            insecure_registries: self.inner.config.insecure_registries.clone(),
+            credentials,
+            docker_config: None,
+            ..RegistryOptions::default()
+        }))
+    }
+
     fn image_event(&self, action: &str, id: &str, name: &str) {
         let mut attrs = HashMap::new();
         attrs.insert("name".to_string(), name.to_string());
@@ -59,6 +85,33 @@ impl Daemon {
             .events
             .publish(EventMessageTypeEnum::IMAGE, action, id, attrs);
     }
+}
+
+/// The reference a pull asks for: `fromImage`, with `tag` (a tag or a digest) when given.
+fn pull_reference(query: &ImagePullQuery) -> Result<Reference, ApiError> {
+    let text = match query.tag.as_deref().filter(|t| !t.is_empty()) {
+        Some(t) if t.contains(':') => format!("{}@{t}", query.from_image),
+        Some(t) => format!("{}:{t}", query.from_image),
+        None => query.from_image.clone(),
+    };
+    Reference::parse(&text)
+        .map(Reference::with_default_tag)
+        .map_err(|e| ApiError::InvalidParameter(format!("pull {text}: {e}")))
+}
+
+/// An image-crate progress event as a line of docker's JSON progress stream.
+fn progress_message(p: &Progress) -> ProgressMessage {
+    serde_json::from_value(p.to_docker_json())
+        .unwrap_or_else(|_| ProgressMessage::status(Some(&p.id), p.status.clone()))
+}
+
+/// The receiving end of a worker's channel as the response body's stream; it ends when the
+/// worker drops its sender.
+fn tokio_stream_of(
+    rx: tokio::sync::mpsc::UnboundedReceiver<Result<ProgressMessage, ApiError>>,
+) -> JsonStream<ProgressMessage> {
+    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) })
+        .boxed()
 }
 
 fn reg_image_ids(reg: &crate::containers::Registry) -> HashSet<String> {
@@ -75,7 +128,7 @@ impl ImageBackend for Daemon {
         }
         let images = self.inner.images.clone();
         let used = self.images_in_use();
-        let list = blocking(move || Ok(lock(&images).list())).await?;
+        let list = blocking(move || Ok(crate::store_read(&images).list())).await?;
         let f = &query.filters;
         Ok(list
             .into_iter()
@@ -112,7 +165,12 @@ impl ImageBackend for Daemon {
     async fn image_inspect(&self, name: &str) -> Result<ImageInspect, ApiError> {
         let images = self.inner.images.clone();
         let n = name.to_string();
-        let i = blocking(move || lock(&images).inspect(&n).map_err(|e| store_err(&n, e))).await?;
+        let i = blocking(move || {
+            crate::store_read(&images)
+                .inspect(&n)
+                .map_err(|e| store_err(&n, e))
+        })
+        .await?;
         let cfg = &i.config_json;
         let config: Option<ImageConfig> = serde_json::from_value(cfg["config"].clone()).ok();
         Ok(ImageInspect {
@@ -142,7 +200,7 @@ impl ImageBackend for Daemon {
         let images = self.inner.images.clone();
         let n = name.to_string();
         blocking(move || {
-            let store = lock(&images);
+            let store = crate::store_read(&images);
             let (id, _) = store.resolve(&n).map_err(|e| store_err(&n, e))?;
             let h = store.history(&n).map_err(|e| store_err(&n, e))?;
             Ok(h.iter()
@@ -227,23 +285,128 @@ impl ImageBackend for Daemon {
     async fn image_pull(
         &self,
         query: ImagePullQuery,
-        _auth: RegistryAuth,
+        auth: RegistryAuth,
     ) -> Result<JsonStream<ProgressMessage>, ApiError> {
-        Err(ApiError::NotImplemented(format!(
-            "pulling {} is not supported by berthd yet: there is no registry client; use docker load",
-            query.from_image
-        )))
+        let reference = pull_reference(&query)?;
+        let platform = match query.platform.as_deref().filter(|p| !p.is_empty()) {
+            Some(p) => Some(p.parse::<Platform>().map_err(|e| {
+                ApiError::InvalidParameter(format!("pull {reference}: platform {p:?}: {e}"))
+            })?),
+            None => None,
+        };
+        let client = self.registry_client(&auth)?;
+        let images = self.inner.images.clone();
+        let daemon = self.clone();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let progress_tx = tx.clone();
+            let mut progress = move |p: Progress| {
+                let _ = progress_tx.send(Ok(progress_message(&p)));
+            };
+            // Shared while downloading: image reads (and other pulls) go on meanwhile.
+            let pulled = {
+                let store = images.read().await;
+                store
+                    .download(&client, &reference, platform.as_ref(), &mut progress)
+                    .await
+            };
+            let outcome = match pulled {
+                Ok(pulled) => {
+                    let images = images.clone();
+                    blocking(move || {
+                        lock(&images)
+                            .commit_pulled(pulled, &mut progress)
+                            .map_err(|e| ApiError::Internal(e.to_string()))
+                    })
+                    .await
+                }
+                Err(e) => Err(ApiError::Internal(e.to_string())),
+            };
+            match outcome {
+                Ok(o) => {
+                    daemon.image_event("pull", &o.record.id.to_string(), &o.reference.familiar())
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                }
+            }
+        });
+        Ok(tokio_stream_of(rx))
     }
 
     async fn image_push(
         &self,
         name: &str,
-        _query: ImagePushQuery,
-        _auth: RegistryAuth,
+        query: ImagePushQuery,
+        auth: RegistryAuth,
     ) -> Result<JsonStream<ProgressMessage>, ApiError> {
-        Err(ApiError::NotImplemented(format!(
-            "pushing {name} is not supported by berthd yet: there is no registry client"
-        )))
+        let repo = image::reference::Reference::parse(name)
+            .map_err(|e| ApiError::InvalidParameter(format!("push {name}: {e}")))?;
+        let images = self.inner.images.clone();
+        // With a tag, that tag; without one, every tag of the repository, as dockerd does.
+        let names: Vec<String> = match query.tag.as_deref().filter(|t| !t.is_empty()) {
+            Some(tag) => vec![repo
+                .with_tag(tag)
+                .map_err(|e| ApiError::InvalidParameter(format!("push {name}:{tag}: {e}")))?
+                .to_string()],
+            None if repo.tag().is_some() => vec![repo.to_string()],
+            None => {
+                let want = repo.name();
+                let mut tags: Vec<String> = images
+                    .read()
+                    .await
+                    .list()
+                    .iter()
+                    .flat_map(|s| s.tags.iter())
+                    .filter(|t| t.name() == want)
+                    .map(|t| t.to_string())
+                    .collect();
+                tags.sort();
+                tags
+            }
+        };
+        if names.is_empty() {
+            return Err(ApiError::no_such_image(name));
+        }
+        // A missing image is a 404 before the stream starts, as dockerd answers it.
+        {
+            let store = images.read().await;
+            for n in &names {
+                store.resolve(n).map_err(|e| store_err(n, e))?;
+            }
+        }
+        let client = self.registry_client(&auth)?;
+        let daemon = self.clone();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let progress_tx = tx.clone();
+            let mut progress = move |p: Progress| {
+                let _ = progress_tx.send(Ok(progress_message(&p)));
+            };
+            for n in names {
+                // Exclusive: a push records the repo digest it made in the store.
+                let pushed = images.write().await.push(&client, &n, &mut progress).await;
+                match pushed {
+                    Ok(o) => {
+                        let tag = o.reference.tag().unwrap_or_default().to_string();
+                        let _ = tx.send(Ok(ProgressMessage {
+                            aux: Some(serde_json::json!({
+                                "Tag": tag,
+                                "Digest": o.digest.to_string(),
+                                "Size": o.size,
+                            })),
+                            ..Default::default()
+                        }));
+                        daemon.image_event("push", &n, &o.reference.familiar());
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(ApiError::Internal(e.to_string())));
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(tokio_stream_of(rx))
     }
 
     async fn image_load(
@@ -322,7 +485,7 @@ impl ImageBackend for Daemon {
         let path = tmp_dir.join(format!("save-{}.tar", crate::new_id()?));
         let p2 = path.clone();
         blocking(move || {
-            let store = lock(&images);
+            let store = crate::store_read(&images);
             let file = std::fs::File::create(&p2)
                 .map_err(|e| ApiError::Internal(format!("create {}: {e}", p2.display())))?;
             let refs: Vec<&str> = names.iter().map(String::as_str).collect();

@@ -63,6 +63,9 @@ pub struct DaemonConfig {
     pub init_path: Option<PathBuf>,
     /// The cgroup every container's cgroup is made under (`--cgroup-parent`, default `berth`).
     pub cgroup_parent: String,
+    /// Registries pulled from and pushed to without certificate checks, falling back to plain
+    /// http (`--insecure-registry`, `host[:port]` or a CIDR); loopback is always insecure.
+    pub insecure_registries: Vec<String>,
 }
 
 /// A failure to open the daemon's state.
@@ -109,7 +112,7 @@ pub struct Daemon {
 
 pub(crate) struct Inner {
     config: DaemonConfig,
-    images: Arc<Mutex<image::store::Store>>,
+    images: Arc<tokio::sync::RwLock<image::store::Store>>,
     containers: Mutex<containers::Registry>,
     execs: Mutex<HashMap<String, Arc<exec::ExecEntry>>>,
     events: events::Bus,
@@ -146,7 +149,7 @@ impl Daemon {
         let daemon = Daemon {
             inner: Arc::new(Inner {
                 config,
-                images: Arc::new(Mutex::new(store)),
+                images: Arc::new(tokio::sync::RwLock::new(store)),
                 containers: Mutex::new(containers::Registry::default()),
                 execs: Mutex::new(HashMap::new()),
                 events: events::Bus::new(),
@@ -160,6 +163,22 @@ impl Daemon {
     pub fn config(&self) -> &DaemonConfig {
         &self.inner.config
     }
+}
+
+/// The image store, exclusively: called on a blocking thread only. A pull's download holds
+/// the store shared (`read`) so other reads go on meanwhile; writers wait for it.
+pub(crate) fn store_write(
+    images: &tokio::sync::RwLock<image::store::Store>,
+) -> tokio::sync::RwLockWriteGuard<'_, image::store::Store> {
+    images.blocking_write()
+}
+
+/// The image store, shared: reads and containers' writable layers (which the snapshotter
+/// makes and removes under `&self`, in per-container directories). Blocking threads only.
+pub(crate) fn store_read(
+    images: &tokio::sync::RwLock<image::store::Store>,
+) -> tokio::sync::RwLockReadGuard<'_, image::store::Store> {
+    images.blocking_read()
 }
 
 /// Runs blocking work (the image store) off the async workers.

@@ -183,6 +183,53 @@ pub fn capabilities(host: &HostConfig) -> Result<Vec<String>, ApiError> {
     Ok(caps)
 }
 
+/// The OCI seccomp section for a container with capability set `caps`: berth's default
+/// profile unless `--privileged` or `--security-opt seccomp=unconfined` (then none), or the
+/// docker-format profile `seccomp=` carries (the JSON text the docker CLI sends after reading
+/// the file, or an absolute path on berthd's host, read here).
+pub fn seccomp(host: &HostConfig, caps: &[String]) -> Result<Option<Value>, ApiError> {
+    let chosen = host
+        .security_opt
+        .iter()
+        .flatten()
+        .filter_map(|o| {
+            o.strip_prefix("seccomp=")
+                .or_else(|| o.strip_prefix("seccomp:"))
+        })
+        .next_back();
+    if host.privileged == Some(true) || chosen == Some("unconfined") {
+        return Ok(None);
+    }
+    let set: oci_spec::runtime::Capabilities = caps
+        .iter()
+        .filter_map(|c| serde_json::from_value(Value::String(c.clone())).ok())
+        .collect();
+    let profile = match chosen.map(str::trim) {
+        None | Some("") | Some("builtin") => seccomp_profile::default_profile(&set),
+        Some(text) => {
+            let bytes = if text.starts_with('{') {
+                text.as_bytes().to_vec()
+            } else if text.starts_with('/') {
+                std::fs::read(text).map_err(|e| {
+                    invalid(format!(
+                        "--security-opt seccomp={text}: read the profile: {e}"
+                    ))
+                })?
+            } else {
+                return Err(invalid(format!(
+                    "--security-opt seccomp={text}: expected unconfined, a JSON profile or an absolute path to one"
+                )));
+            };
+            let host_facts = seccomp_profile::docker::Host::current();
+            seccomp_profile::docker::from_docker_json(&bytes, &set, &host_facts)
+                .map_err(|e| invalid(format!("--security-opt seccomp: {e}")))?
+        }
+    };
+    serde_json::to_value(&profile)
+        .map(Some)
+        .map_err(|e| ApiError::Internal(format!("encode the seccomp profile: {e}")))
+}
+
 /// Merges `KEY=VALUE` lists: later keys replace earlier ones, order of first appearance kept.
 pub fn merge_env<'a>(lists: impl IntoIterator<Item = &'a [String]>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
@@ -325,15 +372,14 @@ pub fn refuse_unsupported(host: &HostConfig) -> Result<(), ApiError> {
                 | "no-new-privileges=true"
                 | "no-new-privileges:false"
                 | "no-new-privileges=false"
-                // No seccomp profile is applied until the hardening work lands, so
-                // "unconfined" is what every container gets.
-                | "seccomp=unconfined"
-                | "seccomp:unconfined"
-        );
+        ) || opt.starts_with("seccomp=")
+            || opt.starts_with("seccomp:");
         if !ok {
             return not_yet(&format!("--security-opt {opt}"));
         }
     }
+    // A bad profile is refused at create, not at the first start.
+    seccomp(host, &capabilities(host)?)?;
     Ok(())
 }
 
@@ -711,6 +757,9 @@ pub fn build(
     }
     if let Some(s) = host.sysctls.as_ref().filter(|s| !s.is_empty()) {
         linux["sysctl"] = json!(s);
+    }
+    if let Some(profile) = seccomp(host, &capabilities(host)?)? {
+        linux["seccomp"] = profile;
     }
     Ok(json!({
         "ociVersion": "1.2.0",

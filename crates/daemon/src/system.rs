@@ -45,12 +45,7 @@ impl SystemBackend for Daemon {
             .lock()
             .map(|r| r.counts())
             .unwrap_or((0, 0));
-        let images = self
-            .inner
-            .images
-            .lock()
-            .map(|s| s.list().len())
-            .unwrap_or(0);
+        let images = self.inner.images.read().await.list().len();
         let name = nix::unistd::gethostname()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_default();

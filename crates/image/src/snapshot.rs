@@ -120,6 +120,37 @@ pub fn chain_id(diff_ids: &[Digest]) -> Option<Digest> {
     chain_ids(diff_ids).pop()
 }
 
+fn chain_of(parent: Option<&Digest>, diff_id: &Digest) -> Digest {
+    match parent {
+        None => diff_id.clone(),
+        Some(p) => Digest::of_bytes(format!("{p} {diff_id}").as_bytes()),
+    }
+}
+
+/// A layer unpacked into a temporary directory, not yet named; removed if
+/// dropped uncommitted. See [`Snapshotter::stage`].
+#[derive(Debug)]
+pub struct StagedSnapshot {
+    tmp: Option<PathBuf>,
+    chain: Digest,
+    parent: Option<Digest>,
+}
+
+impl StagedSnapshot {
+    /// The chain ID it will be named by.
+    pub fn chain_id(&self) -> &Digest {
+        &self.chain
+    }
+}
+
+impl Drop for StagedSnapshot {
+    fn drop(&mut self) {
+        if let Some(tmp) = self.tmp.take() {
+            let _ = fs::remove_dir_all(tmp);
+        }
+    }
+}
+
 /// Which snapshotter this store uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SnapshotterKind {
@@ -303,68 +334,99 @@ impl Snapshotter {
         blob: impl Read,
         progress: &mut dyn FnMut(u64),
     ) -> Result<Digest, SnapshotError> {
-        let chain = match parent {
-            None => diff_id.clone(),
-            Some(p) => Digest::of_bytes(format!("{p} {diff_id}").as_bytes()),
-        };
+        match self.stage(parent, diff_id, blob, progress)? {
+            Some(staged) => self.commit_staged(staged),
+            None => Ok(chain_of(parent, diff_id)),
+        }
+    }
+
+    /// Unpacks a layer into a temporary directory, verified and durable,
+    /// without giving it its name: `None` if the snapshot exists already.
+    /// Unpacking reads nothing of the parent's tree (whiteouts are stored
+    /// as overlay expects them, inside the layer), so layers of one image
+    /// can be staged in parallel; [`Snapshotter::commit_staged`] then names
+    /// them bottom up, so a visible snapshot's parent is always visible.
+    pub fn stage(
+        &self,
+        parent: Option<&Digest>,
+        diff_id: &Digest,
+        blob: impl Read,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<Option<StagedSnapshot>, SnapshotError> {
+        let chain = chain_of(parent, diff_id);
         if self.exists(&chain) {
-            return Ok(chain);
+            return Ok(None);
         }
         let tmp = durable::temp_path(&self.dir, "unpack");
+        let staged = StagedSnapshot {
+            tmp: Some(tmp.clone()),
+            chain: chain.clone(),
+            parent: parent.cloned(),
+        };
         let fs_dir = tmp.join("fs");
         fs::create_dir_all(&fs_dir).map_err(io_err("create directory", &fs_dir))?;
-        let result = (|| {
-            let stats: UnpackStats =
-                unpack::apply_layer(blob, &fs_dir, progress).map_err(|source| {
-                    SnapshotError::Unpack {
-                        diff_id: diff_id.clone(),
-                        source,
-                    }
-                })?;
-            if stats.diff_id != *diff_id {
-                return Err(SnapshotError::DiffIdMismatch {
-                    expected: diff_id.clone(),
-                    actual: stats.diff_id,
-                });
-            }
-            let info = SnapshotInfo {
-                chain_id: chain.clone(),
-                parent: parent.cloned(),
-                diff_id: diff_id.clone(),
-                size: stats.size,
-            };
-            let json = serde_json::to_vec_pretty(&info).map_err(|e| SnapshotError::BadInfo {
-                chain: chain.to_string(),
-                reason: e.to_string(),
-            })?;
-            durable::write_atomic(&tmp.join(INFO), &json).map_err(io_err("write", &tmp))?;
-            // Everything unpacked must be on disk before the name appears.
-            let fd = rfs::open(
-                &tmp,
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(errno_err("open", &tmp))?;
-            rfs::syncfs(&fd).map_err(errno_err("syncfs", &tmp))?;
-            let dest = self.snapshot_dir(&chain);
-            match fs::rename(&tmp, &dest) {
-                Ok(()) => {}
-                // Another unpack of the same chain won the race; keep theirs.
-                Err(e)
-                    if e.raw_os_error() == Some(Errno::NOTEMPTY.raw_os_error())
-                        || e.raw_os_error() == Some(Errno::EXIST.raw_os_error()) =>
-                {
-                    let _ = fs::remove_dir_all(&tmp);
+        let stats: UnpackStats =
+            unpack::apply_layer(blob, &fs_dir, progress).map_err(|source| {
+                SnapshotError::Unpack {
+                    diff_id: diff_id.clone(),
+                    source,
                 }
-                Err(e) => return Err(io_err("rename into place", &dest)(e)),
-            }
-            durable::sync_dir(&self.dir).map_err(io_err("fsync", &self.dir))?;
-            Ok(chain.clone())
-        })();
-        if result.is_err() {
-            let _ = fs::remove_dir_all(&tmp);
+            })?;
+        if stats.diff_id != *diff_id {
+            return Err(SnapshotError::DiffIdMismatch {
+                expected: diff_id.clone(),
+                actual: stats.diff_id,
+            });
         }
-        result
+        let info = SnapshotInfo {
+            chain_id: chain.clone(),
+            parent: parent.cloned(),
+            diff_id: diff_id.clone(),
+            size: stats.size,
+        };
+        let json = serde_json::to_vec_pretty(&info).map_err(|e| SnapshotError::BadInfo {
+            chain: chain.to_string(),
+            reason: e.to_string(),
+        })?;
+        durable::write_atomic(&tmp.join(INFO), &json).map_err(io_err("write", &tmp))?;
+        // Everything unpacked must be on disk before the name appears.
+        let fd = rfs::open(
+            &tmp,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(errno_err("open", &tmp))?;
+        rfs::syncfs(&fd).map_err(errno_err("syncfs", &tmp))?;
+        Ok(Some(staged))
+    }
+
+    /// Gives a staged snapshot its name (its parent must be named already).
+    pub fn commit_staged(&self, mut staged: StagedSnapshot) -> Result<Digest, SnapshotError> {
+        if let Some(p) = &staged.parent {
+            if !self.exists(p) {
+                return Err(SnapshotError::NotFound(p.clone()));
+            }
+        }
+        let Some(tmp) = staged.tmp.take() else {
+            return Ok(staged.chain.clone());
+        };
+        let dest = self.snapshot_dir(&staged.chain);
+        match fs::rename(&tmp, &dest) {
+            Ok(()) => {}
+            // Another unpack of the same chain won the race; keep theirs.
+            Err(e)
+                if e.raw_os_error() == Some(Errno::NOTEMPTY.raw_os_error())
+                    || e.raw_os_error() == Some(Errno::EXIST.raw_os_error()) =>
+            {
+                let _ = fs::remove_dir_all(&tmp);
+            }
+            Err(e) => {
+                let _ = fs::remove_dir_all(&tmp);
+                return Err(io_err("rename into place", &dest)(e));
+            }
+        }
+        durable::sync_dir(&self.dir).map_err(io_err("fsync", &self.dir))?;
+        Ok(staged.chain.clone())
     }
 
     /// Every snapshot present.

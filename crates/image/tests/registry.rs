@@ -43,6 +43,12 @@ impl Registry {
     /// and closing it, so another test may take it before the registry binds
     /// it: a start that loses that race is tried again on a new port.
     fn start(htpasswd: Option<(&str, &str)>) -> Registry {
+        Self::start_with(htpasswd, false)
+    }
+
+    /// With `tls`, the registry serves https with a self-signed
+    /// certificate for 127.0.0.1 (made with the openssl command).
+    fn start_with(htpasswd: Option<(&str, &str)>, tls: bool) -> Registry {
         need_root_and_registry();
         let mut last = String::new();
         for _ in 0..5 {
@@ -77,6 +83,44 @@ impl Registry {
                 "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
                 file.display()
             ));
+        }
+        if tls {
+            let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+            let out = Command::new("openssl")
+                .args([
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1",
+                    "-nodes",
+                    "-days",
+                    "1",
+                    "-subj",
+                    "/CN=127.0.0.1",
+                    "-addext",
+                    "subjectAltName=IP:127.0.0.1",
+                ])
+                .arg("-keyout")
+                .arg(&key)
+                .arg("-out")
+                .arg(&cert)
+                .output()
+                .expect("the openssl command (Debian's openssl) makes the test certificate");
+            assert!(
+                out.status.success(),
+                "openssl req: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            config = config.replace(
+                "  secret: berth-test\n",
+                &format!(
+                    "  secret: berth-test\n  tls:\n    certificate: {}\n    key: {}\n",
+                    cert.display(),
+                    key.display()
+                ),
+            );
         }
         let cfg = dir.path().join("config.yml");
         std::fs::write(&cfg, config).expect("write registry config");
@@ -235,6 +279,11 @@ async fn push_then_pull_round_trips() {
         .expect("push a");
     assert!(
         has(&ev, "Preparing") && has(&ev, "Pushing") && has(&ev, "Pushed"),
+        "{ev:?}"
+    );
+    // One "Pushing" per 256 KiB chunk: the busybox layer went up in PATCHes.
+    assert!(
+        ev.iter().filter(|(_, s)| s == "Pushing").count() > 6,
         "{ev:?}"
     );
     assert!(
@@ -716,6 +765,11 @@ fn pull_and_push_futures_are_send(store: &mut Store, c: &RegistryClient, r: &Ref
     drop(f);
     let f = store.push(c, "x", &mut cb);
     is_send(&f);
+    drop(f);
+    // The network half needs only a shared reference.
+    let shared: &Store = store;
+    let f = shared.download(c, r, None, &mut cb);
+    is_send(&f);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -838,4 +892,30 @@ async fn repeated_empty_layers_are_fetched_once() {
         "{ev:?}"
     );
     same_rootfs(&src, &dst, "berth-test/empty:latest", &name);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_registry_on_loopback_is_spoken_to_over_tls() {
+    let reg = Registry::start_with(None, true);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let a = common::image_a();
+    let mut src = store_with(&tmp.path().join("src"), &[&a]);
+    let name = format!("{}/berth/tls:latest", reg.host());
+    src.tag("berth-test/a:latest", &name).expect("tag");
+    let r = Reference::parse(&name).expect("ref");
+    // Loopback is insecure as in dockerd: https first, certificate unchecked.
+    let session = client(None)
+        .session(&r, image::registry::Access::Pull, &[])
+        .await
+        .expect("session");
+    assert_eq!(session.base_url().scheme(), "https");
+    src.push(&client(None), &name, &mut |_| {})
+        .await
+        .expect("push over TLS");
+    let mut dst = open(&tmp.path().join("dst"));
+    let out = dst
+        .pull(&client(None), &r, None, &mut |_| {})
+        .await
+        .expect("pull over TLS");
+    assert_eq!(out.record.id.0, a.id());
 }

@@ -36,11 +36,11 @@ fn respond(status: StatusCode, body: Vec<u8>, headers: &[(&str, String)]) -> Res
         .expect("a valid response")
 }
 
-fn handle(fake: &Fake, req: &Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+fn handle(fake: &Fake, req: &hyper::http::request::Parts, body: &[u8]) -> Response<Full<Bytes>> {
     use base64::Engine as _;
-    let path = req.uri().path().to_string();
+    let path = req.uri.path().to_string();
     let auth = req
-        .headers()
+        .headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
@@ -49,11 +49,21 @@ fn handle(fake: &Fake, req: &Request<hyper::body::Incoming>) -> Response<Full<By
         fake.token_queries
             .lock()
             .expect("lock")
-            .push(req.uri().query().unwrap_or("").to_string());
+            .push(req.uri.query().unwrap_or("").to_string());
         let good = format!(
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode("carol:pa55")
         );
+        let refresh = req.method == hyper::Method::POST
+            && String::from_utf8_lossy(body)
+                .contains("grant_type=refresh_token&refresh_token=refresh-me");
+        if refresh {
+            return respond(
+                StatusCode::OK,
+                format!(r#"{{"access_token":"{TOKEN}"}}"#).into_bytes(),
+                &[],
+            );
+        }
         if auth != good {
             return respond(
                 StatusCode::UNAUTHORIZED,
@@ -136,10 +146,20 @@ async fn serve(fixture: &common::FixtureImage) -> (Arc<Fake>, tokio::task::JoinH
             };
             let fake = f2.clone();
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let r = handle(&fake, &req);
-                    async move { Ok::<_, std::convert::Infallible>(r) }
-                });
+                let service =
+                    hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let fake = fake.clone();
+                        async move {
+                            use http_body_util::BodyExt as _;
+                            let (parts, body) = req.into_parts();
+                            let body = body
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
+                            Ok::<_, std::convert::Infallible>(handle(&fake, &parts, &body))
+                        }
+                    });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)
                     .await;
@@ -209,5 +229,26 @@ async fn bearer_tokens_from_the_challenge_realm() {
         last.contains("scope=repository%3Afake%2Fa%3Apull"),
         "{last}"
     );
+
+    // docker login's identity token: exchanged for an access token.
+    let tmp2 = tempfile::tempdir().expect("tempdir");
+    let mut fresh = Store::open_with(
+        tmp2.path(),
+        StoreOptions {
+            snapshotter: Some(SnapshotterKind::Copy),
+            ..Default::default()
+        },
+    )
+    .expect("open store");
+    let refresh = Credentials {
+        username: "<token>".into(),
+        password: String::new(),
+        identity_token: Some("refresh-me".into()),
+    };
+    let out = fresh
+        .pull(&client(Some(refresh)), &r, None, &mut |_| {})
+        .await
+        .expect("pull with an identity token");
+    assert_eq!(out.record.id.0, a.id());
     server.abort();
 }

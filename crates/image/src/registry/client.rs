@@ -466,10 +466,39 @@ impl Session {
                 q.append_pair("scope", s);
             }
         }
-        let mut req = self.inner.http.get(url);
+        let mut req = self.inner.http.get(url.clone());
         if let Some(c) = &self.inner.credentials {
-            if c.identity_token.is_none() {
-                req = req.basic_auth(&c.username, Some(&c.password));
+            match &c.identity_token {
+                None => req = req.basic_auth(&c.username, Some(&c.password)),
+                // An identity token is an OAuth2 refresh token: exchanged
+                // by a form POST to the same realm (the distribution token
+                // spec's "refresh_token" grant).
+                Some(refresh) => {
+                    let mut form =
+                        Url::parse("http://form.invalid/").map_err(|e| RegistryError::BadUrl {
+                            registry: reg.clone(),
+                            url: realm.to_string(),
+                            reason: e.to_string(),
+                        })?;
+                    {
+                        let mut q = form.query_pairs_mut();
+                        q.append_pair("grant_type", "refresh_token")
+                            .append_pair("refresh_token", refresh)
+                            .append_pair("client_id", "berth");
+                        for (k, v) in url.query_pairs() {
+                            q.append_pair(&k, &v);
+                        }
+                    }
+                    let body = form.query().unwrap_or("").to_string();
+                    let mut post = url.clone();
+                    post.set_query(None);
+                    req = self
+                        .inner
+                        .http
+                        .post(post)
+                        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                        .body(body);
+                }
             }
         }
         let resp = req

@@ -5,8 +5,10 @@
 //!   loopback and `insecure_registries`; Basic and Bearer-token auth.
 //! - [`auth`][]: credentials (explicit, `X-Registry-Auth`, `~/.docker/config.json`)
 //!   and `WWW-Authenticate` challenges.
-//! - `pull` and `push`: [`crate::store::Store::pull`] and
-//!   [`crate::store::Store::push`], the entry points the daemon and CLI call.
+//! - `pull` and `push`: [`crate::store::Store::pull`] (or its halves
+//!   [`crate::store::Store::download`], needing only `&Store`, and
+//!   [`crate::store::Store::commit_pulled`]) and [`crate::store::Store::push`],
+//!   the entry points the daemon and CLI call.
 //!
 //! Async (tokio), unlike the rest of the crate: a pull is many concurrent
 //! network streams. Layer bytes are written to the content store from the
@@ -30,7 +32,7 @@ mod push;
 
 pub use auth::Credentials;
 pub use client::{Access, RegistryClient, RegistryOptions, Session};
-pub use pull::PullOutcome;
+pub use pull::{PullOutcome, PulledImage};
 pub use push::PushOutcome;
 
 use crate::digest::Digest;

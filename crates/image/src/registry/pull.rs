@@ -4,12 +4,15 @@
 //!
 //! How "unpack while downloading" keeps the chain order: each download
 //! writes into a content-store [`BlobWriter`](crate::content::BlobWriter)
-//! and publishes how many bytes are on disk through a [`Feed`]; one
-//! blocking thread walks the layers bottom up and unpacks each from a
+//! and publishes how many bytes are on disk through a `Feed`; a few
+//! blocking workers take the layers bottom first and unpack each from a
 //! reader that follows the growing temporary file (waiting on the feed when
-//! it catches up with the download). A layer whose download ran ahead is
-//! read from disk at full speed; the bottom layer is unpacked at the pace
-//! it arrives.
+//! it catches up with the download) into a staged, unnamed snapshot; the
+//! snapshots are then named strictly bottom up, each once its parent is.
+//! Unpacking a layer reads nothing of its parent's tree (whiteouts stay in
+//! the layer, as overlay wants them), so only the naming needs the chain
+//! order; doing the unpacking itself in order would leave a core idle
+//! while the other decompresses.
 //!
 //! What makes it safe: the unpacker checks each layer's diff ID (from the
 //! verified config), and a snapshot whose blob then fails its digest check
@@ -25,11 +28,12 @@ use crate::manifest::{self, ManifestDocument, Platform};
 use crate::metadata::{ImageRecord, LayerRecord};
 use crate::progress::Progress;
 use crate::reference::Reference;
-use crate::snapshot::Snapshotter;
+use crate::snapshot::{Snapshotter, StagedSnapshot};
 use crate::store::Store;
 use oci_spec::image::ImageConfiguration;
 use std::fs::File;
 use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
@@ -313,7 +317,88 @@ async fn fetch_config(
     Ok(bytes)
 }
 
-/// Unpacks the layers bottom up as their bytes become available.
+/// Unpacks one layer into a staged (unnamed) snapshot as its bytes become
+/// available; `None` when its snapshot exists already. Waits for the
+/// layer's blob to be verified before answering, so nothing made from
+/// bytes that fail their digest check survives.
+fn stage_layer(
+    snapshots: &Snapshotter,
+    content: &ContentStore,
+    layer: &LayerDesc,
+    parent: Option<&Digest>,
+    diff_id: &Digest,
+    feed: &Arc<Feed>,
+    tx: &mpsc::UnboundedSender<Progress>,
+) -> Result<Option<StagedSnapshot>, RegistryError> {
+    let id = layer.digest.short().to_string();
+    let failed = |why: &str| RegistryError::Task {
+        op: format!("unpack layer {}", layer.digest),
+        reason: why.to_string(),
+    };
+    let wait_verified = || {
+        let g = feed.wait_while(|s| !matches!(s.phase, Phase::Committed | Phase::Failed(_)));
+        match &g.phase {
+            Phase::Failed(why) => Err(failed(why)),
+            _ => Ok(()),
+        }
+    };
+    let chain = match parent {
+        None => diff_id.clone(),
+        Some(p) => Digest::of_bytes(format!("{p} {diff_id}").as_bytes()),
+    };
+    if snapshots.exists(&chain) {
+        wait_verified()?;
+        return Ok(None);
+    }
+    let mut g = feed.wait_while(|s| matches!(s.phase, Phase::Pending));
+    let follow = match &mut g.phase {
+        Phase::Streaming(file) => file.take(),
+        _ => None,
+    };
+    drop(g);
+    let reader: Box<dyn Read> = match follow {
+        Some(file) => Box::new(FollowReader {
+            file,
+            pos: 0,
+            feed: feed.clone(),
+        }),
+        // Already in the store, or the same blob elsewhere in this image
+        // (empty layers repeat) took the growing file: read the blob once
+        // it is complete.
+        None => {
+            wait_verified()?;
+            Box::new(content.open_blob(&layer.digest)?)
+        }
+    };
+    let mut last = 0u64;
+    let size = layer.size;
+    let staged = snapshots.stage(parent, diff_id, reader, &mut |n| {
+        if n - last >= REPORT_EVERY || n == size {
+            last = n;
+            send(tx, bytes_event(&id, "Extracting", n, size));
+        }
+    });
+    let staged = match staged {
+        Ok(s) => s,
+        Err(e) => {
+            // Prefer the download's own error when it caused this one.
+            if let Phase::Failed(why) = &feed.lock().phase {
+                return Err(failed(why));
+            }
+            return Err(e.into());
+        }
+    };
+    // Dropping `staged` on failure removes what was unpacked.
+    wait_verified()?;
+    Ok(staged)
+}
+
+/// One layer's staging result, waiting for its turn to be named.
+type Slot = Option<Result<Option<StagedSnapshot>, RegistryError>>;
+
+/// Unpacks the layers as their bytes arrive, several at once (unpacking
+/// one reads nothing of another), and names the snapshots strictly bottom
+/// up, so a visible snapshot's parent is always visible.
 fn unpack_chain(
     snapshots: Snapshotter,
     content: ContentStore,
@@ -321,84 +406,99 @@ fn unpack_chain(
     feeds: Vec<Arc<Feed>>,
     tx: mpsc::UnboundedSender<Progress>,
 ) -> Result<Vec<LayerRecord>, RegistryError> {
-    let mut out = Vec::new();
-    let mut parent: Option<Digest> = None;
-    for ((layer, diff_id), feed) in layers.into_iter().zip(feeds) {
-        let id = layer.digest.short().to_string();
-        let chain = match &parent {
-            None => diff_id.clone(),
-            Some(p) => Digest::of_bytes(format!("{p} {diff_id}").as_bytes()),
-        };
-        let failed = |why: &str| RegistryError::Task {
-            op: format!("unpack layer {}", layer.digest),
-            reason: why.to_string(),
-        };
-        if snapshots.exists(&chain) {
-            let g = feed.wait_while(|s| !matches!(s.phase, Phase::Committed | Phase::Failed(_)));
-            if let Phase::Failed(why) = &g.phase {
-                return Err(failed(why));
-            }
-        } else {
-            let mut g = feed.wait_while(|s| matches!(s.phase, Phase::Pending));
-            let follow = match &mut g.phase {
-                Phase::Streaming(file) => file.take(),
-                _ => None,
-            };
-            drop(g);
-            let reader: Box<dyn Read> = match follow {
-                Some(file) => Box::new(FollowReader {
-                    file,
-                    pos: 0,
-                    feed: feed.clone(),
-                }),
-                // Already in the store, or the same blob lower in this image
-                // (empty layers repeat) took the growing file: read the blob
-                // once it is complete.
-                None => {
-                    let g = feed
-                        .wait_while(|s| !matches!(s.phase, Phase::Committed | Phase::Failed(_)));
-                    if let Phase::Failed(why) = &g.phase {
-                        return Err(failed(why));
-                    }
-                    drop(g);
-                    Box::new(content.open_blob(&layer.digest)?)
+    let n = layers.len();
+    let diff_ids: Vec<Digest> = layers.iter().map(|(_, d)| d.clone()).collect();
+    let chains = crate::snapshot::chain_ids(&diff_ids);
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let slots: Mutex<Vec<Slot>> = Mutex::new((0..n).map(|_| None).collect());
+    let ready = Condvar::new();
+    // Workers take layers bottom first, so the next layer to be named is
+    // always being worked on.
+    let workers = std::thread::available_parallelism()
+        .map(|p| p.get())
+        .unwrap_or(2)
+        .clamp(1, 4)
+        .min(n.max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                if stop.load(Ordering::Relaxed) {
+                    return;
                 }
-            };
-            let mut last = 0u64;
-            let size = layer.size;
-            let unpacked = snapshots.unpack(parent.as_ref(), &diff_id, reader, &mut |n| {
-                if n - last >= REPORT_EVERY || n == size {
-                    last = n;
-                    send(&tx, bytes_event(&id, "Extracting", n, size));
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return;
                 }
+                let parent = if i == 0 { None } else { chains.get(i - 1) };
+                let r = stage_layer(
+                    &snapshots,
+                    &content,
+                    &layers[i].0,
+                    parent,
+                    &layers[i].1,
+                    &feeds[i],
+                    &tx,
+                );
+                slots.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
+                ready.notify_all();
             });
-            if let Err(e) = unpacked {
-                // Prefer the download's own error when it caused this one.
-                if let Phase::Failed(why) = &feed.lock().phase {
-                    return Err(failed(why));
-                }
-                return Err(e.into());
+        }
+        let result = (|| {
+            let mut out = Vec::with_capacity(n);
+            for (i, (layer, diff_id)) in layers.iter().enumerate() {
+                let taken = {
+                    let mut g = slots.lock().unwrap_or_else(|e| e.into_inner());
+                    while g[i].is_none() {
+                        g = ready.wait(g).unwrap_or_else(|e| e.into_inner());
+                    }
+                    g[i].take()
+                };
+                let chain = match taken {
+                    Some(Ok(Some(staged))) => snapshots.commit_staged(staged)?,
+                    Some(Ok(None)) => chains[i].clone(),
+                    Some(Err(e)) => return Err(e),
+                    None => unreachable!("the wait ends only on a filled slot"),
+                };
+                send(
+                    &tx,
+                    Progress::message(layer.digest.short(), "Pull complete"),
+                );
+                let unpacked_size = snapshots.info(&chain)?.size;
+                out.push(LayerRecord {
+                    blob: layer.digest.clone(),
+                    media_type: layer.media_type.clone(),
+                    size: layer.size,
+                    diff_id: diff_id.clone(),
+                    chain_id: chain,
+                    unpacked_size,
+                });
             }
-            let g = feed.wait_while(|s| !matches!(s.phase, Phase::Committed | Phase::Failed(_)));
-            if let Phase::Failed(why) = &g.phase {
-                // Unpacked from bytes that did not prove to be the blob.
-                let _ = snapshots.remove(&chain);
-                return Err(failed(why));
+            Ok(out)
+        })();
+        if result.is_err() {
+            // Workers blocked on a download must wake up to end the scope.
+            stop.store(true, Ordering::Relaxed);
+            for f in &feeds {
+                f.fail("cancelled: another layer failed".into());
             }
         }
-        send(&tx, Progress::message(&id, "Pull complete"));
-        let unpacked_size = snapshots.info(&chain)?.size;
-        out.push(LayerRecord {
-            blob: layer.digest,
-            media_type: layer.media_type,
-            size: layer.size,
-            diff_id,
-            chain_id: chain.clone(),
-            unpacked_size,
-        });
-        parent = Some(chain);
-    }
-    Ok(out)
+        result
+    })
+}
+
+/// An image whose blobs and snapshots are in the store, durable, but not
+/// yet visible: [`Store::commit_pulled`] makes it so. Between the two, a
+/// garbage collection would take its blobs and snapshots for debris.
+#[derive(Debug)]
+pub struct PulledImage {
+    reference: Reference,
+    top_digest: Digest,
+    config_digest: Digest,
+    config: ImageConfiguration,
+    config_media_type: String,
+    manifest: (Vec<u8>, Digest, String),
+    layers: Vec<LayerRecord>,
 }
 
 impl Store {
@@ -406,7 +506,8 @@ impl Store {
     /// into the store, as `docker pull` does, choosing `platform` (default:
     /// the store's) from a multi-platform index. Progress events are
     /// docker's ("Pulling fs layer", "Downloading", "Extracting", …, then
-    /// "Digest: …" and "Status: …").
+    /// "Digest: …" and "Status: …"). [`Store::download`] then
+    /// [`Store::commit_pulled`], for callers that share the store.
     pub async fn pull(
         &mut self,
         client: &RegistryClient,
@@ -414,6 +515,21 @@ impl Store {
         platform: Option<&Platform>,
         progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<PullOutcome, RegistryError> {
+        let pulled = self.download(client, reference, platform, progress).await?;
+        self.commit_pulled(pulled, progress)
+    }
+
+    /// The network half of a pull: manifest, config and layers fetched,
+    /// verified and unpacked, needing only `&self` so a daemon can run
+    /// several at once (under a shared lock) and take the store exclusively
+    /// only for [`Store::commit_pulled`].
+    pub async fn download(
+        &self,
+        client: &RegistryClient,
+        reference: &Reference,
+        platform: Option<&Platform>,
+        progress: &mut (dyn FnMut(Progress) + Send),
+    ) -> Result<PulledImage, RegistryError> {
         let reference = reference.clone().with_default_tag();
         let platform = platform.cloned().unwrap_or_else(|| self.platform().clone());
         let session = client.session(&reference, Access::Pull, &[]).await?;
@@ -607,6 +723,45 @@ impl Store {
             _ => return Err(bad("the pull ended without its config or layers".into())),
         };
 
+        Ok(PulledImage {
+            reference,
+            top_digest,
+            config_digest,
+            config,
+            config_media_type,
+            manifest: (manifest_bytes, manifest_digest, manifest_media_type),
+            layers,
+        })
+    }
+
+    /// Makes a downloaded image visible with its tag and repo digest, in
+    /// one metadata write, and reports docker's closing lines.
+    pub fn commit_pulled(
+        &mut self,
+        pulled: PulledImage,
+        progress: &mut (dyn FnMut(Progress) + Send),
+    ) -> Result<PullOutcome, RegistryError> {
+        let PulledImage {
+            reference,
+            top_digest,
+            config_digest,
+            config,
+            config_media_type,
+            manifest,
+            layers,
+        } = pulled;
+        // A collection between download and commit would have taken them.
+        for l in &layers {
+            if !self.content().contains(&l.blob) || !self.snapshotter().exists(&l.chain_id) {
+                return Err(RegistryError::BadImage {
+                    reference: reference.to_string(),
+                    reason: format!(
+                        "layer {} was removed (garbage collection?) between download and commit; pull again",
+                        l.blob
+                    ),
+                });
+            }
+        }
         let tags: Vec<Reference> = match reference.tag() {
             Some(_) if reference.digest().is_none() => vec![reference.clone()],
             _ => Vec::new(),
@@ -622,7 +777,7 @@ impl Store {
             config_size,
             &config,
             &config_media_type,
-            Some(&(manifest_bytes, manifest_digest, manifest_media_type)),
+            Some(&manifest),
             layers,
             &tags,
             &[repo_digest],

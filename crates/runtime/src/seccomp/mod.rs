@@ -19,7 +19,6 @@
 mod cache;
 mod compile;
 mod listener;
-mod profile;
 
 use oci_spec::runtime::{
     Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator,
@@ -28,7 +27,7 @@ use oci_spec::runtime::{
 pub use cache::compile_cached;
 pub use compile::{compile, Filter};
 pub use listener::send_listener;
-pub use profile::default_profile;
+pub use seccomp_profile::default_profile;
 
 /// What went wrong with a seccomp section or filter.
 #[derive(Debug, thiserror::Error)]

@@ -1,11 +1,16 @@
-//! Berth's default profile: an allowlist. Everything not listed fails with
+//! Berth's default seccomp profile as data (the OCI `linux.seccomp` section),
+//! and docker-format profile files converted to that section. Data only (no
+//! libseccomp, no syscalls), so berthd can fill a container's config without
+//! linking the runtime, which compiles and loads the filter.
+//!
+//! The default profile is an allowlist. Everything not listed fails with
 //! EPERM. The lists follow what Docker's default profile has taught the field
 //! a container needs (moby/profiles, seccomp/default_linux.go), arranged by
 //! what the calls do; docs/SECCOMP.md says where berth differs and why.
 //!
 //! Three kinds of entry:
-//! - [`ALWAYS`]: allowed for every container;
-//! - [`WITH_CAPABILITY`]: allowed only when the container's capability set
+//! - `ALWAYS`: allowed for every container;
+//! - `WITH_CAPABILITY`: allowed only when the container's capability set
 //!   holds the capability that the kernel would demand anyway (a container
 //!   given CAP_SYS_ADMIN may mount, one without may not even try);
 //! - a few calls allowed only for some argument values (socket families,
@@ -14,6 +19,10 @@
 //! Names that the running libseccomp does not know (newer calls, or another
 //! architecture's) are skipped when the filter is compiled, so the lists can
 //! hold every architecture's names at once.
+
+#![forbid(unsafe_code)]
+
+pub mod docker;
 
 use oci_spec::runtime::{
     Arch, Capabilities, Capability, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg,
