@@ -39,20 +39,21 @@ struct Registry {
 }
 
 impl Registry {
-    /// Starts a registry on a free port. The port is found by binding port 0
-    /// and closing it, so another test may take it before the registry binds
-    /// it: a start that loses that race is tried again on a new port.
+    /// Starts a registry on a free port.
     fn start(htpasswd: Option<(&str, &str)>) -> Registry {
         Self::start_with(htpasswd, false)
     }
 
     /// With `tls`, the registry serves https with a self-signed
-    /// certificate for 127.0.0.1 (made with the openssl command).
+    /// certificate for 127.0.0.1 (made with the openssl command). The port is
+    /// found by binding port 0 and closing it, so another test may take it
+    /// before the registry binds it: a start that loses that race is tried
+    /// again on a new port.
     fn start_with(htpasswd: Option<(&str, &str)>, tls: bool) -> Registry {
         need_root_and_registry();
         let mut last = String::new();
         for _ in 0..5 {
-            match Self::try_start(htpasswd) {
+            match Self::try_start(htpasswd, tls) {
                 Ok(reg) => return reg,
                 Err(e) if e.contains("address already in use") => last = e,
                 Err(e) => panic!("docker-registry did not start: {e}"),
@@ -61,7 +62,7 @@ impl Registry {
         panic!("docker-registry did not start after 5 ports: {last}");
     }
 
-    fn try_start(htpasswd: Option<(&str, &str)>) -> Result<Registry, String> {
+    fn try_start(htpasswd: Option<(&str, &str)>, tls: bool) -> Result<Registry, String> {
         let dir = tempfile::tempdir().expect("registry tempdir");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
