@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod capabilities;
 pub mod error;
 pub mod filters;
 pub mod models;
