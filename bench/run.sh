@@ -34,10 +34,13 @@ done
 
 out="$repo/bench/results/run-$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$out"
+# Exec roots live in /run (a tmpfs), as both daemons' defaults do; data roots on disk.
+run=$(mktemp -d /run/berth-bench.XXXXXX)
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    rm -rf "$run" 2>/dev/null || true
 }
 trap cleanup EXIT
 wait_for() { # wait_for WHAT COMMAND...: bounded wait for a daemon to answer
@@ -50,7 +53,7 @@ wait_for() { # wait_for WHAT COMMAND...: bounded wait for a daemon to answer
 
 # berth
 export BERTH_HOST="unix://$out/berth.sock"
-"$bin/berthd" --data-root "$out/berth-data" --exec-root "$out/berth-exec" -H "$BERTH_HOST" \
+"$bin/berthd" --data-root "$out/berth-data" --exec-root "$run/berth-exec" -H "$BERTH_HOST" \
     >"$out/berthd.log" 2>&1 &
 pids+=($!)
 wait_for berthd "$bin/berth" version
@@ -61,7 +64,11 @@ set -- --command-name "berth run --rm" "$bin/berth run --rm busybox true"
 if command -v runc >/dev/null; then
     (cd "$repo" && cargo run -q -p berth-tests --example make_bundle -- "$out/bundle" true) >/dev/null
     mkdir -p "$out/runc-root"
-    set -- "$@" --command-name "runc run (bare runtime)" "$here/run-one.sh $(command -v runc) $out/runc-root $out/bundle"
+    # A fresh container id per run: runc deletes the container when it exits.
+    printf '#!/bin/sh\nexec %s --root %s run --bundle %s "bench-$$"\n' \
+        "$(command -v runc)" "$out/runc-root" "$out/bundle" > "$out/runc-once.sh"
+    chmod +x "$out/runc-once.sh"
+    set -- "$@" --command-name "runc run (bare runtime)" "$out/runc-once.sh"
 else
     echo "run.sh: runc not installed, not measured" >&2
 fi
@@ -69,7 +76,7 @@ fi
 # docker, with Debian's dockerd on its own roots (no network changes on the host)
 if command -v dockerd >/dev/null; then
     echo '{}' > "$out/daemon.json"
-    dockerd --config-file "$out/daemon.json" --data-root "$out/docker-data" --exec-root "$out/docker-exec" \
+    dockerd --config-file "$out/daemon.json" --data-root "$out/docker-data" --exec-root "$run/docker-exec" \
         --pidfile "$out/docker.pid" -H "unix://$out/docker.sock" --bridge=none --iptables=false \
         --ip6tables=false --ip-forward=false --ip-masq=false --userland-proxy=false \
         >"$out/dockerd.log" 2>&1 &
@@ -83,7 +90,10 @@ fi
 
 # podman, on its own roots
 if command -v podman >/dev/null; then
-    p="podman --root $out/podman-root --runroot $out/podman-run --tmpdir $out/podman-tmp --cgroup-manager cgroupfs --events-backend none"
+    # podman refuses a runroot path longer than 50 characters.
+    pd=$(mktemp -d /tmp/berth-bench-podman.XXXXXX)
+    # podman picks crun by default, and crun 1.8 refuses this hybrid cgroup host: use runc.
+    p="podman --root $pd/root --runroot $pd/run --tmpdir $pd/tmp --cgroup-manager cgroupfs --events-backend none --runtime runc"
     $p load -q -i "$out/busybox.tar" >/dev/null
     set -- "$@" --command-name "podman run --rm" "$p run --rm --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 busybox true"
 else
