@@ -40,6 +40,7 @@ impl CreateArgs {
             bundle: self.bundle,
             pid_file: self.pid_file,
             console_socket: self.console_socket,
+            console_stream: None,
             preserve_fds: self.preserve_fds,
             no_pivot: self.no_pivot,
             no_new_keyring: self.no_new_keyring,

@@ -32,6 +32,10 @@ pub struct CreateOptions {
     pub pid_file: Option<PathBuf>,
     /// The unix socket that receives the pty master when process.terminal is true.
     pub console_socket: Option<PathBuf>,
+    /// Instead of `console_socket`: an already connected socket for the pty
+    /// master (`run` in the foreground keeps the other end and proxies the
+    /// terminal itself).
+    pub console_stream: Option<std::sync::Arc<OwnedFd>>,
     /// How many descriptors after stdio the program inherits.
     pub preserve_fds: u32,
     /// MS_MOVE + chroot instead of pivot_root (for a rootfs on a ramfs).
@@ -102,7 +106,7 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
         None => None,
     };
     let terminal = process.terminal() == Some(true);
-    if terminal && opts.console_socket.is_none() {
+    if terminal && opts.console_socket.is_none() && opts.console_stream.is_none() {
         return Err(Error::Invalid(
             "process.terminal: true needs --console-socket (or use `run` in a terminal)".into(),
         ));
@@ -138,10 +142,16 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
     let root_ids = container_root_on_host(linux);
     let fifo_fd = make_fifo(&dir.join(state::EXEC_FIFO), root_ids)?;
     let done_fd = make_fifo(&dir.join(state::EXEC_DONE_FIFO), root_ids)?;
-    let console_socket: Option<OwnedFd> = match (&opts.console_socket, terminal) {
-        (Some(path), true) => Some(console::connect_console_socket(path)?),
-        _ => None,
-    };
+    let console_socket: Option<OwnedFd> =
+        match (&opts.console_socket, &opts.console_stream, terminal) {
+            (Some(path), _, true) => Some(console::connect_console_socket(path)?),
+            (None, Some(stream), true) => Some(
+                stream
+                    .try_clone()
+                    .map_err(|e| Error::io("dup the console stream", "console", e))?,
+            ),
+            _ => None,
+        };
 
     let owner = String::new();
     let mut record = Record {

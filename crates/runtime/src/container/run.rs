@@ -1,14 +1,21 @@
 //! `run`: create, start, and (unless detached) stay with the container:
 //! forward the signals this process gets to the init, reap it, delete the
 //! container, and return its exit status as a shell would (128+N for a
-//! signal).
+//! signal). A container with `process.terminal` and no `--console-socket` gets
+//! a pty whose master this process keeps, copying it to and from its own
+//! stdin and stdout (raw mode when stdin is a terminal), as runc does.
 
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::unistd::Pid;
 use tracing::debug;
 
+use crate::console;
 use crate::container::supervise::Supervisor;
 use crate::container::{create::create, create::CreateOptions, delete::delete, start::start};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::state::Root;
 
 /// Runs a container; returns its exit status (0 at once when `detach`).
@@ -16,8 +23,31 @@ pub fn run(root: &Root, opts: &CreateOptions, detach: bool) -> Result<i32> {
     let t0 = std::time::Instant::now();
     let phase = |what: &str| debug!(elapsed_us = t0.elapsed().as_micros() as u64, "run: {what}");
     let supervisor = Supervisor::new()?;
-    let record = create(root, opts)?;
+    let mut opts = opts.clone();
+    let mut console_end: Option<OwnedFd> = None;
+    if opts.console_socket.is_none()
+        && opts.console_stream.is_none()
+        && !detach
+        && wants_terminal(&opts)?
+    {
+        let (ours, theirs) = socketpair(
+            AddressFamily::Unix,
+            SockType::Stream,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(|e| Error::sys("socketpair for the console", e))?;
+        opts.console_stream = Some(Arc::new(theirs));
+        console_end = Some(ours);
+    }
+    let record = create(root, &opts)?;
+    // Our copy of the container's end: the init has its own.
+    opts.console_stream = None;
     phase("created");
+    let master = match console_end {
+        Some(end) => Some(console::receive_master(end.as_fd())?.master),
+        None => None,
+    };
     let id = record.id.clone();
     if let Err(e) = start(root, &id) {
         let _ = delete(root, &id, true);
@@ -27,9 +57,21 @@ pub fn run(root: &Root, opts: &CreateOptions, detach: bool) -> Result<i32> {
     if detach {
         return Ok(0);
     }
-    let code = supervisor.wait(Pid::from_raw(record.pid))?;
+    let init = Pid::from_raw(record.pid);
+    let code = match master {
+        Some(master) => supervisor.wait_with_terminal(init, master)?,
+        None => supervisor.wait(init)?,
+    };
     phase("exited");
     delete(root, &id, true)?;
     phase("deleted");
     Ok(code)
+}
+
+/// Whether the bundle's process asks for a terminal.
+fn wants_terminal(opts: &CreateOptions) -> Result<bool> {
+    let bundle = std::fs::canonicalize(&opts.bundle)
+        .map_err(|e| Error::io("open bundle", &opts.bundle, e))?;
+    let spec = crate::spec::load(&bundle)?;
+    Ok(spec.process().as_ref().and_then(|p| p.terminal()) == Some(true))
 }
