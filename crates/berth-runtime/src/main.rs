@@ -3,6 +3,9 @@
 //! and turns its result into output and an exit status; all behaviour lives in
 //! the `runtime` crate.
 #![forbid(unsafe_code)]
+// The commands' doc comments are their --help text, printed verbatim:
+// runc's `UID[:GID]` notation must stay unescaped there.
+#![allow(rustdoc::broken_intra_doc_links)]
 
 mod commands;
 mod logging;

@@ -1,5 +1,9 @@
 //! The command line as docker spells it: command names, flags, defaults and help texts.
 
+// The doc comments here are the commands' --help text, which prints them
+// verbatim: docker's `NAME[:TAG]` and `<timestamp>` notation must stay unescaped there.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
+
 use clap::{Args, Parser, Subcommand};
 
 /// A self-sufficient runtime for containers, driven through berthd's Docker Engine API.

@@ -2,6 +2,9 @@
 //! serves the Docker Engine API until SIGTERM or SIGINT. Containers keep running when berthd
 //! stops: each has its own monitor process. All behaviour lives in the `daemon` and
 //! `api-server` crates.
+// The flags' doc comments are their --help text, printed verbatim:
+// `host[:port]` must stay unescaped there.
+#![allow(rustdoc::broken_intra_doc_links)]
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;

@@ -16,7 +16,7 @@
 //!
 //! The trampoline's contract: it is run as `argv = [MARKER, path, argv0,
 //! args…]` and does `execve(path, [argv0, args…], envp)`; run with any other
-//! argv[0] it exits 126 at once (see [`MARKER`]). If that fails it exits with
+//! `argv[0]` it exits 126 at once (see [`MARKER`]). If that fails it exits with
 //! 127 when the file does not exist and 126 otherwise, the shell's (and
 //! docker's) codes. It is hand-assembled because no compiler output is this
 //! small or this easy to audit; the bytes are explained line by line below.
@@ -56,10 +56,10 @@ const CODE: &[u8] = &[
     0x0f, 0x05, //                         syscall
 ];
 
-/// The argv[0] berth gives the trampoline. It holds a space, which an
+/// The `argv[0]` berth gives the trampoline. It holds a space, which an
 /// interpreter named on a `#!` line never can (the name ends at the first
 /// blank): so when a program's `#!/proc/self/exe` makes the kernel run the
-/// trampoline again as an interpreter, it sees another argv[0] and exits 126
+/// trampoline again as an interpreter, it sees another `argv[0]` and exits 126
 /// instead of exec'ing the script again, forever.
 pub const MARKER: &std::ffi::CStr = c"berth 1";
 
