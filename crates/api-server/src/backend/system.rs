@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use api_types::models::{SystemDataUsageResponse, SystemInfo, SystemVersion};
+use api_types::models::{DiskUsage, SystemInfo, SystemVersion};
 
 use crate::ApiError;
 
@@ -14,5 +14,5 @@ pub trait SystemBackend {
     /// `MinAPIVersion` itself, from what it negotiates.
     fn version(&self) -> impl Future<Output = Result<SystemVersion, ApiError>> + Send;
     /// `GET /system/df`: disk used by images, containers, volumes and the build cache.
-    fn disk_usage(&self) -> impl Future<Output = Result<SystemDataUsageResponse, ApiError>> + Send;
+    fn disk_usage(&self) -> impl Future<Output = Result<DiskUsage, ApiError>> + Send;
 }

@@ -208,7 +208,7 @@ impl SystemBackend for FakeDaemon {
         })
     }
 
-    async fn disk_usage(&self) -> Result<SystemDataUsageResponse, ApiError> {
+    async fn disk_usage(&self) -> Result<api_types::models::DiskUsage, ApiError> {
         Err(not_in_fixture("system df"))
     }
 }

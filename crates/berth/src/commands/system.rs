@@ -221,17 +221,20 @@ fn human_binary(size: i64) -> String {
 
 /// `berth system df`.
 pub async fn df(conn: &Connection, args: &FormatArgs) -> Result<()> {
-    let usage = conn
-        .docker
-        .df(None::<bollard::query_parameters::DataUsageOptions>)
-        .await?;
-    let row = |kind: &str,
-               total: Option<i64>,
-               active: Option<i64>,
-               size: Option<i64>,
-               reclaimable: Option<i64>| {
-        let size = size.unwrap_or(0);
-        let reclaimable = reclaimable.unwrap_or(0);
+    // The shape API 1.50 answers (and docker 28 reads); bollard's model is newer.
+    let (status, body) = conn.get_raw("/system/df").await?;
+    if status != 200 {
+        return Err(CliError::Message(
+            1,
+            format!(
+                "Error response from daemon: {}",
+                String::from_utf8_lossy(&body).trim()
+            ),
+        ));
+    }
+    let usage: api_types::models::DiskUsage = serde_json::from_slice(&body)
+        .map_err(|e| CliError::Transport(format!("the daemon's /system/df answer: {e}")))?;
+    let row = |kind: &str, total: i64, active: i64, size: i64, reclaimable: i64| {
         let reclaim = if size > 0 {
             format!(
                 "{} ({}%)",
@@ -241,43 +244,46 @@ pub async fn df(conn: &Connection, args: &FormatArgs) -> Result<()> {
         } else {
             units::human_size(reclaimable)
         };
-        json!({"Type": kind, "TotalCount": total.unwrap_or(0).to_string(),
-               "Active": active.unwrap_or(0).to_string(), "Size": units::human_size(size),
+        json!({"Type": kind, "TotalCount": total.to_string(),
+               "Active": active.to_string(), "Size": units::human_size(size),
                "Reclaimable": reclaim})
     };
-    let i = usage.image_usage.unwrap_or_default();
-    let c = usage.container_usage.unwrap_or_default();
-    let v = usage.volume_usage.unwrap_or_default();
-    let b = usage.build_cache_usage.unwrap_or_default();
+    let images = &usage.images;
+    let active_images = images.iter().filter(|i| i.containers > 0).count() as i64;
+    let used: i64 = images
+        .iter()
+        .filter(|i| i.containers > 0)
+        .map(|i| i.size - i.shared_size.max(0))
+        .sum();
+    let containers = &usage.containers;
+    let running = containers
+        .iter()
+        .filter(|c| c.state.as_ref().is_some_and(|s| s.to_string() == "running"))
+        .count() as i64;
+    let rw = |c: &bollard::models::ContainerSummary| c.size_rw.unwrap_or(0);
+    let containers_size: i64 = containers.iter().map(rw).sum();
+    let stopped_size: i64 = containers
+        .iter()
+        .filter(|c| c.state.as_ref().is_none_or(|s| s.to_string() != "running"))
+        .map(rw)
+        .sum();
     let rows = vec![
         row(
             "Images",
-            i.total_count,
-            i.active_count,
-            i.total_size,
-            i.reclaimable,
+            images.len() as i64,
+            active_images,
+            usage.layers_size,
+            (usage.layers_size - used).max(0),
         ),
         row(
             "Containers",
-            c.total_count,
-            c.active_count,
-            c.total_size,
-            c.reclaimable,
+            containers.len() as i64,
+            running,
+            containers_size,
+            stopped_size,
         ),
-        row(
-            "Local Volumes",
-            v.total_count,
-            v.active_count,
-            v.total_size,
-            v.reclaimable,
-        ),
-        row(
-            "Build Cache",
-            b.total_count,
-            b.active_count,
-            b.total_size,
-            b.reclaimable,
-        ),
+        row("Local Volumes", usage.volumes.len() as i64, 0, 0, 0),
+        row("Build Cache", usage.build_cache.len() as i64, 0, 0, 0),
     ];
     output::print_rows(
         args.format.as_deref(),
