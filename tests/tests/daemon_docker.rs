@@ -1532,3 +1532,34 @@ fn seccomp_default_profile_and_its_opt_outs() {
     assert_eq!(d.ok(&["ps", "-aq"]).trim(), "", "no container is left");
     d.finish();
 }
+
+#[test]
+fn system_df_counts_images_and_containers() {
+    let d = berthd_with_busybox("daemon-df");
+    let id = d.ok(&["run", "-d", "busybox", "sleep", "300"]);
+    let df = d.ok(&[
+        "system",
+        "df",
+        "--format",
+        "{{.Type}} {{.TotalCount}} {{.Active}}",
+    ]);
+    assert!(df.contains("Images 1 1"), "docker system df: {df}");
+    assert!(df.contains("Containers 1 1"), "docker system df: {df}");
+    let verbose = d.ok(&["system", "df", "-v"]);
+    assert!(
+        verbose.contains("busybox"),
+        "docker system df -v: {verbose}"
+    );
+    d.ok(&["rm", "-f", id.trim()]);
+    let df = d.ok(&[
+        "system",
+        "df",
+        "--format",
+        "{{.Type}} {{.TotalCount}} {{.Active}} {{.Reclaimable}}",
+    ]);
+    assert!(df.contains("Images 1 0"), "docker system df: {df}");
+    assert!(
+        df.contains("(100%)"),
+        "an unused image is reclaimable: {df}"
+    );
+}
