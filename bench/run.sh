@@ -41,6 +41,11 @@ cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
     rm -rf "$run" 2>/dev/null || true
+    if [ -n "${pd:-}" ]; then
+        # podman leaves its storage's overlay mount behind.
+        umount "$pd/root/overlay" 2>/dev/null || true
+        rm -rf "$pd"
+    fi
 }
 trap cleanup EXIT
 wait_for() { # wait_for WHAT COMMAND...: bounded wait for a daemon to answer
