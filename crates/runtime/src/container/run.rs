@@ -24,12 +24,11 @@ pub fn run(root: &Root, opts: &CreateOptions, detach: bool) -> Result<i32> {
     let phase = |what: &str| debug!(elapsed_us = t0.elapsed().as_micros() as u64, "run: {what}");
     let supervisor = Supervisor::new()?;
     let mut opts = opts.clone();
+    // A stream for the pty master in case the config asks for a terminal:
+    // one socketpair(2) is cheaper than reading the config twice to find
+    // out, and create uses it only if it does.
     let mut console_end: Option<OwnedFd> = None;
-    if opts.console_socket.is_none()
-        && opts.console_stream.is_none()
-        && !detach
-        && wants_terminal(&opts)?
-    {
+    if opts.console_socket.is_none() && opts.console_stream.is_none() && !detach {
         let (ours, theirs) = socketpair(
             AddressFamily::Unix,
             SockType::Stream,
@@ -44,8 +43,15 @@ pub fn run(root: &Root, opts: &CreateOptions, detach: bool) -> Result<i32> {
     // Our copy of the container's end: the init has its own.
     opts.console_stream = None;
     phase("created");
-    let master = match console_end {
-        Some(end) => Some(console::receive_master(end.as_fd())?.master),
+    let terminal = record.config.process().as_ref().and_then(|p| p.terminal()) == Some(true);
+    let master = match console_end.filter(|_| terminal) {
+        Some(end) => match console::receive_master(end.as_fd()) {
+            Ok(received) => Some(received.master),
+            Err(e) => {
+                let _ = delete(root, &record.id, true);
+                return Err(e.into());
+            }
+        },
         None => None,
     };
     let id = record.id.clone();
@@ -66,12 +72,4 @@ pub fn run(root: &Root, opts: &CreateOptions, detach: bool) -> Result<i32> {
     delete(root, &id, true)?;
     phase("deleted");
     Ok(code)
-}
-
-/// Whether the bundle's process asks for a terminal.
-fn wants_terminal(opts: &CreateOptions) -> Result<bool> {
-    let bundle = std::fs::canonicalize(&opts.bundle)
-        .map_err(|e| Error::io("open bundle", &opts.bundle, e))?;
-    let spec = crate::spec::load(&bundle)?;
-    Ok(spec.process().as_ref().and_then(|p| p.terminal()) == Some(true))
 }
