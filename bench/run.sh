@@ -41,6 +41,9 @@ cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
     rm -rf "$run" 2>/dev/null || true
+    for h in /sys/fs/cgroup/*/"berth-bench-$$"; do
+        [ -d "$h" ] && rmdir "$h" 2>/dev/null || true
+    done
     if [ -n "${pd:-}" ]; then
         # podman leaves its storage's overlay mount behind.
         umount "$pd/root/overlay" 2>/dev/null || true
@@ -59,6 +62,7 @@ wait_for() { # wait_for WHAT COMMAND...: bounded wait for a daemon to answer
 # berth
 export BERTH_HOST="unix://$out/berth.sock"
 "$bin/berthd" --data-root "$out/berth-data" --exec-root "$run/berth-exec" -H "$BERTH_HOST" \
+    --cgroup-parent "berth-bench-$$" \
     >"$out/berthd.log" 2>&1 &
 pids+=($!)
 wait_for berthd "$bin/berth" version

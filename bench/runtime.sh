@@ -129,6 +129,12 @@ for pair in "$@"; do
     done
 done
 
+# berth-runtime's default cgroup parent (/berth), made for the bundle without a
+# cgroupsPath: removed when empty (rmdir refuses a parent that still has children).
+for h in /sys/fs/cgroup/*/berth; do
+    [ -d "$h" ] && rmdir "$h" 2>/dev/null || true
+done
+
 # Medians over every run of every round, in milliseconds, and the ratios.
 jq -s '
   def median: sort | if length % 2 == 1 then .[(length - 1) / 2] else (.[length / 2 - 1] + .[length / 2]) / 2 end;
