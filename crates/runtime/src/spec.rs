@@ -38,10 +38,7 @@ pub fn default_spec(rootless: bool) -> Spec {
     {
         // Every device denied unless allowed, as `runc spec` writes it, so
         // the config is safe with any runtime.
-        let mut deny_all = oci_spec::runtime::LinuxDeviceCgroup::default();
-        deny_all.set_allow(false);
-        deny_all.set_access(Some("rwm".to_string()));
-        resources.set_devices(Some(vec![deny_all]));
+        resources.set_devices(Some(vec![deny_every_device()]));
     }
     if let Some(process) = spec.process_mut() {
         process.set_terminal(Some(true));
@@ -61,6 +58,18 @@ pub fn default_spec(rootless: bool) -> Spec {
         )));
     }
     spec
+}
+
+/// The device cgroup rule that denies every device (`{"allow": false,
+/// "access": "rwm"}`): what a config starts from before it allows some.
+pub fn deny_every_device() -> oci_spec::runtime::LinuxDeviceCgroup {
+    let mut rule = oci_spec::runtime::LinuxDeviceCgroup::default();
+    rule.set_allow(false);
+    rule.set_typ(None);
+    rule.set_major(None);
+    rule.set_minor(None);
+    rule.set_access(Some("rwm".to_string()));
+    rule
 }
 
 /// Reads and parses `<bundle>/config.json`.

@@ -337,13 +337,7 @@ fn with_default_devices(linux: &oci_spec::runtime::Linux) -> oci_spec::runtime::
         r.set_devices(None);
         r
     });
-    let mut deny_all = LinuxDeviceCgroup::default();
-    deny_all.set_allow(false);
-    deny_all.set_typ(None);
-    deny_all.set_major(None);
-    deny_all.set_minor(None);
-    deny_all.set_access(Some("rwm".to_string()));
-    let mut rules = vec![deny_all];
+    let mut rules = vec![spec::deny_every_device()];
     rules.extend(resources.devices().clone().unwrap_or_default());
     let rule = |typ: LinuxDeviceType, major: Option<i64>, minor: Option<i64>, access: &str| {
         let mut r = LinuxDeviceCgroup::default();

@@ -5,7 +5,7 @@
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
-use oci_spec::runtime::{LinuxNamespaceType, Process};
+use oci_spec::runtime::{LinuxNamespace, Process};
 
 use berth_sys::trampoline::Trampoline;
 
@@ -67,26 +67,24 @@ pub fn exec(root: &Root, id: &str, process: &Process, opts: &ExecOptions) -> Res
     };
 
     // Join every namespace the container has, through the init's /proc links.
-    let types: Vec<LinuxNamespaceType> = record
+    let joins: Vec<LinuxNamespace> = record
         .config
         .linux()
         .as_ref()
         .and_then(|l| l.namespaces().clone())
         .unwrap_or_default()
         .iter()
-        .map(|n| n.typ())
+        .map(|n| {
+            let mut ns = n.clone();
+            ns.set_path(Some(PathBuf::from(format!(
+                "/proc/{}/ns/{}",
+                record.pid,
+                namespaces::proc_name(n.typ())
+            ))));
+            ns
+        })
         .collect();
-    let mut plan = Plan::default();
-    for t in types {
-        let path = PathBuf::from(format!(
-            "/proc/{}/ns/{}",
-            record.pid,
-            namespaces::proc_name(t)
-        ));
-        plan.joins.push((t, path));
-    }
-    plan.joins
-        .sort_by_key(|(t, _)| if *t == LinuxNamespaceType::User { 0 } else { 1 });
+    let plan = Plan::from_config(&joins);
     if plan.joins.is_empty() {
         return Err(Error::Invalid(
             "linux.namespaces: the container has none to join".into(),
