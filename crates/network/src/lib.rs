@@ -1,0 +1,16 @@
+//! Container networking on the kernel's own interfaces.
+//!
+//! Owns: the default bridge and user-defined bridges, veth pairs (the container's end made
+//! directly inside its network namespace), addresses and routes (rtnetlink), IP address
+//! management with state that survives a daemon restart, berth's nftables table (NAT for
+//! egress, DNAT for published ports, isolation between networks), host port reservations, the
+//! embedded DNS server of user-defined networks, and the text of a container's `hosts` and
+//! `resolv.conf`.
+//!
+//! Must never: exec a helper binary (`ip`, `iptables`, `nft`), know about containers beyond
+//! the names and addresses it is handed, or use an async runtime: this is plain synchronous
+//! code that berthd (from a blocking task) and a container's monitor (single-threaded, before
+//! and after it forks) both call.
+//!
+//! May use: the netlink crates, nftables over netlink, `ipnet`, `berth-sys`.
+#![forbid(unsafe_code)]
