@@ -28,8 +28,8 @@ mod server;
 
 pub use backend::{
     AttachSession, Backend, ByteStream, ContainerBackend, DiscardStdin, EventsBackend, ExecBackend,
-    ExitWait, ImageBackend, JsonStream, LogStream, OutputChunk, OutputStream, StdinSink,
-    SystemBackend,
+    ExitWait, ImageBackend, JsonStream, LogStream, NetworkBackend, OutputChunk, OutputStream,
+    StdinSink, SystemBackend,
 };
 pub use error::{ApiError, ServeError};
 pub use listener::{ApiListener, ListenAddr, SocketOptions};

@@ -489,6 +489,43 @@ impl FromQuery for PruneQuery {
     }
 }
 
+/// `GET /networks`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkListQuery {
+    /// Filters: dangling, driver, id, label, name, scope, type.
+    pub filters: Filters,
+}
+
+/// The filter names `GET /networks` accepts.
+pub const NETWORK_LIST_FILTERS: &[&str] =
+    &["dangling", "driver", "id", "label", "name", "scope", "type"];
+
+impl FromQuery for NetworkListQuery {
+    fn from_query(q: &Query) -> Result<Self, QueryError> {
+        let filters = q.filters()?;
+        filters.validate(NETWORK_LIST_FILTERS)?;
+        Ok(Self { filters })
+    }
+}
+
+/// `GET /networks/{id}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkInspectQuery {
+    /// Detailed inspect output (swarm only; accepted and ignored as dockerd does for local networks).
+    pub verbose: bool,
+    /// Only networks of this scope (`local`, `swarm`, `global`).
+    pub scope: Option<String>,
+}
+
+impl FromQuery for NetworkInspectQuery {
+    fn from_query(q: &Query) -> Result<Self, QueryError> {
+        Ok(Self {
+            verbose: q.bool("verbose"),
+            scope: q.string("scope").filter(|s| !s.is_empty()),
+        })
+    }
+}
+
 /// `GET /images/json`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImageListQuery {

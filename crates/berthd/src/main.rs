@@ -15,6 +15,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use api_server::{ApiListener, ListenAddr, ServerConfig, SocketOptions};
 use clap::Parser;
+use daemon::networks::NetworkConfig;
 use daemon::{Daemon, DaemonConfig};
 
 /// berthd's command line, named as dockerd's flags where they overlap.
@@ -55,6 +56,29 @@ struct Args {
     /// to plain http; loopback always is.
     #[arg(long = "insecure-registry")]
     insecure_registry: Vec<String>,
+    /// The default bridge's interface ("none": no default network).
+    #[arg(short = 'b', long)]
+    bridge: Option<String>,
+    /// The default bridge's address and prefix, e.g. 172.18.0.1/16.
+    #[arg(long)]
+    bip: Option<String>,
+    /// A pool networks' subnets are taken from: base=CIDR,size=N (repeatable).
+    #[arg(long = "default-address-pool")]
+    default_address_pool: Vec<String>,
+    /// The MTU of containers' interfaces.
+    #[arg(long)]
+    mtu: Option<u32>,
+    /// A nameserver every container uses instead of the host's (repeatable).
+    #[arg(long)]
+    dns: Vec<String>,
+}
+
+/// One of daemon.json's `default-address-pools`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilePool {
+    base: String,
+    size: u8,
 }
 
 /// daemon.json; unknown keys are refused, as dockerd refuses them.
@@ -68,6 +92,11 @@ struct FileConfig {
     default_runtime: Option<String>,
     runtimes: Option<BTreeMap<String, serde_json::Value>>,
     insecure_registries: Option<Vec<String>>,
+    bridge: Option<String>,
+    bip: Option<String>,
+    default_address_pools: Option<Vec<FilePool>>,
+    mtu: Option<u32>,
+    dns: Option<Vec<String>>,
 }
 
 /// docker-init or tini-static from the usual places: a static reaper for `--init`.
@@ -84,6 +113,65 @@ fn find_init() -> Option<PathBuf> {
     .chain(path.split(':').filter(|d| !d.is_empty()).map(PathBuf::from))
     .flat_map(|d| [d.join("docker-init"), d.join("tini-static")])
     .find(|p| p.is_file())
+}
+
+/// The networking settings, flags over daemon.json.
+fn network_config(args: &Args, file: &FileConfig) -> anyhow::Result<NetworkConfig> {
+    let bridge = args
+        .bridge
+        .clone()
+        .or_else(|| file.bridge.clone())
+        .unwrap_or_else(|| "berth0".into());
+    if bridge.is_empty() || bridge.len() > 15 || bridge.contains(['/', ' ']) {
+        bail!("--bridge {bridge:?}: an interface name has 1 to 15 characters, no '/' or spaces");
+    }
+    let bip = match args.bip.clone().or_else(|| file.bip.clone()) {
+        Some(b) => {
+            let net: ipnet::IpNet = b
+                .parse()
+                .with_context(|| format!("--bip {b}: not an address with a prefix length"))?;
+            if !net.addr().is_ipv4() || net.addr() == net.network() {
+                bail!("--bip {b}: give the bridge's IPv4 address and prefix, e.g. 172.18.0.1/16");
+            }
+            Some(net)
+        }
+        None => None,
+    };
+    let mut pools = Vec::new();
+    for p in &args.default_address_pool {
+        pools.push(
+            network::pools::parse_pool(p)
+                .map_err(|e| anyhow::anyhow!("--default-address-pool {p}: {e}"))?,
+        );
+    }
+    if pools.is_empty() {
+        for p in file.default_address_pools.iter().flatten() {
+            let text = format!("base={},size={}", p.base, p.size);
+            pools.push(
+                network::pools::parse_pool(&text)
+                    .map_err(|e| anyhow::anyhow!("default-address-pools {text}: {e}"))?,
+            );
+        }
+    }
+    let dns_text: Vec<String> = if args.dns.is_empty() {
+        file.dns.clone().unwrap_or_default()
+    } else {
+        args.dns.clone()
+    };
+    let dns = dns_text
+        .iter()
+        .map(|d| {
+            d.parse()
+                .with_context(|| format!("--dns {d}: not an IP address"))
+        })
+        .collect::<anyhow::Result<Vec<std::net::IpAddr>>>()?;
+    Ok(NetworkConfig {
+        bridge,
+        bip,
+        pools,
+        mtu: args.mtu.or(file.mtu),
+        dns,
+    })
 }
 
 fn read_file_config(path: &Path, explicit: bool) -> anyhow::Result<FileConfig> {
@@ -197,6 +285,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             bail!("--init-path {}: no such file", p.display());
         }
     }
+    let network = network_config(&args, &file)?;
     let config = DaemonConfig {
         data_root,
         exec_root,
@@ -212,6 +301,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             .into_iter()
             .chain(args.insecure_registry)
             .collect(),
+        network,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

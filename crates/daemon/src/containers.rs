@@ -10,7 +10,10 @@ use api_server::{
     ApiError, AttachSession, ContainerBackend, ExitWait, JsonStream, LogStream, OutputChunk,
     OutputStream,
 };
-use api_types::models::generated::{ContainerSummaryHostConfig, DriverData, HealthStatusEnum};
+use api_types::models::generated::{
+    ContainerSummaryHostConfig, ContainerSummaryNetworkSettings, DriverData, HealthStatusEnum,
+    NetworkSettings,
+};
 use api_types::models::*;
 use api_types::query::*;
 use api_types::StdStream;
@@ -53,7 +56,7 @@ pub struct Container {
     /// The last restart-policy delay, for the back-off.
     restart_delay: Mutex<Option<Duration>>,
     /// Serialises start and remove of this container.
-    op: tokio::sync::Mutex<()>,
+    pub(crate) op: tokio::sync::Mutex<()>,
 }
 
 impl Container {
@@ -80,6 +83,11 @@ impl Container {
             .lock()
             .map(|r| r.clone())
             .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Changes the record in memory (the caller persists it).
+    pub(crate) fn update_record(&self, f: impl FnOnce(&mut ContainerRecord)) -> ContainerRecord {
+        self.update(f)
     }
 
     fn update(&self, f: impl FnOnce(&mut ContainerRecord)) -> ContainerRecord {
@@ -438,6 +446,11 @@ impl Inner {
         Err(ApiError::no_such_container(name))
     }
 
+    /// Every container.
+    pub(crate) fn all_containers(&self) -> Vec<Arc<Container>> {
+        lock(&self.containers).by_id.values().cloned().collect()
+    }
+
     pub(crate) fn persist_record(&self, record: &ContainerRecord) -> Result<(), ApiError> {
         self.persist(record)
     }
@@ -503,7 +516,10 @@ impl Inner {
 
     /// Records an exit seen by the monitor (or reconstructed when it is gone).
     fn on_exit(self: &Arc<Self>, c: &Arc<Container>, exit: ExitStatus) {
+        let net = c.record().net;
+        self.networks.release(&c.id, &net);
         let record = c.update(|r| {
+            r.net = Default::default();
             r.state.status = Status::Exited;
             r.state.pid = 0;
             r.state.exit_code = exit.code as i64;
@@ -833,64 +849,120 @@ impl Inner {
         };
         std::fs::create_dir_all(&bundle)
             .map_err(|e| io(&format!("create {}", bundle.display()), e))?;
-        let hostname = spec::hostname(&record);
-        std::fs::write(dir.join("hostname"), format!("{hostname}\n"))
-            .map_err(|e| io("write hostname", e))?;
-        std::fs::write(
-            dir.join("hosts"),
-            format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"),
-        )
-        .map_err(|e| io("write hosts", e))?;
-        let config = spec::build(
-            &record,
-            &dir,
-            &self.config.cgroup_parent,
-            self.config.init_path.as_deref(),
-        )?;
-        let config_json =
-            serde_json::to_vec_pretty(&config).map_err(|e| ApiError::Internal(e.to_string()))?;
-        std::fs::write(bundle.join("config.json"), config_json)
-            .map_err(|e| io("write config.json", e))?;
-        let _ = std::fs::remove_file(self.state_file(&id));
-        let (max_size, max_files) = log_options(&record.host_config)?;
-        let mc = MonitorConfig {
-            version: PROTOCOL_VERSION,
-            id: id.clone(),
-            bundle: bundle.clone(),
-            runtime_root: self.config.exec_root.join("runtime"),
-            rootfs: record.rootfs.clone(),
-            log_path: self.log_path(&id),
-            log_max_size: max_size,
-            log_max_files: max_files,
-            state_path: self.state_file(&id),
-            socket_path: self.socket(&id),
-            open_stdin: record.config.open_stdin == Some(true),
-            stdin_once: record.config.stdin_once == Some(true),
-            tty: record.config.tty == Some(true),
-            runtime: self.runtime_binary(record.host_config.runtime.as_deref()),
+        let netns_of = |other: &str| -> Result<(PathBuf, PathBuf), ApiError> {
+            let o = self.resolve(other)?.record();
+            if o.state.status != Status::Running {
+                return Err(ApiError::Conflict(format!(
+                    "cannot join network namespace of a non running container: {}",
+                    o.id
+                )));
+            }
+            Ok((
+                PathBuf::from(format!("/proc/{}/ns/net", o.state.pid)),
+                self.container_dir(&o.id),
+            ))
         };
-        let mc_path = bundle.join("monitor.json");
-        std::fs::write(
-            &mc_path,
-            serde_json::to_vec(&mc).map_err(|e| ApiError::Internal(e.to_string()))?,
-        )
-        .map_err(|e| io("write monitor.json", e))?;
-        // The monitor's stdin is a lifeline: berthd holds the other end until the container
-        // is started, so a monitor whose berthd died before the start sees end-of-file and
-        // removes the container instead of waiting for a start that will never come.
-        let mut child = tokio::process::Command::new(&self.config.monitor_path)
-            .arg(&mc_path)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .map_err(|e| io(&format!("run {}", self.config.monitor_path.display()), e))?;
-        let lifeline = child.stdin.take();
-        let out = child
-            .wait_with_output()
-            .await
-            .map_err(|e| io(&format!("run {}", self.config.monitor_path.display()), e))?;
+        let joined = match record
+            .host_config
+            .network_mode
+            .as_deref()
+            .and_then(|m| m.strip_prefix("container:"))
+        {
+            Some(other) => Some(netns_of(other)?),
+            None => None,
+        };
+        let networks = self.networks.clone();
+        let rec = record.clone();
+        let attachment = blocking(move || networks.attach(&rec)).await?;
+        let net_state = attachment.state.clone();
+        let record = c.update(|r| r.net = net_state);
+        let release = |this: &Self| {
+            c.update(|r| r.net = Default::default());
+            this.networks.release(&id, &record.net);
+        };
+        let files = if joined.is_none() {
+            let networks = self.networks.clone();
+            let (rec, d, dns) = (record.clone(), dir.clone(), attachment.embedded_dns);
+            let hostname = spec::hostname(&record);
+            networks.write_name_files(&rec, &hostname, &d, dns)
+        } else {
+            Ok(())
+        };
+        let built = files.and_then(|_| {
+            spec::build(
+                &record,
+                &self.config.cgroup_parent,
+                self.config.init_path.as_deref(),
+                &spec::NetJoin {
+                    netns: joined.as_ref().map(|(p, _)| p.as_path()),
+                    files_dir: joined.as_ref().map(|(_, d)| d.as_path()).unwrap_or(&dir),
+                },
+            )
+        });
+        let config = match built {
+            Ok(c) => c,
+            Err(e) => {
+                release(self);
+                return Err(e);
+            }
+        };
+        let spawned = async {
+            let config_json =
+                serde_json::to_vec_pretty(&config).map_err(|e| ApiError::Internal(e.to_string()))?;
+            std::fs::write(bundle.join("config.json"), config_json)
+                .map_err(|e| io("write config.json", e))?;
+            let _ = std::fs::remove_file(self.state_file(&id));
+            let (max_size, max_files) = log_options(&record.host_config)?;
+            let mc = MonitorConfig {
+                version: PROTOCOL_VERSION,
+                id: id.clone(),
+                bundle: bundle.clone(),
+                runtime_root: self.config.exec_root.join("runtime"),
+                rootfs: record.rootfs.clone(),
+                log_path: self.log_path(&id),
+                log_max_size: max_size,
+                log_max_files: max_files,
+                state_path: self.state_file(&id),
+                socket_path: self.socket(&id),
+                open_stdin: record.config.open_stdin == Some(true),
+                stdin_once: record.config.stdin_once == Some(true),
+                tty: record.config.tty == Some(true),
+                runtime: self.runtime_binary(record.host_config.runtime.as_deref()),
+                interfaces: attachment.interfaces,
+            };
+            let mc_path = bundle.join("monitor.json");
+            std::fs::write(
+                &mc_path,
+                serde_json::to_vec(&mc).map_err(|e| ApiError::Internal(e.to_string()))?,
+            )
+            .map_err(|e| io("write monitor.json", e))?;
+            // The monitor's stdin is a lifeline: berthd holds the other end until the container
+            // is started, so a monitor whose berthd died before the start sees end-of-file and
+            // removes the container instead of waiting for a start that will never come.
+            let mut child = tokio::process::Command::new(&self.config.monitor_path)
+                .arg(&mc_path)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .map_err(|e| io(&format!("run {}", self.config.monitor_path.display()), e))?;
+            let lifeline = child.stdin.take();
+            let out = child
+                .wait_with_output()
+                .await
+                .map_err(|e| io(&format!("run {}", self.config.monitor_path.display()), e))?;
+            Ok::<_, ApiError>((out, lifeline))
+        }
+        .await;
+        let (out, lifeline) = match spawned {
+            Ok(x) => x,
+            Err(e) => {
+                release(self);
+                return Err(e);
+            }
+        };
         if !out.status.success() {
+            release(self);
             let cause = String::from_utf8_lossy(&out.stderr).trim().to_string();
             let code = if cause.contains("executable file not found")
                 || cause.contains("no such file or directory")
@@ -1038,7 +1110,19 @@ impl Inner {
                 health: r.state.health.clone(),
             }),
             image: Some(r.image_id.clone()),
-            resolv_conf_path: Some(String::new()),
+            resolv_conf_path: Some(dir.join("resolv.conf").display().to_string()),
+            network_settings: Some(NetworkSettings {
+                sandbox_id: Some(String::new()),
+                sandbox_key: Some(if r.state.status == Status::Running
+                    && r.host_config.network_mode.as_deref() != Some("host")
+                {
+                    format!("/proc/{}/ns/net", r.state.pid)
+                } else {
+                    String::new()
+                }),
+                ports: Some(crate::networks::port_map(r)),
+                networks: Some(crate::networks::endpoint_settings(r, &self.networks)),
+            }),
             hostname_path: Some(dir.join("hostname").display().to_string()),
             hosts_path: Some(dir.join("hosts").display().to_string()),
             log_path: Some(self.log_path(&r.id).display().to_string()),
@@ -1240,7 +1324,59 @@ impl ContainerBackend for Daemon {
             state: RunState::default(),
             restart_count: 0,
             manually_stopped: false,
+            endpoints_config: body
+                .networking_config
+                .clone()
+                .and_then(|n| n.endpoints_config)
+                .unwrap_or_default(),
+            net: Default::default(),
         };
+        let mut warnings = Vec::new();
+        {
+            let mode = record.host_config.network_mode.clone().unwrap_or_default();
+            match mode.as_str() {
+                "" | "default" | "host" | "none" => {}
+                m if m.starts_with("container:") => {
+                    inner.resolve(&m["container:".len()..])?;
+                }
+                m => {
+                    let net = inner.networks.find(m)?;
+                    // Kept by name, so a later inspect shows the name as dockerd does.
+                    if net.id == m || (net.id.starts_with(m) && net.name != m) {
+                        record.host_config.network_mode = Some(net.name.clone());
+                    }
+                }
+            }
+            if (mode == "host" || mode == "none" || mode.starts_with("container:"))
+                && (record.host_config.publish_all_ports == Some(true)
+                    || record.host_config.port_bindings.as_ref().is_some_and(|p| !p.is_empty()))
+            {
+                if mode == "host" {
+                    warnings.push(
+                        "Published ports are discarded when using host network mode".to_string(),
+                    );
+                } else {
+                    return Err(ApiError::InvalidParameter(
+                        "conflicting options: port publishing and the container type network mode"
+                            .into(),
+                    ));
+                }
+            }
+            let primary = match mode.as_str() {
+                "" | "default" => crate::networks::DEFAULT_NETWORK.to_string(),
+                m => m.to_string(),
+            };
+            for key in record.endpoints_config.keys() {
+                if key != &primary {
+                    inner.networks.find(key)?;
+                }
+            }
+            if let Some(keys) = record.host_config.port_bindings.as_ref() {
+                for k in keys.keys() {
+                    crate::networks::parse_port_key(k)?;
+                }
+            }
+        }
         let c;
         {
             let mut reg = lock(&inner.containers);
@@ -1294,9 +1430,12 @@ impl ContainerBackend for Daemon {
             // Everything the start would refuse is refused now, before anything runs.
             spec::build(
                 &record,
-                &inner.container_dir(&id),
                 &inner.config.cgroup_parent,
                 inner.config.init_path.as_deref(),
+                &spec::NetJoin {
+                    netns: None,
+                    files_dir: &inner.container_dir(&id),
+                },
             )?;
             inner.persist(&record)?;
             Ok::<_, ApiError>(record)
@@ -1305,10 +1444,7 @@ impl ContainerBackend for Daemon {
         match made {
             Ok(record) => {
                 inner.event("create", &record, &[]);
-                Ok(ContainerCreateResponse {
-                    id,
-                    warnings: Vec::new(),
-                })
+                Ok(ContainerCreateResponse { id, warnings })
             }
             Err(e) => {
                 {
@@ -1383,7 +1519,13 @@ impl ContainerBackend for Daemon {
                 image_id: Some(r.image_id.clone()),
                 command: Some(command_text(r)),
                 created: parse_time(&r.created).map(|t| t.timestamp()),
-                ports: Some(Vec::new()),
+                ports: Some(crate::networks::port_summaries(r)),
+                network_settings: Some(ContainerSummaryNetworkSettings {
+                    networks: Some(crate::networks::endpoint_settings(
+                        r,
+                        &self.inner.networks,
+                    )),
+                }),
                 labels: Some(r.config.labels.clone().unwrap_or_default()),
                 state: Some(if r.state.paused {
                     ContainerSummaryStateEnum::PAUSED

@@ -31,6 +31,8 @@ mod health;
 mod images;
 mod live;
 mod monitor_client;
+mod network_api;
+pub mod networks;
 mod restart;
 pub mod spec;
 mod state;
@@ -66,6 +68,8 @@ pub struct DaemonConfig {
     /// Registries pulled from and pushed to without certificate checks, falling back to plain
     /// http (`--insecure-registry`, `host[:port]` or a CIDR); loopback is always insecure.
     pub insecure_registries: Vec<String>,
+    /// The default bridge, address pools, MTU and nameservers.
+    pub network: networks::NetworkConfig,
 }
 
 /// A failure to open the daemon's state.
@@ -89,6 +93,9 @@ pub enum DaemonError {
         /// The store's error.
         message: String,
     },
+    /// Networking could not be set up (bridges, the nftables table, IPAM state).
+    #[error("networking: {0}")]
+    Network(String),
     /// A container record could not be loaded.
     #[error("container record {path}: {message}")]
     Record {
@@ -116,6 +123,7 @@ pub(crate) struct Inner {
     containers: Mutex<containers::Registry>,
     execs: Mutex<HashMap<String, Arc<exec::ExecEntry>>>,
     events: events::Bus,
+    networks: Arc<networks::Networks>,
 }
 
 impl Daemon {
@@ -146,6 +154,20 @@ impl Daemon {
             message: e.to_string(),
         })?;
         let records = state::load_all(&config.data_root.join("containers"))?;
+        let networks = tokio::task::spawn_blocking({
+            let root = config.data_root.clone();
+            let net = config.network.clone();
+            move || networks::Networks::open(&root, net)
+        })
+        .await
+        .map_err(|e| DaemonError::Network(e.to_string()))??;
+        let running: Vec<ContainerRecord> = records
+            .iter()
+            .filter(|r| r.state.status == state::Status::Running)
+            .cloned()
+            .collect();
+        networks.release_stale(&running.iter().map(|r| r.id.clone()).collect());
+        networks.restore_running(&running);
         let daemon = Daemon {
             inner: Arc::new(Inner {
                 config,
@@ -153,6 +175,7 @@ impl Daemon {
                 containers: Mutex::new(containers::Registry::default()),
                 execs: Mutex::new(HashMap::new()),
                 events: events::Bus::new(),
+                networks: Arc::new(networks),
             }),
         };
         daemon.restore(records).await;

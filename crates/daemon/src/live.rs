@@ -118,9 +118,12 @@ impl Inner {
         crate::restart::validate(&record.host_config).map_err(ApiError::InvalidParameter)?;
         let spec = crate::spec::build(
             &record,
-            &self.container_dir(c.id()),
             &self.config.cgroup_parent,
             self.config.init_path.as_deref(),
+            &crate::spec::NetJoin {
+                netns: None,
+                files_dir: &self.container_dir(c.id()),
+            },
         )?;
         if record.state.status == Status::Running {
             let mut resources = spec["linux"]["resources"].clone();

@@ -292,22 +292,11 @@ pub fn refuse_unsupported(host: &HostConfig) -> Result<(), ApiError> {
     {
         return not_yet("mounting volumes or host paths (-v, --mount, --volumes-from)");
     }
-    if host.port_bindings.as_ref().is_some_and(|p| {
-        p.values()
-            .any(|v| v.as_ref().is_some_and(|v| !v.is_empty()))
-    }) || host.publish_all_ports == Some(true)
-    {
-        return not_yet(
-            "publishing ports (-p, -P; containers have loopback only until networking lands)",
-        );
+    if host.links.as_ref().is_some_and(|l| !l.is_empty()) {
+        return not_yet("legacy container links (--link; use a user-defined network, where containers find each other by name)");
     }
-    match host.network_mode.as_deref() {
-        None | Some("") | Some("default") | Some("bridge") | Some("host") | Some("none") => {}
-        Some(other) => {
-            return not_yet(&format!(
-                "--network {other} (only host and none work until networking lands)"
-            ))
-        }
+    if host.network_mode.as_deref().is_some_and(|m| m.starts_with("container:") && m.len() == "container:".len()) {
+        return Err(invalid("--network container: needs a container name or ID".to_string()));
     }
     for mode in [
         &host.pid_mode,
@@ -507,6 +496,17 @@ pub fn process(
     Ok(p)
 }
 
+/// Where a container's network namespace and its name files come from.
+#[derive(Debug, Clone, Copy)]
+pub struct NetJoin<'a> {
+    /// The namespace to join (`--network container:NAME`: the other container's), else a new
+    /// one (or the host's with `--network host`).
+    pub netns: Option<&'a Path>,
+    /// The directory holding the `hosts`, `hostname` and `resolv.conf` bind-mounted in: the
+    /// container's own, or the one whose namespace it joins.
+    pub files_dir: &'a Path,
+}
+
 /// The container's hostname: `-h`, or the host's with `--network host`, or the short ID.
 pub fn hostname(record: &ContainerRecord) -> String {
     if let Some(h) = record.config.hostname.as_deref().filter(|h| !h.is_empty()) {
@@ -577,9 +577,9 @@ fn device(d: &api_types::models::generated::DeviceMapping) -> Result<(Value, Val
 /// The whole OCI config for the container's init.
 pub fn build(
     record: &ContainerRecord,
-    container_dir: &Path,
     cgroup_parent: &str,
     init_path: Option<&Path>,
+    net: &NetJoin<'_>,
 ) -> Result<Value, ApiError> {
     let host = &record.host_config;
     let hostname = hostname(record);
@@ -608,8 +608,9 @@ pub fn build(
         json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", if privileged { "rw" } else { "ro" }]}),
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={}", host.shm_size.filter(|s| *s > 0).unwrap_or(64 << 20))]}),
-        json!({"destination": "/etc/hostname", "type": "bind", "source": container_dir.join("hostname"), "options": ["rbind", "rprivate"]}),
-        json!({"destination": "/etc/hosts", "type": "bind", "source": container_dir.join("hosts"), "options": ["rbind", "rprivate"]}),
+        json!({"destination": "/etc/resolv.conf", "type": "bind", "source": net.files_dir.join("resolv.conf"), "options": ["rbind", "rprivate"]}),
+        json!({"destination": "/etc/hostname", "type": "bind", "source": net.files_dir.join("hostname"), "options": ["rbind", "rprivate"]}),
+        json!({"destination": "/etc/hosts", "type": "bind", "source": net.files_dir.join("hosts"), "options": ["rbind", "rprivate"]}),
     ];
     if let (true, Some(init)) = (with_init, init_path) {
         mounts.push(json!({"destination": "/sbin/docker-init", "type": "bind", "source": init, "options": ["rbind", "ro", "rprivate"]}));
@@ -629,8 +630,10 @@ pub fn build(
         json!({"type": "uts"}),
         json!({"type": "mount"}),
     ];
-    if !host_net {
-        namespaces.push(json!({"type": "network"}));
+    match net.netns {
+        Some(path) => namespaces.push(json!({"type": "network", "path": path})),
+        None if !host_net => namespaces.push(json!({"type": "network"})),
+        None => {}
     }
 
     let mut resources = json!({"devices": [{"allow": false, "access": "rwm"}]});

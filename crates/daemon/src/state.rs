@@ -103,6 +103,14 @@ pub struct ContainerRecord {
     /// Stopped by the user (`docker stop`): the restart policy leaves it stopped.
     #[serde(default)]
     pub manually_stopped: bool,
+    /// The networks it was asked to join besides its `--network`, and how (`NetworkingConfig`
+    /// at create, `docker network connect` later), by network name.
+    #[serde(default)]
+    pub endpoints_config:
+        std::collections::HashMap<String, api_types::models::generated::EndpointSettings>,
+    /// What networking gave it while it runs: endpoints, addresses, published ports.
+    #[serde(default)]
+    pub net: crate::networks::NetworkState,
 }
 
 /// Loads every record under `containers/`. A directory without a readable record (a create

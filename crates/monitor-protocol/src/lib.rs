@@ -64,6 +64,33 @@ pub struct MonitorConfig {
     /// in-process runtime.
     #[serde(default)]
     pub runtime: Option<RuntimeBinary>,
+    /// The interfaces the monitor gives the container's own network namespace once it is
+    /// made, before the user's program starts (empty: loopback only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interfaces: Vec<Interface>,
+}
+
+/// One interface of a container on a bridge: a veth pair whose container end is made straight
+/// inside the container's network namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Interface {
+    /// The bridge the host end joins.
+    pub bridge: String,
+    /// The host end's name (`veth…`, at most 15 bytes).
+    pub host_ifname: String,
+    /// The name inside the container (`eth0`, `eth1`, …).
+    pub ifname: String,
+    /// Its MAC address.
+    pub mac: Option<[u8; 6]>,
+    /// Its addresses with their prefix lengths.
+    pub addresses: Vec<(std::net::IpAddr, u8)>,
+    /// The IPv4 default route's gateway (none on an internal network).
+    pub gateway: Option<std::net::Ipv4Addr>,
+    /// The IPv6 default route's gateway.
+    pub gateway6: Option<std::net::Ipv6Addr>,
+    /// The MTU, when not the kernel's default.
+    pub mtu: Option<u32>,
 }
 
 /// A runc-compatible runtime binary.
@@ -210,6 +237,17 @@ pub enum Request {
         process: Box<oci_spec::runtime::Process>,
         /// Whether the client sends stdin.
         stdin: bool,
+    },
+    /// Give the running container one more interface (`docker network connect`).
+    Connect {
+        /// The interface.
+        interface: Interface,
+    },
+    /// Remove an interface from the running container by its host end's name
+    /// (`docker network disconnect`).
+    Disconnect {
+        /// The host end's name.
+        host_ifname: String,
     },
 }
 

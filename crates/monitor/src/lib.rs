@@ -30,6 +30,7 @@
 mod engine;
 pub mod log;
 mod loopback;
+mod network;
 mod supervisor;
 
 use std::io::{Read, Write};
@@ -76,6 +77,9 @@ pub enum MonitorError {
     /// The log could not be written.
     #[error(transparent)]
     Log(#[from] log::LogError),
+    /// The container's network interfaces could not be made or removed.
+    #[error("{0}")]
+    Network(String),
     /// The detached monitor could not make the container; its own words.
     #[error("{0}")]
     Child(String),

@@ -253,7 +253,12 @@ impl Supervisor {
             stdin = in_w;
         }
         let init = engine.create(&opts)?;
-        if let Err(e) = crate::loopback::bring_up(init) {
+        let net = if config.interfaces.is_empty() {
+            crate::loopback::bring_up(init)
+        } else {
+            crate::network::attach_all(init, &config.interfaces)
+        };
+        if let Err(e) = net {
             let _ = engine.delete(&config.id);
             return Err(e);
         }
@@ -610,6 +615,20 @@ impl Supervisor {
                     },
                 }
             }
+            Request::Connect { interface } => {
+                match crate::network::attach_all(self.init, std::slice::from_ref(&interface)) {
+                    Ok(()) => Response::Ok,
+                    Err(e) => Response::Error {
+                        message: e.to_string(),
+                    },
+                }
+            }
+            Request::Disconnect { host_ifname } => match crate::network::detach(&host_ifname) {
+                Ok(()) => Response::Ok,
+                Err(e) => Response::Error {
+                    message: e.to_string(),
+                },
+            },
             Request::Pause => self.freeze(true),
             Request::Resume => self.freeze(false),
             Request::Stats => match self.engine.stats(&self.config.id) {

@@ -8,6 +8,7 @@ mod containers;
 mod events;
 mod exec;
 mod images;
+mod networks;
 mod system;
 
 use std::pin::Pin;
@@ -23,6 +24,7 @@ pub use containers::ContainerBackend;
 pub use events::EventsBackend;
 pub use exec::ExecBackend;
 pub use images::ImageBackend;
+pub use networks::NetworkBackend;
 pub use system::SystemBackend;
 
 use crate::ApiError;
@@ -34,6 +36,7 @@ pub trait Backend:
     + ExecBackend
     + ImageBackend
     + EventsBackend
+    + NetworkBackend
     + Send
     + Sync
     + 'static
@@ -46,6 +49,7 @@ impl<T> Backend for T where
         + ExecBackend
         + ImageBackend
         + EventsBackend
+        + NetworkBackend
         + Send
         + Sync
         + 'static

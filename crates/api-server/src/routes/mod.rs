@@ -5,6 +5,7 @@ mod containers;
 mod events;
 mod exec;
 mod images;
+mod networks;
 mod system;
 
 use hyper::Method;
@@ -70,5 +71,14 @@ pub(crate) fn table<B: Backend>() -> Vec<Route<B>> {
         route!(POST, "/images/{name*}/push", images::push),
         route!(POST, "/images/{name*}/tag", images::tag),
         route!(DELETE, "/images/{name*}", images::remove),
+        // networks
+        route!(GET, "/networks", networks::list),
+        route!(GET, "/networks/", networks::list),
+        route!(POST, "/networks/create", networks::create),
+        route!(POST, "/networks/prune", networks::prune),
+        route!(GET, "/networks/{id}", networks::inspect),
+        route!(DELETE, "/networks/{id}", networks::remove),
+        route!(POST, "/networks/{id}/connect", networks::connect),
+        route!(POST, "/networks/{id}/disconnect", networks::disconnect),
     ]
 }

@@ -75,6 +75,8 @@ pub struct FakeDaemon {
     execs: Mutex<HashMap<String, FakeExec>>,
     events: Mutex<Vec<EventMessage>>,
     counter: AtomicU64,
+    /// Networks made with `network create`, in creation order.
+    networks: Mutex<Vec<generated::NetworkInspect>>,
 }
 
 impl FakeDaemon {
@@ -793,6 +795,88 @@ impl EventsBackend for FakeDaemon {
         // `until`; tests ask with an `until`).
         let events = self.events.lock().expect("fixture lock").clone();
         Ok(futures_util::stream::iter(events.into_iter().map(Ok)).boxed())
+    }
+}
+
+impl api_server::NetworkBackend for FakeDaemon {
+    async fn network_list(
+        &self,
+        _q: NetworkListQuery,
+    ) -> Result<Vec<generated::NetworkInspect>, ApiError> {
+        Ok(self.networks.lock().expect("fixture lock").clone())
+    }
+    async fn network_inspect(
+        &self,
+        id: &str,
+        _q: NetworkInspectQuery,
+    ) -> Result<generated::NetworkInspect, ApiError> {
+        self.networks
+            .lock()
+            .expect("fixture lock")
+            .iter()
+            .find(|n| n.name.as_deref() == Some(id) || n.id.as_deref() == Some(id))
+            .cloned()
+            .ok_or_else(|| ApiError::NotFound(format!("network {id} not found")))
+    }
+    async fn network_create(
+        &self,
+        body: generated::NetworkCreateRequest,
+    ) -> Result<generated::NetworkCreateResponse, ApiError> {
+        let mut nets = self.networks.lock().expect("fixture lock");
+        if nets.iter().any(|n| n.name.as_deref() == Some(body.name.as_str())) {
+            return Err(ApiError::Conflict(format!(
+                "network with name {} already exists",
+                body.name
+            )));
+        }
+        let id = format!("{:064x}", self.counter.fetch_add(1, Ordering::Relaxed) + 0x1000);
+        nets.push(generated::NetworkInspect {
+            name: Some(body.name),
+            id: Some(id.clone()),
+            driver: Some(body.driver.unwrap_or_else(|| "bridge".into())),
+            scope: Some("local".into()),
+            labels: body.labels,
+            ..Default::default()
+        });
+        Ok(generated::NetworkCreateResponse {
+            id,
+            warning: String::new(),
+        })
+    }
+    async fn network_remove(&self, id: &str) -> Result<(), ApiError> {
+        let mut nets = self.networks.lock().expect("fixture lock");
+        let before = nets.len();
+        nets.retain(|n| n.name.as_deref() != Some(id) && n.id.as_deref() != Some(id));
+        if nets.len() == before {
+            return Err(ApiError::NotFound(format!("network {id} not found")));
+        }
+        Ok(())
+    }
+    async fn network_connect(
+        &self,
+        _id: &str,
+        _body: generated::NetworkConnectRequest,
+    ) -> Result<(), ApiError> {
+        Err(not_in_fixture("network connect"))
+    }
+    async fn network_disconnect(
+        &self,
+        _id: &str,
+        _body: generated::NetworkDisconnectRequest,
+    ) -> Result<(), ApiError> {
+        Err(not_in_fixture("network disconnect"))
+    }
+    async fn network_prune(
+        &self,
+        _q: PruneQuery,
+    ) -> Result<generated::NetworkPruneResponse, ApiError> {
+        let removed: Vec<String> = std::mem::take(&mut *self.networks.lock().expect("fixture lock"))
+            .into_iter()
+            .filter_map(|n| n.name)
+            .collect();
+        Ok(generated::NetworkPruneResponse {
+            networks_deleted: Some(removed),
+        })
     }
 }
 

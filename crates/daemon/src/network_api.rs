@@ -1,0 +1,336 @@
+//! The `/networks` API over the network service: list, inspect, create, remove, connect,
+//! disconnect and prune, with dockerd's filters, errors and events.
+
+use std::collections::HashMap;
+
+use api_server::{ApiError, NetworkBackend};
+use api_types::models::generated::{
+    EndpointResource, NetworkConnectRequest, NetworkCreateRequest, NetworkCreateResponse,
+    NetworkDisconnectRequest, NetworkInspect, NetworkPruneResponse,
+};
+use api_types::models::EventMessageTypeEnum;
+use api_types::query::{NetworkInspectQuery, NetworkListQuery, PruneQuery};
+use monitor_protocol::{Request, Response};
+
+use crate::networks::{NetworkRecord, DEFAULT_NETWORK};
+use crate::state::{ContainerRecord, Status};
+use crate::{blocking, monitor_client, Daemon};
+
+impl Daemon {
+    fn all_records(&self) -> Vec<ContainerRecord> {
+        self.inner.all_containers().iter().map(|c| c.record()).collect()
+    }
+
+    /// Running containers with an endpoint on `net`.
+    fn endpoints_on(&self, net: &NetworkRecord) -> HashMap<String, EndpointResource> {
+        let mut out = HashMap::new();
+        for r in self.all_records() {
+            if r.state.status != Status::Running {
+                continue;
+            }
+            if let Some(ep) = r.net.endpoints.get(&net.name) {
+                out.insert(
+                    r.id.clone(),
+                    EndpointResource {
+                        name: Some(r.name.clone()),
+                        endpoint_id: Some(ep.endpoint_id.clone()),
+                        mac_address: Some(ep.mac.clone()),
+                        ipv4_address: Some(ep.ipv4.map(|a| a.to_string()).unwrap_or_default()),
+                        ipv6_address: Some(ep.ipv6.map(|a| a.to_string()).unwrap_or_default()),
+                    },
+                );
+            } else if net.driver != "bridge" {
+                let mode = r.host_config.network_mode.as_deref().unwrap_or("");
+                let on = (net.name == "host" && mode == "host") || (net.name == "none" && mode == "none");
+                if on {
+                    out.insert(
+                        r.id.clone(),
+                        EndpointResource {
+                            name: Some(r.name.clone()),
+                            endpoint_id: Some(String::new()),
+                            mac_address: Some(String::new()),
+                            ipv4_address: Some(String::new()),
+                            ipv6_address: Some(String::new()),
+                        },
+                    );
+                }
+            }
+        }
+        out
+    }
+
+    fn network_event(&self, action: &str, net: &NetworkRecord, container: Option<&str>) {
+        let mut attrs = HashMap::new();
+        attrs.insert("name".to_string(), net.name.clone());
+        attrs.insert("type".to_string(), net.driver.clone());
+        if let Some(c) = container {
+            attrs.insert("container".to_string(), c.to_string());
+        }
+        self.inner
+            .events
+            .publish(EventMessageTypeEnum::NETWORK, action, &net.id, attrs);
+    }
+}
+
+fn label_matches(labels: &std::collections::BTreeMap<String, String>, v: &str) -> bool {
+    match v.split_once('=') {
+        Some((k, val)) => labels.get(k).is_some_and(|x| x == val),
+        None => labels.contains_key(v),
+    }
+}
+
+/// A prune's `until`: a timestamp (RFC 3339 or Unix seconds) or a duration before now
+/// (`24h`, `10m`, `30s`), in Unix seconds.
+fn until_seconds(v: &str) -> Result<i64, ApiError> {
+    let bad = || ApiError::InvalidParameter(format!("invalid filter 'until={v}'"));
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
+        return Ok(t.timestamp());
+    }
+    if let Ok(secs) = v.split('.').next().unwrap_or(v).parse::<i64>() {
+        return Ok(secs);
+    }
+    let unit = v.chars().last().ok_or_else(bad)?;
+    let n: f64 = v[..v.len() - 1].parse().map_err(|_| bad())?;
+    let secs = match unit {
+        'h' => n * 3600.0,
+        'm' => n * 60.0,
+        's' => n,
+        _ => return Err(bad()),
+    };
+    Ok(chrono::Utc::now().timestamp() - secs as i64)
+}
+
+impl NetworkBackend for Daemon {
+    async fn network_list(&self, query: NetworkListQuery) -> Result<Vec<NetworkInspect>, ApiError> {
+        let f = &query.filters;
+        let check = |name: &str, ok: &dyn Fn(&str) -> bool| {
+            let mut values = f.get(name).peekable();
+            values.peek().is_none() || values.any(ok)
+        };
+        for v in f.get("type") {
+            if v != "custom" && v != "builtin" {
+                return Err(ApiError::InvalidParameter(format!(
+                    "invalid filter: 'type'='{v}'"
+                )));
+            }
+        }
+        let mut out = Vec::new();
+        for net in self.inner.networks.list() {
+            let users = self.endpoints_on(&net);
+            let dangling = !net.predefined && users.is_empty();
+            let keep = check("name", &|v| net.name.contains(v))
+                && check("id", &|v| net.id.starts_with(v))
+                && check("driver", &|v| v == net.driver)
+                && check("scope", &|v| v == "local")
+                && check("label", &|v| label_matches(&net.labels, v))
+                && check("type", &|v| (v == "builtin") == net.predefined)
+                && check("dangling", &|v| {
+                    matches!(v, "true" | "1") == dangling
+                });
+            if keep {
+                out.push(net.to_api(None));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn network_inspect(
+        &self,
+        id: &str,
+        query: NetworkInspectQuery,
+    ) -> Result<NetworkInspect, ApiError> {
+        if let Some(scope) = query.scope.as_deref() {
+            if scope != "local" {
+                return Err(ApiError::NotFound(format!("network {id} not found")));
+            }
+        }
+        let net = self.inner.networks.find(id)?;
+        let users = self.endpoints_on(&net);
+        Ok(net.to_api(Some(users)))
+    }
+
+    async fn network_create(
+        &self,
+        body: NetworkCreateRequest,
+    ) -> Result<NetworkCreateResponse, ApiError> {
+        let networks = self.inner.networks.clone();
+        let net = blocking(move || networks.create(body)).await?;
+        self.network_event("create", &net, None);
+        Ok(NetworkCreateResponse {
+            id: net.id,
+            warning: String::new(),
+        })
+    }
+
+    async fn network_remove(&self, id: &str) -> Result<(), ApiError> {
+        let net = self.inner.networks.find(id)?;
+        let users: Vec<String> = self.endpoints_on(&net).into_values().filter_map(|e| e.name).collect();
+        let networks = self.inner.networks.clone();
+        let key = net.id.clone();
+        let removed = blocking(move || networks.remove(&key, &users)).await?;
+        self.network_event("destroy", &removed, None);
+        Ok(())
+    }
+
+    async fn network_connect(
+        &self,
+        id: &str,
+        body: NetworkConnectRequest,
+    ) -> Result<(), ApiError> {
+        let net = self.inner.networks.find(id)?;
+        let c = self.inner.resolve(&body.container)?;
+        let _op = c.op.lock().await;
+        let r = c.record();
+        let mode = r.host_config.network_mode.as_deref().unwrap_or("");
+        if mode == "host" || mode == "none" || mode.starts_with("container:") {
+            return Err(ApiError::InvalidParameter(format!(
+                "container cannot be disconnected from host network or connected to host network: its network mode is {mode}"
+            )));
+        }
+        if net.driver != "bridge" {
+            return Err(ApiError::InvalidParameter(format!(
+                "container cannot be connected to network {}: its driver is {}",
+                net.name, net.driver
+            )));
+        }
+        let primary = if mode.is_empty() || mode == "default" { DEFAULT_NETWORK } else { mode };
+        if net.name == primary
+            || r.endpoints_config.contains_key(&net.name)
+            || r.net.endpoints.contains_key(&net.name)
+        {
+            return Err(ApiError::Forbidden(format!(
+                "endpoint with name {} already exists in network {}",
+                r.name, net.name
+            )));
+        }
+        let settings = body.endpoint_config.clone().unwrap_or_default();
+        if r.state.status == Status::Running {
+            let networks = self.inner.networks.clone();
+            let (rec, n, s) = (r.clone(), net.clone(), settings.clone());
+            let (ep, iface, _) = blocking(move || networks.attach_one(&rec, &n, &s)).await?;
+            let socket = self.inner.socket(&r.id);
+            let answer = monitor_client::call(&socket, &r.id, Request::Connect { interface: iface }).await;
+            let failed = match answer {
+                Ok(Response::Ok) => None,
+                Ok(Response::Error { message }) => Some(ApiError::Internal(message)),
+                Ok(other) => Some(ApiError::Internal(format!("monitor answered connect with {other:?}"))),
+                Err(e) => Some(e),
+            };
+            if let Some(e) = failed {
+                self.inner.networks.release_network(&r.id, &net.id);
+                return Err(e);
+            }
+            let record = c.update_record(|x| {
+                x.endpoints_config.insert(net.name.clone(), settings.clone());
+                x.net.endpoints.insert(net.name.clone(), ep.clone());
+            });
+            self.inner.persist_record(&record)?;
+        } else {
+            let record = c.update_record(|x| {
+                x.endpoints_config.insert(net.name.clone(), settings.clone());
+            });
+            self.inner.persist_record(&record)?;
+        }
+        self.network_event("connect", &net, Some(&r.id));
+        Ok(())
+    }
+
+    async fn network_disconnect(
+        &self,
+        id: &str,
+        body: NetworkDisconnectRequest,
+    ) -> Result<(), ApiError> {
+        let net = self.inner.networks.find(id)?;
+        let c = self.inner.resolve(&body.container)?;
+        let _op = c.op.lock().await;
+        let r = c.record();
+        let mode = r.host_config.network_mode.as_deref().unwrap_or("");
+        let primary = if mode.is_empty() || mode == "default" { DEFAULT_NETWORK } else { mode };
+        if net.name == primary || net.id == primary {
+            return Err(ApiError::NotImplemented(format!(
+                "disconnecting a container from the network it was created with (--network {primary}) is not supported by berthd; connect it to others, or re-create it"
+            )));
+        }
+        if !r.endpoints_config.contains_key(&net.name) && !r.net.endpoints.contains_key(&net.name) {
+            return Err(ApiError::Forbidden(format!(
+                "container {} is not connected to network {}",
+                r.id, net.name
+            )));
+        }
+        if let Some(ep) = r.net.endpoints.get(&net.name).filter(|_| r.state.status == Status::Running) {
+            let socket = self.inner.socket(&r.id);
+            let answer = monitor_client::call(
+                &socket,
+                &r.id,
+                Request::Disconnect {
+                    host_ifname: ep.host_ifname.clone(),
+                },
+            )
+            .await;
+            match answer {
+                Ok(Response::Ok) => {}
+                Ok(Response::Error { message }) if body.force != Some(true) => {
+                    return Err(ApiError::Internal(message))
+                }
+                Err(e) if body.force != Some(true) => return Err(e),
+                _ => {}
+            }
+            self.inner.networks.release_network(&r.id, &net.id);
+        }
+        let record = c.update_record(|x| {
+            x.endpoints_config.remove(&net.name);
+            x.net.endpoints.remove(&net.name);
+        });
+        self.inner.persist_record(&record)?;
+        self.network_event("disconnect", &net, Some(&r.id));
+        Ok(())
+    }
+
+    async fn network_prune(&self, query: PruneQuery) -> Result<NetworkPruneResponse, ApiError> {
+        let f = &query.filters;
+        let until = match f.get("until").next() {
+            Some(v) => Some(until_seconds(v)?),
+            None => None,
+        };
+        let records = self.all_records();
+        let mut deleted = Vec::new();
+        for net in self.inner.networks.list() {
+            if net.predefined {
+                continue;
+            }
+            let used = records.iter().any(|r| {
+                r.host_config.network_mode.as_deref() == Some(net.name.as_str())
+                    || r.endpoints_config.contains_key(&net.name)
+                    || r.net.endpoints.contains_key(&net.name)
+            });
+            if used {
+                continue;
+            }
+            if let Some(limit) = until {
+                let created = chrono::DateTime::parse_from_rfc3339(&net.created)
+                    .map(|t| t.timestamp())
+                    .unwrap_or(0);
+                if created >= limit {
+                    continue;
+                }
+            }
+            let labels_ok = f.get("label").all(|v| label_matches(&net.labels, v))
+                && f.get("label!").all(|v| !label_matches(&net.labels, v));
+            if !labels_ok {
+                continue;
+            }
+            let networks = self.inner.networks.clone();
+            let key = net.id.clone();
+            match blocking(move || networks.remove(&key, &[])).await {
+                Ok(n) => {
+                    self.network_event("destroy", &n, None);
+                    deleted.push(n.name);
+                }
+                Err(e) => tracing::warn!("network prune: {}: {e}", net.name),
+            }
+        }
+        Ok(NetworkPruneResponse {
+            networks_deleted: Some(deleted),
+        })
+    }
+}
