@@ -120,8 +120,163 @@ pub enum Command {
     Pull(PullArgs),
     /// Upload an image to a registry
     Push(PushArgs),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(NetworkCommand),
+    /// List port mappings or a specific mapping for the container
+    Port(PortArgs),
     /// Generate the autocompletion script for the specified shell
     Completion(CompletionArgs),
+}
+
+/// `berth network …`
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// Create a network
+    Create(NetworkCreateArgs),
+    /// List networks
+    #[command(alias = "list")]
+    Ls(NetworkLsArgs),
+    /// Display detailed information on one or more networks
+    Inspect(NetworkInspectArgs),
+    /// Remove one or more networks
+    #[command(alias = "remove")]
+    Rm(NetworkRmArgs),
+    /// Remove all unused networks
+    Prune(NetworkPruneArgs),
+    /// Connect a container to a network
+    Connect(NetworkConnectArgs),
+    /// Disconnect a container from a network
+    Disconnect(NetworkDisconnectArgs),
+}
+
+/// `berth network create`
+#[derive(Debug, Args)]
+pub struct NetworkCreateArgs {
+    /// Driver to manage the Network
+    #[arg(short, long, default_value = "bridge")]
+    pub driver: String,
+    /// Subnet in CIDR format that represents a network segment
+    #[arg(long)]
+    pub subnet: Vec<String>,
+    /// IPv4 or IPv6 Gateway for the master subnet
+    #[arg(long)]
+    pub gateway: Vec<String>,
+    /// Allocate container ip from a sub-range
+    #[arg(long)]
+    pub ip_range: Vec<String>,
+    /// Restrict external access to the network
+    #[arg(long)]
+    pub internal: bool,
+    /// Enable or disable IPv6 networking
+    #[arg(long)]
+    pub ipv6: bool,
+    /// Set metadata on a network
+    #[arg(long)]
+    pub label: Vec<String>,
+    /// Set driver specific options
+    #[arg(short, long = "opt")]
+    pub opt: Vec<String>,
+    /// Enable manual container attachment (swarm; refused)
+    #[arg(long)]
+    pub attachable: bool,
+    /// IP Address Management Driver
+    #[arg(long, default_value = "default")]
+    pub ipam_driver: String,
+    /// The network's name
+    pub name: String,
+}
+
+/// `berth network ls`
+#[derive(Debug, Args)]
+pub struct NetworkLsArgs {
+    /// Provide filter values (e.g. "driver=bridge")
+    #[arg(short, long = "filter")]
+    pub filter: Vec<String>,
+    /// Format output using a custom template ('table', 'json' or a Go template)
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Do not truncate the output
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Only display network IDs
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// `berth network inspect`
+#[derive(Debug, Args)]
+pub struct NetworkInspectArgs {
+    /// Format output using a custom template
+    #[arg(short, long)]
+    pub format: Option<String>,
+    /// Verbose output for diagnostics
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// The networks
+    #[arg(required = true)]
+    pub networks: Vec<String>,
+}
+
+/// `berth network rm`
+#[derive(Debug, Args)]
+pub struct NetworkRmArgs {
+    /// Do not error if the network does not exist
+    #[arg(short, long)]
+    pub force: bool,
+    /// The networks
+    #[arg(required = true)]
+    pub networks: Vec<String>,
+}
+
+/// `berth network prune`
+#[derive(Debug, Args)]
+pub struct NetworkPruneArgs {
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+    /// Provide filter values (e.g. "until=<timestamp>")
+    #[arg(long = "filter")]
+    pub filter: Vec<String>,
+}
+
+/// `berth network connect`
+#[derive(Debug, Args)]
+pub struct NetworkConnectArgs {
+    /// Add network-scoped alias for the container
+    #[arg(long)]
+    pub alias: Vec<String>,
+    /// IPv4 address (e.g., "172.30.100.104")
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// IPv6 address (e.g., "2001:db8::33")
+    #[arg(long)]
+    pub ip6: Option<String>,
+    /// The network
+    pub network: String,
+    /// The container
+    pub container: String,
+}
+
+/// `berth network disconnect`
+#[derive(Debug, Args)]
+pub struct NetworkDisconnectArgs {
+    /// Force the container to disconnect from a network
+    #[arg(short, long)]
+    pub force: bool,
+    /// The network
+    pub network: String,
+    /// The container
+    pub container: String,
+}
+
+/// `berth port`
+#[derive(Debug, Args)]
+pub struct PortArgs {
+    /// The container
+    pub container: String,
+    /// PRIVATE_PORT[/PROTO]
+    pub port: Option<String>,
 }
 
 /// `berth system …`
@@ -215,7 +370,7 @@ pub struct PsArgs {
 #[derive(Debug, Args, Default)]
 #[command(
     disable_help_flag = true,
-    after_help = "Flags docker has and berth does not yet (-p, --dns, --mount, …) are refused \
+    after_help = "Flags docker has and berth does not yet (--gpus, --platform, …) are refused \
                   with exit code 125, never ignored. -h is --hostname, as in docker.",
     after_long_help = "EXIT STATUS (run):\n  \
         125   the daemon refused to create or start the container (missing image, bad flag)\n  \
@@ -327,9 +482,27 @@ pub struct RunArgs {
     /// Runtime to use for this container
     #[arg(long)]
     pub runtime: Option<String>,
-    /// Connect a container to a network (host or none until networking lands)
+    /// Connect a container to a network (bridge, host, none, container:NAME or a network's name)
     #[arg(long, visible_alias = "net")]
     pub network: Option<String>,
+    /// Add network-scoped alias for the container
+    #[arg(long, visible_alias = "net-alias")]
+    pub network_alias: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// IPv6 address (e.g., 2001:db8::33)
+    #[arg(long)]
+    pub ip6: Option<String>,
+    /// Expose a port or a range of ports
+    #[arg(long)]
+    pub expose: Vec<String>,
+    /// Set custom DNS search domains
+    #[arg(long)]
+    pub dns_search: Vec<String>,
+    /// Set DNS options
+    #[arg(long)]
+    pub dns_option: Vec<String>,
     /// Run an init inside the container that forwards signals and reaps processes
     #[arg(long)]
     pub init: bool,
@@ -405,16 +578,16 @@ pub struct RunArgs {
     /// Bind mount a volume (host-path:container-path[:options]; named volumes are refused)
     #[arg(short = 'v', long)]
     pub volume: Vec<String>,
-    /// Refused until networking lands: publish a container's port(s) to the host
+    /// Publish a container's port(s) to the host ([IP:][HOST_PORT:]CONTAINER_PORT[/PROTO])
     #[arg(short = 'p', long)]
     pub publish: Vec<String>,
-    /// Refused until networking lands: publish all exposed ports to random ports
+    /// Publish all exposed ports to random ports
     #[arg(short = 'P', long)]
     pub publish_all: bool,
-    /// Refused until networking lands: add a custom host-to-IP mapping
+    /// Add a custom host-to-IP mapping (host:ip)
     #[arg(long)]
     pub add_host: Vec<String>,
-    /// Refused until networking lands: set custom DNS servers
+    /// Set custom DNS servers
     #[arg(long)]
     pub dns: Vec<String>,
     /// Refused: attach a filesystem mount to the container (use -v for bind mounts)

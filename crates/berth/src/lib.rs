@@ -27,8 +27,8 @@ pub mod units;
 
 use clap::{CommandFactory, Parser};
 
-use cli::{Cli, Command, ContainerCommand, ImageCommand, SystemCommand};
-use commands::{container, image, ps, run, system};
+use cli::{Cli, Command, ContainerCommand, ImageCommand, NetworkCommand, SystemCommand};
+use commands::{container, image, network, ps, run, system};
 use error::CliError;
 
 /// Parses `args` (argv), runs the command and returns the process exit code, having printed
@@ -148,6 +148,16 @@ async fn dispatch(cli: Cli) -> Result<i32, CliError> {
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => image::pull(conn, a).await?,
         Command::Push(a) | Command::Image(ImageCommand::Push(a)) => image::push(conn, a).await?,
         Command::Image(ImageCommand::Prune(a)) => image::prune(conn, a).await?,
+        Command::Network(cmd) => match cmd {
+            NetworkCommand::Create(a) => network::create(conn, a).await?,
+            NetworkCommand::Ls(a) => network::ls(conn, a).await?,
+            NetworkCommand::Inspect(a) => network::inspect(conn, a).await?,
+            NetworkCommand::Rm(a) => network::rm(conn, a).await?,
+            NetworkCommand::Prune(a) => network::prune(conn, a).await?,
+            NetworkCommand::Connect(a) => network::connect(conn, a).await?,
+            NetworkCommand::Disconnect(a) => network::disconnect(conn, a).await?,
+        },
+        Command::Port(a) => network::port(conn, a).await?,
     }
     Ok(0)
 }

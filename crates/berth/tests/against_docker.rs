@@ -297,8 +297,7 @@ fn completions_generate_for_each_shell() {
 fn unsupported_flags_are_refused() {
     let Some(s) = server() else { return };
     for args in [
-        &["run", "-p", "80:80", "busybox"][..],
-        &["run", "-v", "named:/data", "busybox"],
+        &["run", "-v", "named:/data", "busybox"][..],
         &["run", "--mount", "type=tmpfs,dst=/x", "busybox"],
         &["run", "--no-such-flag", "busybox"],
     ] {
@@ -399,6 +398,56 @@ fn create_flags_reach_the_daemon_as_dockers_do() {
         assert_eq!(bv[key], dv[key], "HostConfig.{key}");
     }
     assert_eq!(bv["LogConfig"]["Config"], dv["LogConfig"]["Config"]);
+}
+
+#[test]
+fn network_flags_send_what_docker_sends() {
+    let Some(s) = server() else { return };
+    let flags = [
+        "-p",
+        "8080:80",
+        "-p",
+        "127.0.0.1:9090:90/udp",
+        "-p",
+        "443",
+        "-p",
+        "4000-4010:22",
+        "-P",
+        "--expose",
+        "7000-7001",
+        "--dns",
+        "192.0.2.53",
+        "--dns-search",
+        "example.test",
+        "--dns-option",
+        "ndots:2",
+        "--add-host",
+        "db:192.0.2.10",
+        "--network",
+        "backend",
+    ];
+    let mut d: Vec<&str> = vec!["create", "--name", "netdocker"];
+    d.extend(flags);
+    d.extend(["busybox", "exit:0"]);
+    let mut b: Vec<&str> = vec!["create", "--name", "netberth"];
+    b.extend(flags);
+    b.extend(["busybox", "exit:0"]);
+    let dout = s.docker(&d, None);
+    assert_eq!(dout.status.code(), Some(0), "{}", err(&dout));
+    let bout = s.berth(&b, None);
+    assert_eq!(bout.status.code(), Some(0), "{}", err(&bout));
+    let (dv, bv) = (s.recorded("netdocker"), s.recorded("netberth"));
+    for key in [
+        "PortBindings",
+        "PublishAllPorts",
+        "Dns",
+        "DnsSearch",
+        "DnsOptions",
+        "ExtraHosts",
+        "NetworkMode",
+    ] {
+        assert_eq!(bv[key], dv[key], "HostConfig.{key}");
+    }
 }
 
 #[test]
@@ -725,4 +774,44 @@ fn streaming_stats_print_a_table_per_sample() {
         !out.contains('\u{1b}'),
         "no screen control off a terminal: {out:?}"
     );
+}
+
+#[test]
+fn network_commands_match_docker() {
+    let Some(s) = server() else { return };
+    let d = s.docker(&["network", "create", "--label", "team=a", "front"], None);
+    assert_eq!(d.status.code(), Some(0), "{}", err(&d));
+    let b = s.berth(&["network", "create", "--label", "team=b", "back"], None);
+    assert_eq!(b.status.code(), Some(0), "{}", err(&b));
+    assert_eq!(text(&b).trim().len(), 64, "create prints the ID");
+    let table = same(&s, &["network", "ls"]);
+    assert!(table.starts_with("NETWORK ID"), "{table}");
+    assert!(table.contains("front") && table.contains("back"), "{table}");
+    same(&s, &["network", "ls", "-q"]);
+    same(
+        &s,
+        &[
+            "network",
+            "ls",
+            "--no-trunc",
+            "--format",
+            "{{.Name}} {{.Driver}} {{.Scope}}",
+        ],
+    );
+    same(&s, &["network", "inspect", "front"]);
+    same(
+        &s,
+        &["network", "inspect", "-f", "{{.Name}} {{.Labels}}", "back"],
+    );
+    same(&s, &["network", "inspect", "nosuch"]);
+    let d = s.docker(&["network", "create", "front"], None);
+    let b = s.berth(&["network", "create", "front"], None);
+    assert_eq!((b.status.code(), err(&b)), (d.status.code(), err(&d)));
+    let d = s.docker(&["network", "rm", "front"], None);
+    let b = s.berth(&["network", "rm", "back"], None);
+    assert_eq!(text(&d), "front\n");
+    assert_eq!(text(&b), "back\n");
+    let d = s.docker(&["network", "rm", "front"], None);
+    let b = s.berth(&["network", "rm", "front"], None);
+    assert_eq!((b.status.code(), err(&b)), (d.status.code(), err(&d)));
 }

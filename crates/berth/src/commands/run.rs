@@ -236,20 +236,7 @@ pub fn container_body(args: &RunArgs) -> Result<ContainerCreateBody> {
     if args.pull != "missing" {
         return Err(super::system::unsupported("--pull other than \"missing\""));
     }
-    let refused: [(&str, bool); 9] = [
-        (
-            "-p/--publish (networking has not landed)",
-            !args.publish.is_empty(),
-        ),
-        (
-            "-P/--publish-all (networking has not landed)",
-            args.publish_all,
-        ),
-        (
-            "--add-host (networking has not landed)",
-            !args.add_host.is_empty(),
-        ),
-        ("--dns (networking has not landed)", !args.dns.is_empty()),
+    let refused: [(&str, bool); 5] = [
         ("--mount (use -v for bind mounts)", !args.mount.is_empty()),
         ("--volumes-from", !args.volumes_from.is_empty()),
         ("--gpus", args.gpus.is_some()),
@@ -262,12 +249,41 @@ pub fn container_body(args: &RunArgs) -> Result<ContainerCreateBody> {
     if let Some((flag, _)) = refused.iter().find(|(_, used)| *used) {
         return Err(super::system::unsupported(flag));
     }
-    if let Some(net) = &args.network {
-        if !["host", "none", "default", "bridge"].contains(&net.as_str()) {
-            return Err(CliError::Unsupported(format!(
-                "berth: --network {net}: only host, none and the default network exist until networking lands"
-            )));
+    let (port_bindings, mut exposed) = publish(&args.publish)?;
+    for e in &args.expose {
+        for key in expand_ports(e)? {
+            if !exposed.contains(&key) {
+                exposed.push(key);
+            }
         }
+    }
+    let mut endpoints = HashMap::new();
+    let aliased = !args.network_alias.is_empty() || args.ip.is_some() || args.ip6.is_some();
+    if aliased {
+        let net = args
+            .network
+            .clone()
+            .filter(|n| {
+                !["default", "bridge", "host", "none"].contains(&n.as_str())
+                    && !n.starts_with("container:")
+            })
+            .ok_or_else(|| {
+                invalid("--network-alias, --ip and --ip6 need a user-defined --network".to_string())
+            })?;
+        endpoints.insert(
+            net,
+            bollard::models::EndpointSettings {
+                aliases: (!args.network_alias.is_empty()).then(|| args.network_alias.clone()),
+                ipam_config: (args.ip.is_some() || args.ip6.is_some()).then(|| {
+                    bollard::models::EndpointIpamConfig {
+                        ipv4_address: args.ip.clone(),
+                        ipv6_address: args.ip6.clone(),
+                        link_local_ips: None,
+                    }
+                }),
+                ..Default::default()
+            },
+        );
     }
     let mut env = read_env_files(&args.env_file)?;
     for e in &args.env {
@@ -354,6 +370,12 @@ pub fn container_body(args: &RunArgs) -> Result<ContainerCreateBody> {
         cpu_quota: args.cpu_quota,
         memory_reservation: memory("--memory-reservation", &args.memory_reservation)?,
         binds: (!args.volume.is_empty()).then(|| args.volume.clone()),
+        port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
+        publish_all_ports: args.publish_all.then_some(true),
+        dns: (!args.dns.is_empty()).then(|| args.dns.clone()),
+        dns_search: (!args.dns_search.is_empty()).then(|| args.dns_search.clone()),
+        dns_options: (!args.dns_option.is_empty()).then(|| args.dns_option.clone()),
+        extra_hosts: (!args.add_host.is_empty()).then(|| args.add_host.clone()),
         ..HostConfig::default()
     };
     let attach = !args.detach;
@@ -385,8 +407,109 @@ pub fn container_body(args: &RunArgs) -> Result<ContainerCreateBody> {
         stop_signal: args.stop_signal.clone(),
         stop_timeout: args.stop_timeout,
         host_config: Some(host_config),
+        exposed_ports: (!exposed.is_empty()).then_some(exposed),
+        networking_config: (!endpoints.is_empty()).then_some(bollard::models::NetworkingConfig {
+            endpoints_config: Some(endpoints),
+        }),
         ..ContainerCreateBody::default()
     })
+}
+
+/// `80`, `80/udp`, `8000-8002/tcp` as the API's `PORT/PROTO` keys.
+fn expand_ports(spec: &str) -> Result<Vec<String>> {
+    let (ports, proto) = spec.split_once('/').unwrap_or((spec, "tcp"));
+    let proto = proto.to_lowercase();
+    if !["tcp", "udp", "sctp"].contains(&proto.as_str()) {
+        return Err(invalid(format!("invalid proto: {proto}")));
+    }
+    let (from, to) = port_range(ports)?;
+    Ok((from..=to).map(|p| format!("{p}/{proto}")).collect())
+}
+
+fn port_range(text: &str) -> Result<(u16, u16)> {
+    let bad = || invalid(format!("invalid port range: {text}"));
+    let (a, b) = text.split_once('-').unwrap_or((text, text));
+    let a: u16 = a.parse().map_err(|_| bad())?;
+    let b: u16 = b.parse().map_err(|_| bad())?;
+    if a == 0 || b < a {
+        return Err(bad());
+    }
+    Ok((a, b))
+}
+
+/// `-p [IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]` flags as the API's port bindings and the
+/// ports they expose, as docker's CLI turns them (ranges expanded one to one).
+fn publish(flags: &[String]) -> Result<(bollard::models::PortMap, Vec<String>)> {
+    let mut bindings = bollard::models::PortMap::new();
+    let mut exposed = Vec::new();
+    for flag in flags {
+        let (addr, proto) = match flag.rsplit_once('/') {
+            Some((a, p)) if !p.contains(':') => (a, p.to_lowercase()),
+            _ => (flag.as_str(), "tcp".to_string()),
+        };
+        if !["tcp", "udp", "sctp"].contains(&proto.as_str()) {
+            return Err(invalid(format!("invalid proto: {proto}")));
+        }
+        // An IPv6 host address comes in brackets: [::1]:8080:80.
+        let (ip, rest) = match addr.strip_prefix('[') {
+            Some(r) => {
+                let (ip, rest) = r
+                    .split_once("]:")
+                    .ok_or_else(|| invalid(format!("invalid publish spec {flag:?}")))?;
+                (ip.to_string(), rest.to_string())
+            }
+            None => {
+                let parts: Vec<&str> = addr.split(':').collect();
+                match parts.len() {
+                    1 | 2 => (String::new(), addr.to_string()),
+                    3 => (parts[0].to_string(), format!("{}:{}", parts[1], parts[2])),
+                    _ => return Err(invalid(format!("invalid publish spec {flag:?}"))),
+                }
+            }
+        };
+        if !ip.is_empty() && ip.parse::<std::net::IpAddr>().is_err() {
+            return Err(invalid(format!("invalid IP address: {ip}")));
+        }
+        let (host, container) = match rest.split_once(':') {
+            Some((h, c)) => (h.to_string(), c.to_string()),
+            None => (String::new(), rest.clone()),
+        };
+        let (cfrom, cto) = port_range(&container)?;
+        let host_range = if host.is_empty() {
+            None
+        } else {
+            Some(port_range(&host)?)
+        };
+        let count = cto - cfrom;
+        for (i, cport) in (cfrom..=cto).enumerate() {
+            let host_port = match host_range {
+                None => String::new(),
+                // One container port, a host range: the daemon picks a free one of the range.
+                Some((hf, ht)) if count == 0 && ht > hf => format!("{hf}-{ht}"),
+                Some((hf, ht)) => {
+                    if ht - hf != count {
+                        return Err(invalid(format!(
+                            "invalid ranges specified for container and host Ports: {container} and {host}"
+                        )));
+                    }
+                    (hf + i as u16).to_string()
+                }
+            };
+            let key = format!("{cport}/{proto}");
+            if !exposed.contains(&key) {
+                exposed.push(key.clone());
+            }
+            bindings
+                .entry(key)
+                .or_insert_with(|| Some(Vec::new()))
+                .get_or_insert_with(Vec::new)
+                .push(bollard::models::PortBinding {
+                    host_ip: Some(ip.clone()),
+                    host_port: Some(host_port),
+                });
+        }
+    }
+    Ok((bindings, exposed))
 }
 
 /// `name[:tag]` split as the API's pull wants it (`latest` by default).
@@ -947,6 +1070,62 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn binding(m: &bollard::models::PortMap, key: &str) -> Vec<(String, String)> {
+        m.get(key)
+            .cloned()
+            .flatten()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|b| {
+                (
+                    b.host_ip.unwrap_or_default(),
+                    b.host_port.unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn publish_flags_become_bindings_as_docker_makes_them() {
+        let flags: Vec<String> = [
+            "8080:80",
+            "127.0.0.1:9090:90/udp",
+            "443",
+            "[::1]:7070:70",
+            "5000-5001:6000-6001",
+            "4000-4010:22",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let (m, exposed) = publish(&flags).expect("valid flags");
+        assert_eq!(binding(&m, "80/tcp"), vec![("".into(), "8080".into())]);
+        assert_eq!(
+            binding(&m, "90/udp"),
+            vec![("127.0.0.1".into(), "9090".into())]
+        );
+        assert_eq!(binding(&m, "443/tcp"), vec![("".into(), "".into())]);
+        assert_eq!(binding(&m, "70/tcp"), vec![("::1".into(), "7070".into())]);
+        assert_eq!(binding(&m, "6001/tcp"), vec![("".into(), "5001".into())]);
+        assert_eq!(binding(&m, "22/tcp"), vec![("".into(), "4000-4010".into())]);
+        assert!(exposed.contains(&"6000/tcp".to_string()));
+        for bad in ["80/icmp", "x:80", "1.2.3:80:80", "5000-5002:6000-6001", "0"] {
+            assert!(
+                publish(&[bad.to_string()]).is_err(),
+                "{bad} should be refused"
+            );
+        }
+    }
+
+    #[test]
+    fn expose_ranges_expand() {
+        assert_eq!(
+            expand_ports("8000-8002/udp").expect("valid"),
+            vec!["8000/udp", "8001/udp", "8002/udp"]
+        );
+        assert!(expand_ports("80/foo").is_err());
+    }
 
     #[test]
     fn go_durations_parse() {

@@ -823,13 +823,19 @@ impl api_server::NetworkBackend for FakeDaemon {
         body: generated::NetworkCreateRequest,
     ) -> Result<generated::NetworkCreateResponse, ApiError> {
         let mut nets = self.networks.lock().expect("fixture lock");
-        if nets.iter().any(|n| n.name.as_deref() == Some(body.name.as_str())) {
+        if nets
+            .iter()
+            .any(|n| n.name.as_deref() == Some(body.name.as_str()))
+        {
             return Err(ApiError::Conflict(format!(
                 "network with name {} already exists",
                 body.name
             )));
         }
-        let id = format!("{:064x}", self.counter.fetch_add(1, Ordering::Relaxed) + 0x1000);
+        let id = format!(
+            "{:064x}",
+            self.counter.fetch_add(1, Ordering::Relaxed) + 0x1000
+        );
         nets.push(generated::NetworkInspect {
             name: Some(body.name),
             id: Some(id.clone()),
@@ -870,10 +876,11 @@ impl api_server::NetworkBackend for FakeDaemon {
         &self,
         _q: PruneQuery,
     ) -> Result<generated::NetworkPruneResponse, ApiError> {
-        let removed: Vec<String> = std::mem::take(&mut *self.networks.lock().expect("fixture lock"))
-            .into_iter()
-            .filter_map(|n| n.name)
-            .collect();
+        let removed: Vec<String> =
+            std::mem::take(&mut *self.networks.lock().expect("fixture lock"))
+                .into_iter()
+                .filter_map(|n| n.name)
+                .collect();
         Ok(generated::NetworkPruneResponse {
             networks_deleted: Some(removed),
         })
