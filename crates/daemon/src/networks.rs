@@ -312,7 +312,13 @@ fn mac_text(mac: [u8; 6]) -> String {
         .join(":")
 }
 
-fn host_resolv_upstreams() -> Vec<SocketAddr> {
+/// Where the embedded DNS servers send names they do not know: berthd's `--dns`, else the
+/// host's resolvers (reachable from the host's namespace, where the servers run, even when
+/// they are loopback addresses such as systemd-resolved's).
+fn upstreams(config: &NetworkConfig) -> Vec<SocketAddr> {
+    if !config.dns.is_empty() {
+        return config.dns.iter().map(|ip| SocketAddr::new(*ip, 53)).collect();
+    }
     std::fs::read_to_string("/etc/resolv.conf")
         .map(|t| network::dns::upstreams_from_resolv_conf(&t))
         .unwrap_or_default()
@@ -550,7 +556,7 @@ impl Networks {
             .iter()
             .map(|s| SocketAddr::new(s.gateway, 53))
             .collect();
-        match DnsServer::start(&listen, records.clone(), host_resolv_upstreams()) {
+        match DnsServer::start(&listen, records.clone(), upstreams(&self.config)) {
             Ok(server) => Some((server, records)),
             Err(e) => {
                 tracing::warn!(

@@ -6,6 +6,7 @@
 //! Each test binary uses only part of this module.
 #![allow(dead_code)]
 
+pub mod berthd;
 pub mod image;
 
 use std::collections::BTreeSet;
