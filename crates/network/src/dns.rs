@@ -923,3 +923,106 @@ fn exchange_tcp(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("test address")
+    }
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn lookup_ignores_case_and_trailing_dot() {
+        let records = Records::new();
+        records.set(
+            "c1",
+            &names(&["Web", "web-alias"]),
+            &[ip("10.0.0.2"), ip("fd00::2")],
+        );
+        assert_eq!(records.lookup("web"), vec![ip("10.0.0.2"), ip("fd00::2")]);
+        assert_eq!(records.lookup("WEB."), vec![ip("10.0.0.2"), ip("fd00::2")]);
+        assert_eq!(records.lookup("web-alias"), records.lookup("web"));
+        assert!(records.lookup("db").is_empty());
+        assert_eq!(records.resolve("db"), None);
+    }
+
+    #[test]
+    fn set_replaces_and_remove_forgets() {
+        let records = Records::new();
+        records.set("c1", &names(&["old"]), &[ip("10.0.0.2")]);
+        records.set("c1", &names(&["new"]), &[ip("10.0.0.3")]);
+        assert_eq!(records.resolve("old"), None);
+        assert_eq!(records.lookup("new"), vec![ip("10.0.0.3")]);
+        assert_eq!(records.reverse(ip("10.0.0.2")), None);
+        assert_eq!(records.reverse(ip("10.0.0.3")).as_deref(), Some("new"));
+        records.remove("c1");
+        assert_eq!(records.resolve("new"), None);
+        assert_eq!(records.reverse(ip("10.0.0.3")), None);
+        // Removing what is not there is not an error.
+        records.remove("c1");
+    }
+
+    #[test]
+    fn shared_alias_answers_every_owner() {
+        let records = Records::new();
+        records.set("c1", &names(&["a", "svc"]), &[ip("10.0.0.2")]);
+        records.set("c2", &names(&["b", "svc"]), &[ip("10.0.0.3")]);
+        assert_eq!(records.lookup("svc"), vec![ip("10.0.0.2"), ip("10.0.0.3")]);
+        records.remove("c1");
+        assert_eq!(records.lookup("svc"), vec![ip("10.0.0.3")]);
+    }
+
+    #[test]
+    fn known_name_without_address() {
+        let records = Records::new();
+        records.set("c1", &names(&["quiet"]), &[]);
+        assert_eq!(records.resolve("quiet"), Some(Vec::new()));
+        assert!(records.lookup("quiet").is_empty());
+    }
+
+    #[test]
+    fn network_suffix_and_reverse_name() {
+        let records = Records::for_network("MyNet");
+        records.set("c1", &names(&["web"]), &[ip("10.0.0.2")]);
+        assert_eq!(records.lookup("web.mynet."), vec![ip("10.0.0.2")]);
+        assert_eq!(records.lookup("web"), vec![ip("10.0.0.2")]);
+        assert!(records.lookup("web.othernet").is_empty());
+        assert_eq!(
+            records.reverse(ip("10.0.0.2")).as_deref(),
+            Some("web.mynet")
+        );
+    }
+
+    #[test]
+    fn upstreams_from_host_file() {
+        let text = "# generated\nnameserver 127.0.0.53\nnameserver fd00::1\nnameserver fe80::1%eth0\nsearch example.com\n";
+        assert_eq!(
+            upstreams_from_resolv_conf(text),
+            vec![
+                SocketAddr::new(ip("127.0.0.53"), 53),
+                SocketAddr::new(ip("fd00::1"), 53)
+            ]
+        );
+    }
+
+    #[test]
+    fn header_error_keeps_id_and_opcode() {
+        let packet = [0x12, 0x34, 0x01, 0x00, 0, 5, 0, 0, 0, 0, 0, 0];
+        let reply = header_error(&packet, ResponseCode::FormErr).expect("a reply");
+        assert_eq!(reply[..2], [0x12, 0x34]);
+        assert_eq!(reply[2], 0x81);
+        assert_eq!(reply[3] & 0x0f, 1);
+        // Responses and runts get nothing.
+        assert!(header_error(
+            &[0x12, 0x34, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            ResponseCode::FormErr
+        )
+        .is_none());
+        assert!(header_error(&[1, 2, 3], ResponseCode::FormErr).is_none());
+    }
+}
