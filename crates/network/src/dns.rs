@@ -26,6 +26,7 @@ use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::{A, AAAA, PTR};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use rustix::event::{EventfdFlags, PollFd, PollFlags, Timespec};
+use rustix::net::{sockopt, AddressFamily, SocketFlags, SocketType};
 
 use crate::files::ResolvConf;
 
@@ -95,6 +96,8 @@ struct Table {
     by_name: HashMap<String, Vec<String>>,
     /// Address -> owners that have it, in the order they were set.
     by_addr: HashMap<IpAddr, Vec<String>>,
+    /// Owner -> its own upstream nameservers (a container's `--dns`).
+    upstreams: HashMap<String, Vec<SocketAddr>>,
 }
 
 #[derive(Debug)]
@@ -157,12 +160,30 @@ impl Records {
         table.owners.insert(owner.to_owned(), entry);
     }
 
-    /// Forgets `owner`'s names and addresses.
+    /// Forgets `owner`'s names, addresses and upstreams.
     pub fn remove(&self, owner: &str) {
-        self.table
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .unindex(owner);
+        let mut table = self.table.write().unwrap_or_else(PoisonError::into_inner);
+        table.unindex(owner);
+        table.upstreams.remove(owner);
+    }
+
+    /// Sets the nameservers that queries coming from `owner`'s addresses are forwarded to,
+    /// in place of the network's (a container's `--dns`, which dockerd's resolver uses as that
+    /// container's upstreams); an empty list gives it the network's again.
+    pub fn set_upstreams(&self, owner: &str, upstreams: &[SocketAddr]) {
+        let mut table = self.table.write().unwrap_or_else(PoisonError::into_inner);
+        if upstreams.is_empty() {
+            table.upstreams.remove(owner);
+        } else {
+            table.upstreams.insert(owner.to_owned(), upstreams.to_vec());
+        }
+    }
+
+    /// The upstreams of the owner of `client`, if it has its own.
+    fn upstreams_of(&self, client: IpAddr) -> Option<Vec<SocketAddr>> {
+        let table = self.table.read().unwrap_or_else(PoisonError::into_inner);
+        let owner = table.by_addr.get(&client)?.first()?;
+        table.upstreams.get(owner).cloned()
     }
 
     /// The addresses of `name` (any letter case, with or without the trailing dot), of every
@@ -253,6 +274,8 @@ pub struct DnsServer {
 struct Shared {
     records: Arc<Records>,
     upstreams: Vec<SocketAddr>,
+    /// The server's own addresses, never used as upstreams: forwarding to itself would loop.
+    listening: Vec<SocketAddr>,
     /// Readable once the server is stopping: every wait polls it.
     stop: OwnedFd,
     stopping: AtomicBool,
@@ -280,7 +303,6 @@ impl DnsServer {
             sockets.push(bind_pair(*addr)?);
         }
         let addrs: Vec<SocketAddr> = sockets.iter().map(|(_, _, a)| *a).collect();
-        // Forwarding to itself would loop until the in-flight limit is reached.
         let upstreams = upstreams
             .into_iter()
             .filter(|u| !addrs.contains(u))
@@ -289,6 +311,7 @@ impl DnsServer {
             shared: Arc::new(Shared {
                 records,
                 upstreams,
+                listening: addrs.clone(),
                 stop,
                 stopping: AtomicBool::new(false),
                 tasks: Tasks::default(),
@@ -321,6 +344,19 @@ impl DnsServer {
     }
 }
 
+impl Shared {
+    /// Where queries from `client` are forwarded: its owner's upstreams, else the network's.
+    fn upstreams_for(&self, client: IpAddr) -> Vec<SocketAddr> {
+        match self.records.upstreams_of(client) {
+            Some(own) => own
+                .into_iter()
+                .filter(|u| !self.listening.contains(u))
+                .collect(),
+            None => self.upstreams.clone(),
+        }
+    }
+}
+
 impl Drop for DnsServer {
     fn drop(&mut self) {
         self.shared.stopping.store(true, Ordering::SeqCst);
@@ -347,30 +383,20 @@ fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener, SocketAddr), D
     let tries = if addr.port() == 0 { 8 } else { 1 };
     let mut last = None;
     for _ in 0..tries {
-        let udp = UdpSocket::bind(addr).map_err(|source| DnsError::Bind {
-            proto: "udp",
-            addr,
-            source,
-        })?;
+        let udp = bind_socket(addr, SocketType::DGRAM)
+            .map(UdpSocket::from)
+            .map_err(|source| DnsError::Bind {
+                proto: "udp",
+                addr,
+                source,
+            })?;
         let bound = udp.local_addr().map_err(|source| DnsError::Bind {
             proto: "udp",
             addr,
             source,
         })?;
-        match TcpListener::bind(bound) {
-            Ok(tcp) => {
-                let nonblocking = udp
-                    .set_nonblocking(true)
-                    .and_then(|()| tcp.set_nonblocking(true));
-                if let Err(source) = nonblocking {
-                    return Err(DnsError::Bind {
-                        proto: "udp",
-                        addr,
-                        source,
-                    });
-                }
-                return Ok((udp, tcp, bound));
-            }
+        match bind_socket(bound, SocketType::STREAM) {
+            Ok(tcp) => return Ok((udp, TcpListener::from(tcp), bound)),
             Err(e) if e.kind() == io::ErrorKind::AddrInUse && addr.port() == 0 => last = Some(e),
             Err(source) => {
                 return Err(DnsError::Bind {
@@ -386,6 +412,41 @@ fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener, SocketAddr), D
         addr,
         source: last.unwrap_or_else(|| io::Error::from(io::ErrorKind::AddrInUse)),
     })
+}
+
+/// A non-blocking socket bound to `addr` (and listening, for TCP).
+///
+/// With IP_FREEBIND, because the gateway address may not be usable yet when the daemon starts
+/// the server: an IPv6 address stays tentative until duplicate address detection is done, and
+/// a bridge's addresses can be re-added after the server started.
+fn bind_socket(addr: SocketAddr, kind: SocketType) -> io::Result<OwnedFd> {
+    let family = match addr {
+        SocketAddr::V4(_) => AddressFamily::INET,
+        SocketAddr::V6(_) => AddressFamily::INET6,
+    };
+    let fd = rustix::net::socket_with(
+        family,
+        kind,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        None,
+    )?;
+    match addr {
+        SocketAddr::V4(_) => sockopt::set_ip_freebind(&fd, true)?,
+        SocketAddr::V6(_) => {
+            sockopt::set_ipv6_freebind(&fd, true)?;
+            sockopt::set_ipv6_v6only(&fd, true)?;
+        }
+    }
+    if kind == SocketType::STREAM {
+        // As std does for listeners: a restarted server can bind while old connections linger
+        // in TIME_WAIT.
+        sockopt::set_socket_reuseaddr(&fd, true)?;
+    }
+    rustix::net::bind(&fd, &addr)?;
+    if kind == SocketType::STREAM {
+        rustix::net::listen(&fd, 128)?;
+    }
+    Ok(fd)
 }
 
 /// Counts the forwards and TCP connections in flight, so both stay bounded and stopping can
@@ -509,12 +570,12 @@ fn serve_udp(shared: &Arc<Shared>, socket: &Arc<UdpSocket>) {
             continue;
         };
         let packet = &buf[..len];
-        match respond(shared, packet, Transport::Udp) {
+        match respond(shared, packet, Transport::Udp, peer.ip()) {
             Outcome::Reply(reply) => {
                 let _ = socket.send_to(&reply, peer);
             }
             Outcome::Drop => {}
-            Outcome::Forward(query) => {
+            Outcome::Forward(query, upstreams) => {
                 if !shared.tasks.try_start(TaskKind::Forward) {
                     let _ = socket.send_to(&error_reply(&query, ResponseCode::Refused), peer);
                     continue;
@@ -529,7 +590,8 @@ fn serve_udp(shared: &Arc<Shared>, socket: &Arc<UdpSocket>) {
                             tasks: &task_shared.tasks,
                             kind: TaskKind::Forward,
                         };
-                        let reply = forward(&task_shared, &query, &owned, Transport::Udp);
+                        let reply =
+                            forward(&task_shared, &query, &owned, Transport::Udp, &upstreams);
                         let _ = task_socket.send_to(&reply, peer);
                     });
                 if spawned.is_err() {
@@ -551,7 +613,7 @@ fn serve_tcp(shared: &Arc<Shared>, listener: &TcpListener) {
             Wait::Stopped => return,
             Wait::TimedOut => continue,
         }
-        let Ok((stream, _)) = listener.accept() else {
+        let Ok((stream, peer)) = listener.accept() else {
             continue;
         };
         if !shared.tasks.try_start(TaskKind::Tcp) {
@@ -566,7 +628,7 @@ fn serve_tcp(shared: &Arc<Shared>, listener: &TcpListener) {
                     tasks: &task_shared.tasks,
                     kind: TaskKind::Tcp,
                 };
-                serve_tcp_connection(&task_shared, stream);
+                serve_tcp_connection(&task_shared, stream, peer.ip());
             });
         if spawned.is_err() {
             shared.tasks.finish(TaskKind::Tcp);
@@ -576,7 +638,7 @@ fn serve_tcp(shared: &Arc<Shared>, listener: &TcpListener) {
 
 /// Answers the length-prefixed queries of one TCP client (RFC 1035 4.2.2) until it closes the
 /// connection, goes idle, or sends something that is not DNS.
-fn serve_tcp_connection(shared: &Shared, mut stream: TcpStream) {
+fn serve_tcp_connection(shared: &Shared, mut stream: TcpStream, client: IpAddr) {
     if stream.set_nonblocking(false).is_err()
         || stream.set_write_timeout(Some(UPSTREAM_TIMEOUT)).is_err()
     {
@@ -587,10 +649,12 @@ fn serve_tcp_connection(shared: &Shared, mut stream: TcpStream) {
         else {
             return;
         };
-        let reply = match respond(shared, &packet, Transport::Tcp) {
+        let reply = match respond(shared, &packet, Transport::Tcp, client) {
             Outcome::Reply(reply) => reply,
             Outcome::Drop => return,
-            Outcome::Forward(query) => forward(shared, &query, &packet, Transport::Tcp),
+            Outcome::Forward(query, upstreams) => {
+                forward(shared, &query, &packet, Transport::Tcp, &upstreams)
+            }
         };
         if write_tcp_message(&mut stream, &reply).is_err() {
             return;
@@ -665,13 +729,14 @@ enum Transport {
 
 enum Outcome {
     Reply(Vec<u8>),
-    Forward(Message),
+    /// To these upstreams (never empty).
+    Forward(Message, Vec<SocketAddr>),
     Drop,
 }
 
 /// Decides what to do with one packet from a client: answer it from the records, answer an
 /// error, forward it, or ignore it.
-fn respond(shared: &Shared, packet: &[u8], transport: Transport) -> Outcome {
+fn respond(shared: &Shared, packet: &[u8], transport: Transport, client: IpAddr) -> Outcome {
     let query = match Message::from_vec(packet) {
         Ok(query) => query,
         Err(_) => {
@@ -724,10 +789,11 @@ fn respond(shared: &Shared, packet: &[u8], transport: Transport) -> Outcome {
             return Outcome::Reply(answer(&query, records, transport));
         }
     }
-    if shared.upstreams.is_empty() {
+    let upstreams = shared.upstreams_for(client);
+    if upstreams.is_empty() {
         return Outcome::Reply(error_reply(&query, ResponseCode::Refused));
     }
-    Outcome::Forward(query)
+    Outcome::Forward(query, upstreams)
 }
 
 /// The name a PTR query for `name` (an `in-addr.arpa` or `ip6.arpa` name of one address)
@@ -813,14 +879,20 @@ fn header_error_for(id: u16, code: ResponseCode) -> Vec<u8> {
 
 /// Asks the upstreams in order, and returns the first answer that is not SERVFAIL or REFUSED
 /// (as dockerd does), else SERVFAIL.
-fn forward(shared: &Shared, query: &Message, packet: &[u8], transport: Transport) -> Vec<u8> {
+fn forward(
+    shared: &Shared,
+    query: &Message,
+    packet: &[u8],
+    transport: Transport,
+    upstreams: &[SocketAddr],
+) -> Vec<u8> {
     let client_limit = match transport {
         Transport::Tcp => usize::from(u16::MAX),
         Transport::Udp if query.edns.is_some() => usize::from(query.max_payload()),
         Transport::Udp => UDP_DEFAULT_SIZE,
     };
     let id = query.metadata.id;
-    for upstream in &shared.upstreams {
+    for upstream in upstreams {
         if shared.stopping.load(Ordering::SeqCst) {
             break;
         }

@@ -38,8 +38,16 @@ fn records() -> Arc<Records> {
 }
 
 fn start(upstreams: Vec<SocketAddr>) -> (DnsServer, SocketAddr) {
-    let listen: SocketAddr = "127.0.0.1:0".parse().expect("listen address");
-    let server = DnsServer::start(&[listen], records(), upstreams).expect("start the server");
+    start_on("127.0.0.1:0", records(), upstreams)
+}
+
+fn start_on(
+    listen: &str,
+    records: Arc<Records>,
+    upstreams: Vec<SocketAddr>,
+) -> (DnsServer, SocketAddr) {
+    let listen: SocketAddr = listen.parse().expect("listen address");
+    let server = DnsServer::start(&[listen], records, upstreams).expect("start the server");
     let addr = server.local_addrs()[0];
     assert_eq!(addr.ip(), listen.ip());
     assert_ne!(addr.port(), 0);
@@ -57,7 +65,13 @@ fn query(name: &str, rtype: RecordType) -> Message {
 }
 
 fn udp_exchange_raw(server: SocketAddr, packet: &[u8]) -> Option<Vec<u8>> {
-    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind client socket");
+    let client = if server.is_ipv4() { "127.0.0.1" } else { "::1" };
+    udp_exchange_from(client, server, packet)
+}
+
+fn udp_exchange_from(client: &str, server: SocketAddr, packet: &[u8]) -> Option<Vec<u8>> {
+    let client: IpAddr = client.parse().expect("client address");
+    let socket = UdpSocket::bind((client, 0)).expect("bind client socket");
     socket.connect(server).expect("connect client socket");
     socket
         .set_read_timeout(Some(CLIENT_WAIT))
@@ -71,8 +85,13 @@ fn udp_exchange_raw(server: SocketAddr, packet: &[u8]) -> Option<Vec<u8>> {
 }
 
 fn udp(server: SocketAddr, msg: &Message) -> Message {
-    let reply =
-        udp_exchange_raw(server, &msg.to_vec().expect("encode query")).expect("an answer over UDP");
+    let client = if server.is_ipv4() { "127.0.0.1" } else { "::1" };
+    udp_from(client, server, msg)
+}
+
+fn udp_from(client: &str, server: SocketAddr, msg: &Message) -> Message {
+    let reply = udp_exchange_from(client, server, &msg.to_vec().expect("encode query"))
+        .expect("an answer over UDP");
     let reply = Message::from_vec(&reply).expect("a DNS message");
     assert_eq!(reply.metadata.id, msg.metadata.id);
     assert_eq!(reply.metadata.message_type, MessageType::Response);
@@ -260,8 +279,8 @@ fn malformed_packets_do_not_stop_the_server() {
     server.stop();
 }
 
-/// A fake upstream nameserver on its own loopback address: answers every A query with
-/// 192.0.2.1, over UDP and TCP; over UDP it answers `big.example.` only with a truncated,
+/// A fake upstream nameserver on its own loopback address: answers every A query with its
+/// one address, over UDP and TCP; over UDP it answers `big.example.` only with a truncated,
 /// empty answer, so the server must come back over TCP.
 struct FakeUpstream {
     addr: SocketAddr,
@@ -270,8 +289,9 @@ struct FakeUpstream {
 }
 
 const FAKE_ANSWER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+const OTHER_FAKE_ANSWER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 
-fn fake_reply(packet: &[u8], udp: bool) -> Option<Vec<u8>> {
+fn fake_reply(packet: &[u8], udp: bool, answer: Ipv4Addr) -> Option<Vec<u8>> {
     let query = Message::from_vec(packet).ok()?;
     let question = query.queries.first()?.clone();
     let mut reply = Message::response(query.metadata.id, OpCode::Query);
@@ -283,7 +303,7 @@ fn fake_reply(packet: &[u8], udp: bool) -> Option<Vec<u8>> {
         reply.add_answer(Record::from_rdata(
             question.name().clone(),
             60,
-            RData::A(A(FAKE_ANSWER)),
+            RData::A(A(answer)),
         ));
     }
     reply.to_vec().ok()
@@ -291,6 +311,10 @@ fn fake_reply(packet: &[u8], udp: bool) -> Option<Vec<u8>> {
 
 impl FakeUpstream {
     fn start(ip: &str) -> FakeUpstream {
+        FakeUpstream::answering(ip, FAKE_ANSWER)
+    }
+
+    fn answering(ip: &str, answer: Ipv4Addr) -> FakeUpstream {
         let udp = UdpSocket::bind((ip.parse::<IpAddr>().expect("ip"), 0)).expect("bind fake udp");
         let addr = udp.local_addr().expect("fake address");
         let tcp = TcpListener::bind(addr).expect("bind fake tcp on the same port");
@@ -303,7 +327,7 @@ impl FakeUpstream {
                 if udp_stop.load(Ordering::SeqCst) {
                     return;
                 }
-                if let Some(reply) = fake_reply(&buf[..len], true) {
+                if let Some(reply) = fake_reply(&buf[..len], true, answer) {
                     let _ = udp.send_to(&reply, peer);
                 }
             }
@@ -325,7 +349,7 @@ impl FakeUpstream {
                 if stream.read_exact(&mut buf).is_err() {
                     continue;
                 }
-                if let Some(reply) = fake_reply(&buf, false) {
+                if let Some(reply) = fake_reply(&buf, false, answer) {
                     tcp_write(&mut stream, &reply);
                 }
             }
@@ -449,4 +473,55 @@ fn drop_stops_the_server() {
     drop(server);
     UdpSocket::bind(addr).expect("UDP port free after drop");
     TcpListener::bind(addr).expect("TCP port free after drop");
+}
+
+#[test]
+fn a_container_with_its_own_upstreams_uses_them() {
+    let network_upstream = FakeUpstream::answering("127.0.0.7", FAKE_ANSWER);
+    let own_upstream = FakeUpstream::answering("127.0.0.8", OTHER_FAKE_ANSWER);
+    let records = records();
+    // The test client plays a container at 127.0.0.9 that was started with --dns.
+    records.set("client", &["client".to_owned()], &[ip("127.0.0.9")]);
+    records.set_upstreams("client", &[own_upstream.addr]);
+    let (server, addr) = start_on(
+        "127.0.0.1:0",
+        Arc::clone(&records),
+        vec![network_upstream.addr],
+    );
+    let q = query("example.com.", RecordType::A);
+    assert_eq!(
+        addrs_of(&udp_from("127.0.0.9", addr, &q)),
+        vec![IpAddr::V4(OTHER_FAKE_ANSWER)]
+    );
+    assert_eq!(
+        addrs_of(&udp_from("127.0.0.10", addr, &q)),
+        vec![IpAddr::V4(FAKE_ANSWER)]
+    );
+    // Back to the network's upstreams.
+    records.set_upstreams("client", &[]);
+    assert_eq!(
+        addrs_of(&udp_from("127.0.0.9", addr, &q)),
+        vec![IpAddr::V4(FAKE_ANSWER)]
+    );
+    server.stop();
+}
+
+#[test]
+fn serves_ipv6_listen_addresses() {
+    let has_ipv6_loopback = std::fs::read_to_string("/proc/net/if_inet6")
+        .map(|t| {
+            t.lines()
+                .any(|l| l.starts_with("00000000000000000000000000000001"))
+        })
+        .unwrap_or(false);
+    assert!(
+        has_ipv6_loopback,
+        "this test needs ::1 on lo (IPv6 is disabled on this host)"
+    );
+    let (server, addr) = start_on("[::1]:0", records(), Vec::new());
+    for exchange in [udp, tcp] {
+        let reply = exchange(addr, &query("web.", RecordType::AAAA));
+        assert_eq!(addrs_of(&reply), vec![ip("fd00::2")]);
+    }
+    server.stop();
 }
