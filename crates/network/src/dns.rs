@@ -43,6 +43,8 @@ const TCP_IDLE: Duration = Duration::from_secs(10);
 /// How long stopping waits for forwards in flight (a TCP connect to an upstream cannot be
 /// interrupted, and takes at most [`UPSTREAM_TIMEOUT`]).
 const STOP_WAIT: Duration = Duration::from_secs(5);
+/// How long the TCP listener pauses after an accept that failed for lack of resources.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// The largest answer over UDP to a client that did not say (RFC 1035).
 const UDP_DEFAULT_SIZE: usize = 512;
 /// The UDP payload size this server advertises in its EDNS answers (the DNS flag day value).
@@ -613,8 +615,30 @@ fn serve_tcp(shared: &Arc<Shared>, listener: &TcpListener) {
             Wait::Stopped => return,
             Wait::TimedOut => continue,
         }
-        let Ok((stream, peer)) = listener.accept() else {
-            continue;
+        let (stream, peer) = match listener.accept() {
+            Ok(accepted) => accepted,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::Interrupted
+                        | io::ErrorKind::ConnectionAborted
+                ) =>
+            {
+                continue
+            }
+            // Out of descriptors or memory: the connection stays queued and the listener stays
+            // readable, so back off instead of spinning.
+            Err(_) => {
+                if let Wait::Stopped = wait_readable(
+                    &shared.stop,
+                    &shared.stop,
+                    Some(Instant::now() + ACCEPT_BACKOFF),
+                ) {
+                    return;
+                }
+                continue;
+            }
         };
         if !shared.tasks.try_start(TaskKind::Tcp) {
             // Closing the connection tells the client to go elsewhere.

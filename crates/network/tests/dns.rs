@@ -462,7 +462,9 @@ fn stop_closes_sockets_promptly_even_with_a_forward_in_flight() {
         took < UPSTREAM_TIMEOUT,
         "stop waited {took:?} for the forward"
     );
-    // The port is free again on both protocols: every socket of the server is closed.
+    // The port is free again on both protocols: every socket of the server is closed, and
+    // since each listening socket belongs to the thread that serves it (and, for UDP, to the
+    // forwards in flight), those threads have ended.
     UdpSocket::bind(addr).expect("UDP port free after stop");
     TcpListener::bind(addr).expect("TCP port free after stop");
 }
