@@ -588,13 +588,17 @@ fn serve_udp(shared: &Arc<Shared>, socket: &Arc<UdpSocket>) {
                 let spawned = std::thread::Builder::new()
                     .name("berth-dns-fwd".to_owned())
                     .spawn(move || {
-                        let _guard = TaskGuard {
+                        let guard = TaskGuard {
                             tasks: &task_shared.tasks,
                             kind: TaskKind::Forward,
                         };
                         let reply =
                             forward(&task_shared, &query, &owned, Transport::Udp, &upstreams);
                         let _ = task_socket.send_to(&reply, peer);
+                        // The socket goes before the count: a stopped server has closed every
+                        // socket once the count is zero.
+                        drop(task_socket);
+                        drop(guard);
                     });
                 if spawned.is_err() {
                     shared.tasks.finish(TaskKind::Forward);
