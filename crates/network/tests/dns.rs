@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::{A, PTR};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use network::dns::{DnsServer, Records, TTL, UPSTREAM_TIMEOUT};
@@ -525,5 +525,35 @@ fn serves_ipv6_listen_addresses() {
         let reply = exchange(addr, &query("web.", RecordType::AAAA));
         assert_eq!(addrs_of(&reply), vec![ip("fd00::2")]);
     }
+    server.stop();
+}
+
+#[test]
+fn large_answers_are_truncated_to_what_the_client_takes() {
+    let records = Records::new();
+    let many: Vec<IpAddr> = (1..=60u8)
+        .map(|i| IpAddr::V4(Ipv4Addr::new(10, 1, 0, i)))
+        .collect();
+    records.set("c1", &["many".to_owned()], &many);
+    let (server, addr) = start_on("127.0.0.1:0", Arc::new(records), Vec::new());
+
+    // Plain UDP: at most 512 bytes, marked truncated so the client retries over TCP.
+    let reply = udp(addr, &query("many.", RecordType::A));
+    assert!(reply.metadata.truncation);
+    assert!(!reply.answers.is_empty() && reply.answers.len() < many.len());
+    assert!(reply.to_vec().expect("encode").len() <= 512);
+
+    // Over TCP, or with an EDNS buffer big enough, everything.
+    let reply = tcp(addr, &query("many.", RecordType::A));
+    assert!(!reply.metadata.truncation);
+    assert_eq!(reply.answers.len(), many.len());
+    let mut edns_query = query("many.", RecordType::A);
+    let mut edns = Edns::new();
+    edns.set_max_payload(4096);
+    edns_query.edns = Some(edns);
+    let reply = udp(addr, &edns_query);
+    assert!(!reply.metadata.truncation);
+    assert_eq!(reply.answers.len(), many.len());
+    assert!(reply.edns.is_some(), "an EDNS query gets an EDNS answer");
     server.stop();
 }
