@@ -17,7 +17,8 @@
 //! ## Modules
 //!
 //! - [`dns`]: the embedded DNS server of a user-defined network (one per network, on its
-//!   gateway addresses in the host's namespace) and the name table it answers from.
+//!   gateway addresses in the host's namespace) and the name table it answers from; the wire
+//!   format is `hickory-proto`'s, the waits are `rustix` polls on its sockets and a stop eventfd.
 //! - [`files`]: the text of a container's `/etc/hosts`, `/etc/resolv.conf` and
 //!   `/etc/hostname`, as dockerd writes them; `--add-host` parsing.
 #![forbid(unsafe_code)]
