@@ -13,4 +13,15 @@
 //! and after it forks) both call.
 //!
 //! May use: the netlink crates, nftables over netlink, `ipnet`, `berth-sys`.
+//!
+//! ## Modules
+//!
+//! - [`dns`]: the embedded DNS server of a user-defined network (one per network, on its
+//!   gateway addresses in the host's namespace) and the name table it answers from; the wire
+//!   format is `hickory-proto`'s, the waits are `rustix` polls on its sockets and a stop eventfd.
+//! - [`files`]: the text of a container's `/etc/hosts`, `/etc/resolv.conf` and
+//!   `/etc/hostname`, as dockerd writes them; `--add-host` parsing.
 #![forbid(unsafe_code)]
+
+pub mod dns;
+pub mod files;
