@@ -550,7 +550,7 @@ impl Networks {
         if !r.has_dns() {
             return None;
         }
-        let records = Arc::new(Records::new());
+        let records = Arc::new(Records::for_network(&r.name));
         let listen: Vec<SocketAddr> = r
             .subnets
             .iter()
@@ -1505,21 +1505,20 @@ impl Networks {
         }
         let mut extra = Vec::new();
         for h in host.extra_hosts.iter().flatten() {
-            let text = match h.rsplit_once([':', '=']) {
-                Some((name, "host-gateway")) => {
-                    let gw = self.host_gateway().ok_or_else(|| {
+            let (name, addr) = network::files::parse_extra_host(h).map_err(|e| {
+                ApiError::InvalidParameter(format!("invalid --add-host {h}: {e}"))
+            })?;
+            let ip = match addr {
+                network::files::ExtraHostAddr::Ip(ip) => ip,
+                network::files::ExtraHostAddr::HostGateway => {
+                    self.host_gateway().ok_or_else(|| {
                         ApiError::InvalidParameter(format!(
                             "invalid --add-host {h}: host-gateway needs the default bridge"
                         ))
-                    })?;
-                    format!("{name}={gw}")
+                    })?
                 }
-                _ => h.clone(),
             };
-            let parsed = network::files::parse_extra_host(&text).map_err(|e| {
-                ApiError::InvalidParameter(format!("invalid --add-host {h}: {e}"))
-            })?;
-            extra.push(parsed);
+            extra.push((name, ip));
         }
         let own: Vec<IpAddr> = r
             .net
@@ -1546,14 +1545,28 @@ impl Networks {
                 .collect::<Result<_, _>>()?,
             None => self.config.dns.clone(),
         };
+        // On a user-defined network the embedded server is the only nameserver; a container's
+        // own --dns servers are where that server forwards its other names.
+        if embedded_dns.is_some() && host.dns.as_ref().is_some_and(|d| !d.is_empty()) {
+            let ups: Vec<SocketAddr> = dns.iter().map(|ip| SocketAddr::new(*ip, 53)).collect();
+            let st = lock(&self.state);
+            for ep in r.net.endpoints.values() {
+                if let Some(Net { dns: Some((_, records)), .. }) = st.nets.get(&ep.network_id) {
+                    records.set_upstreams(&r.id, &ups);
+                }
+            }
+        }
+        let file_dns: &[IpAddr] = if embedded_dns.is_some() { &[] } else { &dns };
         write(
             "resolv.conf",
             network::files::resolv_conf(
+                "/etc/resolv.conf",
                 &host_text,
                 embedded_dns,
-                &dns,
+                file_dns,
                 host.dns_search.as_deref().unwrap_or_default(),
                 host.dns_options.as_deref().unwrap_or_default(),
+                ipv6,
             ),
         )
     }
