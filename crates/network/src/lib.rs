@@ -14,3 +14,9 @@
 //!
 //! May use: the netlink crates, nftables over netlink, `ipnet`, `berth-sys`.
 #![forbid(unsafe_code)]
+
+pub mod ipam;
+pub mod link;
+pub mod netlink;
+pub mod pools;
+pub mod sysctl;
