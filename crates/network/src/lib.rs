@@ -25,3 +25,8 @@
 
 pub mod dns;
 pub mod files;
+pub mod ipam;
+pub mod link;
+pub mod netlink;
+pub mod pools;
+pub mod sysctl;
