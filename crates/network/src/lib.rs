@@ -13,4 +13,14 @@
 //! and after it forks) both call.
 //!
 //! May use: the netlink crates, nftables over netlink, `ipnet`, `berth-sys`.
+//!
+//! ## Modules
+//!
+//! - [`nft`]: berth's own nftables table (family `inet`), programmed in netlink
+//!   transactions: egress masquerade, published ports (DNAT), isolation between networks.
+//! - [`ports`]: host port reservations, so a taken port fails before a container starts and
+//!   nobody else binds a published port while it is published.
 #![forbid(unsafe_code)]
+
+pub mod nft;
+pub mod ports;
