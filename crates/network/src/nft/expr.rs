@@ -244,7 +244,7 @@ pub(super) fn saddr_in(net: IpNet) -> Vec<Expr> {
         offset,
         len: nbytes as u32,
     }];
-    if prefix % 8 != 0 {
+    if prefix & 7 != 0 {
         out.push(Expr::Bitwise {
             len: nbytes as u32,
             mask: mask[..nbytes].to_vec(),
