@@ -97,7 +97,7 @@ impl Reservation {
     }
 }
 
-/// Reserves `port` of `proto` on `host_ip` (`None`: 0.0.0.0, and [::] where the host has
+/// Reserves `port` of `proto` on `host_ip` (`None`: `0.0.0.0`, and `[::]` where the host has
 /// IPv6). Port 0 picks a free one: the kernel chooses it from its ephemeral range
 /// (`/proc/sys/net/ipv4/ip_local_port_range`, skipping `ip_local_reserved_ports`) by binding
 /// port 0, the range dockerd takes its ports from.

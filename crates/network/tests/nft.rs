@@ -250,7 +250,7 @@ fn sync_makes_the_chains_and_rules_and_is_idempotent() {
         .iter()
         .map(|r| r["expr"].to_string())
         .collect();
-    assert_eq!(fwd.len(), 7, "{fwd:#?}");
+    assert_eq!(fwd.len(), 8, "{fwd:#?}");
     assert!(
         fwd[0].contains("established") && fwd[0].contains("related") && fwd[0].contains("accept")
     );
@@ -472,19 +472,40 @@ impl Drop for TestNet {
 
 const GREETING: &[u8] = b"hello from inside the namespace\n";
 
-/// A TCP server inside `netns` on `port` that greets `connections` clients, then returns.
-/// Returns once it listens.
-fn serve_in(netns: &str, port: u16, connections: usize) -> std::thread::JoinHandle<()> {
-    let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+/// Moves the current thread into network namespace `netns` (setns changes only the calling
+/// thread's namespace).
+fn enter(netns: &str) -> Result<(), String> {
     let path = format!("/run/netns/{netns}");
+    let ns = std::fs::File::open(&path).map_err(|e| format!("open {path}: {e}"))?;
+    nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
+        .map_err(|e| format!("setns {path}: {e}"))
+}
+
+/// Runs `f` on a thread inside network namespace `netns`.
+fn in_netns<T: Send + 'static>(netns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let netns = netns.to_string();
+    std::thread::spawn(move || {
+        enter(&netns).expect("enter the namespace");
+        f()
+    })
+    .join()
+    .expect("the thread in the namespace panicked")
+}
+
+/// A TCP server inside `netns` on `port` that greets `connections` clients, then returns;
+/// each client's address arrives on the receiver as it connects. Returns once it listens.
+fn serve_in(
+    netns: &str,
+    port: u16,
+    connections: usize,
+) -> (std::thread::JoinHandle<()>, mpsc::Receiver<SocketAddr>) {
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+    let (peer_tx, peer_rx) = mpsc::channel();
+    let netns = netns.to_string();
     let handle = std::thread::spawn(move || {
-        let listener = (|| -> Result<TcpListener, String> {
-            let ns = std::fs::File::open(&path).map_err(|e| format!("open {path}: {e}"))?;
-            // setns moves only this thread into the namespace.
-            nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
-                .map_err(|e| format!("setns {path}: {e}"))?;
+        let listener = enter(&netns).and_then(|()| {
             TcpListener::bind(("0.0.0.0", port)).map_err(|e| format!("listen on {port}: {e}"))
-        })();
+        });
         let listener = match listener {
             Ok(l) => {
                 let _ = ready_tx.send(Ok(()));
@@ -496,7 +517,8 @@ fn serve_in(netns: &str, port: u16, connections: usize) -> std::thread::JoinHand
             }
         };
         for _ in 0..connections {
-            if let Ok((mut stream, _)) = listener.accept() {
+            if let Ok((mut stream, peer)) = listener.accept() {
+                let _ = peer_tx.send(peer);
                 let _ = stream.write_all(GREETING);
             }
         }
@@ -505,7 +527,15 @@ fn serve_in(netns: &str, port: u16, connections: usize) -> std::thread::JoinHand
         .recv_timeout(Duration::from_secs(10))
         .expect("the server starts within 10 s")
         .expect("the server listens");
-    handle
+    (handle, peer_rx)
+}
+
+/// The address the server saw the last client come from.
+fn peer(peers: &mpsc::Receiver<SocketAddr>) -> IpAddr {
+    peers
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the server reports its client")
+        .ip()
 }
 
 fn fetch(addr: SocketAddr) -> Vec<u8> {
@@ -538,7 +568,7 @@ fn a_published_port_reaches_the_container_from_localhost_and_the_bridge_address(
         format!("Bind for 0.0.0.0:{host_port} failed: port is already allocated")
     );
 
-    let server = serve_in(&net.netns, 8000, 2);
+    let (server, _peers) = serve_in(&net.netns, 8000, 2);
     let mut fw = Firewall::new(&table.0).expect("firewall");
     fw.sync(
         &[network(&net.bridge, &[format!("10.{x}.{y}.0/24")], false)],
@@ -573,4 +603,163 @@ fn a_published_port_reaches_the_container_from_localhost_and_the_bridge_address(
         "{refused}"
     );
     drop(reservation);
+}
+
+/// Network namespaces removed on drop.
+struct Namespaces(Vec<String>);
+
+impl Namespaces {
+    fn add(&mut self, role: &str) -> String {
+        let name = format!("berth-nft-{}-{}-{role}", pid(), next());
+        run(&["ip", "netns", "add", &name]);
+        self.0.push(name.clone());
+        name
+    }
+}
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        for name in self.0.iter().rev() {
+            let _ = Command::new("ip").args(["netns", "del", name]).output();
+        }
+    }
+}
+
+/// Puts a veth named `eth0` with `cidr` (and a default route via `gateway`) into `netns`,
+/// its peer `host_end` into `host` on `bridge` (or, without one, with address `host_cidr`).
+fn plug(host: &str, host_end: &str, bridge: Option<&str>, netns: &str, cidr: &str, gateway: &str) {
+    run(&[
+        "ip", "-n", host, "link", "add", host_end, "type", "veth", "peer", "name", "eth0", "netns",
+        netns,
+    ]);
+    match bridge {
+        Some(bridge) => run(&[
+            "ip", "-n", host, "link", "set", host_end, "master", bridge, "up",
+        ]),
+        None => run(&["ip", "-n", host, "link", "set", host_end, "up"]),
+    }
+    run(&["ip", "-n", netns, "addr", "add", cidr, "dev", "eth0"]);
+    run(&["ip", "-n", netns, "link", "set", "eth0", "up"]);
+    run(&["ip", "-n", netns, "link", "set", "lo", "up"]);
+    run(&["ip", "-n", netns, "route", "add", "default", "via", gateway]);
+}
+
+fn connect_in(netns: &str, addr: &str) -> std::io::Result<Vec<u8>> {
+    let addr: SocketAddr = addr.parse().expect("socket address");
+    in_netns(netns, move || {
+        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        let mut got = Vec::new();
+        stream.read_to_end(&mut got)?;
+        Ok(got)
+    })
+}
+
+/// A whole host in a namespace of its own, so forwarding can be turned on without touching
+/// the machine: two bridges with containers, and an "outside" host behind an uplink.
+#[test]
+fn forwarding_hairpin_isolation_and_egress_in_a_private_host() {
+    require_kernel!("forwarding_hairpin_isolation_and_egress_in_a_private_host");
+    let mut ns = Namespaces(Vec::new());
+    let host = ns.add("host");
+    let (c1, c2, c3, outside) = (ns.add("c1"), ns.add("c2"), ns.add("c3"), ns.add("out"));
+    let c4 = ns.add("c4");
+    for (bridge, cidr) in [
+        ("b1", "10.1.1.1/24"),
+        ("b2", "10.1.2.1/24"),
+        ("b3", "10.1.3.1/24"),
+    ] {
+        run(&["ip", "-n", &host, "link", "add", bridge, "type", "bridge"]);
+        run(&["ip", "-n", &host, "addr", "add", cidr, "dev", bridge]);
+        run(&["ip", "-n", &host, "link", "set", bridge, "up"]);
+    }
+    plug(&host, "v1", Some("b1"), &c1, "10.1.1.2/24", "10.1.1.1");
+    plug(&host, "v2", Some("b1"), &c2, "10.1.1.3/24", "10.1.1.1");
+    plug(&host, "v3", Some("b2"), &c3, "10.1.2.2/24", "10.1.2.1");
+    plug(&host, "v4", Some("b3"), &c4, "10.1.3.2/24", "10.1.3.1");
+    plug(&host, "up0", None, &outside, "10.99.0.2/24", "10.99.0.1");
+    run(&[
+        "ip",
+        "-n",
+        &host,
+        "addr",
+        "add",
+        "10.99.0.1/24",
+        "dev",
+        "up0",
+    ]);
+    in_netns(&host, || {
+        std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").expect("enable forwarding")
+    });
+
+    let (c1_server, c1_peers) = serve_in(&c1, 8000, 5);
+    // Without berth's table, the host routes between its bridges.
+    assert_eq!(
+        connect_in(&c3, "10.1.1.2:8000").expect("b2 to b1 before sync"),
+        GREETING
+    );
+    assert_eq!(peer(&c1_peers), ip("10.1.2.2"));
+
+    // The firewall's socket belongs to the namespace it was opened in.
+    let mut fw = in_netns(&host, || Firewall::new("berth").expect("firewall"));
+    let networks = [
+        network("b1", &["10.1.1.0/24".to_string()], false),
+        network("b2", &["10.1.2.0/24".to_string()], false),
+        network("b3", &["10.1.3.0/24".to_string()], true),
+    ];
+    fw.sync(&networks, &[]).expect("sync");
+    fw.add_ports(
+        "c1",
+        &[PortMapping {
+            host_ip: None,
+            host_port: 9000,
+            proto: Proto::Tcp,
+            container_ip: ip("10.1.1.2"),
+            container_port: 8000,
+        }],
+    )
+    .expect("publish");
+
+    // Isolation: b2 no longer reaches b1 directly; the SYN is dropped.
+    let err = connect_in(&c3, "10.1.1.2:8000").expect_err("isolated");
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+
+    // Hairpin: c2 reaches its neighbour through the host's address, masqueraded so the
+    // reply comes back through the host.
+    assert_eq!(connect_in(&c2, "10.1.1.1:9000").expect("hairpin"), GREETING);
+    assert_eq!(peer(&c1_peers), ip("10.1.1.1"));
+
+    // From another host: DNATed, the client's own address preserved.
+    assert_eq!(
+        connect_in(&outside, "10.99.0.1:9000").expect("from outside"),
+        GREETING
+    );
+    assert_eq!(peer(&c1_peers), ip("10.99.0.2"));
+
+    // A container of another network reaches the published port too; leaving its own
+    // bridge, it is masqueraded like any egress of its network.
+    assert_eq!(connect_in(&c3, "10.1.2.1:9000").expect("from b2"), GREETING);
+    assert_eq!(peer(&c1_peers), ip("10.1.1.1"));
+
+    // Egress: c1 reaches the outside host, masqueraded behind the uplink's address.
+    let (out_server, out_peers) = serve_in(&outside, 7000, 1);
+    // b3 is internal: nothing leaves it (the outside host routes back through the host,
+    // so only the firewall stops this)...
+    let err = connect_in(&c4, "10.99.0.2:7000").expect_err("internal");
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+    // ...and nothing enters it: nothing listens in c4, so a SYN that arrived would be
+    // refused at once; dropped, it times out.
+    let err = connect_in(&outside, "10.1.3.2:8000").expect_err("internal");
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+    assert_eq!(connect_in(&c1, "10.99.0.2:7000").expect("egress"), GREETING);
+    assert_eq!(peer(&out_peers), ip("10.99.0.1"));
+    out_server.join().expect("outside server");
+
+    // The fifth connection lets c1's server finish.
+    assert_eq!(
+        connect_in(&c2, "10.1.1.2:8000").expect("within b1"),
+        GREETING
+    );
+    assert_eq!(peer(&c1_peers), ip("10.1.1.3"));
+    c1_server.join().expect("c1 server");
 }

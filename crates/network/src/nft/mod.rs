@@ -27,8 +27,10 @@
 //!   from the bridge's own subnets back into it (hairpin), so replies come back through
 //!   the host.
 //! - `forward` (filter): established and related accepted; within one bridge accepted;
-//!   internal bridges allowed nothing else; from a berth bridge to another berth bridge
-//!   dropped (`isolate`); everything else from or to a berth bridge accepted.
+//!   internal bridges allowed nothing else; connections to published ports (DNATed)
+//!   accepted, from wherever they come, as they would be through dockerd's userland proxy;
+//!   from a berth bridge to another berth bridge dropped (`isolate`); everything else from or
+//!   to a berth bridge accepted.
 //!
 //! An accept here does not override a drop in the host's own tables: a packet must pass every
 //! base chain on its hook, so published ports obey the host's firewall.
@@ -708,6 +710,16 @@ fn base_rules(networks: &[NetworkRules]) -> Vec<Rule> {
             "forward",
             format!("internal {b} receives nothing from out"),
             vec![expr::oifname(CmpOp::Eq, b), drop()],
+        ));
+    }
+    if networks.iter().any(|n| !n.internal) {
+        // A published port is open to everyone who reaches the host, containers of other
+        // networks included (as through dockerd's userland proxy): DNATed connections pass
+        // the isolation below.
+        rules.push(Rule::new(
+            "forward",
+            "accept connections to published ports",
+            vec![expr::ct_status(expr::CT_STATUS_DNAT), accept()],
         ));
     }
     for n in networks.iter().filter(|n| !n.internal) {
