@@ -504,7 +504,8 @@ fn serve_in(
     let netns = netns.to_string();
     let handle = std::thread::spawn(move || {
         let listener = enter(&netns).and_then(|()| {
-            TcpListener::bind(("0.0.0.0", port)).map_err(|e| format!("listen on {port}: {e}"))
+            // [::] without IPV6_V6ONLY takes IPv4 clients too.
+            TcpListener::bind(("::", port)).map_err(|e| format!("listen on {port}: {e}"))
         });
         let listener = match listener {
             Ok(l) => {
@@ -536,6 +537,7 @@ fn peer(peers: &mpsc::Receiver<SocketAddr>) -> IpAddr {
         .recv_timeout(Duration::from_secs(5))
         .expect("the server reports its client")
         .ip()
+        .to_canonical()
 }
 
 fn fetch(addr: SocketAddr) -> Vec<u8> {
@@ -613,6 +615,10 @@ impl Namespaces {
         let name = format!("berth-nft-{}-{}-{role}", pid(), next());
         run(&["ip", "netns", "add", &name]);
         self.0.push(name.clone());
+        // Interfaces made here skip duplicate address detection, so IPv6 works at once.
+        in_netns(&name, || {
+            std::fs::write("/proc/sys/net/ipv6/conf/default/accept_dad", "0").expect("turn off DAD")
+        });
         name
     }
 }
@@ -688,11 +694,26 @@ fn forwarding_hairpin_isolation_and_egress_in_a_private_host() {
         "dev",
         "up0",
     ]);
+    for (netns, dev, cidr, gateway) in [
+        (&host, "b1", "fd01:1::1/64", None),
+        (&c1, "eth0", "fd01:1::2/64", Some("fd01:1::1")),
+        (&host, "up0", "fd99::1/64", None),
+        (&outside, "eth0", "fd99::2/64", Some("fd99::1")),
+    ] {
+        run(&["ip", "-n", netns, "addr", "add", cidr, "dev", dev, "nodad"]);
+        if let Some(gateway) = gateway {
+            run(&[
+                "ip", "-n", netns, "-6", "route", "add", "default", "via", gateway,
+            ]);
+        }
+    }
     in_netns(&host, || {
-        std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").expect("enable forwarding")
+        std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").expect("enable forwarding");
+        std::fs::write("/proc/sys/net/ipv6/conf/all/forwarding", "1")
+            .expect("enable IPv6 forwarding");
     });
 
-    let (c1_server, c1_peers) = serve_in(&c1, 8000, 5);
+    let (c1_server, c1_peers) = serve_in(&c1, 8000, 6);
     // Without berth's table, the host routes between its bridges.
     assert_eq!(
         connect_in(&c3, "10.1.1.2:8000").expect("b2 to b1 before sync"),
@@ -703,7 +724,11 @@ fn forwarding_hairpin_isolation_and_egress_in_a_private_host() {
     // The firewall's socket belongs to the namespace it was opened in.
     let mut fw = in_netns(&host, || Firewall::new("berth").expect("firewall"));
     let networks = [
-        network("b1", &["10.1.1.0/24".to_string()], false),
+        network(
+            "b1",
+            &["10.1.1.0/24".to_string(), "fd01:1::/64".to_string()],
+            false,
+        ),
         network("b2", &["10.1.2.0/24".to_string()], false),
         network("b3", &["10.1.3.0/24".to_string()], true),
     ];
@@ -719,6 +744,17 @@ fn forwarding_hairpin_isolation_and_egress_in_a_private_host() {
         }],
     )
     .expect("publish");
+    fw.add_ports(
+        "c1-v6",
+        &[PortMapping {
+            host_ip: None,
+            host_port: 9000,
+            proto: Proto::Tcp,
+            container_ip: ip("fd01:1::2"),
+            container_port: 8000,
+        }],
+    )
+    .expect("publish over IPv6");
 
     // Isolation: b2 no longer reaches b1 directly; the SYN is dropped.
     let err = connect_in(&c3, "10.1.1.2:8000").expect_err("isolated");
@@ -735,6 +771,11 @@ fn forwarding_hairpin_isolation_and_egress_in_a_private_host() {
         GREETING
     );
     assert_eq!(peer(&c1_peers), ip("10.99.0.2"));
+    assert_eq!(
+        connect_in(&outside, "[fd99::1]:9000").expect("IPv6 from outside"),
+        GREETING
+    );
+    assert_eq!(peer(&c1_peers), ip("fd99::2"));
 
     // A container of another network reaches the published port too; leaving its own
     // bridge, it is masqueraded like any egress of its network.
@@ -742,7 +783,7 @@ fn forwarding_hairpin_isolation_and_egress_in_a_private_host() {
     assert_eq!(peer(&c1_peers), ip("10.1.1.1"));
 
     // Egress: c1 reaches the outside host, masqueraded behind the uplink's address.
-    let (out_server, out_peers) = serve_in(&outside, 7000, 1);
+    let (out_server, out_peers) = serve_in(&outside, 7000, 2);
     // b3 is internal: nothing leaves it (the outside host routes back through the host,
     // so only the firewall stops this)...
     let err = connect_in(&c4, "10.99.0.2:7000").expect_err("internal");
@@ -753,9 +794,14 @@ fn forwarding_hairpin_isolation_and_egress_in_a_private_host() {
     assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
     assert_eq!(connect_in(&c1, "10.99.0.2:7000").expect("egress"), GREETING);
     assert_eq!(peer(&out_peers), ip("10.99.0.1"));
+    assert_eq!(
+        connect_in(&c1, "[fd99::2]:7000").expect("IPv6 egress"),
+        GREETING
+    );
+    assert_eq!(peer(&out_peers), ip("fd99::1"));
     out_server.join().expect("outside server");
 
-    // The fifth connection lets c1's server finish.
+    // The last connection lets c1's server finish.
     assert_eq!(
         connect_in(&c2, "10.1.1.2:8000").expect("within b1"),
         GREETING
