@@ -9,9 +9,9 @@ use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
 
 use super::wire::{self, Finished, MsgType, NLMSG_DONE, NLMSG_ERROR, NLM_F_DUMP};
 
-/// Receive buffer: dump parts are at most 32 KiB, acknowledgements a few dozen bytes each.
+/// Receive buffer: dump parts are at most 32 KiB.
 const RECV_BUF: usize = 64 * 1024;
-/// Below this, the socket's default buffers (about 208 KiB) hold the request and the answers.
+/// Below this, the socket's default send buffer (about 208 KiB) holds the request.
 const DEFAULT_BUFFERS: usize = 128 * 1024;
 
 /// Why a transaction failed.
@@ -56,16 +56,17 @@ impl Socket {
     }
 
     /// Sends one transaction. The kernel runs a netlink request inside `sendmsg`, so when
-    /// `send` returns every answer is already queued: they are read without blocking.
+    /// `send` returns every answer is already queued: they are read without blocking. The
+    /// answers are an error for each refused message, or the acknowledgement of the last
+    /// message once everything committed.
     pub(super) fn transact(&mut self, tx: &Finished) -> Result<(), TxError> {
+        self.drain();
         let count = tx.ops.len();
         let (bytes, first_seq) = (&tx.bytes, tx.first_seq);
         if bytes.len() > DEFAULT_BUFFERS {
-            // The whole batch must fit in one skb, and every message is acknowledged.
-            // SO_SNDBUFFORCE needs CAP_NET_ADMIN, which changing nftables needs anyway.
+            // The whole batch must fit in one skb. SO_SNDBUFFORCE needs CAP_NET_ADMIN, which
+            // changing nftables needs anyway.
             rustix::net::sockopt::set_socket_send_buffer_size_force(&self.fd, bytes.len() * 2)
-                .map_err(|e| TxError::Io(e.into()))?;
-            rustix::net::sockopt::set_socket_recv_buffer_size_force(&self.fd, count * 128)
                 .map_err(|e| TxError::Io(e.into()))?;
         }
         let sent = rustix::net::send(&self.fd, bytes, SendFlags::empty())
@@ -76,27 +77,35 @@ impl Socket {
                 bytes.len()
             )));
         }
-        let begin = first_seq;
-        let end = first_seq.wrapping_add(count as u32 + 1);
-        let mut acked = 0usize;
+        // BEGIN is first_seq, message i is first_seq + 1 + i, END is first_seq + count + 1.
+        let last = first_seq.wrapping_add(count as u32);
+        let mut committed = false;
         let mut first_error: Option<TxError> = None;
         loop {
             let n = match rustix::net::recv(&self.fd, &mut self.buf[..], RecvFlags::DONTWAIT) {
                 Ok((n, _)) => n,
                 Err(rustix::io::Errno::AGAIN) => break,
                 Err(rustix::io::Errno::INTR) => continue,
+                Err(rustix::io::Errno::NOBUFS) => {
+                    // So many messages were refused that their errors overflowed the
+                    // socket: the transaction did not commit.
+                    first_error.get_or_insert(TxError::Protocol(
+                        "the kernel refused so many messages that its errors were lost".into(),
+                    ));
+                    continue;
+                }
                 Err(e) => return Err(TxError::Io(e.into())),
             };
             for reply in wire::replies(&self.buf[..n]) {
                 if reply.ty != NLMSG_ERROR {
                     continue;
                 }
-                let offset = reply.seq.wrapping_sub(begin);
-                if offset > end.wrapping_sub(begin) {
-                    continue; // an answer to an earlier request that was abandoned
+                let offset = reply.seq.wrapping_sub(first_seq);
+                if offset > count as u32 + 1 {
+                    continue; // an answer to an earlier request
                 }
                 match wire::error_code(reply.payload) {
-                    Some(0) => acked += 1,
+                    Some(0) => committed |= reply.seq == last,
                     Some(code) => {
                         if first_error.is_none() {
                             let index = (offset >= 1 && (offset as usize) <= count)
@@ -108,7 +117,8 @@ impl Socket {
                         }
                     }
                     None => {
-                        return Err(TxError::Protocol("a truncated error message".into()));
+                        first_error
+                            .get_or_insert(TxError::Protocol("a truncated error message".into()));
                     }
                 }
             }
@@ -116,12 +126,23 @@ impl Socket {
         if let Some(error) = first_error {
             return Err(error);
         }
-        if acked != count {
-            return Err(TxError::Protocol(format!(
-                "the kernel acknowledged {acked} of the transaction's {count} messages"
-            )));
+        if !committed {
+            return Err(TxError::Protocol(
+                "the kernel neither acknowledged nor refused the transaction".into(),
+            ));
         }
         Ok(())
+    }
+
+    /// Discards whatever an earlier, failed exchange left unread.
+    fn drain(&mut self) {
+        loop {
+            match rustix::net::recv(&self.fd, &mut self.buf[..], RecvFlags::DONTWAIT) {
+                Ok((0, _)) => break,
+                Ok(_) | Err(rustix::io::Errno::NOBUFS | rustix::io::Errno::INTR) => continue,
+                Err(_) => break,
+            }
+        }
     }
 
     /// Lists the rules of `table`'s `chain`: handle and comment of each.
@@ -135,6 +156,7 @@ impl Socket {
             a.string(wire::NFTA_RULE_TABLE, table);
             a.string(wire::NFTA_RULE_CHAIN, chain);
         });
+        self.drain();
         rustix::net::send(&self.fd, &request, SendFlags::empty())?;
         let mut rules = Vec::new();
         loop {

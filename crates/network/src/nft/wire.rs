@@ -119,10 +119,16 @@ impl<'a> Attrs<'a> {
 /// One transaction: BEGIN, the messages, END, in one buffer sent with one `sendmsg`, so the
 /// kernel applies all of it or none of it. `ops[i]` says in words what message `i` does, so an
 /// error can name it.
+///
+/// The kernel reports every refused message; only the last message asks for an
+/// acknowledgement, which the kernel sends once the whole transaction committed. (An
+/// acknowledgement per message would cost a socket buffer's worth of skbs per few hundred
+/// rules and overflow it on a large replace.)
 pub(super) struct Batch {
     buf: Vec<u8>,
     first_seq: u32,
     next_seq: u32,
+    last_msg: Option<usize>,
     pub(super) ops: Vec<String>,
 }
 
@@ -132,6 +138,7 @@ impl Batch {
             buf: Vec::with_capacity(1024),
             first_seq,
             next_seq: first_seq,
+            last_msg: None,
             ops: Vec::new(),
         };
         batch.header(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, 0, |_| {});
@@ -162,7 +169,7 @@ impl Batch {
         self.buf[start..start + 4].copy_from_slice(&len.to_ne_bytes());
     }
 
-    /// Adds one nf_tables message (acknowledged by the kernel) to the transaction.
+    /// Adds one nf_tables message to the transaction.
     pub(super) fn push(
         &mut self,
         msg: MsgType,
@@ -171,16 +178,21 @@ impl Batch {
         f: impl FnOnce(&mut Attrs<'_>),
     ) {
         self.ops.push(op);
+        self.last_msg = Some(self.buf.len());
         self.header(
             msg.nlmsg_type(),
-            NLM_F_REQUEST | NLM_F_ACK | extra_flags,
+            NLM_F_REQUEST | extra_flags,
             NFPROTO_INET,
             f,
         );
     }
 
-    /// Closes the transaction.
+    /// Closes the transaction; its last message asks for the acknowledgement.
     pub(super) fn finish(mut self) -> Finished {
+        if let Some(at) = self.last_msg {
+            let flags = u16::from_ne_bytes([self.buf[at + 6], self.buf[at + 7]]) | NLM_F_ACK;
+            self.buf[at + 6..at + 8].copy_from_slice(&flags.to_ne_bytes());
+        }
         self.header(NFNL_MSG_BATCH_END, NLM_F_REQUEST, 0, |_| {});
         Finished {
             bytes: self.buf,
@@ -213,6 +225,7 @@ pub(super) fn request(
         buf: Vec::with_capacity(128),
         first_seq: seq,
         next_seq: seq,
+        last_msg: None,
         ops: Vec::new(),
     };
     batch.header(msg.nlmsg_type(), NLM_F_REQUEST | flags, NFPROTO_INET, f);
@@ -325,12 +338,43 @@ mod tests {
         batch.push(MsgType::NewTable, NLM_F_CREATE, "add table".into(), |a| {
             a.string(NFTA_TABLE_NAME, "t")
         });
+        batch.push(MsgType::DelTable, 0, "delete table".into(), |a| {
+            a.string(NFTA_TABLE_NAME, "t")
+        });
         let done = batch.finish();
-        assert_eq!((done.first_seq, done.next_seq), (100, 103));
-        assert_eq!(done.ops, vec!["add table".to_string()]);
+        assert_eq!((done.first_seq, done.next_seq), (100, 104));
+        assert_eq!(done.ops.len(), 2);
         let buf = done.bytes;
         let msgs: Vec<_> = replies(&buf).map(|r| (r.ty, r.seq)).collect();
-        assert_eq!(msgs, vec![(0x10, 100), (10 << 8, 101), (0x11, 102)]);
+        assert_eq!(
+            msgs,
+            vec![
+                (0x10, 100),
+                (10 << 8, 101),
+                ((10 << 8) | 2, 102),
+                (0x11, 103)
+            ]
+        );
+        // Only the last message asks for an acknowledgement.
+        let flags: Vec<u16> = {
+            let mut at = 0;
+            let mut out = Vec::new();
+            while at < buf.len() {
+                let len = u32::from_ne_bytes(buf[at..at + 4].try_into().expect("len")) as usize;
+                out.push(u16::from_ne_bytes([buf[at + 6], buf[at + 7]]));
+                at += len;
+            }
+            out
+        };
+        assert_eq!(
+            flags,
+            vec![
+                NLM_F_REQUEST,
+                NLM_F_REQUEST | NLM_F_CREATE,
+                NLM_F_REQUEST | NLM_F_ACK,
+                NLM_F_REQUEST
+            ]
+        );
         // BEGIN names the nf_tables subsystem in res_id, big-endian.
         assert_eq!(&buf[16..20], &[0, 0, 0, 10]);
     }
