@@ -50,6 +50,12 @@ pub enum PortError {
         /// The error.
         source: io::Error,
     },
+    /// The kernel has no SCTP.
+    #[error("cannot reserve {addr}/sctp: this kernel has no SCTP support (the sctp module is not loaded)")]
+    NoSctp {
+        /// The address and port.
+        addr: String,
+    },
     /// No port of the ephemeral range was free on every address.
     #[error("no free {proto} port for {addr} in the ephemeral range after {attempts} attempts")]
     Exhausted {
@@ -212,6 +218,9 @@ fn bind_one(
     let socket = match rustix::net::socket_with(family, ty, SocketFlags::CLOEXEC, protocol) {
         Ok(socket) => socket,
         Err(Errno::AFNOSUPPORT) if optional => return Ok(None),
+        Err(Errno::PROTONOSUPPORT) if proto == Proto::Sctp => {
+            return Err(PortError::NoSctp { addr })
+        }
         Err(e) => {
             return Err(PortError::Socket {
                 addr,
@@ -311,6 +320,23 @@ mod tests {
         drop(first);
         let again = reserve(LOOPBACK, Proto::Tcp, port).expect("released on drop");
         assert_eq!(again.port(), port);
+    }
+
+    #[test]
+    fn sctp_is_reserved_or_refused_with_a_reason() {
+        match reserve(LOOPBACK, Proto::Sctp, 0) {
+            Ok(r) => {
+                let err = reserve(LOOPBACK, Proto::Sctp, r.port()).expect_err("taken");
+                assert!(matches!(err, PortError::Allocated { .. }), "{err}");
+            }
+            Err(err) => {
+                eprintln!("this kernel has no SCTP; checking the refusal: {err}");
+                assert_eq!(
+                    err.to_string(),
+                    "cannot reserve 127.0.0.1:0/sctp: this kernel has no SCTP support (the sctp module is not loaded)"
+                );
+            }
+        }
     }
 
     #[test]

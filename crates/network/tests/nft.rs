@@ -369,6 +369,33 @@ fn add_and_remove_ports_touch_only_their_owner() {
 }
 
 #[test]
+fn a_large_sync_commits_in_one_transaction() {
+    require_kernel!("a_large_sync_commits_in_one_transaction");
+    let table = TableGuard::new();
+    let (x, y) = subnet_octets();
+    let ports: Vec<(String, Vec<PortMapping>)> = (0..2000u16)
+        .map(|i| {
+            (
+                format!("c{i}"),
+                vec![mapping(
+                    30000 + i,
+                    &format!("10.{x}.{y}.{}", 2 + i % 250),
+                    80,
+                )],
+            )
+        })
+        .collect();
+    let mut fw = Firewall::new(&table.0).expect("firewall");
+    fw.sync(&[], &ports).expect("sync 2000 published ports");
+    assert_eq!(comments(&listing(&table.0), "ports").len(), 2000);
+    fw.remove_ports("c1999")
+        .expect("remove one owner among many");
+    let left = comments(&listing(&table.0), "ports");
+    assert_eq!(left.len(), 1999);
+    assert_eq!(left.last().map(String::as_str), Some("c1998"));
+}
+
+#[test]
 fn delete_leaves_no_table() {
     require_kernel!("delete_leaves_no_table");
     let table = TableGuard::new();
