@@ -264,7 +264,12 @@ impl Rule {
     }
 }
 
-/// Berth's nftables table.
+/// Berth's nftables table, and the netlink socket that programs it (opened in the network
+/// namespace of the thread that called [`Firewall::new`]).
+///
+/// One `Firewall` per table: its methods take `&mut self`, so berthd shares it behind a
+/// mutex, which also keeps a `remove_ports` listing consistent with the deletes that follow.
+/// Adding the same owner twice adds its rules twice; `remove_ports` removes all of them.
 pub struct Firewall {
     table: String,
     socket: Socket,
@@ -770,6 +775,12 @@ mod tests {
             internal,
             masquerade: true,
         }
+    }
+
+    #[test]
+    fn a_firewall_moves_between_threads() {
+        fn send_and_sync<T: Send + Sync>() {}
+        send_and_sync::<Firewall>();
     }
 
     #[test]
