@@ -21,6 +21,10 @@
 //!   format is `hickory-proto`'s, the waits are `rustix` polls on its sockets and a stop eventfd.
 //! - [`files`]: the text of a container's `/etc/hosts`, `/etc/resolv.conf` and
 //!   `/etc/hostname`, as dockerd writes them; `--add-host` parsing.
+//! - [`nft`]: berth's own nftables table (family `inet`), programmed in netlink
+//!   transactions: egress masquerade, published ports (DNAT), isolation between networks.
+//! - [`ports`]: host port reservations, so a taken port fails before a container starts and
+//!   nobody else binds a published port while it is published.
 #![forbid(unsafe_code)]
 
 pub mod dns;
@@ -28,5 +32,7 @@ pub mod files;
 pub mod ipam;
 pub mod link;
 pub mod netlink;
+pub mod nft;
 pub mod pools;
+pub mod ports;
 pub mod sysctl;
