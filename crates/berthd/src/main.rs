@@ -202,6 +202,7 @@ fn main() -> ExitCode {
 fn run(args: Args) -> anyhow::Result<()> {
     let explicit = std::env::args().any(|a| a.starts_with("--config-file"));
     let file = read_file_config(&args.config_file, explicit)?;
+    let network = network_config(&args, &file)?;
     let level = args
         .log_level
         .or(file.log_level)
@@ -285,7 +286,6 @@ fn run(args: Args) -> anyhow::Result<()> {
             bail!("--init-path {}: no such file", p.display());
         }
     }
-    let network = network_config(&args, &file)?;
     let config = DaemonConfig {
         data_root,
         exec_root,

@@ -163,9 +163,7 @@ impl NetworkRecord {
         NetworkInspect {
             name: Some(self.name.clone()),
             id: Some(self.id.clone()),
-            created: chrono::DateTime::parse_from_rfc3339(&self.created)
-                .ok()
-                .map(|t| t.with_timezone(&chrono::Utc).into()),
+            created: Some(self.created.clone()),
             scope: Some("local".into()),
             driver: Some(self.driver.clone()),
             enable_ipv4: Some(self.driver == "bridge"),
