@@ -432,6 +432,7 @@ fn bad_names_are_refused_before_the_kernel_sees_them() {
 /// A bridge with an address, a network namespace with a veth on the bridge, removed on drop.
 struct TestNet {
     bridge: String,
+    veth: String,
     netns: String,
 }
 
@@ -450,11 +451,13 @@ fn run(args: &[&str]) {
 impl TestNet {
     fn new(bridge_cidr: &str, container_cidr: &str) -> TestNet {
         let n = next();
+        // Made before anything else, so a failing step still cleans up what came before it.
         let net = TestNet {
             bridge: format!("btb{}_{n}", pid()),
+            veth: format!("btv{}_{n}", pid()),
             netns: format!("berth-nft-{}-{n}", pid()),
         };
-        let veth = format!("btv{}_{n}", pid());
+        let veth = net.veth.as_str();
         run(&["ip", "link", "add", &net.bridge, "type", "bridge"]);
         run(&["ip", "addr", "add", bridge_cidr, "dev", &net.bridge]);
         run(&["ip", "link", "set", &net.bridge, "up"]);
@@ -466,9 +469,9 @@ impl TestNet {
         .expect("set route_localnet");
         run(&["ip", "netns", "add", &net.netns]);
         run(&[
-            "ip", "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &net.netns,
+            "ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", &net.netns,
         ]);
-        run(&["ip", "link", "set", &veth, "master", &net.bridge, "up"]);
+        run(&["ip", "link", "set", veth, "master", &net.bridge, "up"]);
         run(&[
             "ip",
             "-n",
@@ -487,7 +490,11 @@ impl TestNet {
 
 impl Drop for TestNet {
     fn drop(&mut self) {
-        // The namespace takes its end of the veth pair, and so the pair, with it.
+        // Deleted by hand, the pair goes at once; left to the namespace's teardown, it would
+        // outlive the test for as long as anything keeps the namespace alive.
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.veth])
+            .output();
         let _ = Command::new("ip")
             .args(["netns", "del", &self.netns])
             .output();
