@@ -396,9 +396,18 @@ fn a_large_sync_commits_in_one_transaction() {
 }
 
 #[test]
-fn delete_leaves_no_table() {
-    require_kernel!("delete_leaves_no_table");
+fn delete_leaves_no_table_and_other_tables_alone() {
+    require_kernel!("delete_leaves_no_table_and_other_tables_alone");
     let table = TableGuard::new();
+    // Someone else's table, with a chain named like berth's and a rule in it.
+    let other = TableGuard::new();
+    run(&["nft", "add", "table", "inet", &other.0]);
+    run(&["nft", "add", "chain", "inet", &other.0, "ports"]);
+    run(&[
+        "nft", "add", "rule", "inet", &other.0, "ports", "tcp", "dport", "22", "accept", "comment",
+        "\"x\"",
+    ]);
+    let other_before = without_handles(&listing(&other.0));
     let mut fw = Firewall::new(&table.0).expect("firewall");
     fw.delete().expect("deleting a missing table is fine");
     fw.sync(&[], &[("x".into(), vec![mapping(20010, "10.0.0.2", 80)])])
@@ -412,6 +421,10 @@ fn delete_leaves_no_table() {
         .expect("nft list tables");
     assert!(!String::from_utf8_lossy(&tables.stdout).contains(&table.0));
     fw.delete().expect("deleting twice is fine");
+    fw.sync(&[], &[]).expect("sync again");
+    fw.remove_ports("x").expect("remove x");
+    fw.delete().expect("delete again");
+    assert_eq!(without_handles(&listing(&other.0)), other_before);
 }
 
 #[test]
