@@ -396,9 +396,18 @@ fn a_large_sync_commits_in_one_transaction() {
 }
 
 #[test]
-fn delete_leaves_no_table() {
-    require_kernel!("delete_leaves_no_table");
+fn delete_leaves_no_table_and_other_tables_alone() {
+    require_kernel!("delete_leaves_no_table_and_other_tables_alone");
     let table = TableGuard::new();
+    // Someone else's table, with a chain named like berth's and a rule in it.
+    let other = TableGuard::new();
+    run(&["nft", "add", "table", "inet", &other.0]);
+    run(&["nft", "add", "chain", "inet", &other.0, "ports"]);
+    run(&[
+        "nft", "add", "rule", "inet", &other.0, "ports", "tcp", "dport", "22", "accept", "comment",
+        "\"x\"",
+    ]);
+    let other_before = without_handles(&listing(&other.0));
     let mut fw = Firewall::new(&table.0).expect("firewall");
     fw.delete().expect("deleting a missing table is fine");
     fw.sync(&[], &[("x".into(), vec![mapping(20010, "10.0.0.2", 80)])])
@@ -412,6 +421,10 @@ fn delete_leaves_no_table() {
         .expect("nft list tables");
     assert!(!String::from_utf8_lossy(&tables.stdout).contains(&table.0));
     fw.delete().expect("deleting twice is fine");
+    fw.sync(&[], &[]).expect("sync again");
+    fw.remove_ports("x").expect("remove x");
+    fw.delete().expect("delete again");
+    assert_eq!(without_handles(&listing(&other.0)), other_before);
 }
 
 #[test]
@@ -432,6 +445,7 @@ fn bad_names_are_refused_before_the_kernel_sees_them() {
 /// A bridge with an address, a network namespace with a veth on the bridge, removed on drop.
 struct TestNet {
     bridge: String,
+    veth: String,
     netns: String,
 }
 
@@ -450,11 +464,13 @@ fn run(args: &[&str]) {
 impl TestNet {
     fn new(bridge_cidr: &str, container_cidr: &str) -> TestNet {
         let n = next();
+        // Made before anything else, so a failing step still cleans up what came before it.
         let net = TestNet {
             bridge: format!("btb{}_{n}", pid()),
+            veth: format!("btv{}_{n}", pid()),
             netns: format!("berth-nft-{}-{n}", pid()),
         };
-        let veth = format!("btv{}_{n}", pid());
+        let veth = net.veth.as_str();
         run(&["ip", "link", "add", &net.bridge, "type", "bridge"]);
         run(&["ip", "addr", "add", bridge_cidr, "dev", &net.bridge]);
         run(&["ip", "link", "set", &net.bridge, "up"]);
@@ -466,9 +482,9 @@ impl TestNet {
         .expect("set route_localnet");
         run(&["ip", "netns", "add", &net.netns]);
         run(&[
-            "ip", "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &net.netns,
+            "ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", &net.netns,
         ]);
-        run(&["ip", "link", "set", &veth, "master", &net.bridge, "up"]);
+        run(&["ip", "link", "set", veth, "master", &net.bridge, "up"]);
         run(&[
             "ip",
             "-n",
@@ -487,7 +503,11 @@ impl TestNet {
 
 impl Drop for TestNet {
     fn drop(&mut self) {
-        // The namespace takes its end of the veth pair, and so the pair, with it.
+        // Deleted by hand, the pair goes at once; left to the namespace's teardown, it would
+        // outlive the test for as long as anything keeps the namespace alive.
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.veth])
+            .output();
         let _ = Command::new("ip")
             .args(["netns", "del", &self.netns])
             .output();

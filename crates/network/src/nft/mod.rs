@@ -4,10 +4,11 @@
 //!
 //! The table is programmed over `NETLINK_NETFILTER` in batched transactions
 //! (`NFNL_MSG_BATCH_BEGIN` … `END`): the kernel applies a whole batch or none of it. No crate
-//! fits: `rustables` is GPL-3.0 (berth is Apache-2.0) and has no `fib` expression; `nftnl`
-//! needs the C libraries libnftnl and libmnl and has no `fib` either. The handful of message
-//! and expression types berth needs are small TLV encodings, written here against the kernel's
-//! UAPI headers (`wire`, `expr`) over a rustix netlink socket (`socket`).
+//! fits well: `rustables` (pure Rust) is GPL-3.0, which berth (Apache-2.0) cannot link, and
+//! has no `fib` expression; `nftnl` wraps the C libraries libnftnl and libmnl, a C build and
+//! link dependency on every machine for what is, here, a dozen small TLV encodings. They are
+//! written against the kernel's UAPI headers (`wire`, `expr`) and sent over a rustix netlink
+//! socket (`socket`); the integration tests read the result back with `nft -j`.
 //!
 //! # The table
 //!
