@@ -13,6 +13,18 @@
 //! and after it forks) both call.
 //!
 //! May use: the netlink crates, nftables over netlink, `ipnet`, `berth-sys`.
+//!
+//! ## Modules
+//!
+//! - [`netlink`]: one blocking `NETLINK_ROUTE` socket per network namespace, batched
+//!   requests with acknowledgements; [`netlink::Netlink::open_in`] reaches another namespace
+//!   from a short-lived thread, never by moving the caller.
+//! - [`link`]: bridges ([`link::ensure_bridge`]) and veth pairs whose container end is made
+//!   directly inside the container's namespace ([`link::attach`]); teardown is the namespace
+//!   going away, not a delete.
+//! - [`ipam`]: a network's handed-out addresses in a JSON file written atomically.
+//! - [`pools`]: dockerd's default address pools and the choice of a free subnet.
+//! - [`sysctl`]: `/proc/sys` values written only when they differ.
 #![forbid(unsafe_code)]
 
 pub mod ipam;

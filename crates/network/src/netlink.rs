@@ -196,7 +196,23 @@ impl Netlink {
 
     /// The index of the link called `name`, or `None` when there is none.
     pub fn link_index(&mut self, name: &str) -> Result<Option<u32>, NetlinkError> {
-        Ok(self.get_link(name)?.map(|m| m.header.index))
+        let mut msg = LinkMessage::default();
+        msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+        let op = format!("look up link {name}");
+        // Only the index is wanted: read it from the ifinfomsg (after the 16-byte netlink
+        // header: family, pad, type, then the index) instead of decoding every attribute.
+        let index = |m: &[u8], op: &str| match m.get(20..24) {
+            Some(b) => Ok(u32::from_ne_bytes([b[0], b[1], b[2], b[3]])),
+            None => Err(NetlinkError::Decode {
+                op: op.to_string(),
+                detail: format!("a {}-byte link message has no index", m.len()),
+            }),
+        };
+        match self.get_with(RouteNetlinkMessage::GetLink(msg), &op, index) {
+            Ok(i) => Ok(Some(i)),
+            Err(e) if e.errno() == Some(ENODEV) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Brings link `index` up.
@@ -453,6 +469,16 @@ impl Netlink {
         msg: RouteNetlinkMessage,
         op: &str,
     ) -> Result<RouteNetlinkMessage, NetlinkError> {
+        self.get_with(msg, op, decode_inner)
+    }
+
+    /// Like `get`, handing the answer's raw bytes (header included) to `read`.
+    fn get_with<T>(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        op: &str,
+        read: impl FnOnce(&[u8], &str) -> Result<T, NetlinkError>,
+    ) -> Result<T, NetlinkError> {
         self.send.clear();
         let seq = self.push(msg, 0);
         self.flush(op)?;
@@ -478,7 +504,7 @@ impl Netlink {
                         detail,
                     });
                 }
-                return decode_inner(&slice[..len], op);
+                return read(&slice[..len], op);
             }
         }
     }
