@@ -141,7 +141,7 @@ impl Ipam {
             _ => None,
         };
         let pool = range.unwrap_or(subnet);
-        let lo = to_num(pool.network()).max(network + 1);
+        let lo = to_num(pool.network()).max(network.saturating_add(1));
         let hi = to_num(pool.broadcast());
         let hi = match broadcast {
             Some(b) if hi >= b => b - 1,

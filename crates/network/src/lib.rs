@@ -16,6 +16,15 @@
 //!
 //! ## Modules
 //!
+//! - [`netlink`]: one blocking `NETLINK_ROUTE` socket per network namespace, batched
+//!   requests with acknowledgements; [`netlink::Netlink::open_in`] reaches another namespace
+//!   from a short-lived thread, never by moving the caller.
+//! - [`link`]: bridges ([`link::ensure_bridge`]) and veth pairs whose container end is made
+//!   directly inside the container's namespace ([`link::attach`]); teardown is the namespace
+//!   going away, not a delete.
+//! - [`ipam`]: a network's handed-out addresses in a JSON file written atomically.
+//! - [`pools`]: dockerd's default address pools and the choice of a free subnet.
+//! - [`sysctl`]: `/proc/sys` values written only when they differ.
 //! - [`dns`]: the embedded DNS server of a user-defined network (one per network, on its
 //!   gateway addresses in the host's namespace) and the name table it answers from; the wire
 //!   format is `hickory-proto`'s, the waits are `rustix` polls on its sockets and a stop eventfd.

@@ -319,10 +319,10 @@ fn configure_inside(netns: BorrowedFd<'_>, ep: &Endpoint) -> Result<(), LinkErro
     // Routes after the addresses: the kernel processes a batch in order, and a gateway is
     // reachable only once the link has an address on its subnet.
     if let Some(gw) = ep.gateway {
-        requests.push(default_route_request(IpAddr::V4(gw), Some(index)));
+        requests.push(default_route_request(IpAddr::V4(gw), Some((index, &place))));
     }
     if let Some(gw) = ep.gateway6 {
-        requests.push(default_route_request(IpAddr::V6(gw), Some(index)));
+        requests.push(default_route_request(IpAddr::V6(gw), Some((index, &place))));
     }
     inside.execute(requests)?;
     Ok(())

@@ -196,7 +196,23 @@ impl Netlink {
 
     /// The index of the link called `name`, or `None` when there is none.
     pub fn link_index(&mut self, name: &str) -> Result<Option<u32>, NetlinkError> {
-        Ok(self.get_link(name)?.map(|m| m.header.index))
+        let mut msg = LinkMessage::default();
+        msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+        let op = format!("look up link {name}");
+        // Only the index is wanted: read it from the ifinfomsg (after the 16-byte netlink
+        // header: family, pad, type, then the index) instead of decoding every attribute.
+        let index = |m: &[u8], op: &str| match m.get(20..24) {
+            Some(b) => Ok(u32::from_ne_bytes([b[0], b[1], b[2], b[3]])),
+            None => Err(NetlinkError::Decode {
+                op: op.to_string(),
+                detail: format!("a {}-byte link message has no index", m.len()),
+            }),
+        };
+        match self.get_with(RouteNetlinkMessage::GetLink(msg), &op, index) {
+            Ok(i) => Ok(Some(i)),
+            Err(e) if e.errno() == Some(ENODEV) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Brings link `index` up.
@@ -453,6 +469,16 @@ impl Netlink {
         msg: RouteNetlinkMessage,
         op: &str,
     ) -> Result<RouteNetlinkMessage, NetlinkError> {
+        self.get_with(msg, op, decode_inner)
+    }
+
+    /// Like `get`, handing the answer's raw bytes (header included) to `read`.
+    fn get_with<T>(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        op: &str,
+        read: impl FnOnce(&[u8], &str) -> Result<T, NetlinkError>,
+    ) -> Result<T, NetlinkError> {
         self.send.clear();
         let seq = self.push(msg, 0);
         self.flush(op)?;
@@ -478,7 +504,7 @@ impl Netlink {
                         detail,
                     });
                 }
-                return decode_inner(&slice[..len], op);
+                return read(&slice[..len], op);
             }
         }
     }
@@ -575,8 +601,9 @@ pub(crate) fn add_address_request(index: u32, addr: IpNet, link: &str) -> Reques
     .ok_if(EEXIST)
 }
 
-/// The request that adds a default route through `gateway`, out of link `oif` when given.
-pub(crate) fn default_route_request(gateway: IpAddr, oif: Option<u32>) -> Request {
+/// The request that adds a default route through `gateway`, out of link `oif` (described as
+/// `link` in errors) when given.
+pub(crate) fn default_route_request(gateway: IpAddr, oif: Option<(u32, &str)>) -> Request {
     let mut msg = RouteMessage::default();
     msg.header.address_family = match gateway {
         IpAddr::V4(_) => AddressFamily::Inet,
@@ -588,13 +615,17 @@ pub(crate) fn default_route_request(gateway: IpAddr, oif: Option<u32>) -> Reques
     msg.header.kind = RouteType::Unicast;
     msg.attributes
         .push(RouteAttribute::Gateway(RouteAddress::from(gateway)));
-    if let Some(oif) = oif {
-        msg.attributes.push(RouteAttribute::Oif(oif));
-    }
+    let op = match oif {
+        Some((index, link)) => {
+            msg.attributes.push(RouteAttribute::Oif(index));
+            format!("add default route via {gateway} on {link}")
+        }
+        None => format!("add default route via {gateway}"),
+    };
     Request::new(
         RouteNetlinkMessage::NewRoute(msg),
         NLM_F_CREATE | NLM_F_EXCL,
-        format!("add default route via {gateway}"),
+        op,
     )
 }
 
@@ -704,5 +735,58 @@ fn decode_inner(message: &[u8], op: &str) -> Result<RouteNetlinkMessage, Netlink
             op: op.to_string(),
             detail: format!("unexpected message {other:?}"),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_socket_can_move_to_another_thread() {
+        fn assert_send<T: Send>() {}
+        assert_send::<Netlink>();
+        assert_send::<NetlinkError>();
+    }
+
+    fn ack(code: i32, flags: u16, echoed: &[u8], tlvs: &[(u16, &[u8])]) -> (Vec<u8>, u16) {
+        let mut p = code.to_ne_bytes().to_vec();
+        p.extend_from_slice(echoed);
+        for (kind, value) in tlvs {
+            let len = 4 + value.len();
+            p.extend_from_slice(&(len as u16).to_ne_bytes());
+            p.extend_from_slice(&kind.to_ne_bytes());
+            p.extend_from_slice(value);
+            p.resize(align4(p.len()), 0);
+        }
+        (p, flags)
+    }
+
+    #[test]
+    fn extended_acks_yield_the_kernels_words() {
+        let mut header = vec![0u8; 16];
+        header[..4].copy_from_slice(&16u32.to_ne_bytes());
+        let (p, f) = ack(
+            -101,
+            NLM_F_CAPPED | NLM_F_ACK_TLVS,
+            &header,
+            &[(2, &[0, 0, 0, 0]), (1, b"Nexthop has invalid gateway\0")],
+        );
+        assert_eq!(
+            parse_ack(&p, f),
+            (-101, Some("Nexthop has invalid gateway".to_string()))
+        );
+        // Not capped: the echoed request (header says 24 bytes) comes before the TLVs.
+        let mut echoed = vec![0u8; 24];
+        echoed[..4].copy_from_slice(&24u32.to_ne_bytes());
+        let (p, f) = ack(-17, NLM_F_ACK_TLVS, &echoed, &[(1, b"exists\0")]);
+        assert_eq!(parse_ack(&p, f), (-17, Some("exists".to_string())));
+        let (p, f) = ack(0, 0, &header, &[]);
+        assert_eq!(parse_ack(&p, f), (0, None));
+        assert_eq!(parse_ack(&[1, 2], 0).0, -(nix::errno::Errno::EPROTO as i32));
+        // A truncated TLV is ignored, not trusted.
+        let (mut p, f) = ack(-1, NLM_F_CAPPED | NLM_F_ACK_TLVS, &header, &[(1, b"abc\0")]);
+        p.truncate(p.len() - 4);
+        assert_eq!(parse_ack(&p, f), (-1, None));
     }
 }

@@ -230,6 +230,7 @@ fn a_second_attach_with_the_same_host_name_fails_and_leaves_nothing() {
         let err = attach(&mut nl, ns2.as_fd(), &endpoint(&n, &n.host_if, 3))
             .expect_err("second attach with the same host name");
         let text = err.to_string();
+        eprintln!("second attach: {text}");
         assert!(text.contains(&n.host_if), "error names the veth: {text}");
         assert!(text.contains(&n.bridge), "error names the bridge: {text}");
         assert!(text.contains("File exists"), "error says why: {text}");
@@ -257,6 +258,7 @@ fn a_failure_after_the_veth_exists_removes_it() {
         // A gateway off the container's subnet: the route is refused after the veth exists.
         ep.gateway = Some(std::net::Ipv4Addr::new(10, 214, 0, 1));
         let err = attach(&mut nl, ns.as_fd(), &ep).expect_err("unreachable gateway");
+        eprintln!("attach with an unreachable gateway: {err}");
         assert!(
             matches!(err, LinkError::Netlink(_)),
             "a netlink error, not a cleanup failure: {err}"
