@@ -19,7 +19,8 @@ use std::time::Duration;
 use compat_common::berthd::{berthd_with_busybox, stderr, stdout, Berthd};
 use compat_common::{require_tool, wait_until};
 
-const HTTPD: &str = "mkdir /www && echo hello-from-berth > /www/index.html && exec httpd -f -p 80 -h /www";
+const HTTPD: &str =
+    "mkdir /www && echo hello-from-berth > /www/index.html && exec httpd -f -p 80 -h /www";
 
 /// A TCP port free on the host right now (the kernel's pick, released at once).
 fn free_port() -> u16 {
@@ -42,7 +43,9 @@ fn curl(url: &str) -> Option<String> {
 
 /// The body of `url` once the server behind it answers (bounded wait).
 fn wait_http(url: &str) -> String {
-    wait_until(&format!("{url} to answer"), Duration::from_secs(20), || curl(url))
+    wait_until(&format!("{url} to answer"), Duration::from_secs(20), || {
+        curl(url)
+    })
 }
 
 fn ip_of(d: &Berthd, container: &str, network: &str) -> String {
@@ -96,13 +99,27 @@ fn published_port_reaches_busybox_httpd_from_host_and_containers() {
     let port = free_port();
     let id = d
         .ok(&[
-            "run", "-d", "--name", "web", "-p", &format!("{port}:80"), "--expose", "8443",
-            "busybox", "sh", "-c", HTTPD,
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "-p",
+            &format!("{port}:80"),
+            "--expose",
+            "8443",
+            "busybox",
+            "sh",
+            "-c",
+            HTTPD,
         ])
         .trim()
         .to_string();
     let ip = ip_of(&d, "web", "bridge");
-    assert!(ip.starts_with(d.pool.trim_end_matches("0.0/16")), "address {ip} outside {}", d.pool);
+    assert!(
+        ip.starts_with(d.pool.trim_end_matches("0.0/16")),
+        "address {ip} outside {}",
+        d.pool
+    );
     // The container's own address, straight over the bridge.
     assert_eq!(wait_http(&format!("http://{ip}/")), "hello-from-berth\n");
     // The published port on loopback (DNAT in the output hook, route_localnet on the bridge)
@@ -116,19 +133,41 @@ fn published_port_reaches_busybox_httpd_from_host_and_containers() {
         Some("hello-from-berth\n")
     );
     // Hairpin: another container reaches it through the host's published port.
+    // (busybox's nc: Debian's static busybox wget crashes in a bare image.)
     let got = d.ok(&[
-        "run", "--rm", "busybox", "wget", "-qO-", "-T", "5",
-        &format!("http://{}:{port}/", gateway(&d)),
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        &format!(
+            "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {} {port}",
+            gateway(&d)
+        ),
     ]);
-    assert_eq!(got, "hello-from-berth\n");
-    assert_eq!(d.ok(&["port", "web"]), format!("80/tcp -> 0.0.0.0:{port}\n"));
+    assert!(got.ends_with("hello-from-berth\n"), "hairpin answer: {got}");
+    assert_eq!(
+        d.ok(&["port", "web"]),
+        format!("80/tcp -> 0.0.0.0:{port}\n")
+    );
     assert_eq!(d.ok(&["port", "web", "80"]), format!("0.0.0.0:{port}\n"));
     let ps = d.ok(&["ps", "--format", "{{.Ports}}", "--filter", "name=web"]);
-    assert!(ps.contains(&format!("0.0.0.0:{port}->80/tcp")), "ps said: {ps}");
+    assert!(
+        ps.contains(&format!("0.0.0.0:{port}->80/tcp")),
+        "ps said: {ps}"
+    );
     assert!(ps.contains("8443/tcp"), "ps said: {ps}");
     // A port already published is refused before the second container runs.
     let out = d.docker(&[
-        "run", "-d", "--name", "web2", "-p", &format!("{port}:80"), "busybox", "sleep", "60",
+        "run",
+        "-d",
+        "--name",
+        "web2",
+        "-p",
+        &format!("{port}:80"),
+        "busybox",
+        "sleep",
+        "60",
     ]);
     assert_eq!(out.status.code(), Some(125), "stderr: {}", stderr(&out));
     assert!(
@@ -136,11 +175,21 @@ fn published_port_reaches_busybox_httpd_from_host_and_containers() {
         "stderr: {}",
         stderr(&out)
     );
-    assert_eq!(d.ok(&["inspect", "-f", "{{.State.Status}}", "web2"]).trim(), "created");
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Status}}", "web2"]).trim(),
+        "created"
+    );
     // -P publishes exposed ports on ports the kernel picks.
-    d.ok(&["run", "-d", "--name", "auto", "-P", "--expose", "80", "busybox", "sh", "-c", HTTPD]);
+    d.ok(&[
+        "run", "-d", "--name", "auto", "-P", "--expose", "80", "busybox", "sh", "-c", HTTPD,
+    ]);
     let mapped = d.ok(&["port", "auto", "80"]);
-    let auto_port = mapped.trim().rsplit(':').next().unwrap_or_default().to_string();
+    let auto_port = mapped
+        .trim()
+        .rsplit(':')
+        .next()
+        .unwrap_or_default()
+        .to_string();
     assert_eq!(
         wait_http(&format!("http://127.0.0.1:{auto_port}/")),
         "hello-from-berth\n"
@@ -149,8 +198,14 @@ fn published_port_reaches_busybox_httpd_from_host_and_containers() {
     d.ok(&["rm", "-f", "web", "web2", "auto"]);
     // Nothing of it is left: no rule naming the port, no address held, no answer.
     let table = table_text(&d);
-    assert!(!table.contains(&format!("dport {port}")), "rules left:\n{table}");
-    assert!(!ipam_holds(&d, &id), "the address of {id} is still allocated");
+    assert!(
+        !table.contains(&format!("dport {port}")),
+        "rules left:\n{table}"
+    );
+    assert!(
+        !ipam_holds(&d, &id),
+        "the address of {id} is still allocated"
+    );
     assert_eq!(curl(&format!("http://127.0.0.1:{port}/")), None);
     d.finish();
 }
@@ -160,51 +215,183 @@ fn user_networks_resolve_names_and_stay_apart() {
     let d = prepare("net-user");
     d.ok(&["network", "create", "--subnet", &d.subnet(1), "front"]);
     d.ok(&["network", "create", "--subnet", &d.subnet(2), "back"]);
-    d.ok(&["network", "create", "--internal", "--subnet", &d.subnet(3), "sealed"]);
+    d.ok(&[
+        "network",
+        "create",
+        "--internal",
+        "--subnet",
+        &d.subnet(3),
+        "sealed",
+    ]);
     let ls = d.ok(&["network", "ls", "--format", "{{.Name}} {{.Driver}}"]);
-    for want in ["bridge bridge", "host host", "none null", "front bridge", "sealed bridge"] {
+    for want in [
+        "bridge bridge",
+        "host host",
+        "none null",
+        "front bridge",
+        "sealed bridge",
+    ] {
         assert!(ls.contains(want), "network ls said: {ls}");
     }
     d.ok(&[
-        "run", "-d", "--name", "a", "--network", "front", "--network-alias", "alpha", "busybox",
-        "sleep", "600",
+        "run",
+        "-d",
+        "--name",
+        "app",
+        "--network",
+        "front",
+        "--network-alias",
+        "alpha",
+        "busybox",
+        "sleep",
+        "600",
     ]);
-    let a_ip = ip_of(&d, "a", "front");
+    let a_ip = ip_of(&d, "app", "front");
     // By name and by alias, through the embedded DNS server named in resolv.conf.
-    d.ok(&["run", "--rm", "--network", "front", "busybox", "ping", "-c1", "-W2", "a"]);
-    d.ok(&["run", "--rm", "--network", "front", "busybox", "ping", "-c1", "-W2", "alpha"]);
-    let looked = d.ok(&["run", "--rm", "--network", "front", "busybox", "nslookup", "alpha"]);
-    assert!(looked.contains(&a_ip), "nslookup said: {looked}");
-    let resolv = d.ok(&["run", "--rm", "--network", "front", "busybox", "cat", "/etc/resolv.conf"]);
-    let front_gw = d.subnet(1).replace(".0/24", ".1");
-    assert!(resolv.contains(&format!("nameserver {front_gw}")), "resolv.conf: {resolv}");
-    // Another network cannot reach it.
-    let out = d.docker(&["run", "--rm", "--network", "back", "busybox", "ping", "-c1", "-W1", &a_ip]);
-    assert_ne!(out.status.code(), Some(0), "back reached front: {}", stdout(&out));
-    // An internal network has no route out.
-    let routes = d.ok(&["run", "--rm", "--network", "sealed", "busybox", "ip", "route"]);
-    assert!(!routes.contains("default"), "routes on an internal network: {routes}");
-    let out = d.docker(&[
-        "run", "--rm", "--network", "sealed", "busybox", "ping", "-c1", "-W1", &gateway(&d),
+    d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "front",
+        "busybox",
+        "ping",
+        "-c1",
+        "-W2",
+        "app",
     ]);
-    assert_ne!(out.status.code(), Some(0), "sealed reached the default bridge");
+    d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "front",
+        "busybox",
+        "ping",
+        "-c1",
+        "-W2",
+        "alpha",
+    ]);
+    let looked = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "front",
+        "busybox",
+        "nslookup",
+        "alpha",
+    ]);
+    assert!(looked.contains(&a_ip), "nslookup said: {looked}");
+    let resolv = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "front",
+        "busybox",
+        "cat",
+        "/etc/resolv.conf",
+    ]);
+    let front_gw = d.subnet(1).replace(".0/24", ".1");
+    assert!(
+        resolv.contains(&format!("nameserver {front_gw}")),
+        "resolv.conf: {resolv}"
+    );
+    // Another network cannot reach it.
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "back",
+        "busybox",
+        "ping",
+        "-c1",
+        "-W1",
+        &a_ip,
+    ]);
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "back reached front: {}",
+        stdout(&out)
+    );
+    // An internal network has no route out.
+    let routes = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "sealed",
+        "busybox",
+        "ip",
+        "route",
+    ]);
+    assert!(
+        !routes.contains("default"),
+        "routes on an internal network: {routes}"
+    );
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "sealed",
+        "busybox",
+        "ping",
+        "-c1",
+        "-W1",
+        &gateway(&d),
+    ]);
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "sealed reached the default bridge"
+    );
     // Connected to back while it runs, a is found there too; disconnected, it is gone again.
-    d.ok(&["network", "connect", "--alias", "alpha-back", "back", "a"]);
-    d.ok(&["run", "--rm", "--network", "back", "busybox", "ping", "-c1", "-W2", "alpha-back"]);
-    let inspect = d.ok(&["network", "inspect", "-f", "{{range .Containers}}{{.Name}}{{end}}", "back"]);
-    assert_eq!(inspect.trim(), "a");
-    d.ok(&["network", "disconnect", "back", "a"]);
-    let out = d.docker(&["run", "--rm", "--network", "back", "busybox", "ping", "-c1", "-W1", "alpha-back"]);
+    d.ok(&["network", "connect", "--alias", "alpha-back", "back", "app"]);
+    d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "back",
+        "busybox",
+        "ping",
+        "-c1",
+        "-W2",
+        "alpha-back",
+    ]);
+    let inspect = d.ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{range .Containers}}{{.Name}}{{end}}",
+        "back",
+    ]);
+    assert_eq!(inspect.trim(), "app");
+    d.ok(&["network", "disconnect", "back", "app"]);
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "back",
+        "busybox",
+        "ping",
+        "-c1",
+        "-W1",
+        "alpha-back",
+    ]);
     assert_ne!(out.status.code(), Some(0), "a is still on back");
     // A network in use is not removed; once free it is, with its bridge.
     let out = d.docker(&["network", "rm", "front"]);
     assert_ne!(out.status.code(), Some(0));
-    assert!(stderr(&out).contains("active endpoints"), "stderr: {}", stderr(&out));
-    d.ok(&["rm", "-f", "a"]);
+    assert!(
+        stderr(&out).contains("active endpoints"),
+        "stderr: {}",
+        stderr(&out)
+    );
+    d.ok(&["rm", "-f", "app"]);
     let bridges = d.bridges();
     d.ok(&["network", "rm", "front", "back", "sealed"]);
     for b in bridges.iter().filter(|b| **b != d.bridge) {
-        let gone = Command::new("ip").args(["link", "show", b]).output().expect("run ip");
+        let gone = Command::new("ip")
+            .args(["link", "show", b])
+            .output()
+            .expect("run ip");
         assert!(!gone.status.success(), "bridge {b} is left");
     }
     d.finish();
@@ -215,18 +402,38 @@ fn bad_network_input_is_refused_cleanly() {
     let d = prepare("net-bad");
     let out = d.docker(&["run", "--rm", "--network", "nosuch", "busybox", "true"]);
     assert_eq!(out.status.code(), Some(125));
-    assert!(stderr(&out).contains("network nosuch not found"), "stderr: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("network nosuch not found"),
+        "stderr: {}",
+        stderr(&out)
+    );
     let out = d.docker(&["network", "create", "--subnet", "10.1.2.3/33", "x"]);
     assert_ne!(out.status.code(), Some(0));
     let out = d.docker(&["network", "create", "--subnet", &d.bip(), "x"]);
-    assert_ne!(out.status.code(), Some(0), "a subnet with host bits was accepted");
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "a subnet with host bits was accepted"
+    );
     d.ok(&["network", "create", "--subnet", &d.subnet(7), "seven"]);
     let out = d.docker(&["network", "create", "--subnet", &d.subnet(7), "again"]);
-    assert_ne!(out.status.code(), Some(0), "an overlapping subnet was accepted");
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "an overlapping subnet was accepted"
+    );
     let out = d.docker(&["network", "rm", "bridge"]);
-    assert_ne!(out.status.code(), Some(0), "the default network was removed");
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "the default network was removed"
+    );
     let out = d.docker(&["run", "--rm", "--ip", "10.9.9.9", "busybox", "true"]);
-    assert_eq!(out.status.code(), Some(125), "an --ip on the default bridge was accepted");
+    assert_eq!(
+        out.status.code(),
+        Some(125),
+        "an --ip on the default bridge was accepted"
+    );
     let ps = d.ok(&["ps", "-a", "-q"]);
     assert!(ps.trim().is_empty(), "half-made containers: {ps}");
     d.ok(&["network", "rm", "seven"]);
@@ -239,7 +446,18 @@ fn bad_network_input_is_refused_cleanly() {
 fn published_port_survives_berthd_kill_9() {
     let mut d = prepare("net-restart");
     let port = free_port();
-    d.ok(&["run", "-d", "--name", "web", "-p", &format!("127.0.0.1:{port}:80"), "busybox", "sh", "-c", HTTPD]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        &format!("127.0.0.1:{port}:80"),
+        "busybox",
+        "sh",
+        "-c",
+        HTTPD,
+    ]);
     assert_eq!(
         wait_http(&format!("http://127.0.0.1:{port}/")),
         "hello-from-berth\n"
@@ -251,9 +469,19 @@ fn published_port_survives_berthd_kill_9() {
         Some("hello-from-berth\n"),
         "the published port stopped working after berthd restarted"
     );
-    assert_eq!(d.ok(&["port", "web"]), format!("80/tcp -> 127.0.0.1:{port}\n"));
+    assert_eq!(
+        d.ok(&["port", "web"]),
+        format!("80/tcp -> 127.0.0.1:{port}\n")
+    );
     // The reservation was taken back: the port is still refused to others.
-    let out = d.docker(&["run", "-d", "-p", &format!("127.0.0.1:{port}:80"), "busybox", "true"]);
+    let out = d.docker(&[
+        "run",
+        "-d",
+        "-p",
+        &format!("127.0.0.1:{port}:80"),
+        "busybox",
+        "true",
+    ]);
     assert_eq!(out.status.code(), Some(125), "stderr: {}", stderr(&out));
     let ps = d.ok(&["ps", "-aq"]);
     for id in ps.split_whitespace() {

@@ -828,6 +828,32 @@ impl Inner {
         Ok(())
     }
 
+    /// Records a start that failed before the user's program ran: the error and exit code in
+    /// the record, streams of clients attached for this start ended, waiters woken as by an
+    /// exit (dockerd does the same, so `docker run` returns), and `--rm` honoured.
+    fn failed_start(self: &Arc<Self>, c: &Arc<Container>, message: &str, code: i64) {
+        let record = c.update(|r| {
+            r.state.error = message.to_string();
+            r.state.exit_code = code;
+        });
+        let _ = self.persist(&record);
+        self.clean_bundle(&c.id);
+        lock(&c.pending).clear();
+        c.phase.send_modify(|p| {
+            p.exits += 1;
+            p.exit_code = code;
+        });
+        if record.host_config.auto_remove == Some(true) {
+            let inner = self.clone();
+            let c = c.clone();
+            tokio::spawn(async move {
+                if let Err(e) = inner.remove_container(&c, true).await {
+                    tracing::warn!("container {}: auto-remove: {e}", c.id);
+                }
+            });
+        }
+    }
+
     async fn start_container(self: &Arc<Self>, c: &Arc<Container>) -> Result<(), ApiError> {
         let _op = c.op.lock().await;
         let record = c.record();
@@ -873,7 +899,13 @@ impl Inner {
         };
         let networks = self.networks.clone();
         let rec = record.clone();
-        let attachment = blocking(move || networks.attach(&rec)).await?;
+        let attachment = match blocking(move || networks.attach(&rec)).await {
+            Ok(a) => a,
+            Err(e) => {
+                self.failed_start(c, &e.to_string(), 128);
+                return Err(e);
+            }
+        };
         let net_state = attachment.state.clone();
         let record = c.update(|r| r.net = net_state);
         let release = |this: &Self| {
@@ -900,15 +932,16 @@ impl Inner {
             )
         });
         let config = match built {
-            Ok(c) => c,
+            Ok(config) => config,
             Err(e) => {
                 release(self);
+                self.failed_start(c, &e.to_string(), 128);
                 return Err(e);
             }
         };
         let spawned = async {
-            let config_json =
-                serde_json::to_vec_pretty(&config).map_err(|e| ApiError::Internal(e.to_string()))?;
+            let config_json = serde_json::to_vec_pretty(&config)
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
             std::fs::write(bundle.join("config.json"), config_json)
                 .map_err(|e| io("write config.json", e))?;
             let _ = std::fs::remove_file(self.state_file(&id));
@@ -958,6 +991,7 @@ impl Inner {
             Ok(x) => x,
             Err(e) => {
                 release(self);
+                self.failed_start(c, &e.to_string(), 128);
                 return Err(e);
             }
         };
@@ -976,28 +1010,7 @@ impl Inner {
             let message = format!(
                 "failed to create task for container: OCI runtime create failed: {cause}: unknown"
             );
-            let record = c.update(|r| {
-                r.state.error = message.clone();
-                r.state.exit_code = code;
-            });
-            let _ = self.persist(&record);
-            self.clean_bundle(&id);
-            // Clients attached for this start see their streams end, and waiters see the
-            // failed start as an exit (dockerd does the same), so `docker run` returns.
-            lock(&c.pending).clear();
-            c.phase.send_modify(|p| {
-                p.exits += 1;
-                p.exit_code = code;
-            });
-            if record.host_config.auto_remove == Some(true) {
-                let inner = self.clone();
-                let c = c.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = inner.remove_container(&c, true).await {
-                        tracing::warn!("container {}: auto-remove: {e}", c.id);
-                    }
-                });
-            }
+            self.failed_start(c, &message, code);
             return Err(if code == 128 {
                 ApiError::Internal(message)
             } else {
@@ -1113,13 +1126,15 @@ impl Inner {
             resolv_conf_path: Some(dir.join("resolv.conf").display().to_string()),
             network_settings: Some(NetworkSettings {
                 sandbox_id: Some(String::new()),
-                sandbox_key: Some(if r.state.status == Status::Running
-                    && r.host_config.network_mode.as_deref() != Some("host")
-                {
-                    format!("/proc/{}/ns/net", r.state.pid)
-                } else {
-                    String::new()
-                }),
+                sandbox_key: Some(
+                    if r.state.status == Status::Running
+                        && r.host_config.network_mode.as_deref() != Some("host")
+                    {
+                        format!("/proc/{}/ns/net", r.state.pid)
+                    } else {
+                        String::new()
+                    },
+                ),
                 ports: Some(crate::networks::port_map(r)),
                 networks: Some(crate::networks::endpoint_settings(r, &self.networks)),
             }),
@@ -1340,7 +1355,12 @@ impl ContainerBackend for Daemon {
                     inner.resolve(&m["container:".len()..])?;
                 }
                 m => {
-                    let net = inner.networks.find(m)?;
+                    // Refused here, not at the first start as dockerd does, so a bad --network
+                    // leaves no container behind; not a 404, which the docker CLI would take for
+                    // a missing image and pull.
+                    let net = inner.networks.find(m).map_err(|_| {
+                        ApiError::InvalidParameter(format!("network {m} not found"))
+                    })?;
                     // Kept by name, so a later inspect shows the name as dockerd does.
                     if net.id == m || (net.id.starts_with(m) && net.name != m) {
                         record.host_config.network_mode = Some(net.name.clone());
@@ -1349,7 +1369,11 @@ impl ContainerBackend for Daemon {
             }
             if (mode == "host" || mode == "none" || mode.starts_with("container:"))
                 && (record.host_config.publish_all_ports == Some(true)
-                    || record.host_config.port_bindings.as_ref().is_some_and(|p| !p.is_empty()))
+                    || record
+                        .host_config
+                        .port_bindings
+                        .as_ref()
+                        .is_some_and(|p| !p.is_empty()))
             {
                 if mode == "host" {
                     warnings.push(
@@ -1366,9 +1390,29 @@ impl ContainerBackend for Daemon {
                 "" | "default" => crate::networks::DEFAULT_NETWORK.to_string(),
                 m => m.to_string(),
             };
+            // The docker CLI names the --network's own endpoint too ("default" for none given).
+            if let Some(settings) = record.endpoints_config.remove("default") {
+                record.endpoints_config.insert(primary.clone(), settings);
+            }
+            for (key, settings) in &record.endpoints_config {
+                let fixed = settings.ipam_config.as_ref().is_some_and(|c| {
+                    c.ipv4_address.as_deref().is_some_and(|a| !a.is_empty())
+                        || c.ipv6_address.as_deref().is_some_and(|a| !a.is_empty())
+                });
+                let predefined = matches!(key.as_str(), "bridge" | "host" | "none")
+                    || (key == &primary && primary == crate::networks::DEFAULT_NETWORK);
+                if fixed && predefined {
+                    return Err(ApiError::InvalidParameter(
+                        "user specified IP address is supported on user defined networks only"
+                            .into(),
+                    ));
+                }
+            }
             for key in record.endpoints_config.keys() {
                 if key != &primary {
-                    inner.networks.find(key)?;
+                    inner.networks.find(key).map_err(|_| {
+                        ApiError::InvalidParameter(format!("network {key} not found"))
+                    })?;
                 }
             }
             if let Some(keys) = record.host_config.port_bindings.as_ref() {
@@ -1521,10 +1565,7 @@ impl ContainerBackend for Daemon {
                 created: parse_time(&r.created).map(|t| t.timestamp()),
                 ports: Some(crate::networks::port_summaries(r)),
                 network_settings: Some(ContainerSummaryNetworkSettings {
-                    networks: Some(crate::networks::endpoint_settings(
-                        r,
-                        &self.inner.networks,
-                    )),
+                    networks: Some(crate::networks::endpoint_settings(r, &self.inner.networks)),
                 }),
                 labels: Some(r.config.labels.clone().unwrap_or_default()),
                 state: Some(if r.state.paused {

@@ -18,7 +18,11 @@ use crate::{blocking, monitor_client, Daemon};
 
 impl Daemon {
     fn all_records(&self) -> Vec<ContainerRecord> {
-        self.inner.all_containers().iter().map(|c| c.record()).collect()
+        self.inner
+            .all_containers()
+            .iter()
+            .map(|c| c.record())
+            .collect()
     }
 
     /// Running containers with an endpoint on `net`.
@@ -41,7 +45,8 @@ impl Daemon {
                 );
             } else if net.driver != "bridge" {
                 let mode = r.host_config.network_mode.as_deref().unwrap_or("");
-                let on = (net.name == "host" && mode == "host") || (net.name == "none" && mode == "none");
+                let on = (net.name == "host" && mode == "host")
+                    || (net.name == "none" && mode == "none");
                 if on {
                     out.insert(
                         r.id.clone(),
@@ -124,9 +129,7 @@ impl NetworkBackend for Daemon {
                 && check("scope", &|v| v == "local")
                 && check("label", &|v| label_matches(&net.labels, v))
                 && check("type", &|v| (v == "builtin") == net.predefined)
-                && check("dangling", &|v| {
-                    matches!(v, "true" | "1") == dangling
-                });
+                && check("dangling", &|v| matches!(v, "true" | "1") == dangling);
             if keep {
                 out.push(net.to_api(None));
             }
@@ -164,7 +167,11 @@ impl NetworkBackend for Daemon {
 
     async fn network_remove(&self, id: &str) -> Result<(), ApiError> {
         let net = self.inner.networks.find(id)?;
-        let users: Vec<String> = self.endpoints_on(&net).into_values().filter_map(|e| e.name).collect();
+        let users: Vec<String> = self
+            .endpoints_on(&net)
+            .into_values()
+            .filter_map(|e| e.name)
+            .collect();
         let networks = self.inner.networks.clone();
         let key = net.id.clone();
         let removed = blocking(move || networks.remove(&key, &users)).await?;
@@ -172,11 +179,7 @@ impl NetworkBackend for Daemon {
         Ok(())
     }
 
-    async fn network_connect(
-        &self,
-        id: &str,
-        body: NetworkConnectRequest,
-    ) -> Result<(), ApiError> {
+    async fn network_connect(&self, id: &str, body: NetworkConnectRequest) -> Result<(), ApiError> {
         let net = self.inner.networks.find(id)?;
         let c = self.inner.resolve(&body.container)?;
         let _op = c.op.lock().await;
@@ -193,7 +196,11 @@ impl NetworkBackend for Daemon {
                 net.name, net.driver
             )));
         }
-        let primary = if mode.is_empty() || mode == "default" { DEFAULT_NETWORK } else { mode };
+        let primary = if mode.is_empty() || mode == "default" {
+            DEFAULT_NETWORK
+        } else {
+            mode
+        };
         if net.name == primary
             || r.endpoints_config.contains_key(&net.name)
             || r.net.endpoints.contains_key(&net.name)
@@ -209,11 +216,14 @@ impl NetworkBackend for Daemon {
             let (rec, n, s) = (r.clone(), net.clone(), settings.clone());
             let (ep, iface, _) = blocking(move || networks.attach_one(&rec, &n, &s)).await?;
             let socket = self.inner.socket(&r.id);
-            let answer = monitor_client::call(&socket, &r.id, Request::Connect { interface: iface }).await;
+            let answer =
+                monitor_client::call(&socket, &r.id, Request::Connect { interface: iface }).await;
             let failed = match answer {
                 Ok(Response::Ok) => None,
                 Ok(Response::Error { message }) => Some(ApiError::Internal(message)),
-                Ok(other) => Some(ApiError::Internal(format!("monitor answered connect with {other:?}"))),
+                Ok(other) => Some(ApiError::Internal(format!(
+                    "monitor answered connect with {other:?}"
+                ))),
                 Err(e) => Some(e),
             };
             if let Some(e) = failed {
@@ -221,13 +231,15 @@ impl NetworkBackend for Daemon {
                 return Err(e);
             }
             let record = c.update_record(|x| {
-                x.endpoints_config.insert(net.name.clone(), settings.clone());
+                x.endpoints_config
+                    .insert(net.name.clone(), settings.clone());
                 x.net.endpoints.insert(net.name.clone(), ep.clone());
             });
             self.inner.persist_record(&record)?;
         } else {
             let record = c.update_record(|x| {
-                x.endpoints_config.insert(net.name.clone(), settings.clone());
+                x.endpoints_config
+                    .insert(net.name.clone(), settings.clone());
             });
             self.inner.persist_record(&record)?;
         }
@@ -245,7 +257,11 @@ impl NetworkBackend for Daemon {
         let _op = c.op.lock().await;
         let r = c.record();
         let mode = r.host_config.network_mode.as_deref().unwrap_or("");
-        let primary = if mode.is_empty() || mode == "default" { DEFAULT_NETWORK } else { mode };
+        let primary = if mode.is_empty() || mode == "default" {
+            DEFAULT_NETWORK
+        } else {
+            mode
+        };
         if net.name == primary || net.id == primary {
             return Err(ApiError::NotImplemented(format!(
                 "disconnecting a container from the network it was created with (--network {primary}) is not supported by berthd; connect it to others, or re-create it"
@@ -257,7 +273,12 @@ impl NetworkBackend for Daemon {
                 r.id, net.name
             )));
         }
-        if let Some(ep) = r.net.endpoints.get(&net.name).filter(|_| r.state.status == Status::Running) {
+        if let Some(ep) = r
+            .net
+            .endpoints
+            .get(&net.name)
+            .filter(|_| r.state.status == Status::Running)
+        {
             let socket = self.inner.socket(&r.id);
             let answer = monitor_client::call(
                 &socket,

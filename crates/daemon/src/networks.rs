@@ -315,7 +315,11 @@ fn mac_text(mac: [u8; 6]) -> String {
 /// they are loopback addresses such as systemd-resolved's).
 fn upstreams(config: &NetworkConfig) -> Vec<SocketAddr> {
     if !config.dns.is_empty() {
-        return config.dns.iter().map(|ip| SocketAddr::new(*ip, 53)).collect();
+        return config
+            .dns
+            .iter()
+            .map(|ip| SocketAddr::new(*ip, 53))
+            .collect();
     }
     std::fs::read_to_string("/etc/resolv.conf")
         .map(|t| network::dns::upstreams_from_resolv_conf(&t))
@@ -471,8 +475,8 @@ impl Networks {
                             .values()
                             .flat_map(|r| r.subnets.iter().map(|s| s.subnet)),
                     );
-                    let subnet = network::pools::choose_subnet(&self.pools(), &used)
-                        .ok_or_else(|| {
+                    let subnet =
+                        network::pools::choose_subnet(&self.pools(), &used).ok_or_else(|| {
                             internal("no free subnet for the default bridge in the address pools")
                         })?;
                     Subnet {
@@ -539,8 +543,7 @@ impl Networks {
                 .map_err(internal)?,
             mtu: self.config.mtu,
         };
-        link::ensure_bridge(nl, &spec)
-            .map_err(|e| internal(format!("network {}: {e}", r.name)))?;
+        link::ensure_bridge(nl, &spec).map_err(|e| internal(format!("network {}: {e}", r.name)))?;
         Ok(())
     }
 
@@ -602,7 +605,11 @@ impl Networks {
 
     /// `docker network create`.
     pub fn create(&self, req: NetworkCreateRequest) -> Result<NetworkRecord, ApiError> {
-        let driver = req.driver.clone().filter(|d| !d.is_empty()).unwrap_or_else(|| "bridge".into());
+        let driver = req
+            .driver
+            .clone()
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| "bridge".into());
         if driver != "bridge" {
             return Err(ApiError::InvalidParameter(format!(
                 "network driver {driver:?} is not supported by berthd (only \"bridge\")"
@@ -614,7 +621,11 @@ impl Networks {
                 req.name
             )));
         }
-        if req.scope.as_deref().is_some_and(|s| !s.is_empty() && s != "local") {
+        if req
+            .scope
+            .as_deref()
+            .is_some_and(|s| !s.is_empty() && s != "local")
+        {
             return Err(ApiError::InvalidParameter(format!(
                 "scope {:?} is not supported: berthd's networks are local",
                 req.scope.as_deref().unwrap_or_default()
@@ -644,13 +655,22 @@ impl Networks {
             ));
         }
         let ipam = req.ipam.clone().unwrap_or_default();
-        if ipam.driver.as_deref().is_some_and(|d| !d.is_empty() && d != "default") {
+        if ipam
+            .driver
+            .as_deref()
+            .is_some_and(|d| !d.is_empty() && d != "default")
+        {
             return Err(ApiError::InvalidParameter(format!(
                 "IPAM driver {:?} is not supported by berthd (only \"default\")",
                 ipam.driver.as_deref().unwrap_or_default()
             )));
         }
-        let options: BTreeMap<String, String> = req.options.clone().unwrap_or_default().into_iter().collect();
+        let options: BTreeMap<String, String> = req
+            .options
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
         for key in options.keys() {
             if !matches!(
                 key.as_str(),
@@ -741,7 +761,10 @@ impl Networks {
                 }
                 None => None,
             };
-            if c.auxiliary_addresses.as_ref().is_some_and(|a| !a.is_empty()) {
+            if c.auxiliary_addresses
+                .as_ref()
+                .is_some_and(|a| !a.is_empty())
+            {
                 return Err(ApiError::InvalidParameter(
                     "--aux-address is not supported by berthd".into(),
                 ));
@@ -838,9 +861,17 @@ impl Networks {
                 &record.id[..12]
             )));
         }
-        let path = self.dir.join("networks").join(format!("{}.json", record.id));
-        std::fs::remove_file(&path)
-            .map_err(|e| internal(format!("network {}: remove {}: {e}", record.name, path.display())))?;
+        let path = self
+            .dir
+            .join("networks")
+            .join(format!("{}.json", record.id));
+        std::fs::remove_file(&path).map_err(|e| {
+            internal(format!(
+                "network {}: remove {}: {e}",
+                record.name,
+                path.display()
+            ))
+        })?;
         if let Some(net) = st.nets.remove(&record.id) {
             if let Some((server, _)) = net.dns {
                 server.stop();
@@ -860,7 +891,10 @@ impl Networks {
 
     /// The networks a container joins when it starts: its `--network` (resolved; `default`
     /// is the default bridge) first, then the other endpoints it was connected to.
-    pub fn wanted(&self, r: &ContainerRecord) -> Result<Vec<(NetworkRecord, EndpointSettings)>, ApiError> {
+    pub fn wanted(
+        &self,
+        r: &ContainerRecord,
+    ) -> Result<Vec<(NetworkRecord, EndpointSettings)>, ApiError> {
         let mode = r.host_config.network_mode.as_deref().unwrap_or("");
         let primary = match mode {
             "" | "default" => DEFAULT_NETWORK,
@@ -871,14 +905,19 @@ impl Networks {
         }
         let st = lock(&self.state);
         let mut out = Vec::new();
-        let main = find_in(&st.nets, primary).map_err(|_| {
-            ApiError::NotFound(format!("network {primary} not found"))
-        })?;
+        let main = find_in(&st.nets, primary)
+            .map_err(|_| ApiError::NotFound(format!("network {primary} not found")))?;
         let settings = |net: &NetworkRecord| {
             r.endpoints_config
                 .get(&net.name)
                 .or_else(|| r.endpoints_config.get(&net.id))
-                .or_else(|| if net.name == primary || net.id == primary { r.endpoints_config.get(primary) } else { None })
+                .or_else(|| {
+                    if net.name == primary || net.id == primary {
+                        r.endpoints_config.get(primary)
+                    } else {
+                        None
+                    }
+                })
                 .cloned()
                 .unwrap_or_default()
         };
@@ -911,7 +950,10 @@ impl Networks {
         if wanted.is_empty() {
             if publishes(r) && r.host_config.network_mode.as_deref() != Some("host") {
                 // dockerd ignores -p with --network none/container:; it says so in a warning.
-                tracing::info!("container {}: published ports ignored without a bridge network", r.id);
+                tracing::info!(
+                    "container {}: published ports ignored without a bridge network",
+                    r.id
+                );
             }
             return Ok(att);
         }
@@ -973,14 +1015,19 @@ impl Networks {
                 ..Default::default()
             };
             // Recorded before allocating, so a failure part-way releases what was taken.
-            att.state.endpoints.insert(n.record.name.clone(), ep.clone());
+            att.state
+                .endpoints
+                .insert(n.record.name.clone(), ep.clone());
             for (k, s) in n.record.subnets.iter().enumerate() {
-                let want = if s.subnet.addr().is_ipv4() { want4 } else { want6 };
+                let want = if s.subnet.addr().is_ipv4() {
+                    want4
+                } else {
+                    want6
+                };
                 let addr = n.ipams[k].allocate(&r.id, want).map_err(|e| match e {
-                    network::ipam::IpamError::InUse { .. } => ApiError::Forbidden(format!(
-                        "network {}: {e}",
-                        n.record.name
-                    )),
+                    network::ipam::IpamError::InUse { .. } => {
+                        ApiError::Forbidden(format!("network {}: {e}", n.record.name))
+                    }
                     other => ApiError::Forbidden(format!("network {}: {other}", n.record.name)),
                 })?;
                 let net = IpNet::new(addr, s.subnet.prefix_len()).map_err(internal)?;
@@ -995,7 +1042,9 @@ impl Networks {
                         ep.gateway6 = Some(s.gateway);
                     }
                 }
-                att.state.endpoints.insert(n.record.name.clone(), ep.clone());
+                att.state
+                    .endpoints
+                    .insert(n.record.name.clone(), ep.clone());
             }
             let mac = match ep.ipv4.map(|a| a.addr()) {
                 Some(IpAddr::V4(a)) => link::mac_for(a),
@@ -1041,8 +1090,18 @@ impl Networks {
                     .chain(ep.ipv6.iter())
                     .map(|a| (a.addr(), a.prefix_len()))
                     .collect(),
-                gateway: if n.record.internal { None } else { n.record.gateway4() },
-                gateway6: if n.record.internal { None } else { n.record.gateway6() },
+                // The default route goes through the first network only, as dockerd's
+                // (an interface added later must not fight over it).
+                gateway: if n.record.internal || i > 0 {
+                    None
+                } else {
+                    n.record.gateway4()
+                },
+                gateway6: if n.record.internal || i > 0 {
+                    None
+                } else {
+                    n.record.gateway6()
+                },
                 mtu: self.mtu(&n.record),
             });
             att.state.endpoints.insert(n.record.name.clone(), ep);
@@ -1253,7 +1312,10 @@ fn find_in<'a>(nets: &'a BTreeMap<String, Net>, key: &str) -> Result<&'a Net, Ap
     if let Some(n) = nets.values().find(|n| n.record.name == key) {
         return Ok(n);
     }
-    let matches: Vec<&Net> = nets.values().filter(|n| n.record.id.starts_with(key)).collect();
+    let matches: Vec<&Net> = nets
+        .values()
+        .filter(|n| n.record.id.starts_with(key))
+        .collect();
     match matches.as_slice() {
         [one] if !key.is_empty() => Ok(one),
         [] | [_] => Err(ApiError::NotFound(format!("network {key} not found"))),
@@ -1277,10 +1339,10 @@ fn first_host(subnet: IpNet) -> Result<IpAddr, ApiError> {
 
 fn publishes(r: &ContainerRecord) -> bool {
     r.host_config.publish_all_ports == Some(true)
-        || r.host_config
-            .port_bindings
-            .as_ref()
-            .is_some_and(|p| p.values().any(|v| v.as_ref().is_some_and(|v| !v.is_empty())))
+        || r.host_config.port_bindings.as_ref().is_some_and(|p| {
+            p.values()
+                .any(|v| v.as_ref().is_some_and(|v| !v.is_empty()))
+        })
 }
 
 /// One port to publish, as asked.
@@ -1318,15 +1380,13 @@ fn port_requests(r: &ContainerRecord) -> Result<Vec<PortRequest>, ApiError> {
         }
     }
     if r.host_config.publish_all_ports == Some(true) {
-        let mut exposed: Vec<&String> = r
-            .config
-            .exposed_ports
-            .iter()
-            .flatten()
-            .collect();
+        let mut exposed: Vec<&String> = r.config.exposed_ports.iter().flatten().collect();
         exposed.sort();
         for key in exposed {
-            if bindings.get(key).is_some_and(|v| v.as_ref().is_some_and(|v| !v.is_empty())) {
+            if bindings
+                .get(key)
+                .is_some_and(|v| v.as_ref().is_some_and(|v| !v.is_empty()))
+            {
                 continue;
             }
             let (container_port, proto) = parse_port_key(key)?;
@@ -1342,7 +1402,11 @@ fn port_requests(r: &ContainerRecord) -> Result<Vec<PortRequest>, ApiError> {
     Ok(out)
 }
 
-fn port_request(b: &PortBinding, container_port: u16, proto: Proto) -> Result<PortRequest, ApiError> {
+fn port_request(
+    b: &PortBinding,
+    container_port: u16,
+    proto: Proto,
+) -> Result<PortRequest, ApiError> {
     let host_ip = match b.host_ip.as_deref().map(|s| s.trim_matches(['[', ']'])) {
         None | Some("") => None,
         Some(s) => {
@@ -1411,10 +1475,17 @@ pub fn port_map(r: &ContainerRecord) -> HashMap<String, Option<Vec<PortBinding>>
         for p in &r.net.ports {
             let key = format!("{}/{}", p.container_port, p.proto);
             let b = PortBinding {
-                host_ip: Some(p.host_ip.map(|i| i.to_string()).unwrap_or_else(|| "0.0.0.0".into())),
+                host_ip: Some(
+                    p.host_ip
+                        .map(|i| i.to_string())
+                        .unwrap_or_else(|| "0.0.0.0".into()),
+                ),
                 host_port: Some(p.host_port.to_string()),
             };
-            out.entry(key).or_insert_with(|| Some(Vec::new())).get_or_insert_with(Vec::new).push(b);
+            out.entry(key)
+                .or_insert_with(|| Some(Vec::new()))
+                .get_or_insert_with(Vec::new)
+                .push(b);
         }
     }
     out
@@ -1435,7 +1506,12 @@ pub fn endpoint_settings(
     if !primary.starts_with("container:") {
         names.push(primary.to_string());
     }
-    names.extend(r.endpoints_config.keys().filter(|k| k.as_str() != primary).cloned());
+    names.extend(
+        r.endpoints_config
+            .keys()
+            .filter(|k| k.as_str() != primary)
+            .cloned(),
+    );
     for name in names {
         let Ok(net) = nets.find(&name) else { continue };
         let asked = r.endpoints_config.get(&name).cloned().unwrap_or_default();
@@ -1453,12 +1529,36 @@ pub fn endpoint_settings(
                 gw_priority: Some(0),
                 network_id: Some(net.id.clone()),
                 endpoint_id: Some(live.map(|e| e.endpoint_id.clone()).unwrap_or_default()),
-                gateway: Some(live.and_then(|e| e.gateway).map(|g| g.to_string()).unwrap_or_default()),
-                ip_address: Some(live.and_then(|e| e.ipv4).map(|a| a.addr().to_string()).unwrap_or_default()),
-                ip_prefix_len: Some(live.and_then(|e| e.ipv4).map(|a| a.prefix_len() as i64).unwrap_or(0)),
-                ipv6_gateway: Some(live.and_then(|e| e.gateway6).map(|g| g.to_string()).unwrap_or_default()),
-                global_ipv6_address: Some(live.and_then(|e| e.ipv6).map(|a| a.addr().to_string()).unwrap_or_default()),
-                global_ipv6_prefix_len: Some(live.and_then(|e| e.ipv6).map(|a| a.prefix_len() as i64).unwrap_or(0)),
+                gateway: Some(
+                    live.and_then(|e| e.gateway)
+                        .map(|g| g.to_string())
+                        .unwrap_or_default(),
+                ),
+                ip_address: Some(
+                    live.and_then(|e| e.ipv4)
+                        .map(|a| a.addr().to_string())
+                        .unwrap_or_default(),
+                ),
+                ip_prefix_len: Some(
+                    live.and_then(|e| e.ipv4)
+                        .map(|a| a.prefix_len() as i64)
+                        .unwrap_or(0),
+                ),
+                ipv6_gateway: Some(
+                    live.and_then(|e| e.gateway6)
+                        .map(|g| g.to_string())
+                        .unwrap_or_default(),
+                ),
+                global_ipv6_address: Some(
+                    live.and_then(|e| e.ipv6)
+                        .map(|a| a.addr().to_string())
+                        .unwrap_or_default(),
+                ),
+                global_ipv6_prefix_len: Some(
+                    live.and_then(|e| e.ipv6)
+                        .map(|a| a.prefix_len() as i64)
+                        .unwrap_or(0),
+                ),
                 dns_names: live.map(|e| e.dns_names.clone()).filter(|d| !d.is_empty()),
             },
         );
@@ -1488,24 +1588,26 @@ impl Networks {
         let host = &r.host_config;
         let write = |name: &str, text: String| {
             let path = dir.join(name);
-            std::fs::write(&path, text).map_err(|e| {
-                internal(format!("container {}: write {}: {e}", r.id, path.display()))
-            })
+            std::fs::write(&path, text)
+                .map_err(|e| internal(format!("container {}: write {}: {e}", r.id, path.display())))
         };
         write("hostname", network::files::hostname_file(hostname))?;
-        if host.network_mode.as_deref() == Some("host") && host.dns.as_ref().is_none_or(|d| d.is_empty()) && host.extra_hosts.as_ref().is_none_or(|d| d.is_empty()) {
+        if host.network_mode.as_deref() == Some("host")
+            && host.dns.as_ref().is_none_or(|d| d.is_empty())
+            && host.extra_hosts.as_ref().is_none_or(|d| d.is_empty())
+        {
             // The host's own namespace: its files as they are (a loopback resolver works here).
             for name in ["hosts", "resolv.conf"] {
-                let text = std::fs::read_to_string(Path::new("/etc").join(name)).unwrap_or_default();
+                let text =
+                    std::fs::read_to_string(Path::new("/etc").join(name)).unwrap_or_default();
                 write(name, text)?;
             }
             return Ok(());
         }
         let mut extra = Vec::new();
         for h in host.extra_hosts.iter().flatten() {
-            let (name, addr) = network::files::parse_extra_host(h).map_err(|e| {
-                ApiError::InvalidParameter(format!("invalid --add-host {h}: {e}"))
-            })?;
+            let (name, addr) = network::files::parse_extra_host(h)
+                .map_err(|e| ApiError::InvalidParameter(format!("invalid --add-host {h}: {e}")))?;
             let ip = match addr {
                 network::files::ExtraHostAddr::Ip(ip) => ip,
                 network::files::ExtraHostAddr::HostGateway => {
@@ -1549,7 +1651,11 @@ impl Networks {
             let ups: Vec<SocketAddr> = dns.iter().map(|ip| SocketAddr::new(*ip, 53)).collect();
             let st = lock(&self.state);
             for ep in r.net.endpoints.values() {
-                if let Some(Net { dns: Some((_, records)), .. }) = st.nets.get(&ep.network_id) {
+                if let Some(Net {
+                    dns: Some((_, records)),
+                    ..
+                }) = st.nets.get(&ep.network_id)
+                {
                     records.set_upstreams(&r.id, &ups);
                 }
             }
@@ -1583,7 +1689,11 @@ pub fn port_summaries(r: &ContainerRecord) -> Vec<api_types::models::generated::
     if running {
         for p in &r.net.ports {
             out.push(PortSummary {
-                ip: Some(p.host_ip.map(|i| i.to_string()).unwrap_or_else(|| "0.0.0.0".into())),
+                ip: Some(
+                    p.host_ip
+                        .map(|i| i.to_string())
+                        .unwrap_or_else(|| "0.0.0.0".into()),
+                ),
                 private_port: p.container_port,
                 public_port: Some(p.host_port),
                 typ: typ(&p.proto),
@@ -1593,7 +1703,10 @@ pub fn port_summaries(r: &ContainerRecord) -> Vec<api_types::models::generated::
     for key in r.config.exposed_ports.iter().flatten() {
         if let Ok((port, proto)) = parse_port_key(key) {
             let proto = proto.to_string();
-            if !out.iter().any(|s| s.private_port == port && s.typ == typ(&proto)) {
+            if !out
+                .iter()
+                .any(|s| s.private_port == port && s.typ == typ(&proto))
+            {
                 out.push(PortSummary {
                     ip: None,
                     private_port: port,

@@ -295,8 +295,14 @@ pub fn refuse_unsupported(host: &HostConfig) -> Result<(), ApiError> {
     if host.links.as_ref().is_some_and(|l| !l.is_empty()) {
         return not_yet("legacy container links (--link; use a user-defined network, where containers find each other by name)");
     }
-    if host.network_mode.as_deref().is_some_and(|m| m.starts_with("container:") && m.len() == "container:".len()) {
-        return Err(invalid("--network container: needs a container name or ID".to_string()));
+    if host
+        .network_mode
+        .as_deref()
+        .is_some_and(|m| m.starts_with("container:") && m.len() == "container:".len())
+    {
+        return Err(invalid(
+            "--network container: needs a container name or ID".to_string(),
+        ));
     }
     for mode in [
         &host.pid_mode,

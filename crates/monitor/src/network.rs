@@ -21,7 +21,10 @@ fn endpoint(i: &Interface) -> Result<Endpoint, MonitorError> {
         .iter()
         .map(|(ip, prefix)| {
             ipnet::IpNet::new(*ip, *prefix).map_err(|e| {
-                MonitorError::Network(format!("interface {}: address {ip}/{prefix}: {e}", i.ifname))
+                MonitorError::Network(format!(
+                    "interface {}: address {ip}/{prefix}: {e}",
+                    i.ifname
+                ))
             })
         })
         .collect::<Result<Vec<_>, _>>()?;

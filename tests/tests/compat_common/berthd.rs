@@ -211,8 +211,12 @@ impl Berthd {
         let mut out = vec![self.bridge.clone()];
         let dir = self.sandbox.root.join("data/network/networks");
         for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let Ok(text) = std::fs::read_to_string(entry.path()) else { continue };
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
+            let Ok(text) = std::fs::read_to_string(entry.path()) else {
+                continue;
+            };
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+                continue;
+            };
             if let Some(b) = v["bridge"].as_str().filter(|b| !b.is_empty()) {
                 if !out.iter().any(|o| o == b) {
                     out.push(b.to_string());
@@ -348,4 +352,3 @@ pub fn berthd_with_busybox(name: &str) -> Berthd {
     );
     d
 }
-
