@@ -642,7 +642,8 @@ fn run_flags_reach_the_container() {
         run(&["--network", "none", "busybox", "ls", "/sys/class/net"]).trim(),
         "lo"
     );
-    assert_eq!(run(&["busybox", "ls", "/sys/class/net"]).trim(), "lo");
+    // The default network: eth0 on the daemon's bridge beside loopback.
+    assert_eq!(run(&["busybox", "ls", "/sys/class/net"]).trim(), "eth0\nlo");
     // Loopback is up in the container's own network namespace (IFF_UP | IFF_LOOPBACK).
     assert_eq!(
         run(&["busybox", "cat", "/sys/class/net/lo/flags"]).trim(),
