@@ -63,10 +63,10 @@ pub enum LinkError {
     #[error(transparent)]
     Netlink(#[from] NetlinkError),
     /// A `/proc/sys` value could not be set.
-    #[error("bridge {bridge}: {source}")]
+    #[error("{link}: {source}")]
     Sysctl {
-        /// The bridge being set up.
-        bridge: String,
+        /// The bridge or container link being set up.
+        link: String,
         /// The failed read or write.
         #[source]
         source: SysctlError,
@@ -129,7 +129,7 @@ pub fn ensure_bridge(nl: &mut Netlink, spec: &BridgeSpec) -> Result<u32, LinkErr
     let name = spec.name.as_str();
     let has_v6 = spec.addresses.iter().any(|a| matches!(a, IpNet::V6(_)));
     let sysctl_err = |source| LinkError::Sysctl {
-        bridge: name.to_string(),
+        link: format!("bridge {name}"),
         source,
     };
 
@@ -231,9 +231,11 @@ pub fn remove_bridge(nl: &mut Netlink, name: &str) -> Result<(), LinkError> {
 
 /// Connects a container: one `RTM_NEWLINK` makes the veth pair, the host end named
 /// `ep.host_ifname` on `ep.bridge` and up, the other end named `ep.ifname` created inside
-/// `netns` with the MAC. Then, over a socket opened in `netns`: the addresses, `lo` up
-/// and the default routes, in one batch. On any failure after the pair exists the host end is
-/// deleted (which takes the peer with it), so nothing is left.
+/// `netns` with the MAC. Then, from a short-lived thread in `netns`: IPv6 off on the
+/// container's end when it has no v6 address (dockerd's choice), else on with router
+/// advertisements ignored; and over a socket opened there, in one batch: `lo` and the
+/// container's end up, the addresses, the default routes. On any failure after the pair
+/// exists the host end is deleted (which takes the peer with it), so nothing is left.
 pub fn attach(host: &mut Netlink, netns: BorrowedFd<'_>, ep: &Endpoint) -> Result<(), LinkError> {
     check_ifname(&ep.host_ifname)?;
     check_ifname(&ep.ifname)?;
@@ -297,7 +299,13 @@ pub fn attach(host: &mut Netlink, netns: BorrowedFd<'_>, ep: &Endpoint) -> Resul
 
 /// `lo` and the container's end up, its addresses and default routes inside the container's namespace.
 fn configure_inside(netns: BorrowedFd<'_>, ep: &Endpoint) -> Result<(), LinkError> {
-    let mut inside = Netlink::open_in(netns)?;
+    let has_v6 = ep.addresses.iter().any(|a| matches!(a, IpNet::V6(_)));
+    let (mut inside, sysctls) =
+        Netlink::open_in_with(netns, || container_ipv6_sysctls(&ep.ifname, has_v6))?;
+    sysctls.map_err(|source| LinkError::Sysctl {
+        link: place(ep, netns),
+        source,
+    })?;
     let index = inside
         .link_index(&ep.ifname)?
         .ok_or_else(|| NetlinkError::Kernel {
@@ -309,7 +317,7 @@ fn configure_inside(netns: BorrowedFd<'_>, ep: &Endpoint) -> Result<(), LinkErro
             source: std::io::Error::from_raw_os_error(19),
             detail: None,
         })?;
-    let place = format!("{} in netns fd {}", ep.ifname, netns.as_raw_fd());
+    let place = place(ep, netns);
     let mut requests = vec![set_up_by_name_request("lo"), set_up_request(index, &place)];
     requests.extend(
         ep.addresses
@@ -325,6 +333,34 @@ fn configure_inside(netns: BorrowedFd<'_>, ep: &Endpoint) -> Result<(), LinkErro
         requests.push(default_route_request(IpAddr::V6(gw), Some((index, &place))));
     }
     inside.execute(requests)?;
+    Ok(())
+}
+
+fn place(ep: &Endpoint, netns: BorrowedFd<'_>) -> String {
+    format!("{} in netns fd {}", ep.ifname, netns.as_raw_fd())
+}
+
+/// IPv6 on the container's end, set before it goes up: off when the endpoint has no v6
+/// address (as dockerd does, so the container shows no link-local address and runs no
+/// duplicate address detection); on, but deaf to router advertisements, when it has one
+/// (berth gives the addresses and routes; an advertisement could only come from another
+/// container on the bridge). Runs on a thread inside the container's namespace. A kernel
+/// without IPv6 has no such files, which is fine.
+fn container_ipv6_sysctls(ifname: &str, has_v6: bool) -> Result<(), SysctlError> {
+    let settings: &[(&str, &str)] = if has_v6 {
+        &[("disable_ipv6", "0"), ("accept_ra", "0")]
+    } else {
+        &[("disable_ipv6", "1")]
+    };
+    for (key, value) in settings {
+        match sysctl::ensure(&sysctl::ipv6_conf(ifname, key), value) {
+            Err(SysctlError::Read { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound => {}
+            other => {
+                other?;
+            }
+        }
+    }
     Ok(())
 }
 

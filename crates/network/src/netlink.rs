@@ -174,6 +174,16 @@ impl Netlink {
     /// a short-lived thread enters the namespace, makes the socket (which stays bound to that
     /// namespace for its whole life) and is joined before this returns.
     pub fn open_in(netns: BorrowedFd<'_>) -> Result<Netlink, NetlinkError> {
+        Ok(Netlink::open_in_with(netns, || ())?.0)
+    }
+
+    /// [`Netlink::open_in`] that also runs `inside` on the helper thread while it is in the
+    /// namespace: the place to touch `/proc/sys/net`, which shows the namespace of the
+    /// thread that opens it.
+    pub(crate) fn open_in_with<T: Send>(
+        netns: BorrowedFd<'_>,
+        inside: impl FnOnce() -> T + Send,
+    ) -> Result<(Netlink, T), NetlinkError> {
         let fd = netns.as_raw_fd();
         std::thread::scope(|scope| {
             let handle = std::thread::Builder::new()
@@ -181,7 +191,8 @@ impl Netlink {
                 .spawn_scoped(scope, move || {
                     nix::sched::setns(netns, nix::sched::CloneFlags::CLONE_NEWNET)
                         .map_err(|source| NetlinkError::EnterNetns { fd, source })?;
-                    Netlink::open()
+                    let value = inside();
+                    Ok((Netlink::open()?, value))
                 })
                 .map_err(|e| NetlinkError::Thread {
                     fd,
