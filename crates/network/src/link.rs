@@ -142,12 +142,16 @@ pub fn ensure_bridge(nl: &mut Netlink, spec: &BridgeSpec) -> Result<u32, LinkErr
             create_bridge(nl, spec)?;
             // dockerd sets accept_ra=0 on a bridge it creates: a router has no business
             // taking advertisements from its own containers.
-            sysctl::ensure(&sysctl::ipv6_conf(name, "accept_ra"), "0").map_err(sysctl_err)?;
-            nl.link_index(name)?.ok_or_else(|| NetlinkError::Kernel {
+            sysctl::ensure_if_present(&sysctl::ipv6_conf(name, "accept_ra"), "0")
+                .map_err(sysctl_err)?;
+            // Looked up again, kind and all: a racing creator may have made something else.
+            let link = nl.get_link(name)?.ok_or_else(|| NetlinkError::Kernel {
                 op: format!("look up bridge {name} just created"),
                 source: std::io::Error::from_raw_os_error(19),
                 detail: None,
-            })?
+            })?;
+            check_kind(&link, name, InfoKind::Bridge, "bridge")?;
+            link.header.index
         }
     };
 
@@ -353,13 +357,7 @@ fn container_ipv6_sysctls(ifname: &str, has_v6: bool) -> Result<(), SysctlError>
         &[("disable_ipv6", "1")]
     };
     for (key, value) in settings {
-        match sysctl::ensure(&sysctl::ipv6_conf(ifname, key), value) {
-            Err(SysctlError::Read { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound => {}
-            other => {
-                other?;
-            }
-        }
+        sysctl::ensure_if_present(&sysctl::ipv6_conf(ifname, key), value)?;
     }
     Ok(())
 }
