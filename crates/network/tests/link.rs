@@ -455,6 +455,15 @@ fn errors_name_the_operation_and_the_object() {
             "{text}"
         );
         assert_eq!(err.errno(), Some(19), "{text}");
+        // A file that is not a network namespace: the kernel refuses the veth, nothing is left.
+        let _guard = BridgeGuard(n.bridge.clone());
+        ensure_bridge(&mut nl, &bridge_spec(&n)).expect("ensure bridge");
+        let links = host_link_count();
+        let not_a_netns = OwnedFd::from(std::fs::File::open("/dev/null").expect("open /dev/null"));
+        let err = attach(&mut nl, not_a_netns.as_fd(), &endpoint(&n, &n.host_if, 2))
+            .expect_err("not a netns");
+        assert!(err.to_string().contains("create veth"), "{err}");
+        assert_eq!(host_link_count(), links);
         let mut ep = endpoint(&n, "a-name-much-too-long", 2);
         ep.bridge = n.bridge.clone();
         let err = attach(&mut nl, ns.as_fd(), &ep).expect_err("long name");
