@@ -16,8 +16,8 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use ipnet::IpNet;
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::link::{
-    BridgeStpState, InfoBridge, InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo,
-    LinkMessage,
+    AfSpecInet6, AfSpecUnspec, BridgeStpState, In6AddrGenMode, InfoBridge, InfoData, InfoKind,
+    InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 
@@ -235,10 +235,11 @@ pub fn remove_bridge(nl: &mut Netlink, name: &str) -> Result<(), LinkError> {
 
 /// Connects a container: one `RTM_NEWLINK` makes the veth pair, the host end named
 /// `ep.host_ifname` on `ep.bridge` and up, the other end named `ep.ifname` created inside
-/// `netns` with the MAC. Then, from a short-lived thread in `netns`: IPv6 off on the
-/// container's end when it has no v6 address (dockerd's choice), else on with router
-/// advertisements ignored; and over a socket opened there, in one batch: `lo` and the
-/// container's end up, the addresses, the default routes. On any failure after the pair
+/// `netns` with the MAC. Then, from a short-lived thread in `netns`: router advertisements
+/// ignored on the container's end; and over a socket opened there, in one batch: `lo` up,
+/// no IPv6 link-local address when the endpoint has no v6 address (so the container shows
+/// no inet6 address, as with dockerd), the container's end up, the addresses, the default
+/// routes. On any failure after the pair
 /// exists the host end is deleted (which takes the peer with it), so nothing is left.
 pub fn attach(host: &mut Netlink, netns: BorrowedFd<'_>, ep: &Endpoint) -> Result<(), LinkError> {
     check_ifname(&ep.host_ifname)?;
@@ -322,7 +323,14 @@ fn configure_inside(netns: BorrowedFd<'_>, ep: &Endpoint) -> Result<(), LinkErro
             detail: None,
         })?;
     let place = place(ep, netns);
-    let mut requests = vec![set_up_by_name_request("lo"), set_up_request(index, &place)];
+    let mut requests = vec![set_up_by_name_request("lo")];
+    if !has_v6 {
+        // No IPv6 address of berth's: no link-local one either, so `ip addr` in the
+        // container shows none (as with dockerd) and no duplicate address detection runs.
+        // This must come before the link goes up, which is when the kernel makes it.
+        requests.push(no_link_local_request(index, &place));
+    }
+    requests.push(set_up_request(index, &place));
     requests.extend(
         ep.addresses
             .iter()
@@ -344,22 +352,35 @@ fn place(ep: &Endpoint, netns: BorrowedFd<'_>) -> String {
     format!("{} in netns fd {}", ep.ifname, netns.as_raw_fd())
 }
 
-/// IPv6 on the container's end, set before it goes up: off when the endpoint has no v6
-/// address (as dockerd does, so the container shows no link-local address and runs no
-/// duplicate address detection); on, but deaf to router advertisements, when it has one
-/// (berth gives the addresses and routes; an advertisement could only come from another
-/// container on the bridge). Runs on a thread inside the container's namespace. A kernel
-/// without IPv6 has no such files, which is fine.
+/// Router advertisements ignored on the container's end: berth gives the addresses and
+/// routes, and an advertisement on a bridge could only come from another container
+/// (CVE-2020-13401). Runs on the helper thread inside the container's namespace, before the
+/// link goes up. A kernel without IPv6 has no such file, which is fine. (dockerd writes
+/// `disable_ipv6=1` for a v4-only endpoint instead; that write spins on the rtnl lock with
+/// `restart_syscall` and cost milliseconds here under load, so berth asks for no link-local
+/// address over netlink, which leaves the same addresses.)
 fn container_ipv6_sysctls(ifname: &str, has_v6: bool) -> Result<(), SysctlError> {
-    let settings: &[(&str, &str)] = if has_v6 {
-        &[("disable_ipv6", "0"), ("accept_ra", "0")]
-    } else {
-        &[("disable_ipv6", "1")]
-    };
-    for (key, value) in settings {
-        sysctl::ensure_if_present(&sysctl::ipv6_conf(ifname, key), value)?;
+    if has_v6 {
+        sysctl::ensure_if_present(&sysctl::ipv6_conf(ifname, "disable_ipv6"), "0")?;
     }
+    sysctl::ensure_if_present(&sysctl::ipv6_conf(ifname, "accept_ra"), "0")?;
     Ok(())
+}
+
+/// The request that stops the kernel from giving link `index` an IPv6 link-local address
+/// (`addr_gen_mode none`).
+fn no_link_local_request(index: u32, link: &str) -> Request {
+    let mut msg = LinkMessage::default();
+    msg.header.index = index;
+    msg.attributes
+        .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
+            vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)],
+        )]));
+    Request::new(
+        RouteNetlinkMessage::SetLink(msg),
+        0,
+        format!("turn off IPv6 link-local addresses on {link}"),
+    )
 }
 
 /// Disconnects a running container from a network by deleting the host end of its veth (the

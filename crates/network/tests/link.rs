@@ -200,8 +200,10 @@ fn attach_gives_the_container_a_working_eth0() {
         assert!(route.contains(&want), "default route {want}: {route}");
         let lo = ip_in(&ns, &["-o", "link", "show", "lo"]);
         assert!(lo.contains(",UP"), "lo is up: {lo}");
-        // A v4-only endpoint has IPv6 off, as with dockerd: no link-local address.
+        // A v4-only endpoint has no IPv6 address, as with dockerd: not even a link-local one.
         assert_eq!(ip_in(&ns, &["-o", "-6", "addr", "show", "dev", "eth0"]), "");
+        let accept_ra = sysctl_in(&ns, "/proc/sys/net/ipv6/conf/eth0/accept_ra");
+        assert_eq!(accept_ra, "0", "eth0 ignores router advertisements");
 
         // The library's own view from inside agrees.
         let mut inside = Netlink::open_in(ns.as_fd()).expect("netlink inside");
