@@ -245,6 +245,44 @@ pub fn attach(host: &mut Netlink, netns: BorrowedFd<'_>, ep: &Endpoint) -> Resul
     check_ifname(&ep.host_ifname)?;
     check_ifname(&ep.ifname)?;
     check_ifname(&ep.bridge)?;
+    let has_v6 = ep.addresses.iter().any(|a| matches!(a, IpNet::V6(_)));
+
+    // While the host side looks up the bridge and makes the pair, the helper thread enters
+    // the namespace and opens its socket; it then waits to hear that the container's end
+    // exists before it sets that link's sysctls. The two overlap instead of queueing.
+    let (created_tx, created_rx) = std::sync::mpsc::channel::<bool>();
+    let (inside, created) = Netlink::open_in_while(
+        netns,
+        move || match created_rx.recv() {
+            Ok(true) => Some(container_ipv6_sysctls(&ep.ifname, has_v6)),
+            _ => None,
+        },
+        || {
+            let created = create_veth(host, netns, ep);
+            // The helper may be gone already (it failed to enter the namespace).
+            let _ = created_tx.send(created.is_ok());
+            created
+        },
+    );
+    // Nothing to undo when the creation failed: the kernel made none of it (and an EEXIST
+    // means the name belongs to someone else, whose link must stay).
+    created?;
+
+    configure_inside(inside, netns, ep, has_v6).map_err(|error| {
+        match host.delete_link(&ep.host_ifname) {
+            Ok(()) => error,
+            Err(cleanup) => LinkError::Cleanup {
+                error: Box::new(error),
+                host_ifname: ep.host_ifname.clone(),
+                cleanup,
+            },
+        }
+    })
+}
+
+/// One `RTM_NEWLINK` on the host's socket: the pair, the host end on the bridge and up, the
+/// container's end made inside `netns`.
+fn create_veth(host: &mut Netlink, netns: BorrowedFd<'_>, ep: &Endpoint) -> Result<(), LinkError> {
     let bridge = host
         .link_index(&ep.bridge)?
         .ok_or_else(|| LinkError::NoBridge {
@@ -278,8 +316,6 @@ pub fn attach(host: &mut Netlink, netns: BorrowedFd<'_>, ep: &Endpoint) -> Resul
         LinkInfo::Kind(InfoKind::Veth),
         LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
     ]));
-    // Nothing to undo when this fails: the kernel made none of it (and an EEXIST means the
-    // name belongs to someone else, whose link must stay).
     host.execute(vec![Request::new(
         RouteNetlinkMessage::NewLink(veth),
         NLM_F_CREATE | NLM_F_EXCL,
@@ -291,26 +327,24 @@ pub fn attach(host: &mut Netlink, netns: BorrowedFd<'_>, ep: &Endpoint) -> Resul
             ep.ifname
         ),
     )])?;
-
-    configure_inside(netns, ep).map_err(|error| match host.delete_link(&ep.host_ifname) {
-        Ok(()) => error,
-        Err(cleanup) => LinkError::Cleanup {
-            error: Box::new(error),
-            host_ifname: ep.host_ifname.clone(),
-            cleanup,
-        },
-    })
+    Ok(())
 }
 
-/// `lo` and the container's end up, its addresses and default routes inside the container's namespace.
-fn configure_inside(netns: BorrowedFd<'_>, ep: &Endpoint) -> Result<(), LinkError> {
-    let has_v6 = ep.addresses.iter().any(|a| matches!(a, IpNet::V6(_)));
-    let (mut inside, sysctls) =
-        Netlink::open_in_with(netns, || container_ipv6_sysctls(&ep.ifname, has_v6))?;
-    sysctls.map_err(|source| LinkError::Sysctl {
-        link: place(ep, netns),
-        source,
-    })?;
+/// Inside the container's namespace, given what the helper thread did there: `lo` and the
+/// container's end up, its addresses and default routes, in one batch.
+fn configure_inside(
+    opened: Result<(Netlink, Option<Result<(), SysctlError>>), NetlinkError>,
+    netns: BorrowedFd<'_>,
+    ep: &Endpoint,
+    has_v6: bool,
+) -> Result<(), LinkError> {
+    let (mut inside, sysctls) = opened?;
+    if let Some(Err(source)) = sysctls {
+        return Err(LinkError::Sysctl {
+            link: place(ep, netns),
+            source,
+        });
+    }
     let index = inside
         .link_index(&ep.ifname)?
         .ok_or_else(|| NetlinkError::Kernel {
