@@ -239,8 +239,8 @@ pub fn remove_bridge(nl: &mut Netlink, name: &str) -> Result<(), LinkError> {
 /// ignored on the container's end; and over a socket opened there, in one batch: `lo` up,
 /// no IPv6 link-local address when the endpoint has no v6 address (so the container shows
 /// no inet6 address, as with dockerd), the container's end up, the addresses, the default
-/// routes. On any failure after the pair
-/// exists the host end is deleted (which takes the peer with it), so nothing is left.
+/// routes. On any failure after the pair exists the host end is deleted (which takes the peer
+/// with it), so nothing is left. The helper thread is joined before this returns.
 pub fn attach(host: &mut Netlink, netns: BorrowedFd<'_>, ep: &Endpoint) -> Result<(), LinkError> {
     check_ifname(&ep.host_ifname)?;
     check_ifname(&ep.ifname)?;
