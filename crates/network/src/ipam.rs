@@ -88,6 +88,9 @@ pub enum IpamError {
 /// What the file holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct State {
+    /// The layout of this file, for a later change of it.
+    #[serde(default = "layout")]
+    version: u32,
     subnet: IpNet,
     gateway: IpAddr,
     #[serde(default)]
@@ -155,6 +158,16 @@ impl Ipam {
                         path: path.to_path_buf(),
                         source,
                     })?;
+                if state.version > LAYOUT {
+                    return Err(IpamError::InvalidConfig {
+                        subnet,
+                        reason: format!(
+                            "{} has layout {}, newer than this berth understands ({LAYOUT})",
+                            path.display(),
+                            state.version
+                        ),
+                    });
+                }
                 if state.subnet != subnet {
                     return Err(IpamError::SubnetMismatch {
                         path: path.to_path_buf(),
@@ -174,7 +187,17 @@ impl Ipam {
             }
         };
         let fresh = loaded.is_none();
+        if fresh {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|source| IpamError::Io {
+                    op: "create directory",
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
+            }
+        }
         let mut state = loaded.unwrap_or(State {
+            version: LAYOUT,
             subnet,
             gateway,
             range,
@@ -385,6 +408,12 @@ impl Ipam {
     }
 }
 
+const LAYOUT: u32 = 1;
+
+fn layout() -> u32 {
+    LAYOUT
+}
+
 fn to_num(addr: IpAddr) -> u128 {
     match addr {
         IpAddr::V4(a) => u128::from(u32::from(a)),
@@ -406,7 +435,7 @@ mod tests {
 
     fn open(dir: &tempfile::TempDir, subnet: &str, gw: &str, range: Option<&str>) -> Ipam {
         Ipam::open(
-            &dir.path().join("net.json"),
+            &dir.path().join("network").join("net.json"),
             net(subnet),
             ip(gw),
             range.map(net),
@@ -528,7 +557,7 @@ mod tests {
         assert_eq!(freed, vec![ip("10.8.0.2"), ip("10.8.0.50")]);
         let ipam = open(&dir, "10.8.0.0/24", "10.8.0.1", None);
         assert_eq!(ipam.allocations().len(), 2);
-        assert!(!dir.path().join("net.json.tmp").exists());
+        assert!(!dir.path().join("network").join("net.json.tmp").exists());
     }
 
     #[test]
@@ -536,7 +565,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         drop(open(&dir, "10.9.0.0/24", "10.9.0.1", None));
         let err = Ipam::open(
-            &dir.path().join("net.json"),
+            &dir.path().join("network").join("net.json"),
             net("10.10.0.0/24"),
             ip("10.10.0.1"),
             None,
@@ -547,12 +576,25 @@ mod tests {
     }
 
     #[test]
+    fn a_file_of_a_newer_layout_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        drop(open(&dir, "10.13.0.0/24", "10.13.0.1", None));
+        let path = dir.path().join("network").join("net.json");
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(text.contains("\"version\": 1"), "{text}");
+        std::fs::write(&path, text.replace("\"version\": 1", "\"version\": 9")).expect("write");
+        let err = Ipam::open(&path, net("10.13.0.0/24"), ip("10.13.0.1"), None)
+            .expect_err("newer layout");
+        assert!(err.to_string().contains("layout 9"), "{err}");
+    }
+
+    #[test]
     fn a_torn_temporary_file_does_not_matter() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut ipam = open(&dir, "10.11.0.0/24", "10.11.0.1", None);
         ipam.allocate("a", None).expect("a");
         // What a kill -9 between create and rename leaves behind.
-        std::fs::write(dir.path().join("net.json.tmp"), b"{\"subn").expect("write");
+        std::fs::write(dir.path().join("network").join("net.json.tmp"), b"{\"subn").expect("write");
         let mut ipam = open(&dir, "10.11.0.0/24", "10.11.0.1", None);
         assert_eq!(ipam.allocations().len(), 1);
         ipam.allocate("b", None).expect("b");

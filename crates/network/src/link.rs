@@ -16,8 +16,8 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use ipnet::IpNet;
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::link::{
-    BridgeStpState, InfoBridge, InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo,
-    LinkMessage,
+    AfSpecInet6, AfSpecUnspec, BridgeStpState, In6AddrGenMode, InfoBridge, InfoData, InfoKind,
+    InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 
@@ -63,10 +63,10 @@ pub enum LinkError {
     #[error(transparent)]
     Netlink(#[from] NetlinkError),
     /// A `/proc/sys` value could not be set.
-    #[error("bridge {bridge}: {source}")]
+    #[error("{link}: {source}")]
     Sysctl {
-        /// The bridge being set up.
-        bridge: String,
+        /// The bridge or container link being set up.
+        link: String,
         /// The failed read or write.
         #[source]
         source: SysctlError,
@@ -129,7 +129,7 @@ pub fn ensure_bridge(nl: &mut Netlink, spec: &BridgeSpec) -> Result<u32, LinkErr
     let name = spec.name.as_str();
     let has_v6 = spec.addresses.iter().any(|a| matches!(a, IpNet::V6(_)));
     let sysctl_err = |source| LinkError::Sysctl {
-        bridge: name.to_string(),
+        link: format!("bridge {name}"),
         source,
     };
 
@@ -142,12 +142,16 @@ pub fn ensure_bridge(nl: &mut Netlink, spec: &BridgeSpec) -> Result<u32, LinkErr
             create_bridge(nl, spec)?;
             // dockerd sets accept_ra=0 on a bridge it creates: a router has no business
             // taking advertisements from its own containers.
-            sysctl::ensure(&sysctl::ipv6_conf(name, "accept_ra"), "0").map_err(sysctl_err)?;
-            nl.link_index(name)?.ok_or_else(|| NetlinkError::Kernel {
+            sysctl::ensure_if_present(&sysctl::ipv6_conf(name, "accept_ra"), "0")
+                .map_err(sysctl_err)?;
+            // Looked up again, kind and all: a racing creator may have made something else.
+            let link = nl.get_link(name)?.ok_or_else(|| NetlinkError::Kernel {
                 op: format!("look up bridge {name} just created"),
                 source: std::io::Error::from_raw_os_error(19),
                 detail: None,
-            })?
+            })?;
+            check_kind(&link, name, InfoKind::Bridge, "bridge")?;
+            link.header.index
         }
     };
 
@@ -231,13 +235,54 @@ pub fn remove_bridge(nl: &mut Netlink, name: &str) -> Result<(), LinkError> {
 
 /// Connects a container: one `RTM_NEWLINK` makes the veth pair, the host end named
 /// `ep.host_ifname` on `ep.bridge` and up, the other end named `ep.ifname` created inside
-/// `netns` with the MAC. Then, over a socket opened in `netns`: the addresses, `lo` up
-/// and the default routes, in one batch. On any failure after the pair exists the host end is
-/// deleted (which takes the peer with it), so nothing is left.
+/// `netns` with the MAC. Then, from a short-lived thread in `netns`: router advertisements
+/// ignored on the container's end; and over a socket opened there, in one batch: `lo` up,
+/// no IPv6 link-local address when the endpoint has no v6 address (so the container shows
+/// no inet6 address, as with dockerd), the container's end up, the addresses, the default
+/// routes. On any failure after the pair exists the host end is deleted (which takes the peer
+/// with it), so nothing is left. The helper thread is joined before this returns.
 pub fn attach(host: &mut Netlink, netns: BorrowedFd<'_>, ep: &Endpoint) -> Result<(), LinkError> {
     check_ifname(&ep.host_ifname)?;
     check_ifname(&ep.ifname)?;
     check_ifname(&ep.bridge)?;
+    let has_v6 = ep.addresses.iter().any(|a| matches!(a, IpNet::V6(_)));
+
+    // While the host side looks up the bridge and makes the pair, the helper thread enters
+    // the namespace and opens its socket; it then waits to hear that the container's end
+    // exists before it sets that link's sysctls. The two overlap instead of queueing.
+    let (created_tx, created_rx) = std::sync::mpsc::channel::<bool>();
+    let (inside, created) = Netlink::open_in_while(
+        netns,
+        move || match created_rx.recv() {
+            Ok(true) => Some(container_ipv6_sysctls(&ep.ifname, has_v6)),
+            _ => None,
+        },
+        || {
+            let created = create_veth(host, netns, ep);
+            // The helper may be gone already (it failed to enter the namespace).
+            let _ = created_tx.send(created.is_ok());
+            created
+        },
+    );
+    // Nothing to undo when the creation failed: the kernel made none of it (and an EEXIST
+    // means the name belongs to someone else, whose link must stay).
+    created?;
+
+    configure_inside(inside, netns, ep, has_v6).map_err(|error| {
+        match host.delete_link(&ep.host_ifname) {
+            Ok(()) => error,
+            Err(cleanup) => LinkError::Cleanup {
+                error: Box::new(error),
+                host_ifname: ep.host_ifname.clone(),
+                cleanup,
+            },
+        }
+    })
+}
+
+/// One `RTM_NEWLINK` on the host's socket: the pair, the host end on the bridge and up, the
+/// container's end made inside `netns`.
+fn create_veth(host: &mut Netlink, netns: BorrowedFd<'_>, ep: &Endpoint) -> Result<(), LinkError> {
     let bridge = host
         .link_index(&ep.bridge)?
         .ok_or_else(|| LinkError::NoBridge {
@@ -271,8 +316,6 @@ pub fn attach(host: &mut Netlink, netns: BorrowedFd<'_>, ep: &Endpoint) -> Resul
         LinkInfo::Kind(InfoKind::Veth),
         LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
     ]));
-    // Nothing to undo when this fails: the kernel made none of it (and an EEXIST means the
-    // name belongs to someone else, whose link must stay).
     host.execute(vec![Request::new(
         RouteNetlinkMessage::NewLink(veth),
         NLM_F_CREATE | NLM_F_EXCL,
@@ -284,20 +327,24 @@ pub fn attach(host: &mut Netlink, netns: BorrowedFd<'_>, ep: &Endpoint) -> Resul
             ep.ifname
         ),
     )])?;
-
-    configure_inside(netns, ep).map_err(|error| match host.delete_link(&ep.host_ifname) {
-        Ok(()) => error,
-        Err(cleanup) => LinkError::Cleanup {
-            error: Box::new(error),
-            host_ifname: ep.host_ifname.clone(),
-            cleanup,
-        },
-    })
+    Ok(())
 }
 
-/// `lo` and the container's end up, its addresses and default routes inside the container's namespace.
-fn configure_inside(netns: BorrowedFd<'_>, ep: &Endpoint) -> Result<(), LinkError> {
-    let mut inside = Netlink::open_in(netns)?;
+/// Inside the container's namespace, given what the helper thread did there: `lo` and the
+/// container's end up, its addresses and default routes, in one batch.
+fn configure_inside(
+    opened: Result<(Netlink, Option<Result<(), SysctlError>>), NetlinkError>,
+    netns: BorrowedFd<'_>,
+    ep: &Endpoint,
+    has_v6: bool,
+) -> Result<(), LinkError> {
+    let (mut inside, sysctls) = opened?;
+    if let Some(Err(source)) = sysctls {
+        return Err(LinkError::Sysctl {
+            link: place(ep, netns),
+            source,
+        });
+    }
     let index = inside
         .link_index(&ep.ifname)?
         .ok_or_else(|| NetlinkError::Kernel {
@@ -309,8 +356,15 @@ fn configure_inside(netns: BorrowedFd<'_>, ep: &Endpoint) -> Result<(), LinkErro
             source: std::io::Error::from_raw_os_error(19),
             detail: None,
         })?;
-    let place = format!("{} in netns fd {}", ep.ifname, netns.as_raw_fd());
-    let mut requests = vec![set_up_by_name_request("lo"), set_up_request(index, &place)];
+    let place = place(ep, netns);
+    let mut requests = vec![set_up_by_name_request("lo")];
+    if !has_v6 {
+        // No IPv6 address of berth's: no link-local one either, so `ip addr` in the
+        // container shows none (as with dockerd) and no duplicate address detection runs.
+        // This must come before the link goes up, which is when the kernel makes it.
+        requests.push(no_link_local_request(index, &place));
+    }
+    requests.push(set_up_request(index, &place));
     requests.extend(
         ep.addresses
             .iter()
@@ -326,6 +380,41 @@ fn configure_inside(netns: BorrowedFd<'_>, ep: &Endpoint) -> Result<(), LinkErro
     }
     inside.execute(requests)?;
     Ok(())
+}
+
+fn place(ep: &Endpoint, netns: BorrowedFd<'_>) -> String {
+    format!("{} in netns fd {}", ep.ifname, netns.as_raw_fd())
+}
+
+/// Router advertisements ignored on the container's end: berth gives the addresses and
+/// routes, and an advertisement on a bridge could only come from another container
+/// (CVE-2020-13401). Runs on the helper thread inside the container's namespace, before the
+/// link goes up. A kernel without IPv6 has no such file, which is fine. (dockerd writes
+/// `disable_ipv6=1` for a v4-only endpoint instead; that write spins on the rtnl lock with
+/// `restart_syscall` and cost milliseconds here under load, so berth asks for no link-local
+/// address over netlink, which leaves the same addresses.)
+fn container_ipv6_sysctls(ifname: &str, has_v6: bool) -> Result<(), SysctlError> {
+    if has_v6 {
+        sysctl::ensure_if_present(&sysctl::ipv6_conf(ifname, "disable_ipv6"), "0")?;
+    }
+    sysctl::ensure_if_present(&sysctl::ipv6_conf(ifname, "accept_ra"), "0")?;
+    Ok(())
+}
+
+/// The request that stops the kernel from giving link `index` an IPv6 link-local address
+/// (`addr_gen_mode none`).
+fn no_link_local_request(index: u32, link: &str) -> Request {
+    let mut msg = LinkMessage::default();
+    msg.header.index = index;
+    msg.attributes
+        .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
+            vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)],
+        )]));
+    Request::new(
+        RouteNetlinkMessage::SetLink(msg),
+        0,
+        format!("turn off IPv6 link-local addresses on {link}"),
+    )
 }
 
 /// Disconnects a running container from a network by deleting the host end of its veth (the

@@ -174,23 +174,53 @@ impl Netlink {
     /// a short-lived thread enters the namespace, makes the socket (which stays bound to that
     /// namespace for its whole life) and is joined before this returns.
     pub fn open_in(netns: BorrowedFd<'_>) -> Result<Netlink, NetlinkError> {
+        Ok(Netlink::open_in_with(netns, || ())?.0)
+    }
+
+    /// [`Netlink::open_in`] that also runs `inside` on the helper thread while it is in the
+    /// namespace: the place to touch `/proc/sys/net`, which shows the namespace of the
+    /// thread that opens it.
+    pub(crate) fn open_in_with<T: Send>(
+        netns: BorrowedFd<'_>,
+        inside: impl FnOnce() -> T + Send,
+    ) -> Result<(Netlink, T), NetlinkError> {
+        Netlink::open_in_while(netns, inside, || ()).0
+    }
+
+    /// [`Netlink::open_in_with`], running `meanwhile` on the calling thread while the helper
+    /// thread works (which opens its socket before it runs `inside`). The helper is joined
+    /// before this returns.
+    pub(crate) fn open_in_while<T: Send, U>(
+        netns: BorrowedFd<'_>,
+        inside: impl FnOnce() -> T + Send,
+        meanwhile: impl FnOnce() -> U,
+    ) -> (Result<(Netlink, T), NetlinkError>, U) {
         let fd = netns.as_raw_fd();
         std::thread::scope(|scope| {
-            let handle = std::thread::Builder::new()
+            let spawned = std::thread::Builder::new()
                 .name("netns-socket".into())
                 .spawn_scoped(scope, move || {
                     nix::sched::setns(netns, nix::sched::CloneFlags::CLONE_NEWNET)
                         .map_err(|source| NetlinkError::EnterNetns { fd, source })?;
-                    Netlink::open()
-                })
-                .map_err(|e| NetlinkError::Thread {
+                    let socket = Netlink::open()?;
+                    Ok((socket, inside()))
+                });
+            // `meanwhile` runs even when the thread could not start: it may be what the
+            // caller needs done whatever happens, and it must not wait on the thread.
+            let other = meanwhile();
+            let opened = match spawned {
+                Err(e) => Err(NetlinkError::Thread {
                     fd,
                     what: format!("could not be started: {e}"),
-                })?;
-            handle.join().map_err(|_| NetlinkError::Thread {
-                fd,
-                what: "panicked".into(),
-            })?
+                }),
+                Ok(handle) => handle.join().unwrap_or_else(|_| {
+                    Err(NetlinkError::Thread {
+                        fd,
+                        what: "panicked".into(),
+                    })
+                }),
+            };
+            (opened, other)
         })
     }
 

@@ -56,6 +56,17 @@ pub fn ensure(path: &Path, value: &str) -> Result<bool, SysctlError> {
     Ok(true)
 }
 
+/// [`ensure`] for a value the kernel may lack (IPv6 files on a kernel booted without IPv6):
+/// a missing file counts as nothing to do.
+pub fn ensure_if_present(path: &Path, value: &str) -> Result<bool, SysctlError> {
+    match ensure(path, value) {
+        Err(SysctlError::Read { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Ok(false)
+        }
+        other => other,
+    }
+}
+
 /// `/proc/sys/net/ipv4/conf/<iface>/<key>` (`iface` may be `all` or `default`).
 pub fn ipv4_conf(iface: &str, key: &str) -> PathBuf {
     Path::new("/proc/sys/net/ipv4/conf").join(iface).join(key)
@@ -69,4 +80,23 @@ pub fn ipv6_conf(iface: &str, key: &str) -> PathBuf {
 /// `/proc/sys/net/ipv4/ip_forward`.
 pub fn ipv4_forward() -> PathBuf {
     PathBuf::from("/proc/sys/net/ipv4/ip_forward")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_only_what_differs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("forwarding");
+        std::fs::write(&path, "0\n").expect("write");
+        assert!(ensure(&path, "1").expect("ensure"));
+        assert_eq!(read(&path).expect("read"), "1");
+        assert!(!ensure(&path, "1").expect("ensure again"));
+        let missing = dir.path().join("absent");
+        assert!(!ensure_if_present(&missing, "1").expect("missing is fine"));
+        let err = ensure(&missing, "1").expect_err("missing");
+        assert!(err.to_string().contains("absent"), "{err}");
+    }
 }

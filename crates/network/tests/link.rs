@@ -142,6 +142,22 @@ fn ip_in(ns: &OwnedFd, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A `/proc/sys` value as seen inside the namespace `ns`.
+fn sysctl_in(ns: &OwnedFd, path: &str) -> String {
+    use std::os::fd::AsRawFd;
+    let out = Command::new("nsenter")
+        .arg(format!(
+            "--net=/proc/{}/fd/{}",
+            std::process::id(),
+            ns.as_raw_fd()
+        ))
+        .args(["cat", path])
+        .output()
+        .expect("run nsenter cat");
+    assert!(out.status.success(), "nsenter cat {path}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 fn host_link_count() -> usize {
     ip(&["-o", "link", "show"]).lines().count()
 }
@@ -184,6 +200,10 @@ fn attach_gives_the_container_a_working_eth0() {
         assert!(route.contains(&want), "default route {want}: {route}");
         let lo = ip_in(&ns, &["-o", "link", "show", "lo"]);
         assert!(lo.contains(",UP"), "lo is up: {lo}");
+        // A v4-only endpoint has no IPv6 address, as with dockerd: not even a link-local one.
+        assert_eq!(ip_in(&ns, &["-o", "-6", "addr", "show", "dev", "eth0"]), "");
+        let accept_ra = sysctl_in(&ns, "/proc/sys/net/ipv6/conf/eth0/accept_ra");
+        assert_eq!(accept_ra, "0", "eth0 ignores router advertisements");
 
         // The library's own view from inside agrees.
         let mut inside = Netlink::open_in(ns.as_fd()).expect("netlink inside");
@@ -403,6 +423,8 @@ fn attach_with_ipv6_adds_the_v6_default_route() {
         assert!(!line.contains("tentative"), "no DAD wait: {line}");
         let link = ip_in(&ns, &["-o", "link", "show", "eth0"]);
         assert!(link.contains("mtu 1400"), "{link}");
+        let accept_ra = sysctl_in(&ns, "/proc/sys/net/ipv6/conf/eth0/accept_ra");
+        assert_eq!(accept_ra, "0", "eth0 ignores router advertisements");
     });
 }
 
@@ -435,6 +457,15 @@ fn errors_name_the_operation_and_the_object() {
             "{text}"
         );
         assert_eq!(err.errno(), Some(19), "{text}");
+        // A file that is not a network namespace: the kernel refuses the veth, nothing is left.
+        let _guard = BridgeGuard(n.bridge.clone());
+        ensure_bridge(&mut nl, &bridge_spec(&n)).expect("ensure bridge");
+        let links = host_link_count();
+        let not_a_netns = OwnedFd::from(std::fs::File::open("/dev/null").expect("open /dev/null"));
+        let err = attach(&mut nl, not_a_netns.as_fd(), &endpoint(&n, &n.host_if, 2))
+            .expect_err("not a netns");
+        assert!(err.to_string().contains("create veth"), "{err}");
+        assert_eq!(host_link_count(), links);
         let mut ep = endpoint(&n, "a-name-much-too-long", 2);
         ep.bridge = n.bridge.clone();
         let err = attach(&mut nl, ns.as_fd(), &ep).expect_err("long name");
