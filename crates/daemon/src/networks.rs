@@ -383,8 +383,25 @@ impl Networks {
             .iter()
             .enumerate()
             .map(|(n, s)| {
-                Ipam::open(&self.ipam_path(&r.id, n), s.subnet, s.gateway, s.ip_range)
-                    .map_err(|e| internal(format!("network {}: {e}", r.name)))
+                let path = self.ipam_path(&r.id, n);
+                match Ipam::open(&path, s.subnet, s.gateway, s.ip_range) {
+                    // An unreadable file can only come from a power loss (the file is replaced
+                    // by rename, unsynced), which also ended every container: nothing in it is
+                    // in use. It is kept aside for inspection and a fresh one made.
+                    Err(network::ipam::IpamError::Parse { .. }) => {
+                        let aside = path.with_extension("json.corrupt");
+                        tracing::warn!(
+                            "network {}: {} is unreadable; moved to {} and started afresh",
+                            r.name,
+                            path.display(),
+                            aside.display()
+                        );
+                        let _ = std::fs::rename(&path, &aside);
+                        Ipam::open(&path, s.subnet, s.gateway, s.ip_range)
+                    }
+                    other => other,
+                }
+                .map_err(|e| internal(format!("network {}: {e}", r.name)))
             })
             .collect()
     }
