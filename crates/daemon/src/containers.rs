@@ -1348,9 +1348,14 @@ impl ContainerBackend for Daemon {
         };
         let mut warnings = Vec::new();
         {
-            let mode = record.host_config.network_mode.clone().unwrap_or_default();
+            let mut mode = record.host_config.network_mode.clone().unwrap_or_default();
+            if mode.is_empty() || mode == "default" {
+                // dockerd records the default network by its name.
+                mode = crate::networks::DEFAULT_NETWORK.to_string();
+                record.host_config.network_mode = Some(mode.clone());
+            }
             match mode.as_str() {
-                "" | "default" | "host" | "none" => {}
+                "host" | "none" => {}
                 m if m.starts_with("container:") => {
                     inner.resolve(&m["container:".len()..])?;
                 }

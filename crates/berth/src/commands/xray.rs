@@ -86,6 +86,98 @@ struct Security {
 struct Network {
     mode: String,
     interfaces: Vec<String>,
+    endpoints: Vec<Endpoint>,
+    ports: Vec<String>,
+}
+
+/// One network the container is on: its address and the veth pair that carries it.
+#[derive(Debug, Serialize)]
+struct Endpoint {
+    network: String,
+    address: String,
+    gateway: String,
+    mac: String,
+    /// The container's end, as named inside (eth0, …).
+    inside: String,
+    /// The host's end and the bridge it is a port of.
+    host_veth: String,
+    bridge: String,
+}
+
+/// The host interface whose index is `index`, and the bridge it is enslaved to.
+fn host_link(index: &str) -> Option<(String, String)> {
+    for entry in std::fs::read_dir("/sys/class/net").ok()?.flatten() {
+        let dir = entry.path();
+        let ifindex = std::fs::read_to_string(dir.join("ifindex")).unwrap_or_default();
+        if ifindex.trim() == index {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let bridge = std::fs::read_link(dir.join("master"))
+                .ok()
+                .and_then(|m| m.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .unwrap_or_default();
+            return Some((name, bridge));
+        }
+    }
+    None
+}
+
+/// The container's endpoints from inspect, each with its veth pair found through the
+/// container's own sysfs (`iflink` of its end is the host end's index).
+fn endpoints(c: &Value, pid: i64, inside: &[String]) -> Vec<Endpoint> {
+    let mut out = Vec::new();
+    let Some(nets) = c["NetworkSettings"]["Networks"].as_object() else {
+        return out;
+    };
+    for (name, ep) in nets {
+        let ip = ep["IPAddress"].as_str().unwrap_or_default();
+        if ip.is_empty() {
+            continue;
+        }
+        let mac = ep["MacAddress"].as_str().unwrap_or_default().to_string();
+        // The interface inside whose MAC is the endpoint's.
+        let ifname = inside
+            .iter()
+            .find(|i| {
+                std::fs::read_to_string(format!("/proc/{pid}/root/sys/class/net/{i}/address"))
+                    .is_ok_and(|a| a.trim() == mac)
+            })
+            .cloned()
+            .unwrap_or_default();
+        let (host_veth, bridge) =
+            std::fs::read_to_string(format!("/proc/{pid}/root/sys/class/net/{ifname}/iflink"))
+                .ok()
+                .and_then(|i| host_link(i.trim()))
+                .unwrap_or_default();
+        out.push(Endpoint {
+            network: name.clone(),
+            address: format!("{ip}/{}", ep["IPPrefixLen"].as_i64().unwrap_or(0)),
+            gateway: ep["Gateway"].as_str().unwrap_or_default().to_string(),
+            mac,
+            inside: ifname,
+            host_veth,
+            bridge,
+        });
+    }
+    out.sort_by(|a, b| a.inside.cmp(&b.inside));
+    out
+}
+
+/// Published ports as `docker port` prints them.
+fn ports(c: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(map) = c["NetworkSettings"]["Ports"].as_object() {
+        for (key, bindings) in map {
+            for b in bindings.as_array().into_iter().flatten() {
+                out.push(format!(
+                    "{key} -> {}:{}",
+                    b["HostIp"].as_str().unwrap_or_default(),
+                    b["HostPort"].as_str().unwrap_or_default()
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 /// `berth xray`.
@@ -216,6 +308,8 @@ fn gather(c: &Value, pid: i64, layers: &[String]) -> Xray {
                 .unwrap_or("default")
                 .to_string(),
             interfaces: interfaces(pid),
+            endpoints: endpoints(c, pid, &interfaces(pid)),
+            ports: ports(c),
         },
     }
 }
@@ -469,6 +563,21 @@ fn render(x: &Xray) -> String {
     let _ = writeln!(o, "\nNetwork");
     let _ = writeln!(o, "  mode        {}", x.network.mode);
     let _ = writeln!(o, "  interfaces  {}", x.network.interfaces.join(", "));
+    for e in &x.network.endpoints {
+        let _ = writeln!(
+            o,
+            "  {:<11} {} via {}, mac {}",
+            e.network, e.address, e.gateway, e.mac
+        );
+        let _ = writeln!(
+            o,
+            "  {:<11} veth pair: {} inside <-> {} on the host, a port of bridge {}",
+            "", e.inside, e.host_veth, e.bridge
+        );
+    }
+    if !x.network.ports.is_empty() {
+        let _ = writeln!(o, "  published   {}", x.network.ports.join(", "));
+    }
     o
 }
 
