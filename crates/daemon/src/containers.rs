@@ -528,7 +528,7 @@ impl Inner {
             let inner = self.clone();
             let c = c.clone();
             tokio::spawn(async move {
-                if let Err(e) = inner.remove_container(&c, true).await {
+                if let Err(e) = inner.remove_container(&c, true, true).await {
                     tracing::warn!("container {}: auto-remove: {e}", c.id);
                 }
             });
@@ -689,10 +689,13 @@ impl Inner {
         }
     }
 
+    /// Removes a container; with `volumes` (`rm -v`, `--rm`) its anonymous volumes too, when
+    /// no other container uses them.
     pub(crate) async fn remove_container(
         self: &Arc<Self>,
         c: &Arc<Container>,
         force: bool,
+        volumes: bool,
     ) -> Result<(), ApiError> {
         let _op = c.op.lock().await;
         let record = c.record();
@@ -750,6 +753,12 @@ impl Inner {
             }
         }
         crate::exec::forget(self, &c.id);
+        let inner = self.clone();
+        let (cid, mounts) = (c.id.clone(), record.mounts.clone());
+        match blocking(move || Ok(inner.volumes.release(&cid, &mounts, volumes))).await {
+            Ok(f) => failures.extend(f),
+            Err(e) => failures.push(e.to_string()),
+        }
         c.phase.send_modify(|p| p.removed = true);
         self.event("destroy", &record, &[]);
         if failures.is_empty() {
@@ -921,7 +930,7 @@ impl Inner {
                 let inner = self.clone();
                 let c = c.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = inner.remove_container(&c, true).await {
+                    if let Err(e) = inner.remove_container(&c, true, true).await {
                         tracing::warn!("container {}: auto-remove: {e}", c.id);
                     }
                 });
@@ -1054,7 +1063,7 @@ impl Inner {
                 name: "overlay2".into(),
                 data,
             }),
-            mounts: Some(Vec::new()),
+            mounts: Some(crate::volumes::mount_points(&r.mounts)),
             config: Some(config),
             ..Default::default()
         }
@@ -1084,6 +1093,9 @@ impl Daemon {
                 })
                 .await;
                 let _ = std::fs::remove_dir_all(inner.container_dir(&record.id));
+                for f in inner.volumes.release(&record.id, &record.mounts, true) {
+                    tracing::warn!("container {}: {f}", record.id);
+                }
                 continue;
             }
             let status = record.state.status;
@@ -1123,7 +1135,7 @@ impl Daemon {
                 Status::Removing => {
                     let inner = inner.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = inner.remove_container(&c, true).await {
+                        if let Err(e) = inner.remove_container(&c, true, false).await {
                             tracing::warn!("container {}: finishing its removal: {e}", c.id);
                         }
                     });
@@ -1240,6 +1252,7 @@ impl ContainerBackend for Daemon {
             state: RunState::default(),
             restart_count: 0,
             manually_stopped: false,
+            mounts: Vec::new(),
         };
         let c;
         {
@@ -1273,7 +1286,31 @@ impl ContainerBackend for Daemon {
             std::fs::create_dir_all(&dir).map_err(|e| {
                 ApiError::Internal(format!("container {id}: create {}: {e}", dir.display()))
             })?;
-            inner.persist(&c.record())?;
+            let mounts = {
+                let (inner, cid) = (inner.clone(), id.clone());
+                let (host, config) = (record.host_config.clone(), record.config.clone());
+                let image_json = image_json.clone();
+                blocking(move || {
+                    let mut made = Vec::new();
+                    match crate::volumes::resolve_mounts(
+                        &inner,
+                        &cid,
+                        &host,
+                        &config,
+                        &image_json,
+                        &mut made,
+                    ) {
+                        Ok(()) => Ok(made),
+                        Err(e) => {
+                            inner.volumes.release(&cid, &made, true);
+                            Err(e)
+                        }
+                    }
+                })
+                .await?
+            };
+            let record = c.update(|r| r.mounts = mounts);
+            inner.persist(&record)?;
             let images = inner.images.clone();
             let (iid, cid) = (image_id.clone(), id.clone());
             let mount = blocking(move || {
@@ -1291,6 +1328,13 @@ impl ContainerBackend for Daemon {
                     options: mount.options,
                 }
             });
+            {
+                let (inner, record) = (inner.clone(), record.clone());
+                blocking(move || {
+                    crate::volumes::copy_up(&inner, &record.id, &record.rootfs, &record.mounts)
+                })
+                .await?;
+            }
             // Everything the start would refuse is refused now, before anything runs.
             spec::build(
                 &record,
@@ -1324,6 +1368,14 @@ impl ContainerBackend for Daemon {
                 })
                 .await;
                 let _ = std::fs::remove_dir_all(inner.container_dir(&id));
+                let (inner, mounts) = (inner.clone(), c.record().mounts);
+                let _ = blocking(move || {
+                    for f in inner.volumes.release(&id, &mounts, true) {
+                        tracing::warn!("{f}");
+                    }
+                    Ok(())
+                })
+                .await;
                 Err(e)
             }
         }
@@ -1402,7 +1454,7 @@ impl ContainerBackend for Daemon {
                     ),
                     annotations: None,
                 }),
-                mounts: Some(Vec::new()),
+                mounts: Some(crate::volumes::mount_points(&r.mounts)),
                 ..Default::default()
             })
             .collect())
@@ -1486,7 +1538,9 @@ impl ContainerBackend for Daemon {
                 "links are not supported by berthd".into(),
             ));
         }
-        self.inner.remove_container(&c, query.force).await
+        self.inner
+            .remove_container(&c, query.force, query.volumes)
+            .await
     }
 
     async fn logs(&self, id: &str, query: ContainerLogsQuery) -> Result<LogStream, ApiError> {
@@ -1764,7 +1818,7 @@ impl ContainerBackend for Daemon {
         let mut deleted = Vec::new();
         for c in all {
             if matches!(c.record().state.status, Status::Exited | Status::Created) {
-                self.inner.remove_container(&c, false).await?;
+                self.inner.remove_container(&c, false, false).await?;
                 deleted.push(c.id.clone());
             }
         }

@@ -286,12 +286,6 @@ pub fn refuse_unsupported(host: &HostConfig) -> Result<(), ApiError> {
             "{what} is not supported by berthd yet"
         )))
     };
-    if host.binds.as_ref().is_some_and(|b| !b.is_empty())
-        || host.mounts.as_ref().is_some_and(|m| !m.is_empty())
-        || host.volumes_from.as_ref().is_some_and(|v| !v.is_empty())
-    {
-        return not_yet("mounting volumes or host paths (-v, --mount, --volumes-from)");
-    }
     if host.port_bindings.as_ref().is_some_and(|p| {
         p.values()
             .any(|v| v.as_ref().is_some_and(|v| !v.is_empty()))
@@ -574,6 +568,38 @@ fn device(d: &api_types::models::generated::DeviceMapping) -> Result<(Value, Val
     ))
 }
 
+/// Adds the container's `-v`/`--mount`/`--volumes-from` mounts, parents before children (as
+/// dockerd sorts them), replacing a default mount at the same destination (`/etc/hosts`, …).
+/// Binds and volumes are recursive binds; the runtime resolves each destination inside the
+/// rootfs, so a symlink in the image cannot point a mount at the host.
+fn user_mounts(mounts: &mut Vec<Value>, records: &[crate::state::MountRecord]) {
+    let mut sorted: Vec<&crate::state::MountRecord> = records.iter().collect();
+    sorted.sort_by_key(|m| {
+        Path::new(&m.destination)
+            .components()
+            .filter(|c| matches!(c, std::path::Component::Normal(_)))
+            .count()
+    });
+    for m in sorted {
+        let dest = Path::new(&m.destination);
+        mounts.retain(|x| x["destination"].as_str().map(Path::new) != Some(dest));
+        if m.typ == "tmpfs" {
+            mounts.push(json!({"destination": m.destination, "type": "tmpfs", "source": "tmpfs", "options": m.tmpfs_options}));
+            continue;
+        }
+        let mut options = vec!["rbind".to_string()];
+        options.push(if m.propagation.is_empty() {
+            "rprivate".to_string()
+        } else {
+            m.propagation.clone()
+        });
+        if !m.rw {
+            options.push("ro".into());
+        }
+        mounts.push(json!({"destination": m.destination, "type": "bind", "source": m.source, "options": options}));
+    }
+}
+
 /// The whole OCI config for the container's init.
 pub fn build(
     record: &ContainerRecord,
@@ -622,6 +648,7 @@ pub fn build(
         }
         mounts.push(json!({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": tmpfs_options(opts)}));
     }
+    user_mounts(&mut mounts, &record.mounts);
 
     let mut namespaces = vec![
         json!({"type": "pid"}),

@@ -9,6 +9,7 @@ mod events;
 mod exec;
 mod images;
 mod system;
+mod volumes;
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -24,6 +25,7 @@ pub use events::EventsBackend;
 pub use exec::ExecBackend;
 pub use images::ImageBackend;
 pub use system::SystemBackend;
+pub use volumes::VolumeBackend;
 
 use crate::ApiError;
 
@@ -34,6 +36,7 @@ pub trait Backend:
     + ExecBackend
     + ImageBackend
     + EventsBackend
+    + VolumeBackend
     + Send
     + Sync
     + 'static
@@ -46,6 +49,7 @@ impl<T> Backend for T where
         + ExecBackend
         + ImageBackend
         + EventsBackend
+        + VolumeBackend
         + Send
         + Sync
         + 'static

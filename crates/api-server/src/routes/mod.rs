@@ -6,6 +6,7 @@ mod events;
 mod exec;
 mod images;
 mod system;
+mod volumes;
 
 use hyper::Method;
 
@@ -70,5 +71,11 @@ pub(crate) fn table<B: Backend>() -> Vec<Route<B>> {
         route!(POST, "/images/{name*}/push", images::push),
         route!(POST, "/images/{name*}/tag", images::tag),
         route!(DELETE, "/images/{name*}", images::remove),
+        // volumes
+        route!(GET, "/volumes", volumes::list),
+        route!(POST, "/volumes/create", volumes::create),
+        route!(POST, "/volumes/prune", volumes::prune),
+        route!(GET, "/volumes/{name}", volumes::inspect),
+        route!(DELETE, "/volumes/{name}", volumes::remove),
     ]
 }
