@@ -27,8 +27,8 @@ pub mod units;
 
 use clap::{CommandFactory, Parser};
 
-use cli::{Cli, Command, ContainerCommand, ImageCommand, SystemCommand};
-use commands::{container, image, ps, run, system};
+use cli::{Cli, Command, ContainerCommand, ImageCommand, SystemCommand, VolumeCommand};
+use commands::{container, image, ps, run, system, volume};
 use error::CliError;
 
 /// Parses `args` (argv), runs the command and returns the process exit code, having printed
@@ -148,6 +148,13 @@ async fn dispatch(cli: Cli) -> Result<i32, CliError> {
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => image::pull(conn, a).await?,
         Command::Push(a) | Command::Image(ImageCommand::Push(a)) => image::push(conn, a).await?,
         Command::Image(ImageCommand::Prune(a)) => image::prune(conn, a).await?,
+        Command::Volume(VolumeCommand::Create(a)) => volume::create(conn, a).await?,
+        Command::Volume(VolumeCommand::Ls(a)) => volume::ls(conn, a).await?,
+        Command::Volume(VolumeCommand::Inspect(a)) => {
+            volume::inspect(conn, &a.volumes, a.format.as_deref()).await?
+        }
+        Command::Volume(VolumeCommand::Rm(a)) => volume::rm(conn, a).await?,
+        Command::Volume(VolumeCommand::Prune(a)) => volume::prune(conn, a).await?,
     }
     Ok(0)
 }

@@ -5,8 +5,9 @@
 use std::collections::HashMap;
 
 use bollard::models::{
-    ContainerCreateBody, DeviceMapping, HostConfig, HostConfigLogConfig, ResourcesUlimits,
-    RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, DeviceMapping, HostConfig, HostConfigLogConfig, Mount, MountBindOptions,
+    MountTmpfsOptions, MountType, MountVolumeOptions, ResourcesUlimits, RestartPolicy,
+    RestartPolicyNameEnum,
 };
 use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -226,6 +227,145 @@ pub fn normalize_name(name: &str) -> String {
     }
 }
 
+/// Splits `-v` values as the docker CLI does: a bare container path is an anonymous volume
+/// (sent in Config.Volumes), anything else a bind or named volume (HostConfig.Binds); a
+/// relative host path (`./dir`) is made absolute.
+fn volume_flags(values: &[String]) -> Result<(Vec<String>, Vec<String>)> {
+    let (mut anonymous, mut binds) = (Vec::new(), Vec::new());
+    for v in values {
+        if !v.contains(':') {
+            anonymous.push(v.clone());
+        } else if v.starts_with('.') {
+            let cwd = std::env::current_dir()
+                .map_err(|e| invalid(format!("-v {v}: read the current directory: {e}")))?;
+            let (src, rest) = v.split_once(':').unwrap_or((v, ""));
+            binds.push(format!("{}:{rest}", cwd.join(src).display()));
+        } else {
+            binds.push(v.clone());
+        }
+    }
+    Ok((anonymous, binds))
+}
+
+/// A `--mount` value (`type=bind,src=/a,dst=/b,readonly`), parsed as the docker CLI parses it.
+fn mount_flag(value: &str) -> Result<Mount> {
+    let bad = |why: String| {
+        invalid(format!(
+            "invalid argument \"{value}\" for \"--mount\" flag: {why}"
+        ))
+    };
+    let mut m = Mount {
+        typ: Some(MountType::VOLUME),
+        ..Default::default()
+    };
+    let flag = |v: Option<&str>| -> Result<bool> {
+        match v {
+            None | Some("1") | Some("true") | Some("True") | Some("TRUE") => Ok(true),
+            Some("0") | Some("false") | Some("False") | Some("FALSE") => Ok(false),
+            Some(other) => Err(bad(format!("invalid value for boolean: {other:?}"))),
+        }
+    };
+    let mut volume = MountVolumeOptions::default();
+    let mut bind = MountBindOptions::default();
+    let mut tmpfs = MountTmpfsOptions::default();
+    let (mut has_volume, mut has_bind, mut has_tmpfs) = (false, false, false);
+    for field in value.split(',').filter(|f| !f.is_empty()) {
+        let (key, v) = match field.split_once('=') {
+            Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v.trim())),
+            None => (field.trim().to_ascii_lowercase(), None),
+        };
+        let need =
+            || v.ok_or_else(|| bad(format!("invalid field '{field}' must be a key=value pair")));
+        match key.as_str() {
+            "type" => {
+                m.typ = Some(
+                    need()?
+                        .parse()
+                        .map_err(|()| bad(format!("invalid mount type {:?}", v.unwrap_or(""))))?,
+                )
+            }
+            "source" | "src" => m.source = Some(need()?.to_string()),
+            "target" | "dst" | "destination" => m.target = Some(need()?.to_string()),
+            "readonly" | "ro" => m.read_only = Some(flag(v)?),
+            "consistency" => m.consistency = Some(need()?.to_string()),
+            "bind-propagation" => {
+                has_bind = true;
+                bind.propagation =
+                    Some(need()?.parse().map_err(|_| {
+                        bad(format!("invalid bind-propagation {:?}", v.unwrap_or("")))
+                    })?)
+            }
+            "bind-nonrecursive" => {
+                has_bind = true;
+                bind.non_recursive = Some(flag(v)?)
+            }
+            "volume-nocopy" => {
+                has_volume = true;
+                volume.no_copy = Some(flag(v)?)
+            }
+            "volume-label" => {
+                has_volume = true;
+                let (k, val) = need()?.split_once('=').unwrap_or((need()?, ""));
+                volume
+                    .labels
+                    .get_or_insert_with(HashMap::new)
+                    .insert(k.to_string(), val.to_string());
+            }
+            "volume-driver" => {
+                has_volume = true;
+                volume
+                    .driver_config
+                    .get_or_insert_with(Default::default)
+                    .name = Some(need()?.to_string())
+            }
+            "volume-opt" => {
+                has_volume = true;
+                let (k, val) = need()?.split_once('=').unwrap_or((need()?, ""));
+                volume
+                    .driver_config
+                    .get_or_insert_with(Default::default)
+                    .options
+                    .get_or_insert_with(HashMap::new)
+                    .insert(k.to_string(), val.to_string());
+            }
+            "volume-subpath" => {
+                has_volume = true;
+                volume.subpath = Some(need()?.to_string())
+            }
+            "tmpfs-size" => {
+                has_tmpfs = true;
+                let size = need()?;
+                tmpfs.size_bytes = Some(
+                    crate::units::parse_ram(size)
+                        .ok_or_else(|| bad(format!("invalid tmpfs-size {size:?}")))?,
+                )
+            }
+            "tmpfs-mode" => {
+                has_tmpfs = true;
+                let mode = need()?;
+                tmpfs.mode = Some(
+                    i64::from_str_radix(mode, 8)
+                        .map_err(|_| bad(format!("invalid tmpfs-mode {mode:?}")))?,
+                )
+            }
+            _ => return Err(bad(format!("unexpected key '{key}' in '{field}'"))),
+        }
+    }
+    if m.target.as_deref().is_none_or(str::is_empty) {
+        return Err(bad("target is required".to_string()));
+    }
+    if has_volume {
+        m.volume_options = Some(volume);
+    }
+    if has_bind {
+        m.bind_options = Some(bind);
+    }
+    if has_tmpfs {
+        m.tmpfs_options = Some(tmpfs);
+    }
+    Ok(m)
+}
+
 /// The container config and host config that `run`/`create` flags describe.
 pub fn container_body(args: &RunArgs) -> Result<ContainerCreateBody> {
     if !args.attach.is_empty() {
@@ -236,7 +376,7 @@ pub fn container_body(args: &RunArgs) -> Result<ContainerCreateBody> {
     if args.pull != "missing" {
         return Err(super::system::unsupported("--pull other than \"missing\""));
     }
-    let refused: [(&str, bool); 9] = [
+    let refused: [(&str, bool); 6] = [
         (
             "-p/--publish (networking has not landed)",
             !args.publish.is_empty(),
@@ -250,18 +390,18 @@ pub fn container_body(args: &RunArgs) -> Result<ContainerCreateBody> {
             !args.add_host.is_empty(),
         ),
         ("--dns (networking has not landed)", !args.dns.is_empty()),
-        ("--mount (use -v for bind mounts)", !args.mount.is_empty()),
-        ("--volumes-from", !args.volumes_from.is_empty()),
         ("--gpus", args.gpus.is_some()),
         ("--platform", args.platform.is_some()),
-        (
-            "named volumes in -v (only host-path:container-path binds)",
-            args.volume.iter().any(|v| !v.starts_with('/')),
-        ),
     ];
     if let Some((flag, _)) = refused.iter().find(|(_, used)| *used) {
         return Err(super::system::unsupported(flag));
     }
+    let (anonymous_volumes, binds) = volume_flags(&args.volume)?;
+    let mounts = args
+        .mount
+        .iter()
+        .map(|m| mount_flag(m))
+        .collect::<Result<Vec<_>>>()?;
     if let Some(net) = &args.network {
         if !["host", "none", "default", "bridge"].contains(&net.as_str()) {
             return Err(CliError::Unsupported(format!(
@@ -353,7 +493,9 @@ pub fn container_body(args: &RunArgs) -> Result<ContainerCreateBody> {
         cpu_period: args.cpu_period,
         cpu_quota: args.cpu_quota,
         memory_reservation: memory("--memory-reservation", &args.memory_reservation)?,
-        binds: (!args.volume.is_empty()).then(|| args.volume.clone()),
+        binds: (!binds.is_empty()).then_some(binds),
+        mounts: (!mounts.is_empty()).then_some(mounts),
+        volumes_from: (!args.volumes_from.is_empty()).then(|| args.volumes_from.clone()),
         ..HostConfig::default()
     };
     let attach = !args.detach;
@@ -372,6 +514,7 @@ pub fn container_body(args: &RunArgs) -> Result<ContainerCreateBody> {
             },
         ),
         image: Some(args.image.clone()),
+        volumes: (!anonymous_volumes.is_empty()).then_some(anonymous_volumes),
         labels: (!labels.is_empty()).then_some(labels),
         domainname: args.domainname.clone(),
         healthcheck,
