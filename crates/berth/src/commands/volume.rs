@@ -18,7 +18,9 @@ const HEADERS: &[(&str, &str)] = &[
     ("Labels", "LABELS"),
     ("Links", "LINKS"),
     ("Size", "SIZE"),
-    ("CreatedAt", "CREATED"),
+    ("Availability", "AVAILABILITY"),
+    ("Group", "GROUP"),
+    ("Status", "STATUS"),
 ];
 
 fn key_values(flags: &[String], what: &str) -> Result<HashMap<String, String>> {
@@ -125,7 +127,10 @@ pub async fn ls(conn: &Connection, args: &VolumeLsArgs) -> Result<()> {
                 "Labels": labels.join(","),
                 "Links": usage.filter(|u| u.ref_count >= 0).map_or("N/A".to_string(), |u| u.ref_count.to_string()),
                 "Size": usage.filter(|u| u.size >= 0).map_or("N/A".to_string(), |u| units::human_size(u.size)),
-                "CreatedAt": v.created_at.clone().unwrap_or_default(),
+                // Swarm cluster volumes' fields; a local volume has none.
+                "Availability": "N/A",
+                "Group": "N/A",
+                "Status": "N/A",
             })
         })
         .collect();
@@ -137,7 +142,7 @@ pub async fn ls(conn: &Connection, args: &VolumeLsArgs) -> Result<()> {
     )
 }
 
-/// `berth volume inspect`: the daemon's JSON, indented as docker prints it.
+/// `berth volume inspect`: the daemon's JSON, ordered and indented as docker prints it.
 pub async fn inspect(conn: &Connection, names: &[String], format: Option<&str>) -> Result<()> {
     let mut raws = Vec::new();
     let mut failed = false;
@@ -146,7 +151,14 @@ pub async fn inspect(conn: &Connection, names: &[String], format: Option<&str>) 
             .get_raw(&format!("/volumes/{}", super::container::url_escape(name)))
             .await?;
         if status == 200 {
-            raws.push(body);
+            // The docker CLI decodes the volume and encodes it again, so its fields come out in
+            // Go's struct order, which is alphabetical, as a sorted map writes them.
+            let v: Value = serde_json::from_slice(&body).map_err(|e| {
+                CliError::Transport(format!("the daemon's inspect answer is not JSON: {e}"))
+            })?;
+            raws.push(serde_json::to_vec(&v).map_err(|e| {
+                CliError::Transport(format!("encode the daemon's inspect answer: {e}"))
+            })?);
         } else {
             failed = true;
             eprintln!("{}", super::container::daemon_message(status, &body));
