@@ -49,15 +49,27 @@ impl Berthd {
     fn start(sandbox: Sandbox) -> Berthd {
         let socket = sandbox.root.join("exec").join("berth.sock");
         let docker_config = sandbox.dir("docker-config");
+        let mut d = Berthd {
+            child: None,
+            sandbox,
+            socket,
+            docker_config,
+        };
+        d.spawn();
+        d
+    }
+
+    /// Starts berthd on the sandbox's roots and waits until it serves.
+    fn spawn(&mut self) {
         let mut child = Command::new(workspace_binary("berthd"))
             .arg("--data-root")
-            .arg(sandbox.dir("data"))
+            .arg(self.sandbox.dir("data"))
             .arg("--exec-root")
-            .arg(sandbox.dir("exec"))
+            .arg(self.sandbox.dir("exec"))
             .arg("-H")
-            .arg(format!("unix://{}", socket.display()))
+            .arg(format!("unix://{}", self.socket.display()))
             .arg("--cgroup-parent")
-            .arg(&sandbox.tag)
+            .arg(&self.sandbox.tag)
             .arg("--log-level")
             .arg("info")
             .stdin(Stdio::null())
@@ -77,15 +89,9 @@ impl Berthd {
                 }
             }
         });
-        let d = Berthd {
-            child: Some(child),
-            sandbox,
-            socket,
-            docker_config,
-        };
+        self.child = Some(child);
         rx.recv_timeout(T)
             .expect("berthd did not start serving within 60 s (its log is above)");
-        d
     }
 
     fn kill9(&mut self) {
@@ -322,7 +328,7 @@ fn berthd_with_images(name: &str) -> Berthd {
 
 #[test]
 fn named_volumes_and_binds_reach_containers() {
-    let d = berthd_with_images("vol-named");
+    let mut d = berthd_with_images("vol-named");
 
     // A named volume outlives the container that wrote to it.
     assert_eq!(
@@ -534,12 +540,72 @@ fn named_volumes_and_binds_reach_containers() {
     assert_eq!(mounts, "volume shared /data true local\n");
     let binds = d.ok(&["inspect", "-f", "{{.HostConfig.Binds}}", "user"]);
     assert_eq!(binds, "[shared:/data]\n");
+    // A berthd killed and started again still knows who uses the volume.
+    d.kill9();
+    d.spawn();
+    let out = d.docker(&["volume", "rm", "shared"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "after a restart: {}",
+        stderr(&out)
+    );
     d.ok(&["rm", "user"]);
     assert_eq!(d.ok(&["volume", "rm", "shared"]), "shared\n");
     let out = d.docker(&["volume", "inspect", "shared"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("no such volume"), "{}", stderr(&out));
     assert_eq!(d.ok(&["volume", "rm", "-f", "shared"]), "shared\n");
+
+    // The local driver's bind of a host directory (type=none,o=bind,device=…); other
+    // options are refused.
+    let device = d.sandbox.dir("device");
+    let opt = format!("device={}", device.display());
+    d.ok(&[
+        "volume",
+        "create",
+        "--opt",
+        "type=none",
+        "--opt",
+        "o=bind",
+        "--opt",
+        &opt,
+        "hostvol",
+    ]);
+    d.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "hostvol:/hv",
+        "busybox",
+        "sh",
+        "-c",
+        "echo dev > /hv/f",
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(device.join("f")).expect("the volume's file on its device"),
+        "dev\n"
+    );
+    d.ok(&["volume", "rm", "hostvol"]);
+    assert!(
+        device.join("f").exists(),
+        "removing the volume kept the device's files"
+    );
+    let out = d.docker(&[
+        "volume",
+        "create",
+        "--opt",
+        "type=tmpfs",
+        "--opt",
+        "device=tmpfs",
+        "tmpvol",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("not supported by berthd yet"),
+        "{}",
+        stderr(&out)
+    );
 
     // berth volume ls prints what docker volume ls prints, against the same berthd.
     d.ok(&["volume", "create", "--label", "team=x", "v10"]);

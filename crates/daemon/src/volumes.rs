@@ -43,7 +43,9 @@ fn volume_error(e: VolumeError) -> ApiError {
         VolumeError::InvalidName { .. } => ApiError::InvalidParameter(e.to_string()),
         VolumeError::DriverConflict { .. } => ApiError::Conflict(e.to_string()),
         VolumeError::UnsupportedOptions { .. } => ApiError::NotImplemented(e.to_string()),
-        VolumeError::Io { .. } => ApiError::Internal(e.to_string()),
+        VolumeError::Io { .. } | VolumeError::MissingDevice { .. } => {
+            ApiError::Internal(e.to_string())
+        }
     }
 }
 
@@ -245,7 +247,7 @@ pub(crate) fn resolve_mounts(
                             spec.mode.clone()
                         }
                     },
-                )
+                )?
             }
             MountSource::Anonymous => {
                 let v = volumes.acquire(id, None, &BTreeMap::new(), &BTreeMap::new())?;
@@ -256,7 +258,7 @@ pub(crate) fn resolve_mounts(
                     spec.nocopy,
                     true,
                     spec.mode.clone(),
-                )
+                )?
             }
         };
         made.push(record);
@@ -283,7 +285,7 @@ pub(crate) fn resolve_mounts(
             }
             if m.typ == "volume" {
                 let v = volumes.acquire(id, Some(&m.name), &BTreeMap::new(), &BTreeMap::new())?;
-                m.source = v.mountpoint.display().to_string();
+                m.source = v.data_path().map_err(volume_error)?.display().to_string();
                 // The volume belongs to the container that made it: `rm -v` here keeps it.
                 m.anonymous = false;
             }
@@ -305,7 +307,7 @@ pub(crate) fn resolve_mounts(
             continue;
         }
         let v = volumes.acquire(id, None, &BTreeMap::new(), &BTreeMap::new())?;
-        made.push(volume_record(&v, &dst, true, false, true, String::new()));
+        made.push(volume_record(&v, &dst, true, false, true, String::new())?);
     }
     Ok(())
 }
@@ -324,6 +326,8 @@ fn clean_path(p: &str) -> String {
     out.display().to_string()
 }
 
+/// A volume's mount: its `_data`, or the host directory a `type=none,o=bind` volume binds
+/// (read-only when its options say `ro`).
 fn volume_record(
     v: &Volume,
     dst: &str,
@@ -331,19 +335,19 @@ fn volume_record(
     nocopy: bool,
     anonymous: bool,
     mode: String,
-) -> MountRecord {
-    MountRecord {
+) -> Result<MountRecord, ApiError> {
+    Ok(MountRecord {
         typ: "volume".into(),
         name: v.name.clone(),
-        source: v.mountpoint.display().to_string(),
+        source: v.data_path().map_err(volume_error)?.display().to_string(),
         destination: dst.to_string(),
         driver: v.driver.clone(),
         mode,
-        rw,
+        rw: rw && !v.read_only(),
         nocopy,
         anonymous,
         ..Default::default()
-    }
+    })
 }
 
 /// One `--mount` (HostConfig.Mounts entry), checked as dockerd checks it.
@@ -437,14 +441,14 @@ fn mount_record(inner: &Inner, id: &str, m: &Mount) -> Result<MountRecord, ApiEr
                 &labels,
                 &options,
             )?;
-            Ok(volume_record(
+            volume_record(
                 &v,
                 &target,
                 rw,
                 vo.no_copy == Some(true),
                 anonymous,
                 if anonymous { String::new() } else { "z".into() },
-            ))
+            )
         }
         MountType::TMPFS => {
             refuse_opts("BindOptions", m.bind_options.is_some())?;
@@ -513,12 +517,7 @@ pub(crate) fn copy_up(
     }
     let copy = |root: &Path| -> Result<(), ApiError> {
         for m in &todo {
-            volume::copy_up(
-                root,
-                &m.destination,
-                &inner.volumes.store.mountpoint(&m.name),
-            )
-            .map_err(|e| {
+            volume::copy_up(root, &m.destination, Path::new(&m.source)).map_err(|e| {
                 ApiError::Internal(format!(
                     "container {id}: copy the image's {} into volume {}: {e}",
                     m.destination, m.name

@@ -26,13 +26,22 @@ pub enum VolumeError {
         /// The driver asked for.
         driver: String,
     },
-    /// Driver options (`--opt`) were given; the local driver's mount options are not done yet.
-    #[error("create {name}: volume driver options ({options}) are not supported by berthd yet: the local driver makes plain directories only")]
+    /// Driver options (`--opt`) other than a bind of a host directory
+    /// (`type=none,o=bind,device=/path`), which berthd does not mount yet.
+    #[error("create {name}: volume driver options ({options}) are not supported by berthd yet: the local driver takes only type=none,o=bind,device=/absolute/path")]
     UnsupportedOptions {
         /// The volume.
         name: String,
         /// The options given, `key=value` comma-separated.
         options: String,
+    },
+    /// The host directory of a `type=none,o=bind` volume is missing when a container mounts it.
+    #[error("error while mounting volume '{mountpoint}': failed to mount local volume: mount {device}:{mountpoint}, flags: 0x1000: no such file or directory")]
+    MissingDevice {
+        /// The directory the volume binds (`device=`).
+        device: PathBuf,
+        /// The volume's `_data`.
+        mountpoint: PathBuf,
     },
     /// A volume exists under this name with another driver.
     #[error(

@@ -35,7 +35,7 @@ pub struct Volume {
     pub created_at: String,
     /// User labels.
     pub labels: BTreeMap<String, String>,
-    /// Driver options (none are accepted yet; kept for the format).
+    /// Driver options (`type=none,o=bind,device=…` or none).
     pub options: BTreeMap<String, String>,
 }
 
@@ -44,6 +44,69 @@ impl Volume {
     pub fn is_anonymous(&self) -> bool {
         self.labels.contains_key(ANONYMOUS_LABEL)
     }
+
+    /// The host directory of a `type=none,o=bind,device=DIR` volume.
+    pub fn device(&self) -> Option<PathBuf> {
+        bind_device(&self.options)
+    }
+
+    /// The directory a container mounts: the bound host directory for a
+    /// `type=none,o=bind` volume (checked to exist, as dockerd's mount at first use checks it),
+    /// else `_data`.
+    pub fn data_path(&self) -> Result<PathBuf, VolumeError> {
+        match self.device() {
+            None => Ok(self.mountpoint.clone()),
+            Some(device) if device.is_dir() => Ok(device),
+            Some(device) => Err(VolumeError::MissingDevice {
+                device,
+                mountpoint: self.mountpoint.clone(),
+            }),
+        }
+    }
+
+    /// Whether the bind of a `type=none,o=bind,ro` volume is read-only.
+    pub fn read_only(&self) -> bool {
+        self.options
+            .get("o")
+            .is_some_and(|o| o.split(',').any(|x| x == "ro"))
+    }
+}
+
+/// The device of local-driver options that bind a host directory, `None` for no options.
+fn bind_device(options: &BTreeMap<String, String>) -> Option<PathBuf> {
+    let device = options.get("device")?;
+    Some(PathBuf::from(device))
+}
+
+/// Checks local-driver options: none, or `type=none,o=bind[,ro|rw],device=/abs` (a bind
+/// of a host directory, which needs no mount on the host: the container binds the device).
+fn check_options(name: &str, options: &BTreeMap<String, String>) -> Result<(), VolumeError> {
+    if options.is_empty() {
+        return Ok(());
+    }
+    let o_ok = options.get("o").is_some_and(|o| {
+        let parts: Vec<&str> = o.split(',').collect();
+        parts.iter().any(|p| matches!(*p, "bind" | "rbind"))
+            && parts
+                .iter()
+                .all(|p| matches!(*p, "bind" | "rbind" | "ro" | "rw"))
+    });
+    let ok = options.len() == 3
+        && options.get("type").is_some_and(|t| t == "none")
+        && o_ok
+        && options.get("device").is_some_and(|d| d.starts_with('/'));
+    if ok {
+        return Ok(());
+    }
+    let options = options
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    Err(VolumeError::UnsupportedOptions {
+        name: name.to_string(),
+        options,
+    })
 }
 
 /// Checks a volume name as dockerd's local driver does: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
@@ -148,14 +211,7 @@ impl VolumeStore {
                 driver: driver.to_string(),
             });
         }
-        if !options.is_empty() {
-            let options = options
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(",");
-            return Err(VolumeError::UnsupportedOptions { name, options });
-        }
+        check_options(&name, options)?;
         let dir = self.dir(&name);
         let data = dir.join(DATA);
         let io = |op, path: &Path, source| VolumeError::Io {
@@ -176,7 +232,7 @@ impl VolumeStore {
             mountpoint: data,
             created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             labels,
-            options: BTreeMap::new(),
+            options: options.clone(),
         };
         let meta = dir.join(META);
         write_atomic(&meta, &volume).map_err(|e| io("write", &meta, e))?;
@@ -257,9 +313,9 @@ impl VolumeStore {
         std::fs::remove_dir_all(&doomed).map_err(|e| io("remove", &doomed, e))
     }
 
-    /// Whether the volume's `_data` is empty (a fresh volume gets the image's content).
+    /// Whether the volume's content is empty (a fresh volume gets the image's content).
     pub fn is_empty(&self, name: &str) -> Result<bool, VolumeError> {
-        let data = self.mountpoint(name);
+        let data = self.get(name)?.data_path()?;
         let mut entries = std::fs::read_dir(&data).map_err(|source| VolumeError::Io {
             name: name.to_string(),
             op: "list",
@@ -289,7 +345,10 @@ impl VolumeStore {
             }
             total
         }
-        walk(&self.mountpoint(name), &mut Default::default())
+        match self.get(name).and_then(|v| v.data_path()) {
+            Ok(data) => walk(&data, &mut Default::default()),
+            Err(_) => 0,
+        }
     }
 
     /// Removes what an interrupted [`VolumeStore::remove`] left.
@@ -399,6 +458,37 @@ mod tests {
             Err(VolumeError::UnsupportedOptions { .. })
         ));
         assert!(s.list().expect("list").is_empty());
+    }
+
+    #[test]
+    fn a_bind_volume_uses_its_device() {
+        let (d, s) = store();
+        let device = d.path().join("device");
+        let opts = |o: &str| {
+            BTreeMap::from([
+                ("type".to_string(), "none".to_string()),
+                ("o".to_string(), o.to_string()),
+                ("device".to_string(), device.display().to_string()),
+            ])
+        };
+        let none = BTreeMap::new();
+        assert!(s.create(Some("b1"), None, &opts("bind,nosuid"), &none).is_err());
+        let v = s
+            .create(Some("b1"), None, &opts("bind,ro"), &none)
+            .expect("create");
+        assert!(v.read_only());
+        assert!(matches!(
+            v.data_path(),
+            Err(VolumeError::MissingDevice { .. })
+        ));
+        std::fs::create_dir(&device).expect("mkdir");
+        std::fs::write(device.join("f"), b"abc").expect("write");
+        let v = s.get("b1").expect("get");
+        assert_eq!(v.data_path().expect("exists"), device);
+        assert!(!s.is_empty("b1").expect("list"));
+        assert_eq!(s.size("b1"), 3);
+        s.remove("b1").expect("remove");
+        assert!(device.join("f").exists(), "removing the volume keeps the device's content");
     }
 
     #[test]
