@@ -190,6 +190,35 @@ impl Drop for Berthd {
     }
 }
 
+/// The propagation findmnt reports for the mount holding `path`.
+fn findmnt_propagation(path: &Path) -> String {
+    let out = Command::new("findmnt")
+        .args(["-n", "-o", "PROPAGATION", "-T"])
+        .arg(path)
+        .output()
+        .expect("run findmnt");
+    stdout(&out).trim().to_string()
+}
+
+/// Runs a command that must succeed (mount, umount).
+fn run_ok(args: &[&str]) {
+    let out = run(Command::new(args[0]).args(&args[1..]), T);
+    assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+}
+
+/// Unmounts (recursively, lazily) a mount the test made, also when the test fails.
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-R")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -444,6 +473,66 @@ fn named_volumes_and_binds_reach_containers() {
         "--mount readonly: {}",
         stderr(&out)
     );
+    // A single file, read-only; inspect shows the bind as dockerd does.
+    let file = d.sandbox.root.join("host-file");
+    std::fs::write(&file, "one file\n").expect("write a host file");
+    let spec = format!("{}:/etc/one:ro", file.display());
+    let id = d.ok(&["create", "-v", &spec, "busybox", "cat", "/etc/one"]);
+    let id = id.trim();
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{json .Mounts}}", id]),
+        format!(
+            "[{{\"Type\":\"bind\",\"Source\":\"{}\",\"Destination\":\"/etc/one\",\"Mode\":\"ro\",\"RW\":false,\"Propagation\":\"rprivate\"}}]\n",
+            file.display()
+        )
+    );
+    assert_eq!(d.ok(&["start", "-a", id]), "one file\n");
+    d.ok(&["rm", id]);
+    // Slave propagation needs a shared (or slave) source mount, as dockerd checks; a shared
+    // one made here passes its later mounts into the running container.
+    let slave = format!(
+        "type=bind,src={},dst=/p,bind-propagation=rslave",
+        host.display()
+    );
+    let out = d.docker(&["run", "--rm", "--mount", &slave, "busybox", "true"]);
+    if findmnt_propagation(&host).starts_with("private") {
+        assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("but it is not a shared or slave mount"),
+            "{}",
+            stderr(&out)
+        );
+    } else {
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    let shared = d.sandbox.dir("shared-src");
+    let shared_str = shared.to_str().expect("utf-8 path");
+    run_ok(&["mount", "--bind", shared_str, shared_str]);
+    let shared_mount = Unmount(shared.clone());
+    run_ok(&["mount", "--make-shared", shared_str]);
+    let spec = format!("type=bind,src={shared_str},dst=/p,bind-propagation=rslave");
+    let id = d.ok(&["run", "-d", "--mount", &spec, "busybox", "sleep", "600"]);
+    let id = id.trim();
+    std::fs::create_dir(shared.join("late")).expect("mkdir late");
+    run_ok(&[
+        "mount",
+        "-t",
+        "tmpfs",
+        "late",
+        &format!("{shared_str}/late"),
+    ]);
+    // Propagation happens within mount(2): the container sees it at once.
+    let seen = d.ok(&[
+        "exec",
+        id,
+        "grep",
+        "-c",
+        " /p/late ",
+        "/proc/self/mountinfo",
+    ]);
+    assert_eq!(seen, "1\n", "a host mount reached the rslave bind");
+    d.ok(&["rm", "-f", id]);
+    drop(shared_mount);
     // -v makes a missing host directory, as dockerd does.
     let missing = d.sandbox.root.join("made-by-v");
     let spec = format!("{}:/made", missing.display());

@@ -568,11 +568,71 @@ fn device(d: &api_types::models::generated::DeviceMapping) -> Result<(Value, Val
     ))
 }
 
+/// The host mount holding `path` (after resolving it on the host, as the bind will) and its
+/// propagation fields from mountinfo (`shared:N`, `master:N`).
+fn host_mount_of(path: &str) -> Result<(PathBuf, String), ApiError> {
+    let real = std::fs::canonicalize(path)
+        .map_err(|e| invalid(format!("resolve the bind source {path}: {e}")))?;
+    let info = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| ApiError::Internal(format!("read /proc/self/mountinfo: {e}")))?;
+    let mut best: Option<(PathBuf, String)> = None;
+    for line in info.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let Some(point) = fields.get(4).map(|p| PathBuf::from(unescape_octal(p))) else {
+            continue;
+        };
+        if !real.starts_with(&point) {
+            continue;
+        }
+        let optional = fields
+            .iter()
+            .skip(6)
+            .take_while(|f| **f != "-")
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" ");
+        // Later lines are mounted over earlier ones at the same point.
+        if best
+            .as_ref()
+            .is_none_or(|(b, _)| point.as_os_str().len() >= b.as_os_str().len())
+        {
+            best = Some((point, optional));
+        }
+    }
+    best.ok_or_else(|| ApiError::Internal(format!("no mount holds {}", real.display())))
+}
+
+/// Undoes mountinfo's octal escapes (`\040` for a space).
+fn unescape_octal(field: &str) -> String {
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() {
+            let digits = std::str::from_utf8(&b[i + 1..i + 4]).ok();
+            if let Some(v) = digits.and_then(|d| u8::from_str_radix(d, 8).ok()) {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Adds the container's `-v`/`--mount`/`--volumes-from` mounts, parents before children (as
 /// dockerd sorts them), replacing a default mount at the same destination (`/etc/hosts`, …).
 /// Binds and volumes are recursive binds; the runtime resolves each destination inside the
-/// rootfs, so a symlink in the image cannot point a mount at the host.
-fn user_mounts(mounts: &mut Vec<Value>, records: &[crate::state::MountRecord]) {
+/// rootfs, so a symlink in the image cannot point a mount at the host. Returns the root
+/// propagation a shared or slave bind needs, checking (as dockerd does) that its source's
+/// mount on the host is shared (or, for slave, shared or slave).
+fn user_mounts(
+    mounts: &mut Vec<Value>,
+    records: &[crate::state::MountRecord],
+) -> Result<Option<&'static str>, ApiError> {
+    let mut root_propagation = None;
     let mut sorted: Vec<&crate::state::MountRecord> = records.iter().collect();
     sorted.sort_by_key(|m| {
         Path::new(&m.destination)
@@ -593,11 +653,37 @@ fn user_mounts(mounts: &mut Vec<Value>, records: &[crate::state::MountRecord]) {
         } else {
             m.propagation.clone()
         });
+        let shared = matches!(m.propagation.as_str(), "shared" | "rshared");
+        let slave = matches!(m.propagation.as_str(), "slave" | "rslave");
+        if shared || slave {
+            let (point, fields) = host_mount_of(&m.source)?;
+            let is_shared = fields.split(' ').any(|f| f.starts_with("shared:"));
+            let is_slave = fields.split(' ').any(|f| f.starts_with("master:"));
+            if shared && !is_shared {
+                return Err(invalid(format!(
+                    "path {} is mounted on {} but it is not a shared mount",
+                    m.source,
+                    point.display()
+                )));
+            }
+            if slave && !is_shared && !is_slave {
+                return Err(invalid(format!(
+                    "path {} is mounted on {} but it is not a shared or slave mount",
+                    m.source,
+                    point.display()
+                )));
+            }
+            root_propagation = match (shared, root_propagation) {
+                (true, _) | (false, Some("shared")) => Some("shared"),
+                _ => Some("rslave"),
+            };
+        }
         if !m.rw {
             options.push("ro".into());
         }
         mounts.push(json!({"destination": m.destination, "type": "bind", "source": m.source, "options": options}));
     }
+    Ok(root_propagation)
 }
 
 /// The whole OCI config for the container's init.
@@ -648,7 +734,7 @@ pub fn build(
         }
         mounts.push(json!({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": tmpfs_options(opts)}));
     }
-    user_mounts(&mut mounts, &record.mounts);
+    let root_propagation = user_mounts(&mut mounts, &record.mounts)?;
 
     let mut namespaces = vec![
         json!({"type": "pid"}),
@@ -739,6 +825,9 @@ pub fn build(
     if !privileged {
         linux["maskedPaths"] = json!(MASKED_PATHS);
         linux["readonlyPaths"] = json!(READONLY_PATHS);
+    }
+    if let Some(p) = root_propagation {
+        linux["rootfsPropagation"] = json!(p);
     }
     if let Some(s) = host.sysctls.as_ref().filter(|s| !s.is_empty()) {
         linux["sysctl"] = json!(s);
