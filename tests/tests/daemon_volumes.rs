@@ -712,6 +712,8 @@ fn named_volumes_and_binds_reach_containers() {
             "{{.Name}}: {{.Labels}}",
         ],
         &["volume", "ls", "--format", "json"],
+        &["volume", "ls", "--filter", "dangling=true", "-q"],
+        &["volume", "ls", "--filter", "dangling=false", "-q"],
         &["volume", "inspect", "v10"],
     ] {
         let docker = d.docker(args);
@@ -836,6 +838,34 @@ fn anonymous_volumes_and_copy_up() {
         "{{.Type}} {{.TotalCount}} {{.Active}}",
     ]);
     assert!(df.contains("Local Volumes 3 0"), "docker system df: {df}");
+    let verbose = d.ok(&["system", "df", "-v"]);
+    assert!(
+        verbose
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["kept", "0", "0B"]),
+        "docker system df -v: {verbose}"
+    );
+    // Volumes made on demand and removed with their container are announced.
+    // Until the next second: the stream ends then, with every event of this one.
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs()
+        + 1)
+    .to_string();
+    let events = d.ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &until,
+        "--filter",
+        "type=volume",
+        "--format",
+        "{{.Action}} {{.Actor.ID}}",
+    ]);
+    assert!(events.contains("create kept\n"), "{events}");
+    assert!(events.contains("destroy "), "{events}");
     d.ok(&["volume", "prune", "-af"]);
     assert!(d.volumes().is_empty(), "{:?}", d.volumes());
     d.finish();

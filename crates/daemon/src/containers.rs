@@ -755,7 +755,7 @@ impl Inner {
         crate::exec::forget(self, &c.id);
         let inner = self.clone();
         let (cid, mounts) = (c.id.clone(), record.mounts.clone());
-        match blocking(move || Ok(inner.volumes.release(&cid, &mounts, volumes))).await {
+        match blocking(move || Ok(inner.release_volumes(&cid, &mounts, volumes))).await {
             Ok(f) => failures.extend(f),
             Err(e) => failures.push(e.to_string()),
         }
@@ -1093,7 +1093,7 @@ impl Daemon {
                 })
                 .await;
                 let _ = std::fs::remove_dir_all(inner.container_dir(&record.id));
-                for f in inner.volumes.release(&record.id, &record.mounts, true) {
+                for f in inner.release_volumes(&record.id, &record.mounts, true) {
                     tracing::warn!("container {}: {f}", record.id);
                 }
                 continue;
@@ -1302,7 +1302,9 @@ impl ContainerBackend for Daemon {
                     ) {
                         Ok(()) => Ok(made),
                         Err(e) => {
-                            inner.volumes.release(&cid, &made, true);
+                            for f in inner.release_volumes(&cid, &made, true) {
+                                tracing::warn!("container {cid}: {f}");
+                            }
                             Err(e)
                         }
                     }
@@ -1370,7 +1372,7 @@ impl ContainerBackend for Daemon {
                 let _ = std::fs::remove_dir_all(inner.container_dir(&id));
                 let (inner, mounts) = (inner.clone(), c.record().mounts);
                 let _ = blocking(move || {
-                    for f in inner.volumes.release(&id, &mounts, true) {
+                    for f in inner.release_volumes(&id, &mounts, true) {
                         tracing::warn!("{f}");
                     }
                     Ok(())

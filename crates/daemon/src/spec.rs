@@ -866,6 +866,64 @@ mod tests {
     }
 
     #[test]
+    fn user_mounts_go_parents_first_and_replace_defaults() {
+        use crate::state::MountRecord;
+        let mut mounts = vec![
+            json!({"destination": "/proc", "type": "proc"}),
+            json!({"destination": "/etc/hosts", "type": "bind", "source": "/default"}),
+        ];
+        let records = vec![
+            MountRecord {
+                typ: "bind".into(),
+                source: "/srv/a/b".into(),
+                destination: "/a/b".into(),
+                rw: false,
+                propagation: "rprivate".into(),
+                ..Default::default()
+            },
+            MountRecord {
+                typ: "volume".into(),
+                name: "v".into(),
+                source: "/var/lib/berth/volumes/v/_data".into(),
+                destination: "/a".into(),
+                rw: true,
+                ..Default::default()
+            },
+            MountRecord {
+                typ: "bind".into(),
+                source: "/mine".into(),
+                destination: "/etc/hosts".into(),
+                rw: true,
+                ..Default::default()
+            },
+            MountRecord {
+                typ: "tmpfs".into(),
+                destination: "/t".into(),
+                rw: true,
+                tmpfs_options: vec!["nosuid".into(), "size=1024".into()],
+                ..Default::default()
+            },
+        ];
+        let root = user_mounts(&mut mounts, &records).expect("private binds need nothing");
+        assert_eq!(root, None);
+        let dests: Vec<&str> = mounts
+            .iter()
+            .filter_map(|m| m["destination"].as_str())
+            .collect();
+        assert_eq!(dests, ["/proc", "/a", "/t", "/a/b", "/etc/hosts"]);
+        assert_eq!(mounts[1]["options"], json!(["rbind", "rprivate"]));
+        assert_eq!(mounts[3]["options"], json!(["rbind", "rprivate", "ro"]));
+        assert_eq!(mounts[4]["source"], "/mine");
+        assert_eq!(mounts[2]["type"], "tmpfs");
+    }
+
+    #[test]
+    fn octal_escapes_of_mountinfo_are_undone() {
+        assert_eq!(unescape_octal("/a\\040b"), "/a b");
+        assert_eq!(unescape_octal("/é\\04"), "/é\\04");
+    }
+
+    #[test]
     fn env_merges_by_key() {
         let a = vec!["PATH=/a".to_string(), "X=1".to_string()];
         let b = vec!["X=2".to_string(), "Y=3".to_string()];

@@ -75,15 +75,17 @@ impl Volumes {
         }
     }
 
-    /// Makes (or finds) a volume and counts `id` as its user, in one step.
+    /// Makes (or finds) a volume and counts `id` as its user, in one step; says whether it
+    /// was made.
     fn acquire(
         &self,
         id: &str,
         name: Option<&str>,
         labels: &BTreeMap<String, String>,
         options: &BTreeMap<String, String>,
-    ) -> Result<Volume, ApiError> {
+    ) -> Result<(Volume, bool), ApiError> {
         let mut users = lock(&self.users);
+        let existed = name.is_some_and(|n| self.store.get(n).is_ok());
         let v = self
             .store
             .create(name, None, options, labels)
@@ -92,18 +94,19 @@ impl Volumes {
             .entry(v.name.clone())
             .or_default()
             .insert(id.to_string());
-        Ok(v)
+        Ok((v, !existed))
     }
 
     /// Forgets `id` as a user of its volumes; with `remove_anonymous`, removes its anonymous
     /// volumes that no other container uses (`docker rm -v`, `--rm`, a failed create).
-    pub(crate) fn release(
+    /// Returns the volumes removed and what failed.
+    fn release(
         &self,
         id: &str,
         mounts: &[MountRecord],
         remove_anonymous: bool,
-    ) -> Vec<String> {
-        let mut failures = Vec::new();
+    ) -> (Vec<String>, Vec<String>) {
+        let (mut removed, mut failures) = (Vec::new(), Vec::new());
         let mut users = lock(&self.users);
         for m in mounts.iter().filter(|m| m.typ == "volume") {
             let unused = match users.get_mut(&m.name) {
@@ -116,15 +119,15 @@ impl Volumes {
             if unused {
                 users.remove(&m.name);
                 if remove_anonymous && m.anonymous {
-                    if let Err(e) = self.store.remove(&m.name) {
-                        if !matches!(e, VolumeError::NotFound { .. }) {
-                            failures.push(e.to_string());
-                        }
+                    match self.store.remove(&m.name) {
+                        Ok(()) => removed.push(m.name.clone()),
+                        Err(VolumeError::NotFound { .. }) => {}
+                        Err(e) => failures.push(e.to_string()),
                     }
                 }
             }
         }
-        failures
+        (removed, failures)
     }
 
     fn users_of(&self, name: &str) -> usize {
@@ -197,7 +200,6 @@ pub(crate) fn resolve_mounts(
     image: &Value,
     made: &mut Vec<MountRecord>,
 ) -> Result<(), ApiError> {
-    let volumes = &inner.volumes;
     let mut dests: BTreeSet<String> = BTreeSet::new();
     let claim = |dests: &mut BTreeSet<String>, dst: &str| -> Result<(), ApiError> {
         if !dests.insert(clean_path(dst)) {
@@ -233,7 +235,7 @@ pub(crate) fn resolve_mounts(
                 }
             }
             MountSource::Named(name) => {
-                let v = volumes.acquire(id, Some(name), &BTreeMap::new(), &BTreeMap::new())?;
+                let v = inner.acquire_volume(id, Some(name), &BTreeMap::new(), &BTreeMap::new())?;
                 volume_record(
                     &v,
                     &spec.destination,
@@ -250,7 +252,7 @@ pub(crate) fn resolve_mounts(
                 )?
             }
             MountSource::Anonymous => {
-                let v = volumes.acquire(id, None, &BTreeMap::new(), &BTreeMap::new())?;
+                let v = inner.acquire_volume(id, None, &BTreeMap::new(), &BTreeMap::new())?;
                 volume_record(
                     &v,
                     &spec.destination,
@@ -284,7 +286,8 @@ pub(crate) fn resolve_mounts(
                 m.rw = rw;
             }
             if m.typ == "volume" {
-                let v = volumes.acquire(id, Some(&m.name), &BTreeMap::new(), &BTreeMap::new())?;
+                let v =
+                    inner.acquire_volume(id, Some(&m.name), &BTreeMap::new(), &BTreeMap::new())?;
                 m.source = v.data_path().map_err(volume_error)?.display().to_string();
                 // The volume belongs to the container that made it: `rm -v` here keeps it.
                 m.anonymous = false;
@@ -306,7 +309,7 @@ pub(crate) fn resolve_mounts(
         if !dests.insert(clean_path(&dst)) {
             continue;
         }
-        let v = volumes.acquire(id, None, &BTreeMap::new(), &BTreeMap::new())?;
+        let v = inner.acquire_volume(id, None, &BTreeMap::new(), &BTreeMap::new())?;
         made.push(volume_record(&v, &dst, true, false, true, String::new())?);
     }
     Ok(())
@@ -435,7 +438,7 @@ fn mount_record(inner: &Inner, id: &str, m: &Mount) -> Result<MountRecord, ApiEr
                 }));
             }
             let anonymous = source.is_empty();
-            let v = inner.volumes.acquire(
+            let v = inner.acquire_volume(
                 id,
                 (!anonymous).then_some(source.as_str()),
                 &labels,
@@ -586,6 +589,35 @@ pub(crate) fn mount_points(mounts: &[MountRecord]) -> Vec<MountPoint> {
 }
 
 impl Inner {
+    /// [`Volumes::acquire`], announcing a volume it made (as dockerd does for `-v name:/x`).
+    fn acquire_volume(
+        &self,
+        id: &str,
+        name: Option<&str>,
+        labels: &BTreeMap<String, String>,
+        options: &BTreeMap<String, String>,
+    ) -> Result<Volume, ApiError> {
+        let (v, made) = self.volumes.acquire(id, name, labels, options)?;
+        if made {
+            self.volume_event("create", &v.name);
+        }
+        Ok(v)
+    }
+
+    /// [`Volumes::release`], announcing the volumes it removed; returns what failed.
+    pub(crate) fn release_volumes(
+        &self,
+        id: &str,
+        mounts: &[MountRecord],
+        remove_anonymous: bool,
+    ) -> Vec<String> {
+        let (removed, failures) = self.volumes.release(id, mounts, remove_anonymous);
+        for name in removed {
+            self.volume_event("destroy", &name);
+        }
+        failures
+    }
+
     fn volume_event(&self, action: &str, name: &str) {
         let mut attrs = HashMap::new();
         attrs.insert("driver".to_string(), volume::DRIVER.to_string());
@@ -707,5 +739,58 @@ impl VolumeBackend for Daemon {
             })
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_compared_clean() {
+        assert_eq!(clean_path("/a//b/./c/"), "/a/b/c");
+        assert_eq!(clean_path("/a/../b"), "/b");
+        assert_eq!(clean_path("/../.."), "/");
+    }
+
+    #[test]
+    fn label_filters_match_as_dockerd_does() {
+        let labels = BTreeMap::from([("a".to_string(), "1".to_string())]);
+        let f = |json: &str| Filters::from_json(json).expect("filters");
+        assert!(labels_match(&f(r#"{"label":{"a":true}}"#), &labels));
+        assert!(labels_match(&f(r#"{"label":{"a=1":true}}"#), &labels));
+        assert!(!labels_match(&f(r#"{"label":{"a=2":true}}"#), &labels));
+        assert!(!labels_match(&f(r#"{"label!":{"a":true}}"#), &labels));
+        assert!(labels_match(&f("{}"), &labels));
+    }
+
+    #[test]
+    fn use_counts_guard_removal() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let v = Volumes::open(&dir.path().join("volumes")).expect("open");
+        let none = BTreeMap::new();
+        let (vol, made) = v.acquire("c1", Some("data"), &none, &none).expect("make");
+        assert!(made);
+        let (_, made) = v.acquire("c2", Some("data"), &none, &none).expect("find");
+        assert!(!made);
+        let record = volume_record(&vol, "/d", true, false, false, "z".into()).expect("record");
+        assert_eq!(
+            v.remove("data"),
+            Err(ApiError::Conflict(
+                "remove data: volume is in use - [c1, c2]".into()
+            ))
+        );
+        v.release("c1", std::slice::from_ref(&record), true);
+        assert!(v.remove("data").is_err(), "c2 still uses it");
+        let (removed, failures) = v.release("c2", &[record], true);
+        assert!(
+            removed.is_empty() && failures.is_empty(),
+            "a named volume stays"
+        );
+        v.remove("data").expect("unused now");
+        let (anon, _) = v.acquire("c3", None, &none, &none).expect("make");
+        let record = volume_record(&anon, "/d", true, false, true, String::new()).expect("record");
+        let (removed, _) = v.release("c3", &[record], true);
+        assert_eq!(removed, [anon.name]);
     }
 }

@@ -1092,6 +1092,46 @@ mod tests {
     use super::*;
 
     #[test]
+    fn mount_flags_parse_as_docker_parses_them() {
+        let m =
+            mount_flag("type=bind,src=/a,dst=/b,readonly,bind-propagation=rslave").expect("a bind");
+        assert_eq!(m.typ, Some(MountType::BIND));
+        assert_eq!(
+            (m.source.as_deref(), m.target.as_deref()),
+            (Some("/a"), Some("/b"))
+        );
+        assert_eq!(m.read_only, Some(true));
+        assert!(m.bind_options.is_some_and(|b| b.propagation.is_some()));
+        let m = mount_flag("src=data,target=/d,volume-nocopy,volume-opt=o=bind").expect("a volume");
+        assert_eq!(m.typ, Some(MountType::VOLUME));
+        let vo = m.volume_options.expect("volume options");
+        assert_eq!(vo.no_copy, Some(true));
+        let opts = vo
+            .driver_config
+            .and_then(|d| d.options)
+            .expect("driver options");
+        assert_eq!(opts.get("o").map(String::as_str), Some("bind"));
+        let m = mount_flag("type=tmpfs,dst=/t,tmpfs-size=1m,tmpfs-mode=1770").expect("a tmpfs");
+        let t = m.tmpfs_options.expect("tmpfs options");
+        assert_eq!((t.size_bytes, t.mode), (Some(1 << 20), Some(0o1770)));
+        assert!(mount_flag("type=tmpfs").is_err(), "no target");
+        assert!(mount_flag("type=bind,dst=/x,nosuch=1").is_err());
+        assert!(mount_flag("type=floppy,dst=/x").is_err());
+    }
+
+    #[test]
+    fn bare_container_paths_are_anonymous_volumes() {
+        let (anonymous, binds) = volume_flags(&[
+            "/data".to_string(),
+            "name:/n".to_string(),
+            "/host:/h:ro".to_string(),
+        ])
+        .expect("valid");
+        assert_eq!(anonymous, ["/data"]);
+        assert_eq!(binds, ["name:/n", "/host:/h:ro"]);
+    }
+
+    #[test]
     fn go_durations_parse() {
         assert_eq!(go_duration("1m30s").expect("valid"), 90_000_000_000);
         assert_eq!(go_duration("500ms").expect("valid"), 500_000_000);
