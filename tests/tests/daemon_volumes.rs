@@ -389,6 +389,21 @@ fn named_volumes_and_binds_reach_containers() {
         "/data/f",
     ]);
     assert_eq!(out, "hello\n");
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--read-only",
+        "-v",
+        "shared:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "echo more >> /data/f && cat /data/f",
+    ]);
+    assert_eq!(
+        out, "hello\nmore\n",
+        "a volume stays writable in a read-only rootfs"
+    );
     // Made on demand by -v, and by --mount type=volume.
     d.ok(&["run", "--rm", "-v", "ondemand:/x", "busybox", "true"]);
     d.ok(&[
@@ -609,7 +624,7 @@ fn named_volumes_and_binds_reach_containers() {
         "cat",
         "/data/f",
     ]);
-    assert_eq!(out, "hello\n");
+    assert_eq!(out, "hello\nmore\n");
     let out = d.docker(&[
         "run",
         "--rm",
