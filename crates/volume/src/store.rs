@@ -472,7 +472,9 @@ mod tests {
             ])
         };
         let none = BTreeMap::new();
-        assert!(s.create(Some("b1"), None, &opts("bind,nosuid"), &none).is_err());
+        assert!(s
+            .create(Some("b1"), None, &opts("bind,nosuid"), &none)
+            .is_err());
         let v = s
             .create(Some("b1"), None, &opts("bind,ro"), &none)
             .expect("create");
@@ -488,7 +490,10 @@ mod tests {
         assert!(!s.is_empty("b1").expect("list"));
         assert_eq!(s.size("b1"), 3);
         s.remove("b1").expect("remove");
-        assert!(device.join("f").exists(), "removing the volume keeps the device's content");
+        assert!(
+            device.join("f").exists(),
+            "removing the volume keeps the device's content"
+        );
     }
 
     #[test]
