@@ -189,9 +189,9 @@ fn truthy(v: &str) -> bool {
     matches!(v, "1" | "true" | "True" | "TRUE")
 }
 
-/// The mounts of a new container, in the order given; the volumes they use are counted as used
-/// by `id` as they are made. On error, what was counted or made is undone by the caller through
-/// [`Volumes::release`] with the mounts made so far (returned in the error's place).
+/// Resolves a new container's mounts into `made`, in the order given; the volumes they use
+/// are counted as used by `id` as they are made. On error `made` holds what was made so far,
+/// for the caller to undo with [`Inner::release_volumes`].
 pub(crate) fn resolve_mounts(
     inner: &Inner,
     id: &str,
