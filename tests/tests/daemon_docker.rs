@@ -210,10 +210,12 @@ fn bad_input_leaves_nothing_behind() {
     );
     let out = d.docker(&["run", "--rm", "--memory", "1k", "busybox", "true"]);
     assert_eq!(out.status.code(), Some(125), "stderr: {}", stderr(&out));
-    let out = d.docker(&["run", "--rm", "-v", "/tmp:/x", "busybox", "true"]);
+    let missing = d.sandbox.root.join("no-such-source");
+    let mount = format!("type=bind,src={},dst=/x", missing.display());
+    let out = d.docker(&["run", "--rm", "--mount", &mount, "busybox", "true"]);
     assert_eq!(out.status.code(), Some(125));
     assert!(
-        stderr(&out).contains("not supported by berthd yet"),
+        stderr(&out).contains("bind source path does not exist"),
         "stderr: {}",
         stderr(&out)
     );

@@ -26,6 +26,7 @@ mod router;
 mod routes;
 mod server;
 
+pub use backend::VolumeBackend;
 pub use backend::{
     AttachSession, Backend, ByteStream, ContainerBackend, DiscardStdin, EventsBackend, ExecBackend,
     ExitWait, ImageBackend, JsonStream, LogStream, NetworkBackend, OutputChunk, OutputStream,

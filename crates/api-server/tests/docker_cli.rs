@@ -412,3 +412,40 @@ fn docker_create_with_many_flags_sends_a_body_the_models_read() {
         "67108864 1500000000 on-failure:3 100 true true none runc [CAP_NET_ADMIN] true"
     );
 }
+
+#[test]
+fn docker_volume_commands_reach_the_volume_routes() {
+    if !skip_unless_ready() {
+        return;
+    }
+    let server = TestServer::start(FakeDaemon::default());
+    let out = server.docker(&["volume", "create", "--label", "k=v", "data"], None);
+    assert_eq!(
+        (text(&out.stdout).as_str(), out.status.code()),
+        ("data\n", Some(0)),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = server.docker(&["volume", "ls", "--format", "{{.Driver}} {{.Name}}"], None);
+    assert_eq!(text(&out.stdout), "local data\n");
+    let out = server.docker(
+        &["volume", "inspect", "-f", "{{.Name}} {{.Labels.k}}", "data"],
+        None,
+    );
+    assert_eq!(text(&out.stdout), "data v\n");
+    let out = server.docker(&["volume", "ls", "--filter", "bogus=1"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("invalid filter 'bogus'"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = server.docker(&["volume", "rm", "data"], None);
+    assert_eq!(text(&out.stdout), "data\n");
+    let out = server.docker(&["volume", "rm", "data"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr).trim(),
+        "Error response from daemon: get data: no such volume"
+    );
+}

@@ -106,6 +106,9 @@ pub enum Command {
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(VolumeCommand),
     /// Show the history of an image
     History(HistoryArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
@@ -315,6 +318,92 @@ pub enum ImageCommand {
     Pull(PullArgs),
     /// Upload an image to a registry
     Push(PushArgs),
+}
+
+/// `berth volume …`
+#[derive(Debug, Subcommand)]
+pub enum VolumeCommand {
+    /// Create a volume
+    Create(VolumeCreateArgs),
+    /// List volumes
+    #[command(alias = "list")]
+    Ls(VolumeLsArgs),
+    /// Display detailed information on one or more volumes
+    Inspect(VolumeInspectArgs),
+    /// Remove one or more volumes
+    #[command(alias = "remove")]
+    Rm(VolumeRmArgs),
+    /// Remove unused local volumes
+    Prune(VolumePruneArgs),
+}
+
+/// `berth volume create`
+#[derive(Debug, Args)]
+pub struct VolumeCreateArgs {
+    /// Specify volume driver name
+    #[arg(short, long, default_value = "local")]
+    pub driver: String,
+    /// Set metadata for a volume
+    #[arg(long)]
+    pub label: Vec<String>,
+    /// Set driver specific options
+    #[arg(short, long)]
+    pub opt: Vec<String>,
+    /// Specify volume name
+    #[arg(long = "name", hide = true)]
+    pub name_flag: Option<String>,
+    /// The volume's name (a random one when omitted)
+    pub name: Option<String>,
+}
+
+/// `berth volume ls`
+#[derive(Debug, Args)]
+pub struct VolumeLsArgs {
+    /// Only display volume names
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Provide filter values (e.g. "dangling=true")
+    #[arg(short, long = "filter")]
+    pub filter: Vec<String>,
+    /// Format output using a custom template ('table', 'json' or a Go template)
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+/// `berth volume inspect`
+#[derive(Debug, Args)]
+pub struct VolumeInspectArgs {
+    /// Format output using a custom template ('json' or a Go template)
+    #[arg(short, long)]
+    pub format: Option<String>,
+    /// The volumes
+    #[arg(required = true)]
+    pub volumes: Vec<String>,
+}
+
+/// `berth volume rm`
+#[derive(Debug, Args)]
+pub struct VolumeRmArgs {
+    /// Force the removal of one or more volumes
+    #[arg(short, long)]
+    pub force: bool,
+    /// The volumes
+    #[arg(required = true)]
+    pub volumes: Vec<String>,
+}
+
+/// `berth volume prune`
+#[derive(Debug, Args)]
+pub struct VolumePruneArgs {
+    /// Remove all unused volumes, not just anonymous ones
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+    /// Provide filter values (e.g. "label=<label>")
+    #[arg(long = "filter")]
+    pub filter: Vec<String>,
 }
 
 /// `berth container …`
@@ -575,7 +664,7 @@ pub struct RunArgs {
     /// Container NIS domain name
     #[arg(long)]
     pub domainname: Option<String>,
-    /// Bind mount a volume (host-path:container-path[:options]; named volumes are refused)
+    /// Bind mount a volume ([host-path|volume-name:]container-path[:options])
     #[arg(short = 'v', long)]
     pub volume: Vec<String>,
     /// Publish a container's port(s) to the host ([IP:][HOST_PORT:]CONTAINER_PORT[/PROTO])
@@ -590,10 +679,10 @@ pub struct RunArgs {
     /// Set custom DNS servers
     #[arg(long)]
     pub dns: Vec<String>,
-    /// Refused: attach a filesystem mount to the container (use -v for bind mounts)
+    /// Attach a filesystem mount to the container (type=bind|volume|tmpfs,src=,dst=,…)
     #[arg(long)]
     pub mount: Vec<String>,
-    /// Refused: mount volumes from the specified container(s)
+    /// Mount volumes from the specified container(s) (CONTAINER[:ro|rw])
     #[arg(long)]
     pub volumes_from: Vec<String>,
     /// Refused: GPU devices to add to the container

@@ -27,8 +27,10 @@ pub mod units;
 
 use clap::{CommandFactory, Parser};
 
-use cli::{Cli, Command, ContainerCommand, ImageCommand, NetworkCommand, SystemCommand};
-use commands::{container, image, network, ps, run, system};
+use cli::{
+    Cli, Command, ContainerCommand, ImageCommand, NetworkCommand, SystemCommand, VolumeCommand,
+};
+use commands::{container, image, network, ps, run, system, volume};
 use error::CliError;
 
 /// Parses `args` (argv), runs the command and returns the process exit code, having printed
@@ -158,6 +160,13 @@ async fn dispatch(cli: Cli) -> Result<i32, CliError> {
             NetworkCommand::Disconnect(a) => network::disconnect(conn, a).await?,
         },
         Command::Port(a) => network::port(conn, a).await?,
+        Command::Volume(VolumeCommand::Create(a)) => volume::create(conn, a).await?,
+        Command::Volume(VolumeCommand::Ls(a)) => volume::ls(conn, a).await?,
+        Command::Volume(VolumeCommand::Inspect(a)) => {
+            volume::inspect(conn, &a.volumes, a.format.as_deref()).await?
+        }
+        Command::Volume(VolumeCommand::Rm(a)) => volume::rm(conn, a).await?,
+        Command::Volume(VolumeCommand::Prune(a)) => volume::prune(conn, a).await?,
     }
     Ok(0)
 }

@@ -544,7 +544,7 @@ impl Inner {
             let inner = self.clone();
             let c = c.clone();
             tokio::spawn(async move {
-                if let Err(e) = inner.remove_container(&c, true).await {
+                if let Err(e) = inner.remove_container(&c, true, true).await {
                     tracing::warn!("container {}: auto-remove: {e}", c.id);
                 }
             });
@@ -705,10 +705,13 @@ impl Inner {
         }
     }
 
+    /// Removes a container; with `volumes` (`rm -v`, `--rm`) its anonymous volumes too, when
+    /// no other container uses them.
     pub(crate) async fn remove_container(
         self: &Arc<Self>,
         c: &Arc<Container>,
         force: bool,
+        volumes: bool,
     ) -> Result<(), ApiError> {
         let _op = c.op.lock().await;
         let record = c.record();
@@ -766,6 +769,12 @@ impl Inner {
             }
         }
         crate::exec::forget(self, &c.id);
+        let inner = self.clone();
+        let (cid, mounts) = (c.id.clone(), record.mounts.clone());
+        match blocking(move || Ok(inner.release_volumes(&cid, &mounts, volumes))).await {
+            Ok(f) => failures.extend(f),
+            Err(e) => failures.push(e.to_string()),
+        }
         c.phase.send_modify(|p| p.removed = true);
         self.event("destroy", &record, &[]);
         if failures.is_empty() {
@@ -847,7 +856,7 @@ impl Inner {
             let inner = self.clone();
             let c = c.clone();
             tokio::spawn(async move {
-                if let Err(e) = inner.remove_container(&c, true).await {
+                if let Err(e) = inner.remove_container(&c, true, true).await {
                     tracing::warn!("container {}: auto-remove: {e}", c.id);
                 }
             });
@@ -1153,7 +1162,7 @@ impl Inner {
                 name: "overlay2".into(),
                 data,
             }),
-            mounts: Some(Vec::new()),
+            mounts: Some(crate::volumes::mount_points(&r.mounts)),
             config: Some(config),
             ..Default::default()
         }
@@ -1183,6 +1192,9 @@ impl Daemon {
                 })
                 .await;
                 let _ = std::fs::remove_dir_all(inner.container_dir(&record.id));
+                for f in inner.release_volumes(&record.id, &record.mounts, true) {
+                    tracing::warn!("container {}: {f}", record.id);
+                }
                 continue;
             }
             let status = record.state.status;
@@ -1222,7 +1234,7 @@ impl Daemon {
                 Status::Removing => {
                     let inner = inner.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = inner.remove_container(&c, true).await {
+                        if let Err(e) = inner.remove_container(&c, true, false).await {
                             tracing::warn!("container {}: finishing its removal: {e}", c.id);
                         }
                     });
@@ -1345,6 +1357,7 @@ impl ContainerBackend for Daemon {
                 .and_then(|n| n.endpoints_config)
                 .unwrap_or_default(),
             net: Default::default(),
+            mounts: Vec::new(),
         };
         let mut warnings = Vec::new();
         {
@@ -1458,7 +1471,33 @@ impl ContainerBackend for Daemon {
             std::fs::create_dir_all(&dir).map_err(|e| {
                 ApiError::Internal(format!("container {id}: create {}: {e}", dir.display()))
             })?;
-            inner.persist(&c.record())?;
+            let mounts = {
+                let (inner, cid) = (inner.clone(), id.clone());
+                let (host, config) = (record.host_config.clone(), record.config.clone());
+                let image_json = image_json.clone();
+                blocking(move || {
+                    let mut made = Vec::new();
+                    match crate::volumes::resolve_mounts(
+                        &inner,
+                        &cid,
+                        &host,
+                        &config,
+                        &image_json,
+                        &mut made,
+                    ) {
+                        Ok(()) => Ok(made),
+                        Err(e) => {
+                            for f in inner.release_volumes(&cid, &made, true) {
+                                tracing::warn!("container {cid}: {f}");
+                            }
+                            Err(e)
+                        }
+                    }
+                })
+                .await?
+            };
+            let record = c.update(|r| r.mounts = mounts);
+            inner.persist(&record)?;
             let images = inner.images.clone();
             let (iid, cid) = (image_id.clone(), id.clone());
             let mount = blocking(move || {
@@ -1476,6 +1515,13 @@ impl ContainerBackend for Daemon {
                     options: mount.options,
                 }
             });
+            {
+                let (inner, record) = (inner.clone(), record.clone());
+                blocking(move || {
+                    crate::volumes::copy_up(&inner, &record.id, &record.rootfs, &record.mounts)
+                })
+                .await?;
+            }
             // Everything the start would refuse is refused now, before anything runs.
             spec::build(
                 &record,
@@ -1509,6 +1555,14 @@ impl ContainerBackend for Daemon {
                 })
                 .await;
                 let _ = std::fs::remove_dir_all(inner.container_dir(&id));
+                let (inner, mounts) = (inner.clone(), c.record().mounts);
+                let _ = blocking(move || {
+                    for f in inner.release_volumes(&id, &mounts, true) {
+                        tracing::warn!("{f}");
+                    }
+                    Ok(())
+                })
+                .await;
                 Err(e)
             }
         }
@@ -1590,7 +1644,7 @@ impl ContainerBackend for Daemon {
                     ),
                     annotations: None,
                 }),
-                mounts: Some(Vec::new()),
+                mounts: Some(crate::volumes::mount_points(&r.mounts)),
                 ..Default::default()
             })
             .collect())
@@ -1674,7 +1728,9 @@ impl ContainerBackend for Daemon {
                 "links are not supported by berthd".into(),
             ));
         }
-        self.inner.remove_container(&c, query.force).await
+        self.inner
+            .remove_container(&c, query.force, query.volumes)
+            .await
     }
 
     async fn logs(&self, id: &str, query: ContainerLogsQuery) -> Result<LogStream, ApiError> {
@@ -1952,7 +2008,7 @@ impl ContainerBackend for Daemon {
         let mut deleted = Vec::new();
         for c in all {
             if matches!(c.record().state.status, Status::Exited | Status::Created) {
-                self.inner.remove_container(&c, false).await?;
+                self.inner.remove_container(&c, false, false).await?;
                 deleted.push(c.id.clone());
             }
         }

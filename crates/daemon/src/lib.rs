@@ -9,6 +9,7 @@
 //! berthd can be killed and restarted without touching a running container.
 //!
 //! On disk (`--data-root`, default `/var/lib/berth`):
+//! - `volumes/<name>/_data`, `volumes/<name>/opts.json`: named and anonymous volumes;
 //! - `image/`: the image store (content, snapshots with the containers' writable layers);
 //! - `containers/<id>/config.v2.json`: the container's record; `<id>-json.log` (and `.1`, `.2`,
 //!   … after rotation): its log; `monitor-state.json`: what its monitor recorded (pid, exit);
@@ -37,6 +38,7 @@ mod restart;
 pub mod spec;
 mod state;
 mod system;
+mod volumes;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -44,7 +46,7 @@ use std::sync::{Arc, Mutex};
 
 use api_server::ApiError;
 
-pub use state::{ContainerRecord, RunState};
+pub use state::{ContainerRecord, MountRecord, RunState};
 
 /// How berthd was configured.
 #[derive(Debug, Clone)]
@@ -96,6 +98,14 @@ pub enum DaemonError {
     /// Networking could not be set up (bridges, the nftables table, IPAM state).
     #[error("networking: {0}")]
     Network(String),
+    /// The volume directory could not be opened.
+    #[error("volume directory {path}: {message}")]
+    Volumes {
+        /// Its root.
+        path: PathBuf,
+        /// The volume store's error.
+        message: String,
+    },
     /// A container record could not be loaded.
     #[error("container record {path}: {message}")]
     Record {
@@ -124,6 +134,7 @@ pub(crate) struct Inner {
     execs: Mutex<HashMap<String, Arc<exec::ExecEntry>>>,
     events: events::Bus,
     networks: Arc<networks::Networks>,
+    volumes: volumes::Volumes,
 }
 
 impl Daemon {
@@ -168,6 +179,14 @@ impl Daemon {
             .collect();
         networks.release_stale(&running.iter().map(|r| r.id.clone()).collect());
         networks.restore_running(&running);
+        let volume_root = config.data_root.join("volumes");
+        let volumes = volumes::Volumes::open(&volume_root).map_err(|e| DaemonError::Volumes {
+            path: volume_root.clone(),
+            message: e.to_string(),
+        })?;
+        for r in &records {
+            volumes.add_users(&r.id, &r.mounts);
+        }
         let daemon = Daemon {
             inner: Arc::new(Inner {
                 config,
@@ -176,6 +195,7 @@ impl Daemon {
                 execs: Mutex::new(HashMap::new()),
                 events: events::Bus::new(),
                 networks: Arc::new(networks),
+                volumes,
             }),
         };
         daemon.restore(records).await;

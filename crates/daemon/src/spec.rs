@@ -286,12 +286,6 @@ pub fn refuse_unsupported(host: &HostConfig) -> Result<(), ApiError> {
             "{what} is not supported by berthd yet"
         )))
     };
-    if host.binds.as_ref().is_some_and(|b| !b.is_empty())
-        || host.mounts.as_ref().is_some_and(|m| !m.is_empty())
-        || host.volumes_from.as_ref().is_some_and(|v| !v.is_empty())
-    {
-        return not_yet("mounting volumes or host paths (-v, --mount, --volumes-from)");
-    }
     if host.links.as_ref().is_some_and(|l| !l.is_empty()) {
         return not_yet("legacy container links (--link; use a user-defined network, where containers find each other by name)");
     }
@@ -580,6 +574,124 @@ fn device(d: &api_types::models::generated::DeviceMapping) -> Result<(Value, Val
     ))
 }
 
+/// The host mount holding `path` (after resolving it on the host, as the bind will) and its
+/// propagation fields from mountinfo (`shared:N`, `master:N`).
+fn host_mount_of(path: &str) -> Result<(PathBuf, String), ApiError> {
+    let real = std::fs::canonicalize(path)
+        .map_err(|e| invalid(format!("resolve the bind source {path}: {e}")))?;
+    let info = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| ApiError::Internal(format!("read /proc/self/mountinfo: {e}")))?;
+    let mut best: Option<(PathBuf, String)> = None;
+    for line in info.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let Some(point) = fields.get(4).map(|p| PathBuf::from(unescape_octal(p))) else {
+            continue;
+        };
+        if !real.starts_with(&point) {
+            continue;
+        }
+        let optional = fields
+            .iter()
+            .skip(6)
+            .take_while(|f| **f != "-")
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" ");
+        // Later lines are mounted over earlier ones at the same point.
+        if best
+            .as_ref()
+            .is_none_or(|(b, _)| point.as_os_str().len() >= b.as_os_str().len())
+        {
+            best = Some((point, optional));
+        }
+    }
+    best.ok_or_else(|| ApiError::Internal(format!("no mount holds {}", real.display())))
+}
+
+/// Undoes mountinfo's octal escapes (`\040` for a space).
+fn unescape_octal(field: &str) -> String {
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() {
+            let digits = std::str::from_utf8(&b[i + 1..i + 4]).ok();
+            if let Some(v) = digits.and_then(|d| u8::from_str_radix(d, 8).ok()) {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Adds the container's `-v`/`--mount`/`--volumes-from` mounts, parents before children (as
+/// dockerd sorts them), replacing a default mount at the same destination (`/etc/hosts`, …).
+/// Binds and volumes are recursive binds; the runtime resolves each destination inside the
+/// rootfs, so a symlink in the image cannot point a mount at the host. Returns the root
+/// propagation a shared or slave bind needs, checking (as dockerd does) that its source's
+/// mount on the host is shared (or, for slave, shared or slave).
+fn user_mounts(
+    mounts: &mut Vec<Value>,
+    records: &[crate::state::MountRecord],
+) -> Result<Option<&'static str>, ApiError> {
+    let mut root_propagation = None;
+    let mut sorted: Vec<&crate::state::MountRecord> = records.iter().collect();
+    sorted.sort_by_key(|m| {
+        Path::new(&m.destination)
+            .components()
+            .filter(|c| matches!(c, std::path::Component::Normal(_)))
+            .count()
+    });
+    for m in sorted {
+        let dest = Path::new(&m.destination);
+        mounts.retain(|x| x["destination"].as_str().map(Path::new) != Some(dest));
+        if m.typ == "tmpfs" {
+            mounts.push(json!({"destination": m.destination, "type": "tmpfs", "source": "tmpfs", "options": m.tmpfs_options}));
+            continue;
+        }
+        let mut options = vec!["rbind".to_string()];
+        options.push(if m.propagation.is_empty() {
+            "rprivate".to_string()
+        } else {
+            m.propagation.clone()
+        });
+        let shared = matches!(m.propagation.as_str(), "shared" | "rshared");
+        let slave = matches!(m.propagation.as_str(), "slave" | "rslave");
+        if shared || slave {
+            let (point, fields) = host_mount_of(&m.source)?;
+            let is_shared = fields.split(' ').any(|f| f.starts_with("shared:"));
+            let is_slave = fields.split(' ').any(|f| f.starts_with("master:"));
+            if shared && !is_shared {
+                return Err(invalid(format!(
+                    "path {} is mounted on {} but it is not a shared mount",
+                    m.source,
+                    point.display()
+                )));
+            }
+            if slave && !is_shared && !is_slave {
+                return Err(invalid(format!(
+                    "path {} is mounted on {} but it is not a shared or slave mount",
+                    m.source,
+                    point.display()
+                )));
+            }
+            root_propagation = match (shared, root_propagation) {
+                (true, _) | (false, Some("shared")) => Some("shared"),
+                _ => Some("rslave"),
+            };
+        }
+        if !m.rw {
+            options.push("ro".into());
+        }
+        mounts.push(json!({"destination": m.destination, "type": "bind", "source": m.source, "options": options}));
+    }
+    Ok(root_propagation)
+}
+
 /// The whole OCI config for the container's init.
 pub fn build(
     record: &ContainerRecord,
@@ -629,6 +741,7 @@ pub fn build(
         }
         mounts.push(json!({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": tmpfs_options(opts)}));
     }
+    let root_propagation = user_mounts(&mut mounts, &record.mounts)?;
 
     let mut namespaces = vec![
         json!({"type": "pid"}),
@@ -722,6 +835,9 @@ pub fn build(
         linux["maskedPaths"] = json!(MASKED_PATHS);
         linux["readonlyPaths"] = json!(READONLY_PATHS);
     }
+    if let Some(p) = root_propagation {
+        linux["rootfsPropagation"] = json!(p);
+    }
     if let Some(s) = host.sysctls.as_ref().filter(|s| !s.is_empty()) {
         linux["sysctl"] = json!(s);
     }
@@ -756,6 +872,64 @@ mod tests {
         assert_eq!(capabilities(&h).expect("valid"), vec!["CAP_NET_ADMIN"]);
         h.cap_add = Some(vec!["nosuch".into()]);
         assert!(capabilities(&h).is_err());
+    }
+
+    #[test]
+    fn user_mounts_go_parents_first_and_replace_defaults() {
+        use crate::state::MountRecord;
+        let mut mounts = vec![
+            json!({"destination": "/proc", "type": "proc"}),
+            json!({"destination": "/etc/hosts", "type": "bind", "source": "/default"}),
+        ];
+        let records = vec![
+            MountRecord {
+                typ: "bind".into(),
+                source: "/srv/a/b".into(),
+                destination: "/a/b".into(),
+                rw: false,
+                propagation: "rprivate".into(),
+                ..Default::default()
+            },
+            MountRecord {
+                typ: "volume".into(),
+                name: "v".into(),
+                source: "/var/lib/berth/volumes/v/_data".into(),
+                destination: "/a".into(),
+                rw: true,
+                ..Default::default()
+            },
+            MountRecord {
+                typ: "bind".into(),
+                source: "/mine".into(),
+                destination: "/etc/hosts".into(),
+                rw: true,
+                ..Default::default()
+            },
+            MountRecord {
+                typ: "tmpfs".into(),
+                destination: "/t".into(),
+                rw: true,
+                tmpfs_options: vec!["nosuid".into(), "size=1024".into()],
+                ..Default::default()
+            },
+        ];
+        let root = user_mounts(&mut mounts, &records).expect("private binds need nothing");
+        assert_eq!(root, None);
+        let dests: Vec<&str> = mounts
+            .iter()
+            .filter_map(|m| m["destination"].as_str())
+            .collect();
+        assert_eq!(dests, ["/proc", "/a", "/t", "/a/b", "/etc/hosts"]);
+        assert_eq!(mounts[1]["options"], json!(["rbind", "rprivate"]));
+        assert_eq!(mounts[3]["options"], json!(["rbind", "rprivate", "ro"]));
+        assert_eq!(mounts[4]["source"], "/mine");
+        assert_eq!(mounts[2]["type"], "tmpfs");
+    }
+
+    #[test]
+    fn octal_escapes_of_mountinfo_are_undone() {
+        assert_eq!(unescape_octal("/a\\040b"), "/a b");
+        assert_eq!(unescape_octal("/é\\04"), "/é\\04");
     }
 
     #[test]

@@ -111,6 +111,44 @@ pub struct ContainerRecord {
     /// What networking gave it while it runs: endpoints, addresses, published ports.
     #[serde(default)]
     pub net: crate::networks::NetworkState,
+    /// The mounts resolved at create (binds, volumes, tmpfs), in the order given.
+    #[serde(default)]
+    pub mounts: Vec<MountRecord>,
+}
+
+/// One mount of a container, as resolved at create and shown by inspect's `Mounts`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountRecord {
+    /// `bind`, `volume` or `tmpfs`.
+    pub typ: String,
+    /// The volume's name (volumes only).
+    #[serde(default)]
+    pub name: String,
+    /// The host path mounted (the volume's `_data` for volumes; empty for tmpfs).
+    #[serde(default)]
+    pub source: String,
+    /// The path in the container, as given; resolved inside the rootfs by the runtime.
+    pub destination: String,
+    /// The volume's driver (volumes only).
+    #[serde(default)]
+    pub driver: String,
+    /// The mode string as given (`ro`, `z`, …).
+    #[serde(default)]
+    pub mode: String,
+    /// Writable.
+    pub rw: bool,
+    /// The bind propagation (`rprivate` unless asked; empty for volumes).
+    #[serde(default)]
+    pub propagation: String,
+    /// The image's content is not copied into a fresh volume (`nocopy`).
+    #[serde(default)]
+    pub nocopy: bool,
+    /// An anonymous volume made for this container: `rm -v` and `--rm` remove it.
+    #[serde(default)]
+    pub anonymous: bool,
+    /// The tmpfs mount options (tmpfs only).
+    #[serde(default)]
+    pub tmpfs_options: Vec<String>,
 }
 
 /// Loads every record under `containers/`. A directory without a readable record (a create

@@ -130,7 +130,10 @@ impl SystemBackend for Daemon {
             layers_size: unique + shared,
             images,
             containers,
-            volumes: Vec::new(),
+            volumes: {
+                let inner = self.inner.clone();
+                crate::blocking(move || inner.volumes.disk_usage()).await?
+            },
             build_cache: Vec::new(),
         })
     }

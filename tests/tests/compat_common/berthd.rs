@@ -181,6 +181,24 @@ impl Berthd {
         }
     }
 
+    /// Runs the berth CLI against this berthd.
+    pub fn berth(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(workspace_binary("berth"));
+        cmd.args(args)
+            .env("DOCKER_HOST", format!("unix://{}", self.socket.display()))
+            .env_remove("BERTH_HOST")
+            .env_remove("DOCKER_CONTEXT");
+        run(&mut cmd, T)
+    }
+
+    /// The volume names `docker volume ls -q` shows.
+    pub fn volumes(&self) -> Vec<String> {
+        self.ok(&["volume", "ls", "-q"])
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// Runs docker and returns stdout; fails with both streams unless it exits 0.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.docker(args);

@@ -10,6 +10,7 @@ mod exec;
 mod images;
 mod networks;
 mod system;
+mod volumes;
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -26,6 +27,7 @@ pub use exec::ExecBackend;
 pub use images::ImageBackend;
 pub use networks::NetworkBackend;
 pub use system::SystemBackend;
+pub use volumes::VolumeBackend;
 
 use crate::ApiError;
 
@@ -37,6 +39,7 @@ pub trait Backend:
     + ImageBackend
     + EventsBackend
     + NetworkBackend
+    + VolumeBackend
     + Send
     + Sync
     + 'static
@@ -50,6 +53,7 @@ impl<T> Backend for T where
         + ImageBackend
         + EventsBackend
         + NetworkBackend
+        + VolumeBackend
         + Send
         + Sync
         + 'static

@@ -7,6 +7,7 @@ mod exec;
 mod images;
 mod networks;
 mod system;
+mod volumes;
 
 use hyper::Method;
 
@@ -80,5 +81,11 @@ pub(crate) fn table<B: Backend>() -> Vec<Route<B>> {
         route!(DELETE, "/networks/{id}", networks::remove),
         route!(POST, "/networks/{id}/connect", networks::connect),
         route!(POST, "/networks/{id}/disconnect", networks::disconnect),
+        // volumes
+        route!(GET, "/volumes", volumes::list),
+        route!(POST, "/volumes/create", volumes::create),
+        route!(POST, "/volumes/prune", volumes::prune),
+        route!(GET, "/volumes/{name}", volumes::inspect),
+        route!(DELETE, "/volumes/{name}", volumes::remove),
     ]
 }

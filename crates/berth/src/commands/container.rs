@@ -409,7 +409,7 @@ pub async fn inspect(conn: &Connection, args: &InspectArgs, kind: Option<&str>) 
     }
 }
 
-fn url_escape(name: &str) -> String {
+pub(crate) fn url_escape(name: &str) -> String {
     name.bytes()
         .map(|b| match b {
             b'A'..=b'Z'
@@ -427,7 +427,7 @@ fn url_escape(name: &str) -> String {
         .collect()
 }
 
-fn daemon_message(status: u16, body: &[u8]) -> CliError {
+pub(crate) fn daemon_message(status: u16, body: &[u8]) -> CliError {
     let message = serde_json::from_slice::<Value>(body)
         .ok()
         .and_then(|v| {

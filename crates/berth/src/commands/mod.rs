@@ -7,6 +7,7 @@ pub mod ps;
 pub mod run;
 pub mod stream;
 pub mod system;
+pub mod volume;
 pub mod xray;
 
 use std::collections::HashMap;

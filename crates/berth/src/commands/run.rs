@@ -5,8 +5,9 @@
 use std::collections::HashMap;
 
 use bollard::models::{
-    ContainerCreateBody, DeviceMapping, HostConfig, HostConfigLogConfig, ResourcesUlimits,
-    RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, DeviceMapping, HostConfig, HostConfigLogConfig, Mount, MountBindOptions,
+    MountTmpfsOptions, MountType, MountVolumeOptions, ResourcesUlimits, RestartPolicy,
+    RestartPolicyNameEnum,
 };
 use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -226,6 +227,145 @@ pub fn normalize_name(name: &str) -> String {
     }
 }
 
+/// Splits `-v` values as the docker CLI does: a bare container path is an anonymous volume
+/// (sent in Config.Volumes), anything else a bind or named volume (HostConfig.Binds); a
+/// relative host path (`./dir`) is made absolute.
+fn volume_flags(values: &[String]) -> Result<(Vec<String>, Vec<String>)> {
+    let (mut anonymous, mut binds) = (Vec::new(), Vec::new());
+    for v in values {
+        if !v.contains(':') {
+            anonymous.push(v.clone());
+        } else if v.starts_with('.') {
+            let cwd = std::env::current_dir()
+                .map_err(|e| invalid(format!("-v {v}: read the current directory: {e}")))?;
+            let (src, rest) = v.split_once(':').unwrap_or((v, ""));
+            binds.push(format!("{}:{rest}", cwd.join(src).display()));
+        } else {
+            binds.push(v.clone());
+        }
+    }
+    Ok((anonymous, binds))
+}
+
+/// A `--mount` value (`type=bind,src=/a,dst=/b,readonly`), parsed as the docker CLI parses it.
+fn mount_flag(value: &str) -> Result<Mount> {
+    let bad = |why: String| {
+        invalid(format!(
+            "invalid argument \"{value}\" for \"--mount\" flag: {why}"
+        ))
+    };
+    let mut m = Mount {
+        typ: Some(MountType::VOLUME),
+        ..Default::default()
+    };
+    let flag = |v: Option<&str>| -> Result<bool> {
+        match v {
+            None | Some("1") | Some("true") | Some("True") | Some("TRUE") => Ok(true),
+            Some("0") | Some("false") | Some("False") | Some("FALSE") => Ok(false),
+            Some(other) => Err(bad(format!("invalid value for boolean: {other:?}"))),
+        }
+    };
+    let mut volume = MountVolumeOptions::default();
+    let mut bind = MountBindOptions::default();
+    let mut tmpfs = MountTmpfsOptions::default();
+    let (mut has_volume, mut has_bind, mut has_tmpfs) = (false, false, false);
+    for field in value.split(',').filter(|f| !f.is_empty()) {
+        let (key, v) = match field.split_once('=') {
+            Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v.trim())),
+            None => (field.trim().to_ascii_lowercase(), None),
+        };
+        let need =
+            || v.ok_or_else(|| bad(format!("invalid field '{field}' must be a key=value pair")));
+        match key.as_str() {
+            "type" => {
+                m.typ = Some(
+                    need()?
+                        .parse()
+                        .map_err(|()| bad(format!("invalid mount type {:?}", v.unwrap_or(""))))?,
+                )
+            }
+            "source" | "src" => m.source = Some(need()?.to_string()),
+            "target" | "dst" | "destination" => m.target = Some(need()?.to_string()),
+            "readonly" | "ro" => m.read_only = Some(flag(v)?),
+            "consistency" => m.consistency = Some(need()?.to_string()),
+            "bind-propagation" => {
+                has_bind = true;
+                bind.propagation =
+                    Some(need()?.parse().map_err(|_| {
+                        bad(format!("invalid bind-propagation {:?}", v.unwrap_or("")))
+                    })?)
+            }
+            "bind-nonrecursive" => {
+                has_bind = true;
+                bind.non_recursive = Some(flag(v)?)
+            }
+            "volume-nocopy" => {
+                has_volume = true;
+                volume.no_copy = Some(flag(v)?)
+            }
+            "volume-label" => {
+                has_volume = true;
+                let (k, val) = need()?.split_once('=').unwrap_or((need()?, ""));
+                volume
+                    .labels
+                    .get_or_insert_with(HashMap::new)
+                    .insert(k.to_string(), val.to_string());
+            }
+            "volume-driver" => {
+                has_volume = true;
+                volume
+                    .driver_config
+                    .get_or_insert_with(Default::default)
+                    .name = Some(need()?.to_string())
+            }
+            "volume-opt" => {
+                has_volume = true;
+                let (k, val) = need()?.split_once('=').unwrap_or((need()?, ""));
+                volume
+                    .driver_config
+                    .get_or_insert_with(Default::default)
+                    .options
+                    .get_or_insert_with(HashMap::new)
+                    .insert(k.to_string(), val.to_string());
+            }
+            "volume-subpath" => {
+                has_volume = true;
+                volume.subpath = Some(need()?.to_string())
+            }
+            "tmpfs-size" => {
+                has_tmpfs = true;
+                let size = need()?;
+                tmpfs.size_bytes = Some(
+                    crate::units::parse_ram(size)
+                        .ok_or_else(|| bad(format!("invalid tmpfs-size {size:?}")))?,
+                )
+            }
+            "tmpfs-mode" => {
+                has_tmpfs = true;
+                let mode = need()?;
+                tmpfs.mode = Some(
+                    i64::from_str_radix(mode, 8)
+                        .map_err(|_| bad(format!("invalid tmpfs-mode {mode:?}")))?,
+                )
+            }
+            _ => return Err(bad(format!("unexpected key '{key}' in '{field}'"))),
+        }
+    }
+    if m.target.as_deref().is_none_or(str::is_empty) {
+        return Err(bad("target is required".to_string()));
+    }
+    if has_volume {
+        m.volume_options = Some(volume);
+    }
+    if has_bind {
+        m.bind_options = Some(bind);
+    }
+    if has_tmpfs {
+        m.tmpfs_options = Some(tmpfs);
+    }
+    Ok(m)
+}
+
 /// The container config and host config that `run`/`create` flags describe.
 pub fn container_body(args: &RunArgs) -> Result<ContainerCreateBody> {
     if !args.attach.is_empty() {
@@ -236,19 +376,19 @@ pub fn container_body(args: &RunArgs) -> Result<ContainerCreateBody> {
     if args.pull != "missing" {
         return Err(super::system::unsupported("--pull other than \"missing\""));
     }
-    let refused: [(&str, bool); 5] = [
-        ("--mount (use -v for bind mounts)", !args.mount.is_empty()),
-        ("--volumes-from", !args.volumes_from.is_empty()),
+    let refused: [(&str, bool); 2] = [
         ("--gpus", args.gpus.is_some()),
         ("--platform", args.platform.is_some()),
-        (
-            "named volumes in -v (only host-path:container-path binds)",
-            args.volume.iter().any(|v| !v.starts_with('/')),
-        ),
     ];
     if let Some((flag, _)) = refused.iter().find(|(_, used)| *used) {
         return Err(super::system::unsupported(flag));
     }
+    let (anonymous_volumes, binds) = volume_flags(&args.volume)?;
+    let mounts = args
+        .mount
+        .iter()
+        .map(|m| mount_flag(m))
+        .collect::<Result<Vec<_>>>()?;
     let (port_bindings, mut exposed) = publish(&args.publish)?;
     for e in &args.expose {
         for key in expand_ports(e)? {
@@ -369,7 +509,9 @@ pub fn container_body(args: &RunArgs) -> Result<ContainerCreateBody> {
         cpu_period: args.cpu_period,
         cpu_quota: args.cpu_quota,
         memory_reservation: memory("--memory-reservation", &args.memory_reservation)?,
-        binds: (!args.volume.is_empty()).then(|| args.volume.clone()),
+        binds: (!binds.is_empty()).then_some(binds),
+        mounts: (!mounts.is_empty()).then_some(mounts),
+        volumes_from: (!args.volumes_from.is_empty()).then(|| args.volumes_from.clone()),
         port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
         publish_all_ports: args.publish_all.then_some(true),
         dns: (!args.dns.is_empty()).then(|| args.dns.clone()),
@@ -394,6 +536,7 @@ pub fn container_body(args: &RunArgs) -> Result<ContainerCreateBody> {
             },
         ),
         image: Some(args.image.clone()),
+        volumes: (!anonymous_volumes.is_empty()).then_some(anonymous_volumes),
         labels: (!labels.is_empty()).then_some(labels),
         domainname: args.domainname.clone(),
         healthcheck,
@@ -1125,6 +1268,46 @@ mod tests {
             vec!["8000/udp", "8001/udp", "8002/udp"]
         );
         assert!(expand_ports("80/foo").is_err());
+    }
+
+    #[test]
+    fn mount_flags_parse_as_docker_parses_them() {
+        let m =
+            mount_flag("type=bind,src=/a,dst=/b,readonly,bind-propagation=rslave").expect("a bind");
+        assert_eq!(m.typ, Some(MountType::BIND));
+        assert_eq!(
+            (m.source.as_deref(), m.target.as_deref()),
+            (Some("/a"), Some("/b"))
+        );
+        assert_eq!(m.read_only, Some(true));
+        assert!(m.bind_options.is_some_and(|b| b.propagation.is_some()));
+        let m = mount_flag("src=data,target=/d,volume-nocopy,volume-opt=o=bind").expect("a volume");
+        assert_eq!(m.typ, Some(MountType::VOLUME));
+        let vo = m.volume_options.expect("volume options");
+        assert_eq!(vo.no_copy, Some(true));
+        let opts = vo
+            .driver_config
+            .and_then(|d| d.options)
+            .expect("driver options");
+        assert_eq!(opts.get("o").map(String::as_str), Some("bind"));
+        let m = mount_flag("type=tmpfs,dst=/t,tmpfs-size=1m,tmpfs-mode=1770").expect("a tmpfs");
+        let t = m.tmpfs_options.expect("tmpfs options");
+        assert_eq!((t.size_bytes, t.mode), (Some(1 << 20), Some(0o1770)));
+        assert!(mount_flag("type=tmpfs").is_err(), "no target");
+        assert!(mount_flag("type=bind,dst=/x,nosuch=1").is_err());
+        assert!(mount_flag("type=floppy,dst=/x").is_err());
+    }
+
+    #[test]
+    fn bare_container_paths_are_anonymous_volumes() {
+        let (anonymous, binds) = volume_flags(&[
+            "/data".to_string(),
+            "name:/n".to_string(),
+            "/host:/h:ro".to_string(),
+        ])
+        .expect("valid");
+        assert_eq!(anonymous, ["/data"]);
+        assert_eq!(binds, ["name:/n", "/host:/h:ro"]);
     }
 
     #[test]

@@ -77,6 +77,7 @@ pub struct FakeDaemon {
     counter: AtomicU64,
     /// Networks made with `network create`, in creation order.
     networks: Mutex<Vec<generated::NetworkInspect>>,
+    volumes: Mutex<std::collections::BTreeMap<String, api_types::models::generated::Volume>>,
 }
 
 impl FakeDaemon {
@@ -1126,4 +1127,73 @@ pub async fn write_and_close<W: tokio::io::AsyncWrite + Unpin>(w: &mut W, data: 
     w.shutdown()
         .await
         .expect("half-close the hijacked connection");
+}
+
+impl api_server::VolumeBackend for FakeDaemon {
+    async fn volume_list(
+        &self,
+        filters: api_types::Filters,
+    ) -> Result<api_types::models::generated::VolumeListResponse, ApiError> {
+        let names: Vec<String> = filters.get("name").map(str::to_owned).collect();
+        let volumes = self
+            .volumes
+            .lock()
+            .expect("fixture lock")
+            .values()
+            .filter(|v| names.is_empty() || names.iter().any(|n| v.name.contains(n.as_str())))
+            .cloned()
+            .collect();
+        Ok(api_types::models::generated::VolumeListResponse {
+            volumes: Some(volumes),
+            warnings: None,
+        })
+    }
+
+    async fn volume_create(
+        &self,
+        body: api_types::models::generated::VolumeCreateRequest,
+    ) -> Result<api_types::models::generated::Volume, ApiError> {
+        let name = body
+            .name
+            .unwrap_or_else(|| format!("{:064x}", self.counter.fetch_add(1, Ordering::SeqCst)));
+        let mut map = self.volumes.lock().expect("fixture lock");
+        let v = map
+            .entry(name.clone())
+            .or_insert_with(|| api_types::models::generated::Volume {
+                name: name.clone(),
+                driver: "local".into(),
+                mountpoint: format!("/fake/volumes/{name}/_data"),
+                labels: body.labels.unwrap_or_default(),
+                scope: Some(api_types::models::generated::VolumeScopeEnum::LOCAL),
+                ..Default::default()
+            });
+        Ok(v.clone())
+    }
+
+    async fn volume_inspect(
+        &self,
+        name: &str,
+    ) -> Result<api_types::models::generated::Volume, ApiError> {
+        self.volumes
+            .lock()
+            .expect("fixture lock")
+            .get(name)
+            .cloned()
+            .ok_or_else(|| ApiError::NotFound(format!("get {name}: no such volume")))
+    }
+
+    async fn volume_remove(&self, name: &str, force: bool) -> Result<(), ApiError> {
+        match self.volumes.lock().expect("fixture lock").remove(name) {
+            Some(_) => Ok(()),
+            None if force => Ok(()),
+            None => Err(ApiError::NotFound(format!("get {name}: no such volume"))),
+        }
+    }
+
+    async fn volume_prune(
+        &self,
+        _filters: api_types::Filters,
+    ) -> Result<api_types::models::generated::VolumePruneResponse, ApiError> {
+        Err(not_in_fixture("volume prune"))
+    }
 }

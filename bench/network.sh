@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# bench/network.sh: what a container's network costs at start, berth against
+# docker, in one hyperfine session: `run --rm busybox true` on each engine's
+# default bridge and with `--network none` (the difference is the network's
+# cost: namespace, veth, address, routes, and for docker its sandbox), and
+# berth with a published port (reservation and DNAT rule added and removed).
+#
+# How to run it (as root; offline):
+#
+#   cargo build --release -p berth -p berthd -p berth-monitor
+#   bench/network.sh [--runs N]      # N per command (default 50)
+#
+# Both daemons run on private roots with bridges of their own (berthd makes
+# its own; dockerd gets one made here, with --iptables=false, so the host's
+# iptables rules are not touched — docker adds no rule per container without
+# -p anyway). Everything is removed at the end. Results go to
+# bench/results/network-<UTC time>/ with the medians and the differences.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+bin=$repo/target/release
+runs=50
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --runs) runs=$2; shift 2 ;;
+        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+        *) echo "network.sh: unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+die() { echo "network.sh: $*" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || die "run me as root"
+command -v hyperfine >/dev/null || die "hyperfine is missing: apt-get install hyperfine"
+for b in berth berthd berth-monitor; do
+    [ -x "$bin/$b" ] || die "$bin/$b missing: cargo build --release -p berth -p berthd -p berth-monitor"
+done
+
+out="$repo/bench/results/network-$(date -u +%Y%m%dT%H%M%SZ)"
+mkdir -p "$out"
+run=$(mktemp -d /run/berth-netbench.XXXXXX)
+bbridge="bnb$$"
+dbridge="dnb$$"
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    ip link del "$bbridge" 2>/dev/null || true
+    ip link del "$dbridge" 2>/dev/null || true
+    nft delete table inet "berth_$bbridge" 2>/dev/null || true
+    rm -rf "$run" 2>/dev/null || true
+    for h in /sys/fs/cgroup/*/"berth-netbench-$$"; do
+        [ -d "$h" ] && rmdir "$h" 2>/dev/null || true
+    done
+}
+trap cleanup EXIT
+wait_for() {
+    local what=$1; shift
+    for _ in $(seq 300); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+    die "$what did not come up"
+}
+
+"$repo/scripts/busybox-image" "$out/busybox.tar" >/dev/null
+
+export BERTH_HOST="unix://$out/berth.sock"
+"$bin/berthd" --data-root "$out/berth-data" --exec-root "$run/berth-exec" -H "$BERTH_HOST" \
+    --cgroup-parent "berth-netbench-$$" --bridge "$bbridge" --dns 127.0.0.1 \
+    >"$out/berthd.log" 2>&1 &
+pids+=($!)
+wait_for berthd "$bin/berth" version
+"$bin/berth" load -q -i "$out/busybox.tar" >/dev/null
+set -- \
+    --command-name "berth run --rm (bridge)" "$bin/berth run --rm busybox true" \
+    --command-name "berth run --rm --network none" "$bin/berth run --rm --network none busybox true" \
+    --command-name "berth run --rm -p 127.0.0.1::80 (bridge)" "$bin/berth run --rm -p 127.0.0.1::80 busybox true"
+
+if command -v dockerd >/dev/null; then
+    # dockerd's --bip makes docker0 and its iptables rules; a bridge given with -b is used as
+    # it is. Its subnet is one berthd did not take.
+    ip link add "$dbridge" type bridge
+    ip addr add 10.254.77.1/24 dev "$dbridge"
+    ip link set "$dbridge" up
+    echo '{}' > "$out/daemon.json"
+    dockerd --config-file "$out/daemon.json" --data-root "$out/docker-data" --exec-root "$run/docker-exec" \
+        --pidfile "$out/docker.pid" -H "unix://$out/docker.sock" --bridge="$dbridge" --iptables=false \
+        --ip6tables=false --ip-forward=false --ip-masq=false --userland-proxy=false \
+        >"$out/dockerd.log" 2>&1 &
+    pids+=($!)
+    wait_for dockerd docker -H "unix://$out/docker.sock" version
+    docker -H "unix://$out/docker.sock" load -q -i "$out/busybox.tar" >/dev/null
+    set -- "$@" \
+        --command-name "docker run --rm (bridge)" "docker -H unix://$out/docker.sock run --rm busybox true" \
+        --command-name "docker run --rm --network none" "docker -H unix://$out/docker.sock run --rm --network none busybox true"
+else
+    echo "network.sh: dockerd (docker.io) not installed, not measured" >&2
+fi
+
+hyperfine -N --style basic --warmup 3 --runs "$runs" --export-json "$out/network.json" \
+    --export-markdown "$out/network.md" "$@"
+jq -r '.results[] | "\(.command): median \(.median * 1000 | . * 100 | round / 100) ms"' "$out/network.json"
+jq -r '(.results | map({key: .command, value: .median}) | from_entries) as $m
+  | "berth network cost (bridge - none): \(($m["berth run --rm (bridge)"] - $m["berth run --rm --network none"]) * 1000 | . * 100 | round / 100) ms",
+    (if $m["docker run --rm (bridge)"] then
+      "docker network cost (bridge - none): \(($m["docker run --rm (bridge)"] - $m["docker run --rm --network none"]) * 1000 | . * 100 | round / 100) ms",
+      "docker run --rm (bridge) / berth run --rm (bridge): \($m["docker run --rm (bridge)"] / $m["berth run --rm (bridge)"] * 100 | round / 100)"
+     else empty end)' "$out/network.json"
+echo "results: $out"
