@@ -490,3 +490,32 @@ fn published_port_survives_berthd_kill_9() {
     assert_eq!(curl(&format!("http://127.0.0.1:{port}/")), None);
     d.finish();
 }
+
+#[test]
+fn ipv6_network_gives_both_families_and_names() {
+    let d = prepare("net-v6");
+    let octet = d.pool.split('.').nth(1).unwrap_or("0").to_string();
+    let v6 = format!("fd00:be:{octet}::/64");
+    d.ok(&[
+        "network", "create", "--ipv6", "--subnet", &d.subnet(4), "--subnet", &v6, "dual",
+    ]);
+    d.ok(&["run", "-d", "--name", "one", "--network", "dual", "busybox", "sleep", "600"]);
+    let v6_addr = d
+        .ok(&[
+            "inspect",
+            "-f",
+            "{{(index .NetworkSettings.Networks \"dual\").GlobalIPv6Address}}",
+            "one",
+        ])
+        .trim()
+        .to_string();
+    assert!(v6_addr.starts_with(&format!("fd00:be:{octet}::")), "IPv6 address: {v6_addr}");
+    let addrs = d.ok(&["exec", "one", "ip", "-6", "addr", "show", "dev", "eth0"]);
+    assert!(addrs.contains(&v6_addr), "eth0 inside: {addrs}");
+    // Another container reaches it over IPv6, by address and by name (an AAAA answer).
+    d.ok(&["run", "--rm", "--network", "dual", "busybox", "ping", "-6", "-c1", "-W2", &v6_addr]);
+    d.ok(&["run", "--rm", "--network", "dual", "busybox", "ping", "-6", "-c1", "-W2", "one"]);
+    d.ok(&["rm", "-f", "one"]);
+    d.ok(&["network", "rm", "dual"]);
+    d.finish();
+}
