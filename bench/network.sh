@@ -4,6 +4,8 @@
 # default bridge and with `--network none` (the difference is the network's
 # cost: namespace, veth, address, routes, and for docker its sandbox), and
 # berth with a published port (reservation and DNAT rule added and removed).
+# Then TCP throughput between two containers on one bridge with iperf3
+# (Debian's, put in an image with its libraries), on each engine.
 #
 # How to run it (as root; offline):
 #
@@ -102,4 +104,31 @@ jq -r '(.results | map({key: .command, value: .median}) | from_entries) as $m
       "docker network cost (bridge - none): \(($m["docker run --rm (bridge)"] - $m["docker run --rm --network none"]) * 1000 | . * 100 | round / 100) ms",
       "docker run --rm (bridge) / berth run --rm (bridge): \($m["docker run --rm (bridge)"] / $m["berth run --rm (bridge)"] * 100 | round / 100)"
      else empty end)' "$out/network.json"
+
+# TCP throughput container to container on each engine's bridge.
+throughput() { # throughput NAME CLI...: iperf3 server and client containers, Gbit/s
+    local name=$1; shift
+    local srv ip
+    srv=$("$@" run -d iperf:latest iperf3 -s -1)
+    ip=$("$@" inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$srv")
+    for _ in $(seq 50); do
+        if "$@" run --rm iperf:latest iperf3 -c "$ip" -t 5 -J > "$out/iperf-$name.json" 2>/dev/null; then
+            break
+        fi
+        sleep 0.1
+    done
+    "$@" rm -f "$srv" >/dev/null 2>&1 || true
+    jq -r --arg n "$name" '"\($n) iperf3 TCP container to container: \(.end.sum_received.bits_per_second / 1e9 * 100 | round / 100) Gbit/s"' "$out/iperf-$name.json"
+}
+if command -v iperf3 >/dev/null; then
+    "$repo/scripts/busybox-image" --with "$(command -v iperf3)" "$out/iperf.tar" iperf:latest >/dev/null
+    "$bin/berth" load -q -i "$out/iperf.tar" >/dev/null
+    throughput berth "$bin/berth"
+    if command -v dockerd >/dev/null; then
+        docker -H "unix://$out/docker.sock" load -q -i "$out/iperf.tar" >/dev/null
+        throughput docker docker -H "unix://$out/docker.sock"
+    fi
+else
+    echo "network.sh: iperf3 not installed (apt-get install iperf3), throughput not measured" >&2
+fi
 echo "results: $out"

@@ -41,6 +41,9 @@ cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
     rm -rf "$run" 2>/dev/null || true
+    # berthd's default bridge and nftables table (named after the bridge).
+    ip link del "bbr$$" 2>/dev/null || true
+    nft delete table inet "berth_bbr$$" 2>/dev/null || true
     for h in /sys/fs/cgroup/*/"berth-bench-$$"; do
         [ -d "$h" ] && rmdir "$h" 2>/dev/null || true
     done
@@ -62,12 +65,13 @@ wait_for() { # wait_for WHAT COMMAND...: bounded wait for a daemon to answer
 # berth
 export BERTH_HOST="unix://$out/berth.sock"
 "$bin/berthd" --data-root "$out/berth-data" --exec-root "$run/berth-exec" -H "$BERTH_HOST" \
-    --cgroup-parent "berth-bench-$$" \
+    --cgroup-parent "berth-bench-$$" --bridge "bbr$$" \
     >"$out/berthd.log" 2>&1 &
 pids+=($!)
 wait_for berthd "$bin/berth" version
 "$bin/berth" load -q -i "$out/busybox.tar" >/dev/null
-set -- --command-name "berth run --rm" "$bin/berth run --rm busybox true"
+# --network none on every engine: the same work (bench/network.sh compares bridges).
+set -- --command-name "berth run --rm" "$bin/berth run --rm --network none busybox true"
 
 # runc, on the same rootfs as a bundle
 if command -v runc >/dev/null; then
