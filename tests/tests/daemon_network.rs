@@ -497,9 +497,26 @@ fn ipv6_network_gives_both_families_and_names() {
     let octet = d.pool.split('.').nth(1).unwrap_or("0").to_string();
     let v6 = format!("fd00:be:{octet}::/64");
     d.ok(&[
-        "network", "create", "--ipv6", "--subnet", &d.subnet(4), "--subnet", &v6, "dual",
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        &d.subnet(4),
+        "--subnet",
+        &v6,
+        "dual",
     ]);
-    d.ok(&["run", "-d", "--name", "one", "--network", "dual", "busybox", "sleep", "600"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "one",
+        "--network",
+        "dual",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
     let v6_addr = d
         .ok(&[
             "inspect",
@@ -509,13 +526,116 @@ fn ipv6_network_gives_both_families_and_names() {
         ])
         .trim()
         .to_string();
-    assert!(v6_addr.starts_with(&format!("fd00:be:{octet}::")), "IPv6 address: {v6_addr}");
+    assert!(
+        v6_addr.starts_with(&format!("fd00:be:{octet}::")),
+        "IPv6 address: {v6_addr}"
+    );
     let addrs = d.ok(&["exec", "one", "ip", "-6", "addr", "show", "dev", "eth0"]);
     assert!(addrs.contains(&v6_addr), "eth0 inside: {addrs}");
     // Another container reaches it over IPv6, by address and by name (an AAAA answer).
-    d.ok(&["run", "--rm", "--network", "dual", "busybox", "ping", "-6", "-c1", "-W2", &v6_addr]);
-    d.ok(&["run", "--rm", "--network", "dual", "busybox", "ping", "-6", "-c1", "-W2", "one"]);
+    d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "dual",
+        "busybox",
+        "ping",
+        "-6",
+        "-c1",
+        "-W2",
+        &v6_addr,
+    ]);
+    d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "dual",
+        "busybox",
+        "ping",
+        "-6",
+        "-c1",
+        "-W2",
+        "one",
+    ]);
     d.ok(&["rm", "-f", "one"]);
     d.ok(&["network", "rm", "dual"]);
+    d.finish();
+}
+
+#[test]
+fn container_mode_static_ips_and_prune() {
+    let d = prepare("net-modes");
+    d.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        &d.subnet(5),
+        "--label",
+        "keep=no",
+        "fixed",
+    ]);
+    let want = d.subnet(5).replace(".0/24", ".77");
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "base",
+        "--network",
+        "fixed",
+        "--ip",
+        &want,
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    assert_eq!(ip_of(&d, "base", "fixed"), want);
+    // --network container: shares base's namespace: the same eth0 address, nothing of its own.
+    let addrs = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:base",
+        "busybox",
+        "ip",
+        "-4",
+        "-o",
+        "addr",
+    ]);
+    assert!(
+        addrs.contains(&format!("{want}/24")),
+        "addresses in base's namespace: {addrs}"
+    );
+    // The same address again is refused before anything runs.
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "fixed",
+        "--ip",
+        &want,
+        "busybox",
+        "true",
+    ]);
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "an address in use was handed out twice"
+    );
+    // A stopped container's static address is given back and taken again at its next start.
+    d.ok(&["stop", "-t", "1", "base"]);
+    d.ok(&["start", "base"]);
+    assert_eq!(ip_of(&d, "base", "fixed"), want);
+    d.ok(&["rm", "-f", "base"]);
+    // prune removes networks no container uses, and only those matching its filter.
+    d.ok(&["network", "create", "--subnet", &d.subnet(6), "spare"]);
+    let pruned = d.ok(&["network", "prune", "-f", "--filter", "label=keep=no"]);
+    assert!(
+        pruned.contains("fixed") && !pruned.contains("spare"),
+        "prune said: {pruned}"
+    );
+    let pruned = d.ok(&["network", "prune", "-f"]);
+    assert!(pruned.contains("spare"), "prune said: {pruned}");
+    let ls = d.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert_eq!(ls.lines().count(), 3, "networks left: {ls}");
     d.finish();
 }
