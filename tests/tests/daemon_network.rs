@@ -151,6 +151,24 @@ fn published_port_reaches_busybox_httpd_from_host_and_containers() {
         format!("80/tcp -> 0.0.0.0:{port}\n")
     );
     assert_eq!(d.ok(&["port", "web", "80"]), format!("0.0.0.0:{port}\n"));
+    // berth prints what docker prints, against the same berthd.
+    for args in [
+        &["port", "web"][..],
+        &["port", "web", "80/tcp"],
+        &["ps", "--format", "{{.Names}} {{.Ports}}"],
+        &["network", "ls"],
+        &[
+            "network",
+            "inspect",
+            "-f",
+            "{{.Name}} {{.Driver}} {{range .IPAM.Config}}{{.Subnet}}{{end}}",
+            "bridge",
+        ],
+    ] {
+        let b = d.berth(args);
+        assert_eq!(stdout(&b), d.ok(args), "berth {args:?} differs from docker");
+        assert_eq!(b.status.code(), Some(0), "berth {args:?}: {}", stderr(&b));
+    }
     let ps = d.ok(&["ps", "--format", "{{.Ports}}", "--filter", "name=web"]);
     assert!(
         ps.contains(&format!("0.0.0.0:{port}->80/tcp")),

@@ -85,30 +85,89 @@ pub fn names(list: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// Published ports as docker lists them: `0.0.0.0:8080->80/tcp, 443/tcp`.
+/// Ports as docker's CLI lists them: sorted by private port, protocol and address; ports
+/// without a different public one grouped into ranges (`8000-8002/tcp`) first, in the order
+/// their groups appear; then the host mappings (`0.0.0.0:8080->80/tcp`).
 pub fn ports(list: &[bollard::models::PortSummary]) -> String {
-    let mut out: Vec<String> = list
-        .iter()
-        .map(|p| {
-            let proto = p
-                .typ
-                .map(|t| t.to_string())
-                .unwrap_or_else(|| "tcp".to_string());
-            match (&p.ip, p.public_port) {
-                (Some(ip), Some(public)) if !ip.is_empty() => {
-                    let ip = if ip.contains(':') {
-                        format!("[{ip}]")
-                    } else {
-                        ip.clone()
-                    };
-                    format!("{ip}:{public}->{}/{proto}", p.private_port)
+    let proto = |p: &bollard::models::PortSummary| {
+        p.typ
+            .map(|t| t.to_string())
+            .unwrap_or_else(|| "tcp".to_string())
+    };
+    let mut sorted: Vec<&bollard::models::PortSummary> = list.iter().collect();
+    sorted.sort_by(|a, b| {
+        (
+            a.private_port,
+            proto(a),
+            a.ip.clone().unwrap_or_default(),
+            a.public_port,
+        )
+            .cmp(&(
+                b.private_port,
+                proto(b),
+                b.ip.clone().unwrap_or_default(),
+                b.public_port,
+            ))
+    });
+    let mut groups: Vec<(String, u16, u16)> = Vec::new();
+    let mut result = Vec::new();
+    let mut mappings = Vec::new();
+    for p in sorted {
+        let current = p.private_port;
+        let mut key = proto(p);
+        if let Some(ip) = p.ip.as_deref().filter(|ip| !ip.is_empty()) {
+            let public = p.public_port.unwrap_or(0);
+            if public != current {
+                let host = if ip.contains(':') {
+                    format!("[{ip}]:{public}")
+                } else {
+                    format!("{ip}:{public}")
+                };
+                let m = format!("{host}->{current}/{}", proto(p));
+                if !mappings.contains(&m) {
+                    mappings.push(m);
                 }
-                _ => format!("{}/{proto}", p.private_port),
+                continue;
             }
-        })
-        .collect();
-    out.dedup();
-    out.join(", ")
+            key = format!("{ip}/{key}");
+        }
+        match groups.iter_mut().find(|(k, _, _)| *k == key) {
+            None => groups.push((key, current, current)),
+            Some(g) if current == g.2.wrapping_add(1) => g.2 = current,
+            Some(g) if current == g.2 => {}
+            Some(g) => {
+                result.push(port_group(&g.0, g.1, g.2));
+                g.1 = current;
+                g.2 = current;
+            }
+        }
+    }
+    for (key, first, last) in &groups {
+        result.push(port_group(key, *first, *last));
+    }
+    result.extend(mappings);
+    result.join(", ")
+}
+
+/// One group of docker's port list: `80/tcp`, `8000-8002/tcp`, `IP:80->80/tcp` for a port
+/// published on the same number.
+fn port_group(key: &str, first: u16, last: u16) -> String {
+    let range = if first == last {
+        first.to_string()
+    } else {
+        format!("{first}-{last}")
+    };
+    match key.rsplit_once('/') {
+        Some((ip, proto)) => {
+            let host = if ip.contains(':') {
+                format!("[{ip}]")
+            } else {
+                ip.to_string()
+            };
+            format!("{host}:{range}->{range}/{proto}")
+        }
+        None => format!("{range}/{key}"),
+    }
 }
 
 fn row(c: &bollard::models::ContainerSummary, trunc: bool) -> Value {
@@ -172,4 +231,37 @@ fn row(c: &bollard::models::ContainerSummary, trunc: bool) -> Value {
         "Platform": Value::Null,
         "__labels": labels,
     })
+}
+
+#[cfg(test)]
+mod port_tests {
+    use super::ports;
+    use bollard::models::{PortSummary, PortSummaryTypeEnum};
+
+    fn port(private: u16, public: Option<u16>, ip: Option<&str>) -> PortSummary {
+        PortSummary {
+            ip: ip.map(str::to_string),
+            private_port: private,
+            public_port: public,
+            typ: Some(PortSummaryTypeEnum::TCP),
+        }
+    }
+
+    #[test]
+    fn ports_are_grouped_and_ordered_as_docker_lists_them() {
+        let list = vec![
+            port(80, Some(8080), Some("0.0.0.0")),
+            port(8002, None, None),
+            port(8000, None, None),
+            port(8001, None, None),
+            port(443, None, None),
+            port(9000, Some(9000), Some("127.0.0.1")),
+            port(53, Some(5353), Some("::1")),
+        ];
+        assert_eq!(
+            ports(&list),
+            "443/tcp, 8000-8002/tcp, 127.0.0.1:9000->9000/tcp, [::1]:5353->53/tcp, 0.0.0.0:8080->80/tcp"
+        );
+        assert_eq!(ports(&[]), "");
+    }
 }
