@@ -468,8 +468,18 @@ impl Inner {
         self.event(action, r, extra);
     }
 
+    /// Saves a record durably (configuration, existence, a user's stop).
     fn persist(&self, record: &ContainerRecord) -> Result<(), ApiError> {
-        state::save(&self.container_dir(&record.id), record).map_err(|e| {
+        self.save_record(record, true)
+    }
+
+    /// Saves a run-state change (not fsynced; see [`state::save`]).
+    pub(crate) fn persist_state(&self, record: &ContainerRecord) -> Result<(), ApiError> {
+        self.save_record(record, false)
+    }
+
+    fn save_record(&self, record: &ContainerRecord, durable: bool) -> Result<(), ApiError> {
+        state::save(&self.container_dir(&record.id), record, durable).map_err(|e| {
             ApiError::Internal(format!(
                 "container {}: save its record in {}: {e}",
                 record.id,
@@ -527,7 +537,7 @@ impl Inner {
             r.state.oom_killed = exit.oom_killed;
             r.state.paused = false;
         });
-        if let Err(e) = self.persist(&record) {
+        if let Err(e) = self.persist_state(&record) {
             tracing::error!("{e}");
         }
         self.clean_bundle(&c.id);
@@ -557,7 +567,7 @@ impl Inner {
                 _ => Duration::ZERO,
             };
             let record = c.update(|r| r.state.restarting = true);
-            let _ = self.persist(&record);
+            let _ = self.persist_state(&record);
             let delay = {
                 let mut d = lock(&c.restart_delay);
                 let next = crate::restart::next_delay(*d, ran);
@@ -575,18 +585,18 @@ impl Inner {
                     || record.state.status != Status::Exited
                 {
                     let record = c.update(|r| r.state.restarting = false);
-                    let _ = inner.persist(&record);
+                    let _ = inner.persist_state(&record);
                     return;
                 }
                 match inner.start_container(&c).await {
                     Ok(()) => {
                         let record = c.update(|r| r.restart_count += 1);
-                        let _ = inner.persist(&record);
+                        let _ = inner.persist_state(&record);
                         inner.event("restart", &record, &[]);
                     }
                     Err(e) => {
                         let record = c.update(|r| r.state.restarting = false);
-                        let _ = inner.persist(&record);
+                        let _ = inner.persist_state(&record);
                         tracing::warn!("container {}: restart policy: {e}", c.id)
                     }
                 }
@@ -739,7 +749,7 @@ impl Inner {
             _ => {}
         }
         let record = c.update(|r| r.state.status = Status::Removing);
-        let _ = self.persist(&record);
+        let _ = self.persist_state(&record);
         self.clean_bundle(&c.id);
         let images = self.images.clone();
         let id = c.id.clone();
@@ -845,7 +855,7 @@ impl Inner {
             r.state.error = message.to_string();
             r.state.exit_code = code;
         });
-        let _ = self.persist(&record);
+        let _ = self.persist_state(&record);
         self.clean_bundle(&c.id);
         lock(&c.pending).clear();
         c.phase.send_modify(|p| {
@@ -1070,7 +1080,7 @@ impl Inner {
                 health: None,
             };
         });
-        self.persist(&record)?;
+        self.persist_state(&record)?;
         c.phase.send_modify(|p| p.running = true);
         // Only now, after the record says Running, is the exit read: an exit that came
         // first waits in the socket, so it can never be overwritten by this start.
@@ -1497,7 +1507,7 @@ impl ContainerBackend for Daemon {
                 .await?
             };
             let record = c.update(|r| r.mounts = mounts);
-            inner.persist(&record)?;
+            inner.persist_state(&record)?;
             let images = inner.images.clone();
             let (iid, cid) = (image_id.clone(), id.clone());
             let mount = blocking(move || {

@@ -208,7 +208,7 @@ pub fn start(inner: Arc<Inner>, c: Arc<Container>, run: u64) {
                 failing_streak: Some(streak),
                 log: Some(log),
             });
-            let _ = inner.persist_record(&record);
+            let _ = inner.persist_state(&record);
             if status != old {
                 inner.container_event(&format!("health_status: {status}"), &record);
             }

@@ -255,10 +255,17 @@ pub(crate) fn now() -> String {
 
 /// Writes a file atomically: temporary file, fsync, rename.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_replace(path, bytes, true)
+}
+
+/// Replaces a file by renaming a temporary one over it, fsyncing it first when `durable`.
+pub(crate) fn write_replace(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result<()> {
     use std::io::Write;
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(bytes)?;
-    f.sync_all()?;
+    if durable {
+        f.sync_all()?;
+    }
     std::fs::rename(&tmp, path)
 }

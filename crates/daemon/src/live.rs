@@ -77,7 +77,7 @@ impl Inner {
         let request = if on { Request::Pause } else { Request::Resume };
         monitor_client::call(&self.socket(c.id()), c.id(), request).await?;
         let record = c.set_paused(on);
-        self.persist_record(&record)?;
+        self.persist_state(&record)?;
         self.container_event(if on { "pause" } else { "unpause" }, &record);
         Ok(())
     }

@@ -178,8 +178,12 @@ pub fn load_all(dir: &Path) -> Result<Vec<ContainerRecord>, DaemonError> {
     Ok(out)
 }
 
-/// Saves a record atomically.
-pub fn save(dir: &Path, record: &ContainerRecord) -> std::io::Result<()> {
+/// Saves a record atomically (temporary file, rename). `durable` also fsyncs it first: for what
+/// must survive a power loss (a container's existence, its name, its configuration, a stop by
+/// the user). Run-state changes (running, exited, paused) are not fsynced: a kill -9 cannot lose
+/// a completed rename, and a power loss ends every container anyway, so an older state on disk
+/// after one is corrected at the next start. That saves an fsync per start and per exit.
+pub fn save(dir: &Path, record: &ContainerRecord, durable: bool) -> std::io::Result<()> {
     let json = serde_json::to_vec(record).map_err(std::io::Error::other)?;
-    crate::write_atomic(&dir.join(RECORD_FILE), &json)
+    crate::write_replace(&dir.join(RECORD_FILE), &json, durable)
 }

@@ -130,8 +130,10 @@ pub fn write_state(path: &Path, state: &MonitorState) -> Result<(), MonitorError
         message: e.to_string(),
     })?;
     let mut f = std::fs::File::create(&tmp).map_err(|e| MonitorError::io("create", &tmp, e))?;
+    // Not fsynced: berthd reads this file after it was killed, not after a power loss (which
+    // ends the container too); the rename alone is atomic against any kill. An fsync here
+    // was on every start and exit.
     f.write_all(&json)
-        .and_then(|_| f.sync_all())
         .map_err(|e| MonitorError::io("write", &tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| MonitorError::io("rename to", path, e))
 }
