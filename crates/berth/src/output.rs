@@ -53,6 +53,34 @@ pub fn render_rows(
     })
 }
 
+/// What `inspect` prints for the objects' JSON as the daemon sent them: docker's indented
+/// array, or each object through the user's `--format` template.
+pub fn inspect_text(raws: &[Vec<u8>], format: Option<&str>) -> Result<String> {
+    let mut text = String::new();
+    match format {
+        Some(f) => {
+            for raw in raws {
+                let v: Value = serde_json::from_slice(raw).map_err(|e| {
+                    CliError::Transport(format!("the daemon's inspect answer is not JSON: {e}"))
+                })?;
+                text.push_str(&render_one(f, &v)?);
+            }
+        }
+        None => {
+            text.push('[');
+            for (i, raw) in raws.iter().enumerate() {
+                if i > 0 {
+                    text.push(',');
+                }
+                text.push_str("\n    ");
+                text.push_str(&indent_json(raw, "    "));
+            }
+            text.push_str(if raws.is_empty() { "]\n" } else { "\n]\n" });
+        }
+    }
+    Ok(text)
+}
+
 /// Renders one object with a user template (inspect, info, version `--format`).
 pub fn render_one(format: &str, value: &Value) -> Result<String> {
     let format = if format == "json" {

@@ -551,13 +551,7 @@ impl Inner {
             p.exit_code = exit.code as i64;
         });
         if record.host_config.auto_remove == Some(true) {
-            let inner = self.clone();
-            let c = c.clone();
-            tokio::spawn(async move {
-                if let Err(e) = inner.remove_container(&c, true, true).await {
-                    tracing::warn!("container {}: auto-remove: {e}", c.id);
-                }
-            });
+            self.auto_remove(c);
         } else if crate::restart::should_restart(&record, exit.code as i64) {
             let ran = match (
                 parse_time(&record.state.started_at),
@@ -863,14 +857,19 @@ impl Inner {
             p.exit_code = code;
         });
         if record.host_config.auto_remove == Some(true) {
-            let inner = self.clone();
-            let c = c.clone();
-            tokio::spawn(async move {
-                if let Err(e) = inner.remove_container(&c, true, true).await {
-                    tracing::warn!("container {}: auto-remove: {e}", c.id);
-                }
-            });
+            self.auto_remove(c);
         }
+    }
+
+    /// `--rm`: removes the container (and its anonymous volumes) in the background.
+    fn auto_remove(self: &Arc<Self>, c: &Arc<Container>) {
+        let inner = self.clone();
+        let c = c.clone();
+        tokio::spawn(async move {
+            if let Err(e) = inner.remove_container(&c, true, true).await {
+                tracing::warn!("container {}: auto-remove: {e}", c.id);
+            }
+        });
     }
 
     async fn start_container(self: &Arc<Self>, c: &Arc<Container>) -> Result<(), ApiError> {

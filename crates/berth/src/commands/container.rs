@@ -378,30 +378,7 @@ pub async fn inspect(conn: &Connection, args: &InspectArgs, kind: Option<&str>) 
             }
         }
     }
-    match &args.format {
-        Some(f) => {
-            let mut text = String::new();
-            for raw in &raws {
-                let v: Value = serde_json::from_slice(raw).map_err(|e| {
-                    CliError::Transport(format!("the daemon's inspect answer is not JSON: {e}"))
-                })?;
-                text.push_str(&output::render_one(f, &v)?);
-            }
-            write_stdout(&text)?;
-        }
-        None => {
-            let mut text = String::from("[");
-            for (i, raw) in raws.iter().enumerate() {
-                if i > 0 {
-                    text.push(',');
-                }
-                text.push_str("\n    ");
-                text.push_str(&output::indent_json(raw, "    "));
-            }
-            text.push_str(if raws.is_empty() { "]\n" } else { "\n]\n" });
-            write_stdout(&text)?;
-        }
-    }
+    write_stdout(&output::inspect_text(&raws, args.format.as_deref())?)?;
     if failed {
         Err(CliError::Status(1))
     } else {

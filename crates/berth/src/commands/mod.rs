@@ -27,3 +27,17 @@ pub fn parse_filters(flags: &[String]) -> Result<HashMap<String, Vec<String>>> {
     }
     Ok(map)
 }
+
+/// `key=value` flags (`--label`, `--opt`) as a map; a label may have no value.
+pub fn key_values(flags: &[String], what: &str) -> Result<HashMap<String, String>> {
+    flags
+        .iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) => Ok((k.to_string(), v.to_string())),
+            None if what == "label" => Ok((kv.to_string(), String::new())),
+            None => Err(CliError::Invalid(format!(
+                "invalid argument \"{kv}\" for \"--{what}\" flag: expected key=value"
+            ))),
+        })
+        .collect()
+}

@@ -1,7 +1,5 @@
 //! `berth network …` and `berth port`: docker's network commands, flags and output.
 
-use std::collections::HashMap;
-
 use bollard::models::{
     EndpointIpamConfig, EndpointSettings, Ipam, IpamConfig, NetworkConnectRequest,
     NetworkCreateRequest, NetworkDisconnectRequest,
@@ -28,19 +26,6 @@ const HEADERS: &[(&str, &str)] = &[
     ("Labels", "LABELS"),
     ("CreatedAt", "CREATED AT"),
 ];
-
-fn key_values(items: &[String], what: &str) -> Result<HashMap<String, String>> {
-    items
-        .iter()
-        .map(|kv| match kv.split_once('=') {
-            Some((k, v)) => Ok((k.to_string(), v.to_string())),
-            None if what == "label" => Ok((kv.clone(), String::new())),
-            None => Err(CliError::Invalid(format!(
-                "invalid {what} {kv:?}: expected key=value"
-            ))),
-        })
-        .collect()
-}
 
 /// `berth network create`: prints the new network's ID.
 pub async fn create(conn: &Connection, args: &NetworkCreateArgs) -> Result<()> {
@@ -73,8 +58,8 @@ pub async fn create(conn: &Connection, args: &NetworkCreateArgs) -> Result<()> {
             config: Some(config),
             options: None,
         }),
-        options: Some(key_values(&args.opt, "option")?),
-        labels: Some(key_values(&args.label, "label")?),
+        options: Some(super::key_values(&args.opt, "opt")?),
+        labels: Some(super::key_values(&args.label, "label")?),
         ..Default::default()
     };
     let r = conn.docker.create_network(request).await?;
@@ -139,35 +124,16 @@ pub async fn ls(conn: &Connection, args: &NetworkLsArgs) -> Result<()> {
     )
 }
 
-fn url_escape(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-fn daemon_error(status: u16, body: &[u8]) -> CliError {
-    let message = serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| {
-            v.get("message")
-                .and_then(|m| m.as_str())
-                .map(str::to_string)
-        })
-        .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_string());
-    CliError::Daemon { status, message }
-}
-
 /// `berth network inspect`: the daemon's JSON as it sent it, in docker's indented array.
 pub async fn inspect(conn: &Connection, args: &NetworkInspectArgs) -> Result<()> {
     let mut raws = Vec::new();
     let mut failed = false;
     for name in &args.networks {
-        let path = format!("/networks/{}?verbose={}", url_escape(name), args.verbose);
+        let path = format!(
+            "/networks/{}?verbose={}",
+            super::container::url_escape(name),
+            args.verbose
+        );
         let (status, body) = conn.get_raw(&path).await?;
         match status {
             200 => raws.push(body),
@@ -177,34 +143,11 @@ pub async fn inspect(conn: &Connection, args: &NetworkInspectArgs) -> Result<()>
             }
             _ => {
                 failed = true;
-                eprintln!("{}", daemon_error(status, &body));
+                eprintln!("{}", super::container::daemon_message(status, &body));
             }
         }
     }
-    let text = match &args.format {
-        Some(f) => {
-            let mut text = String::new();
-            for raw in &raws {
-                let v: Value = serde_json::from_slice(raw).map_err(|e| {
-                    CliError::Transport(format!("the daemon's inspect answer is not JSON: {e}"))
-                })?;
-                text.push_str(&output::render_one(f, &v)?);
-            }
-            text
-        }
-        None => {
-            let mut text = String::from("[");
-            for (i, raw) in raws.iter().enumerate() {
-                if i > 0 {
-                    text.push(',');
-                }
-                text.push_str("\n    ");
-                text.push_str(&output::indent_json(raw, "    "));
-            }
-            text.push_str(if raws.is_empty() { "]\n" } else { "\n]\n" });
-            text
-        }
-    };
+    let text = output::inspect_text(&raws, args.format.as_deref())?;
     write_stdout(&text)?;
     if failed {
         Err(CliError::Status(1))

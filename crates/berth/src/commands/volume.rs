@@ -1,7 +1,5 @@
 //! `berth volume create|ls|inspect|rm|prune`, with docker's flags and output.
 
-use std::collections::HashMap;
-
 use serde_json::{json, Value};
 
 use crate::cli::{VolumeCreateArgs, VolumeLsArgs, VolumePruneArgs, VolumeRmArgs};
@@ -23,19 +21,6 @@ const HEADERS: &[(&str, &str)] = &[
     ("Status", "STATUS"),
 ];
 
-fn key_values(flags: &[String], what: &str) -> Result<HashMap<String, String>> {
-    flags
-        .iter()
-        .map(|kv| match kv.split_once('=') {
-            Some((k, v)) => Ok((k.to_string(), v.to_string())),
-            None if what == "label" => Ok((kv.to_string(), String::new())),
-            None => Err(CliError::Invalid(format!(
-                "invalid argument \"{kv}\" for \"--{what}\" flag: expected key=value"
-            ))),
-        })
-        .collect()
-}
-
 /// `berth volume create`: prints the volume's name.
 pub async fn create(conn: &Connection, args: &VolumeCreateArgs) -> Result<()> {
     let name = match (&args.name, &args.name_flag) {
@@ -51,8 +36,8 @@ pub async fn create(conn: &Connection, args: &VolumeCreateArgs) -> Result<()> {
         .create_volume(bollard::models::VolumeCreateRequest {
             name,
             driver: Some(args.driver.clone()),
-            driver_opts: Some(key_values(&args.opt, "opt")?),
-            labels: Some(key_values(&args.label, "label")?),
+            driver_opts: Some(super::key_values(&args.opt, "opt")?),
+            labels: Some(super::key_values(&args.label, "label")?),
             cluster_volume_spec: None,
         })
         .await?;
@@ -164,28 +149,7 @@ pub async fn inspect(conn: &Connection, names: &[String], format: Option<&str>) 
             eprintln!("{}", super::container::daemon_message(status, &body));
         }
     }
-    let mut text = String::new();
-    match format {
-        Some(f) => {
-            for raw in &raws {
-                let v: Value = serde_json::from_slice(raw).map_err(|e| {
-                    CliError::Transport(format!("the daemon's inspect answer is not JSON: {e}"))
-                })?;
-                text.push_str(&output::render_one(f, &v)?);
-            }
-        }
-        None => {
-            text.push('[');
-            for (i, raw) in raws.iter().enumerate() {
-                if i > 0 {
-                    text.push(',');
-                }
-                text.push_str("\n    ");
-                text.push_str(&output::indent_json(raw, "    "));
-            }
-            text.push_str(if raws.is_empty() { "]\n" } else { "\n]\n" });
-        }
-    }
+    let text = output::inspect_text(&raws, format)?;
     write_stdout(&text)?;
     if failed {
         Err(CliError::Status(1))
