@@ -360,6 +360,27 @@ fn run_detached_returns_with_the_container_running() {
         .expect("delete succeeds");
 }
 
+/// A refused command says "error" on stderr, as runc's `level=error` line does: callers and
+/// youki's contest suite tell a failure by that word as well as by the exit status.
+#[test]
+fn refused_deletes_say_error_on_stderr() {
+    let b = sleeper();
+    let rt = runtime();
+    let missing = rt.delete("no-such-container").expect("delete");
+    assert!(
+        !missing.success() && missing.stderr.to_lowercase().contains("error"),
+        "delete of a container that does not exist fails with an error line: {missing:?}"
+    );
+    let id = rt.new_id("refuse");
+    rt.create_and_start(&id, &b).expect("create and start");
+    let running = rt.delete(&id).expect("delete");
+    assert!(
+        !running.success() && running.stderr.to_lowercase().contains("error"),
+        "delete of a running container fails with an error line: {running:?}"
+    );
+    assert_eq!(rt.status(&id).expect("state"), "running");
+}
+
 #[test]
 fn delete_force_removes_a_running_container() {
     let b = sleeper();
