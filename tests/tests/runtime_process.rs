@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use berth_tests::console::read_until_closed;
 use berth_tests::runtime::Invocation;
-use berth_tests::{Bundle, ConsoleSocket, Runtime};
+use berth_tests::{Bundle, ConsoleSocket, Flavor, Runtime};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -219,6 +219,59 @@ fn preserve_fds_passes_fd_three_and_closes_the_rest() {
         [0, 1, 2, 3],
         "pid 1 holds stdio and fd 3 only: {out:?}"
     );
+}
+
+/// `--preserve-fds` larger than what the caller opened: the numbers that are not open are
+/// skipped, and none of the runtime's own descriptors (which may sit on those numbers) leaks.
+#[test]
+fn preserve_fds_beyond_the_open_ones_passes_only_those() {
+    let rt = runtime();
+    let passed = rt.scratch().join("passed");
+    fs::write(&passed, "through fd 3\n").expect("write");
+    let b = bundle().shell("cat <&3; ls /proc/1/fd; true");
+    let id = rt.new_id("fds-gap");
+    let options = Invocation {
+        open_fds: vec![(3, passed)],
+        ..Invocation::default()
+    };
+    let out = rt
+        .run_with(&id, &b, &["--preserve-fds", "40"], &options)
+        .expect("run");
+    if rt.flavor() == Flavor::Runc {
+        // runc 1.1.5 hands every number in the range to Go's exec, which fails on a closed one.
+        assert!(
+            !out.success(),
+            "runc refuses a range with closed fds: {out:?}"
+        );
+        return;
+    }
+    assert!(out.success(), "run succeeds: {out:?}");
+    let mut lines = out.stdout.lines();
+    assert_eq!(lines.next(), Some("through fd 3"));
+    let mut fds: Vec<u32> = lines
+        .map(|l| l.trim().parse().expect("an fd number"))
+        .collect();
+    fds.sort_unstable();
+    // Whatever this test process inherited without close-on-exec (a shell or CI wrapper may
+    // leave a descriptor open) reaches the runtime too and is rightly passed on.
+    let mut want = vec![0, 1, 2, 3];
+    want.extend((4..43).filter(|fd| inherited_by_children(*fd)));
+    assert_eq!(
+        fds, want,
+        "pid 1 holds stdio, fd 3 and what the caller itself passed on: {out:?}"
+    );
+}
+
+/// Whether this process holds descriptor `fd` without close-on-exec, from /proc/self/fdinfo.
+fn inherited_by_children(fd: u32) -> bool {
+    const O_CLOEXEC: u32 = 0o2000000;
+    let Ok(info) = fs::read_to_string(format!("/proc/self/fdinfo/{fd}")) else {
+        return false;
+    };
+    info.lines()
+        .find_map(|l| l.strip_prefix("flags:"))
+        .and_then(|f| u32::from_str_radix(f.trim(), 8).ok())
+        .is_some_and(|flags| flags & O_CLOEXEC == 0)
 }
 
 #[test]

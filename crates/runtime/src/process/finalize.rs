@@ -160,12 +160,15 @@ pub fn install_stdio(stdio: &Stdio) -> Result<()> {
 /// Closes every descriptor but stdio and the `preserve_fds` after them (they
 /// become close-on-exec), resets signals, and execs `program` through the
 /// trampoline. Returns only on failure.
+///
+/// The preserved range is left as it is: what the caller handed over reached
+/// the runtime through an exec, so it is open and not close-on-exec and
+/// survives this exec too; a number in the range that the caller left closed
+/// may hold one of the runtime's own descriptors, which are close-on-exec and
+/// must stay so (clearing the flag would leak them into the container), or
+/// nothing, which is no error (`--preserve-fds` is an upper bound, as runc
+/// and youki read it).
 pub fn exec(trampoline: &Trampoline, program: &Program, preserve_fds: u32) -> Error {
-    for fd in 3..3 + preserve_fds {
-        if let Err(e) = berth_sys::misc::set_inheritable(fd as i32) {
-            return Error::sys(format!("keep preserved fd {fd} open"), e);
-        }
-    }
     if let Err(e) = berth_sys::process::cloexec_from(3 + preserve_fds) {
         return Error::sys("close_range(CLOSE_RANGE_CLOEXEC)", e);
     }
