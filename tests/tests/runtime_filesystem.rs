@@ -122,3 +122,32 @@ fn default_devices_exist_and_others_do_not() {
         "null\nzero\nfull\nrandom\nurandom\ntty\nno-sda\n/proc/self/fd\n"
     );
 }
+
+/// A rootfs whose `/proc` or `/sys` is a symlink is refused (as runc refuses it): proc and sysfs
+/// must be mounted on an ordinary directory, not wherever the image's link points.
+#[test]
+fn proc_and_sys_on_a_symlink_are_refused() {
+    for dir in ["proc", "sys"] {
+        let rt = runtime();
+        let b = bundle().shell("true");
+        let path = b.rootfs().join(dir);
+        if path.is_dir() {
+            fs::remove_dir(&path).expect("remove the rootfs's empty mount point");
+        }
+        fs::create_dir(b.rootfs().join("elsewhere")).expect("mkdir");
+        std::os::unix::fs::symlink("elsewhere", &path).expect("symlink");
+        let id = rt.new_id(&format!("{dir}-link"));
+        let out = rt.run(&id, &b).expect("run");
+        assert!(
+            !out.success() && out.stderr.contains("must be mounted on ordinary directory"),
+            "/{dir} as a symlink is refused: {out:?}"
+        );
+        assert!(
+            fs::read_dir(b.rootfs().join("elsewhere"))
+                .expect("read elsewhere")
+                .next()
+                .is_none(),
+            "nothing was mounted through the link"
+        );
+    }
+}
