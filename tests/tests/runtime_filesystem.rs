@@ -151,3 +151,24 @@ fn proc_and_sys_on_a_symlink_are_refused() {
         );
     }
 }
+
+/// Relative masked and read-only paths (the spec asks for absolute ones; runc takes relative
+/// ones from the container's root) are applied from the root, and a missing one is skipped.
+#[test]
+fn relative_masked_and_readonly_paths_are_taken_from_the_root() {
+    let rt = runtime();
+    let b = bundle();
+    fs::create_dir(b.rootfs().join("vault")).expect("mkdir");
+    fs::write(b.rootfs().join("vault/key"), "secret key\n").expect("write");
+    fs::create_dir(b.rootfs().join("frozen")).expect("mkdir");
+    let b = b
+        .masked_paths(&["vault"])
+        .readonly_paths(&["frozen", "not-there"])
+        .shell("echo dir=$(ls -A /vault | wc -l); touch /frozen/x 2>&1; true");
+    let out = rt.run_ok("relpaths", &b).expect("run");
+    assert!(
+        out.stdout.starts_with("dir=0\n") && out.stdout.contains("Read-only file system"),
+        "/vault masked and /frozen read-only: {out:?}"
+    );
+    assert!(!b.rootfs().join("frozen/x").exists());
+}
