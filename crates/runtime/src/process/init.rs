@@ -80,6 +80,19 @@ pub fn run(ctx: InitContext<'_>, channel: Channel) -> i32 {
                 .as_ref()
                 .and_then(|h| h.start_container().clone())
             {
+                // A startContainer hook without an env of its own gets the
+                // container process's, as runc's do (runc runs them from its
+                // init once the process's environment is in place).
+                let process_env = ctx.spec.process().as_ref().and_then(|p| p.env().clone());
+                let hooks: Vec<_> = hooks
+                    .into_iter()
+                    .map(|mut h| {
+                        if h.env().is_none() {
+                            h.set_env(process_env.clone());
+                        }
+                        h
+                    })
+                    .collect();
                 if let Err(e) =
                     hooks::run_hooks(HookPhase::StartContainer, &hooks, state.as_bytes())
                 {
