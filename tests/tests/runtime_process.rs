@@ -323,3 +323,88 @@ fn exec_sees_the_same_namespaces_as_init() {
         .ok()
         .expect("delete succeeds");
 }
+
+/// `process.scheduler`, `process.ioPriority` and `linux.personality` reach the container's
+/// process (and an exec'd one gets the container's personality). runc 1.1.5 predates all three
+/// (runtime-spec 1.2, runc 1.2) and leaves the defaults.
+#[test]
+fn scheduler_io_priority_and_personality_are_applied() {
+    let rt = runtime();
+    let with_attributes = |b: Bundle| {
+        let mut b = b;
+        b.spec_mut()["process"]["scheduler"] =
+            serde_json::json!({ "policy": "SCHED_BATCH", "nice": 5 });
+        b.spec_mut()["process"]["ioPriority"] =
+            serde_json::json!({ "class": "IOPRIO_CLASS_IDLE", "priority": 0 });
+        b.spec_mut()["linux"]["personality"] = serde_json::json!({ "domain": "LINUX32" });
+        b
+    };
+    let b = with_attributes(bundle().shell(
+        "set -- $(cat /proc/$$/stat); echo nice=${19} policy=${41}; ionice -p $$; uname -m",
+    ));
+    let out = rt.run_ok("sched", &b).expect("run");
+    let sleeper = with_attributes(bundle().args(&["sleep", "1000"]));
+    let id = rt.new_id("sched-exec");
+    rt.create_and_start(&id, &sleeper)
+        .expect("create and start");
+    let exec = rt
+        .exec(&id, &["uname", "-m"])
+        .expect("exec")
+        .ok()
+        .expect("exec succeeds");
+    let native = std::env::consts::ARCH;
+    if rt.flavor() == Flavor::Runc {
+        assert_eq!(
+            out.stdout,
+            format!("nice=0 policy=0\nnone: prio 0\n{native}\n")
+        );
+        return;
+    }
+    // What uname(2) reports for a 32-bit personality on this machine's architecture.
+    let compat = match native {
+        "x86_64" => "i686",
+        "aarch64" => "armv8l",
+        other => panic!("no known 32-bit machine name for {other}"),
+    };
+    assert_eq!(out.stdout, format!("nice=5 policy=3\nidle\n{compat}\n"));
+    assert_eq!(exec.stdout, format!("{compat}\n"));
+}
+
+/// Values the kernel or the spec refuse fail `create` with the field's name.
+#[test]
+fn bad_scheduler_io_priority_and_personality_are_refused() {
+    let rt = runtime();
+    let cases: [(&str, serde_json::Value, &str); 3] = [
+        (
+            "process",
+            serde_json::json!({ "scheduler": { "policy": "SCHED_FIFO", "priority": 500 } }),
+            "process.scheduler",
+        ),
+        (
+            "process",
+            serde_json::json!({ "ioPriority": { "class": "IOPRIO_CLASS_BE", "priority": 9 } }),
+            "process.ioPriority",
+        ),
+        (
+            "linux",
+            serde_json::json!({ "personality": { "domain": "LINUX", "flags": ["SHORT_INODE"] } }),
+            "linux.personality",
+        ),
+    ];
+    for (section, patch, field) in cases {
+        let mut b = bundle().shell("true");
+        for (k, v) in patch.as_object().expect("an object") {
+            b.spec_mut()[section][k] = v.clone();
+        }
+        let id = rt.new_id("badsched");
+        let out = rt.run(&id, &b).expect("run");
+        if rt.flavor() == Flavor::Runc {
+            // runc 1.1.5 ignores all three.
+            continue;
+        }
+        assert!(
+            !out.success() && out.stderr.contains(field),
+            "{field} refused by name: {out:?}"
+        );
+    }
+}

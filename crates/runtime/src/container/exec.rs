@@ -55,6 +55,7 @@ pub fn exec(root: &Root, id: &str, process: &Process, opts: &ExecOptions) -> Res
     if let Some(rlimits) = process.rlimits() {
         identity::validate_rlimits(rlimits)?;
     }
+    process::attributes::validate(Some(process), None)?;
     let terminal = process.terminal() == Some(true);
     let console_socket: Option<OwnedFd> = match (&opts.console_socket, terminal) {
         (Some(path), true) => Some(console::connect_console_socket(path)?),
@@ -108,9 +109,16 @@ pub fn exec(root: &Root, id: &str, process: &Process, opts: &ExecOptions) -> Res
     let filter = seccomp
         .map(|s| crate::seccomp::compile_cached(s, root.path()))
         .transpose()?;
+    // The container's execution domain applies to its every process.
+    let personality = record
+        .config
+        .linux()
+        .as_ref()
+        .and_then(|l| l.personality().as_ref());
     let (pid, channel) = process::spawn(&plan, &[], |ch| {
         child(
             process,
+            personality,
             filter.as_ref(),
             console_socket,
             stdio,
@@ -155,6 +163,7 @@ pub fn exec(root: &Root, id: &str, process: &Process, opts: &ExecOptions) -> Res
 
 fn child(
     process: &Process,
+    personality: Option<&oci_spec::runtime::LinuxPersonality>,
     seccomp: Option<&crate::seccomp::Filter>,
     console_socket: Option<OwnedFd>,
     stdio: Option<&finalize::Stdio>,
@@ -187,7 +196,7 @@ fn child(
                 nix::unistd::setsid().map_err(|e| Error::sys("setsid", e))?;
             }
         }
-        let mut program = finalize::prepare(process, seccomp)?;
+        let mut program = finalize::prepare(process, personality, seccomp)?;
         if let Some(listener) = program.take_seccomp_listener() {
             channel.send_with_fd(
                 &Message::SeccompListener,

@@ -271,7 +271,12 @@ fn setup(
     rootfs::finish(ctx.spec)?;
     phase(t0, "init: sysctl, console, masked and read-only paths");
 
-    let mut program = finalize::prepare(process, ctx.seccomp)?;
+    let personality = ctx
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.personality().as_ref());
+    let mut program = finalize::prepare(process, personality, ctx.seccomp)?;
     if let Some(listener) = program.take_seccomp_listener() {
         // The parent hands it to the seccomp agent; our copy closes here.
         channel.send_with_fd(&Message::SeccompListener, listener.as_fd())?;

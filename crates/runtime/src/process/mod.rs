@@ -13,6 +13,7 @@
 //! runtime marks itself a child subreaper, so an init orphaned by the
 //! intermediate is re-parented to it and can still be waited for.
 
+pub mod attributes;
 pub mod finalize;
 pub mod init;
 
