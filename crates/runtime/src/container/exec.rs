@@ -31,13 +31,18 @@ pub struct ExecOptions {
     pub preserve_fds: u32,
     /// The process's stdin, stdout and stderr, instead of this process's.
     pub stdio: Option<std::sync::Arc<finalize::Stdio>>,
+    /// Exec into a paused container too (runc's `--ignore-paused`): the
+    /// process joins the frozen cgroup and starts once the container is
+    /// resumed, and this call waits until then.
+    pub ignore_paused: bool,
 }
 
 /// Runs `process` in container `id`; returns its exit status (0 when detached).
 pub fn exec(root: &Root, id: &str, process: &Process, opts: &ExecOptions) -> Result<i32> {
     let record = root.load(id)?;
     let status = record.status(root);
-    if !matches!(status, Status::Running | Status::Created) {
+    let paused_ok = opts.ignore_paused && status == Status::Paused;
+    if !matches!(status, Status::Running | Status::Created) && !paused_ok {
         return Err(Error::State {
             id: id.into(),
             status: status.to_string(),
