@@ -105,7 +105,43 @@ pub fn execveat_fd(fd: BorrowedFd<'_>, argv: &[&CStr], envp: &[&CStr]) -> Errno 
 /// Marks every descriptor from `first` up as close-on-exec
 /// (`close_range(first, ~0, CLOSE_RANGE_CLOEXEC)`), so that a container's
 /// process inherits stdio and the descriptors it was given, and nothing else.
+///
+/// Where close_range is refused (a kernel before 5.11, or a seccomp
+/// allowlist, already loaded by then, that does not name it) each
+/// descriptor listed in `/proc/self/fd` is marked with fcntl(2) instead.
 pub fn cloexec_from(first: u32) -> nix::Result<()> {
+    match close_range_cloexec(first) {
+        Err(Errno::ENOSYS | Errno::EPERM | Errno::EINVAL) => cloexec_from_proc(first),
+        other => other,
+    }
+}
+
+/// The fallback of [`cloexec_from`]: one `F_SETFD` per open descriptor.
+fn cloexec_from_proc(first: u32) -> nix::Result<()> {
+    let dir = std::fs::read_dir("/proc/self/fd")
+        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+    // Collected first: the directory's own descriptor is in the listing and
+    // is closed once the iterator is dropped.
+    let fds: Vec<libc::c_int> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd: &libc::c_int| u32::try_from(*fd).is_ok_and(|fd| fd >= first))
+        .collect();
+    for fd in fds {
+        // SAFETY: F_GETFD and F_SETFD read and change only the descriptor's
+        // flags; a number that is no longer open yields EBADF.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        if flags < 0 {
+            continue;
+        }
+        // SAFETY: as above.
+        if unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) } < 0 {
+            return Err(Errno::last());
+        }
+    }
+    Ok(())
+}
+
+fn close_range_cloexec(first: u32) -> nix::Result<()> {
     // SAFETY: close_range only changes flags on this process's descriptor
     // table; it touches no memory of ours.
     let ret = unsafe {
