@@ -397,7 +397,9 @@ fn bind_mount(
     parsed: &ParsedOptions,
     recursive: bool,
 ) -> Result<()> {
-    if let Some(unknown) = parsed.data_options.first() {
+    // Filesystem data is ignored on a bind (see rootfs::validate); a bare
+    // unknown word is refused.
+    if let Some(unknown) = parsed.data_options.iter().find(|o| !o.contains('=')) {
         return Err(RootfsError::invalid(
             format!("{field}.options"),
             unknown.as_str(),

@@ -97,7 +97,16 @@ pub(super) fn validate(spec: &Spec, bundle: &Path) -> Result<()> {
                     "is required for a bind mount",
                 ));
             }
-            if let Some(unknown) = parsed.data_options.first() {
+            // Filesystem data (`mode=755`, `size=1k`) means nothing to a
+            // bind and the kernel ignores it, as runc does: accepted. A bare
+            // word that is no mount option is most likely a misspelt flag
+            // (`nosiud`), which must not be dropped silently: refused.
+            for data in parsed.data_options.iter().filter(|o| o.contains('=')) {
+                tracing::info!(
+                    "mounts[{i}].options {data:?}: filesystem data on a bind mount is ignored"
+                );
+            }
+            if let Some(unknown) = parsed.data_options.iter().find(|o| !o.contains('=')) {
                 return Err(RootfsError::invalid(
                     format!("mounts[{i}].options"),
                     unknown.as_str(),
@@ -257,13 +266,23 @@ mod tests {
             b.path(),
         )
         .expect("type may be omitted for a bind");
+        validate(
+            &with_mounts(vec![mnt(
+                "/x",
+                "bind",
+                "/tmp",
+                &["rbind", "mode=755", "size=1k"],
+            )]),
+            b.path(),
+        )
+        .expect("filesystem data on a bind is ignored, as runc ignores it");
         let e = err(
-            &with_mounts(vec![mnt("/x", "bind", "/tmp", &["rbind", "mode=755"])]),
+            &with_mounts(vec![mnt("/x", "bind", "/tmp", &["rbind", "nosiud"])]),
             b.path(),
         );
         assert_eq!(
             e,
-            "mounts[0].options \"mode=755\": is not a mount option, and a bind mount takes no filesystem data"
+            "mounts[0].options \"nosiud\": is not a mount option, and a bind mount takes no filesystem data"
         );
         let e = err(
             &with_mounts(vec![mnt("/x", "bind", "", &["bind"])]),
