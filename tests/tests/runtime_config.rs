@@ -99,6 +99,42 @@ fn configured_devices_exist_and_the_devices_cgroup_allows_only_them() {
     );
 }
 
+/// A fifo in linux.devices is made and needs no device rule (the devices cgroup governs only
+/// character and block devices); an unbuffered character device (`u`) is allowed as a `c`.
+#[test]
+fn fifo_and_unbuffered_devices_are_made_and_allowed() {
+    let mut b = bundle().args(&["sleep", "1000"]);
+    b.spec_mut()["linux"]["devices"] = json!([
+        { "path": "/dev/berth-fifo", "type": "p", "major": 0, "minor": 0, "fileMode": 420 },
+        { "path": "/dev/berth-kmsg", "type": "u", "major": 1, "minor": 11, "fileMode": 384 }
+    ]);
+    let rt = runtime();
+    let id = rt.new_id("fifo");
+    rt.create_and_start(&id, &b).expect("create and start");
+    let out = rt
+        .exec(
+            &id,
+            &[
+                "sh",
+                "-c",
+                "stat -c '%F' /dev/berth-fifo; stat -c '%F %t:%T' /dev/berth-kmsg",
+            ],
+        )
+        .expect("exec")
+        .ok()
+        .expect("exec succeeds");
+    assert_eq!(out.stdout, "fifo\ncharacter special file 1:b\n");
+    let list = cgroup_file("devices", &id, "devices.list");
+    // runc 1.1.5 adds no device rule for the nodes of linux.devices (only for its default
+    // devices); berth allows each node it makes, as the spec's default devices are allowed.
+    let allowed = list.lines().any(|l| l == "c 1:11 rwm");
+    assert_eq!(
+        allowed,
+        rt.flavor() != Flavor::Runc,
+        "the unbuffered device is allowed as c 1:11: {list}"
+    );
+}
+
 #[test]
 fn cpu_quota_and_cpuset_are_in_the_cgroup_files() {
     let b = bundle().args(&["sleep", "1000"]).resources(

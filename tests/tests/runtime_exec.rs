@@ -145,3 +145,32 @@ fn create_writes_the_init_pid_file() {
         .expect("create succeeds");
     assert_eq!(read_pid(&pid_file), rt.pid(&id).expect("state pid"));
 }
+
+/// `exec` into a paused container is refused, unless `--ignore-paused` asks for it: then the
+/// process joins the frozen cgroup and runs once the container is resumed.
+#[test]
+fn exec_ignore_paused_runs_after_resume() {
+    let rt = runtime();
+    let id = rt.new_id("ignpaused");
+    let b = sleeper();
+    rt.create_and_start(&id, &b).expect("create and start");
+    rt.pause(&id).expect("pause").ok().expect("pause succeeds");
+    let refused = rt.exec(&id, &["echo", "no"]).expect("exec");
+    assert!(
+        !refused.success(),
+        "exec into a paused container: {refused:?}"
+    );
+    let spawned = rt
+        .spawn_with(
+            &["exec", "--ignore-paused", &id, "echo", "after resume"],
+            &berth_tests::runtime::Invocation::default(),
+        )
+        .expect("spawn exec --ignore-paused");
+    rt.resume(&id)
+        .expect("resume")
+        .ok()
+        .expect("resume succeeds");
+    let out = spawned.wait().expect("exec --ignore-paused");
+    assert!(out.success(), "exec --ignore-paused: {out:?}");
+    assert_eq!(out.stdout, "after resume\n");
+}

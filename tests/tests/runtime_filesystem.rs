@@ -122,3 +122,84 @@ fn default_devices_exist_and_others_do_not() {
         "null\nzero\nfull\nrandom\nurandom\ntty\nno-sda\n/proc/self/fd\n"
     );
 }
+
+/// A rootfs whose `/proc` or `/sys` is a symlink is refused (as runc refuses it): proc and sysfs
+/// must be mounted on an ordinary directory, not wherever the image's link points.
+#[test]
+fn proc_and_sys_on_a_symlink_are_refused() {
+    for dir in ["proc", "sys"] {
+        let rt = runtime();
+        let b = bundle().shell("true");
+        let path = b.rootfs().join(dir);
+        if path.is_dir() {
+            fs::remove_dir(&path).expect("remove the rootfs's empty mount point");
+        }
+        fs::create_dir(b.rootfs().join("elsewhere")).expect("mkdir");
+        std::os::unix::fs::symlink("elsewhere", &path).expect("symlink");
+        let id = rt.new_id(&format!("{dir}-link"));
+        let out = rt.run(&id, &b).expect("run");
+        assert!(
+            !out.success() && out.stderr.contains("must be mounted on ordinary directory"),
+            "/{dir} as a symlink is refused: {out:?}"
+        );
+        assert!(
+            fs::read_dir(b.rootfs().join("elsewhere"))
+                .expect("read elsewhere")
+                .next()
+                .is_none(),
+            "nothing was mounted through the link"
+        );
+    }
+}
+
+/// Relative masked and read-only paths (the spec asks for absolute ones; runc takes relative
+/// ones from the container's root) are applied from the root, and a missing one is skipped.
+#[test]
+fn relative_masked_and_readonly_paths_are_taken_from_the_root() {
+    let rt = runtime();
+    let b = bundle();
+    fs::create_dir(b.rootfs().join("vault")).expect("mkdir");
+    fs::write(b.rootfs().join("vault/key"), "secret key\n").expect("write");
+    fs::create_dir(b.rootfs().join("frozen")).expect("mkdir");
+    let b = b
+        .masked_paths(&["vault"])
+        .readonly_paths(&["frozen", "not-there"])
+        .shell("echo dir=$(ls -A /vault | wc -l); touch /frozen/x 2>&1; true");
+    let out = rt.run_ok("relpaths", &b).expect("run");
+    assert!(
+        out.stdout.starts_with("dir=0\n") && out.stdout.contains("Read-only file system"),
+        "/vault masked and /frozen read-only: {out:?}"
+    );
+    assert!(!b.rootfs().join("frozen/x").exists());
+}
+
+/// Filesystem data on a bind mount (`mode=755`, `size=1k`, which a tool may append to every
+/// mount) is ignored, as the kernel and runc ignore it; a bare unknown word is refused as the
+/// misspelt flag it most likely is.
+#[test]
+fn filesystem_data_on_a_bind_is_ignored_and_a_misspelt_flag_refused() {
+    let rt = runtime();
+    let data = rt.scratch().join("bound");
+    fs::create_dir(&data).expect("mkdir");
+    fs::write(data.join("file"), "bound\n").expect("write");
+    let mount = |options: &[&str]| {
+        serde_json::json!({
+            "destination": "/bound", "type": "bind", "source": data, "options": options
+        })
+    };
+    let b = bundle()
+        .mount(mount(&["rbind", "nosuid", "mode=755", "size=1k"]))
+        .shell("cat /bound/file");
+    let out = rt.run_ok("binddata", &b).expect("run");
+    assert_eq!(out.stdout, "bound\n");
+    let b = bundle().mount(mount(&["rbind", "nosiud"])).shell("true");
+    let out = rt.run(&rt.new_id("bindtypo"), &b).expect("run");
+    if rt.flavor() == berth_tests::Flavor::Runc {
+        // runc 1.1.5 passes the unknown word on as filesystem data, which a bind ignores.
+        return;
+    }
+    assert!(
+        !out.success() && out.stderr.contains("\"nosiud\""),
+        "the misspelt flag is refused by name: {out:?}"
+    );
+}

@@ -5,9 +5,10 @@ use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use berth_tests::bundle::ID_ENV;
 use berth_tests::runtime::Invocation;
 use berth_tests::{Bundle, Flavor, HookPhase, HostSnapshot, Runtime};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -203,4 +204,33 @@ fn a_hook_timeout_fails_the_create_and_leaves_nothing() {
         "the create gave up near the timeout"
     );
     snapshot.assert_clean();
+}
+
+/// A startContainer hook without an `env` of its own runs with the container process's
+/// environment, as runc's do (the fixture gives every hook an env, so this config is written
+/// by hand).
+#[test]
+fn start_container_hook_without_env_gets_the_process_env() {
+    let rt = runtime();
+    let dir = rt.scratch().join("hook-env");
+    fs::create_dir(&dir).expect("mkdir");
+    let dir_str = dir.to_string_lossy().into_owned();
+    let script = format!("echo \"$GREETING\" > {dir_str}/seen");
+    let id = rt.new_id("hookenv");
+    let b = bundle()
+        .args(&["sleep", "1000"])
+        .env("GREETING", "hello from the process")
+        .env(ID_ENV, &id)
+        .bind(&dir, &dir_str, false);
+    let mut spec = b.spec().clone();
+    spec["linux"]["cgroupsPath"] = json!(format!("/{id}"));
+    spec["hooks"] = json!({ "startContainer": [
+        { "path": "/bin/sh", "args": ["sh", "-c", script], "timeout": 10 }
+    ]});
+    let b = b.raw_config(&spec.to_string());
+    rt.create_and_start(&id, &b).expect("create and start");
+    assert_eq!(
+        fs::read_to_string(dir.join("seen")).expect("the hook wrote its file"),
+        "hello from the process\n"
+    );
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use berth_tests::runtime::Invocation;
 use berth_tests::wait::{file_contains, is_alive};
-use berth_tests::{Bundle, HostSnapshot, Runtime};
+use berth_tests::{Bundle, Flavor, HostSnapshot, Runtime};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -358,6 +358,57 @@ fn run_detached_returns_with_the_container_running() {
         .expect("delete")
         .ok()
         .expect("delete succeeds");
+}
+
+/// A refused command says "error" on stderr, as runc's `level=error` line does: callers and
+/// youki's contest suite tell a failure by that word as well as by the exit status.
+#[test]
+fn refused_deletes_say_error_on_stderr() {
+    let b = sleeper();
+    let rt = runtime();
+    let missing = rt.delete("no-such-container").expect("delete");
+    assert!(
+        !missing.success() && missing.stderr.to_lowercase().contains("error"),
+        "delete of a container that does not exist fails with an error line: {missing:?}"
+    );
+    let id = rt.new_id("refuse");
+    rt.create_and_start(&id, &b).expect("create and start");
+    let running = rt.delete(&id).expect("delete");
+    assert!(
+        !running.success() && running.stderr.to_lowercase().contains("error"),
+        "delete of a running container fails with an error line: {running:?}"
+    );
+    assert_eq!(rt.status(&id).expect("state"), "running");
+}
+
+/// `kill ID KILL` returns once the init is gone, so a `delete` right after it (as containerd
+/// and youki's contest issue it) finds the container stopped instead of refusing a running one.
+#[test]
+fn delete_right_after_kill_sigkill_succeeds() {
+    let rt = runtime();
+    for round in 0..3 {
+        // Many processes in the pid namespace: the init's death waits for the kernel to
+        // kill them all, which is what a delete issued at once used to race.
+        let b = bundle().shell("for i in $(seq 200); do sleep 1000 & done; echo ready; wait");
+        let id = rt.new_id(&format!("killdel{round}"));
+        rt.start_until(&id, &b, "ready").expect("create and start");
+        rt.kill(&id, "KILL")
+            .expect("kill")
+            .ok()
+            .expect("kill succeeds");
+        let deleted = rt.delete(&id).expect("delete");
+        if rt.flavor() == Flavor::Runc {
+            // runc 1.1.5 returns from kill at once: its delete races the kernel and may refuse.
+            if !deleted.success() {
+                rt.delete_force(&id).expect("delete --force");
+            }
+            continue;
+        }
+        assert!(
+            deleted.success(),
+            "round {round}: delete right after kill KILL: {deleted:?}"
+        );
+    }
 }
 
 #[test]

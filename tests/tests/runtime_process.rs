@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use berth_tests::console::read_until_closed;
 use berth_tests::runtime::Invocation;
-use berth_tests::{Bundle, ConsoleSocket, Runtime};
+use berth_tests::{Bundle, ConsoleSocket, Flavor, Runtime};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -221,6 +221,59 @@ fn preserve_fds_passes_fd_three_and_closes_the_rest() {
     );
 }
 
+/// `--preserve-fds` larger than what the caller opened: the numbers that are not open are
+/// skipped, and none of the runtime's own descriptors (which may sit on those numbers) leaks.
+#[test]
+fn preserve_fds_beyond_the_open_ones_passes_only_those() {
+    let rt = runtime();
+    let passed = rt.scratch().join("passed");
+    fs::write(&passed, "through fd 3\n").expect("write");
+    let b = bundle().shell("cat <&3; ls /proc/1/fd; true");
+    let id = rt.new_id("fds-gap");
+    let options = Invocation {
+        open_fds: vec![(3, passed)],
+        ..Invocation::default()
+    };
+    let out = rt
+        .run_with(&id, &b, &["--preserve-fds", "40"], &options)
+        .expect("run");
+    if rt.flavor() == Flavor::Runc {
+        // runc 1.1.5 hands every number in the range to Go's exec, which fails on a closed one.
+        assert!(
+            !out.success(),
+            "runc refuses a range with closed fds: {out:?}"
+        );
+        return;
+    }
+    assert!(out.success(), "run succeeds: {out:?}");
+    let mut lines = out.stdout.lines();
+    assert_eq!(lines.next(), Some("through fd 3"));
+    let mut fds: Vec<u32> = lines
+        .map(|l| l.trim().parse().expect("an fd number"))
+        .collect();
+    fds.sort_unstable();
+    // Whatever this test process inherited without close-on-exec (a shell or CI wrapper may
+    // leave a descriptor open) reaches the runtime too and is rightly passed on.
+    let mut want = vec![0, 1, 2, 3];
+    want.extend((4..43).filter(|fd| inherited_by_children(*fd)));
+    assert_eq!(
+        fds, want,
+        "pid 1 holds stdio, fd 3 and what the caller itself passed on: {out:?}"
+    );
+}
+
+/// Whether this process holds descriptor `fd` without close-on-exec, from /proc/self/fdinfo.
+fn inherited_by_children(fd: u32) -> bool {
+    const O_CLOEXEC: u32 = 0o2000000;
+    let Ok(info) = fs::read_to_string(format!("/proc/self/fdinfo/{fd}")) else {
+        return false;
+    };
+    info.lines()
+        .find_map(|l| l.strip_prefix("flags:"))
+        .and_then(|f| u32::from_str_radix(f.trim(), 8).ok())
+        .is_some_and(|flags| flags & O_CLOEXEC == 0)
+}
+
 #[test]
 fn exec_sees_the_same_namespaces_as_init() {
     // The bundle outlives the runtime, whose drop kills what a failed test left.
@@ -269,4 +322,89 @@ fn exec_sees_the_same_namespaces_as_init() {
         .expect("delete")
         .ok()
         .expect("delete succeeds");
+}
+
+/// `process.scheduler`, `process.ioPriority` and `linux.personality` reach the container's
+/// process (and an exec'd one gets the container's personality). runc 1.1.5 predates all three
+/// (runtime-spec 1.2, runc 1.2) and leaves the defaults.
+#[test]
+fn scheduler_io_priority_and_personality_are_applied() {
+    let rt = runtime();
+    let with_attributes = |b: Bundle| {
+        let mut b = b;
+        b.spec_mut()["process"]["scheduler"] =
+            serde_json::json!({ "policy": "SCHED_BATCH", "nice": 5 });
+        b.spec_mut()["process"]["ioPriority"] =
+            serde_json::json!({ "class": "IOPRIO_CLASS_IDLE", "priority": 0 });
+        b.spec_mut()["linux"]["personality"] = serde_json::json!({ "domain": "LINUX32" });
+        b
+    };
+    let b = with_attributes(bundle().shell(
+        "set -- $(cat /proc/$$/stat); echo nice=${19} policy=${41}; ionice -p $$; uname -m",
+    ));
+    let out = rt.run_ok("sched", &b).expect("run");
+    let sleeper = with_attributes(bundle().args(&["sleep", "1000"]));
+    let id = rt.new_id("sched-exec");
+    rt.create_and_start(&id, &sleeper)
+        .expect("create and start");
+    let exec = rt
+        .exec(&id, &["uname", "-m"])
+        .expect("exec")
+        .ok()
+        .expect("exec succeeds");
+    let native = std::env::consts::ARCH;
+    if rt.flavor() == Flavor::Runc {
+        assert_eq!(
+            out.stdout,
+            format!("nice=0 policy=0\nnone: prio 0\n{native}\n")
+        );
+        return;
+    }
+    // What uname(2) reports for a 32-bit personality on this machine's architecture.
+    let compat = match native {
+        "x86_64" => "i686",
+        "aarch64" => "armv8l",
+        other => panic!("no known 32-bit machine name for {other}"),
+    };
+    assert_eq!(out.stdout, format!("nice=5 policy=3\nidle\n{compat}\n"));
+    assert_eq!(exec.stdout, format!("{compat}\n"));
+}
+
+/// Values the kernel or the spec refuse fail `create` with the field's name.
+#[test]
+fn bad_scheduler_io_priority_and_personality_are_refused() {
+    let rt = runtime();
+    let cases: [(&str, serde_json::Value, &str); 3] = [
+        (
+            "process",
+            serde_json::json!({ "scheduler": { "policy": "SCHED_FIFO", "priority": 500 } }),
+            "process.scheduler",
+        ),
+        (
+            "process",
+            serde_json::json!({ "ioPriority": { "class": "IOPRIO_CLASS_BE", "priority": 9 } }),
+            "process.ioPriority",
+        ),
+        (
+            "linux",
+            serde_json::json!({ "personality": { "domain": "LINUX", "flags": ["SHORT_INODE"] } }),
+            "linux.personality",
+        ),
+    ];
+    for (section, patch, field) in cases {
+        let mut b = bundle().shell("true");
+        for (k, v) in patch.as_object().expect("an object") {
+            b.spec_mut()[section][k] = v.clone();
+        }
+        let id = rt.new_id("badsched");
+        let out = rt.run(&id, &b).expect("run");
+        if rt.flavor() == Flavor::Runc {
+            // runc 1.1.5 ignores all three.
+            continue;
+        }
+        assert!(
+            !out.success() && out.stderr.contains(field),
+            "{field} refused by name: {out:?}"
+        );
+    }
 }

@@ -431,3 +431,18 @@ fn invalid_sections_are_refused_naming_the_field() {
         }
     }
 }
+
+/// An allowlist written before Linux 5.8/5.11 (runtime-tools' and old Docker profiles) names
+/// neither faccessat2 nor close_range: the runtime's own steps after the filter is loaded must
+/// not need them, or every container under such a profile fails to start.
+#[test]
+fn a_profile_without_faccessat2_and_close_range_still_runs_the_program() {
+    let rt = runtime();
+    let profile = allow_all_but(json!([
+        { "names": ["faccessat2", "close_range"], "action": "SCMP_ACT_ERRNO" }
+    ]));
+    let b = with_seccomp(bundle().shell("echo started"), profile);
+    let (code, out) = run(&rt, "oldlist", &b);
+    assert_eq!(code, Some(0), "the program ran: {out}");
+    assert_eq!(out, "started\n");
+}

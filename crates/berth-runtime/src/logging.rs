@@ -43,6 +43,10 @@ pub fn init(log: Option<&Path>, format: &str, debug: bool) -> Option<()> {
 
 /// Reports a fatal error (on stderr, and as an error line in the log file)
 /// and exits with status 1.
+///
+/// The stderr line says `error:` as runc's `level=error` line does: callers
+/// and test suites (youki's contest among them) tell a failed command from
+/// that word as well as from the exit status.
 pub fn fail(err: &anyhow::Error) -> ! {
     let msg = format!("{err:#}");
     if let Some((path, json)) = LOG_FILE.get() {
@@ -64,6 +68,6 @@ pub fn fail(err: &anyhow::Error) -> ! {
             let _ = writeln!(f, "{line}");
         }
     }
-    eprintln!("berth-runtime: {msg}");
+    eprintln!("berth-runtime: error: {msg}");
     std::process::exit(1)
 }

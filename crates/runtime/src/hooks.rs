@@ -19,7 +19,8 @@
 //! # How a hook runs
 //!
 //! fork+exec of `path` with exactly `args` (`args[0]` is argv\[0\]) and
-//! exactly `env`, the state JSON on stdin, stdout and stderr captured for the
+//! exactly `env` (a startContainer hook without one is given the container
+//! process's by the init, as runc does), the state JSON on stdin, stdout and stderr captured for the
 //! error message. The wait is a pidfd (pidfd_open(2)) in poll(2) together with
 //! the pipes, bounded by `timeout`; a hook past its timeout is killed with
 //! SIGKILL. No thread is started and no signal handler installed: the

@@ -146,6 +146,10 @@ pub fn validate(spec: &Spec) -> Result<()> {
             ))
         }
     }
+    crate::process::attributes::validate(
+        Some(process),
+        spec.linux().as_ref().and_then(|l| l.personality().as_ref()),
+    )?;
     if !process.cwd().is_absolute() {
         return Err(Error::Invalid(format!(
             "process.cwd {:?}: must be an absolute path",

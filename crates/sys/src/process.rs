@@ -105,7 +105,43 @@ pub fn execveat_fd(fd: BorrowedFd<'_>, argv: &[&CStr], envp: &[&CStr]) -> Errno 
 /// Marks every descriptor from `first` up as close-on-exec
 /// (`close_range(first, ~0, CLOSE_RANGE_CLOEXEC)`), so that a container's
 /// process inherits stdio and the descriptors it was given, and nothing else.
+///
+/// Where close_range is refused (a kernel before 5.11, or a seccomp
+/// allowlist, already loaded by then, that does not name it) each
+/// descriptor listed in `/proc/self/fd` is marked with fcntl(2) instead.
 pub fn cloexec_from(first: u32) -> nix::Result<()> {
+    match close_range_cloexec(first) {
+        Err(Errno::ENOSYS | Errno::EPERM | Errno::EINVAL) => cloexec_from_proc(first),
+        other => other,
+    }
+}
+
+/// The fallback of [`cloexec_from`]: one `F_SETFD` per open descriptor.
+fn cloexec_from_proc(first: u32) -> nix::Result<()> {
+    let dir = std::fs::read_dir("/proc/self/fd")
+        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+    // Collected first: the directory's own descriptor is in the listing and
+    // is closed once the iterator is dropped.
+    let fds: Vec<libc::c_int> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd: &libc::c_int| u32::try_from(*fd).is_ok_and(|fd| fd >= first))
+        .collect();
+    for fd in fds {
+        // SAFETY: F_GETFD and F_SETFD read and change only the descriptor's
+        // flags; a number that is no longer open yields EBADF.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        if flags < 0 {
+            continue;
+        }
+        // SAFETY: as above.
+        if unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) } < 0 {
+            return Err(Errno::last());
+        }
+    }
+    Ok(())
+}
+
+fn close_range_cloexec(first: u32) -> nix::Result<()> {
     // SAFETY: close_range only changes flags on this process's descriptor
     // table; it touches no memory of ours.
     let ret = unsafe {
@@ -137,4 +173,64 @@ mod tests {
             assert_eq!(clone_fork(CloneFlags::empty()), Err(Errno::EBUSY));
         }
     }
+}
+
+/// `struct sched_attr` of `sched_setattr(2)` in its first layout
+/// (`SCHED_ATTR_SIZE_VER0`, 48 bytes: no utilisation clamps).
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SchedAttr {
+    /// The structure's size; [`sched_setattr_self`] fills it in.
+    pub size: u32,
+    /// `SCHED_OTHER` (0), `SCHED_FIFO` (1), … `SCHED_DEADLINE` (6).
+    pub sched_policy: u32,
+    /// `SCHED_FLAG_*` bits.
+    pub sched_flags: u64,
+    /// The nice value, for `SCHED_OTHER` and `SCHED_BATCH`.
+    pub sched_nice: i32,
+    /// The static priority, for `SCHED_FIFO` and `SCHED_RR`.
+    pub sched_priority: u32,
+    /// `SCHED_DEADLINE`'s runtime in nanoseconds.
+    pub sched_runtime: u64,
+    /// `SCHED_DEADLINE`'s deadline in nanoseconds.
+    pub sched_deadline: u64,
+    /// `SCHED_DEADLINE`'s period in nanoseconds.
+    pub sched_period: u64,
+}
+
+/// Sets this process's scheduling policy and attributes (`sched_setattr(2)`
+/// on pid 0); `nix` does not wrap it.
+pub fn sched_setattr_self(attr: &SchedAttr) -> nix::Result<()> {
+    let mut attr = *attr;
+    attr.size = std::mem::size_of::<SchedAttr>() as u32;
+    // SAFETY: the kernel reads `attr.size` bytes from the pointer, which is a
+    // live, initialised `SchedAttr` of exactly that size and C layout; pid 0
+    // is the caller and the flags argument must be 0.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_sched_setattr,
+            0 as libc::pid_t,
+            &attr as *const SchedAttr,
+            0 as libc::c_uint,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// Sets this process's I/O priority (`ioprio_set(IOPRIO_WHO_PROCESS, 0,
+/// ioprio)`, the class in bits 13-15 and its data below); `nix` does not wrap it.
+pub fn ioprio_set_self(ioprio: i32) -> nix::Result<()> {
+    const IOPRIO_WHO_PROCESS: libc::c_int = 1;
+    // SAFETY: ioprio_set takes three integers and touches no memory of ours.
+    let ret = unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, ioprio) };
+    Errno::result(ret).map(drop)
+}
+
+/// Sets this process's execution domain (`personality(2)`), e.g. `PER_LINUX32`
+/// so that `uname -m` reports a 32-bit machine.
+pub fn set_personality(persona: libc::c_ulong) -> nix::Result<()> {
+    // SAFETY: personality takes one integer and changes only this process's
+    // execution domain; it touches no memory of ours.
+    let ret = unsafe { libc::personality(persona) };
+    Errno::result(ret).map(drop)
 }

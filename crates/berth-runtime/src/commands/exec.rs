@@ -53,6 +53,10 @@ pub struct ExecArgs {
     /// Pass this many descriptors after stdio to the process.
     #[arg(long, default_value_t = 0)]
     preserve_fds: u32,
+    /// Exec into a paused container too: the process starts when the
+    /// container is resumed, and exec waits until then.
+    #[arg(long)]
+    ignore_paused: bool,
     /// An AppArmor profile (not supported on this runtime: refused).
     #[arg(long)]
     apparmor: Option<String>,
@@ -83,6 +87,7 @@ pub fn exec(root: &Root, args: ExecArgs) -> Result<i32> {
         detach: args.detach,
         preserve_fds: args.preserve_fds,
         stdio: None,
+        ignore_paused: args.ignore_paused,
     };
     Ok(runtime::container::exec(root, &args.id, &process, &opts)?)
 }

@@ -357,7 +357,15 @@ fn with_default_devices(linux: &oci_spec::runtime::Linux) -> oci_spec::runtime::
         rules.push(rule(t, *major, *minor, access));
     }
     for dev in linux.devices().as_deref().unwrap_or_default() {
-        rules.push(rule(dev.typ(), Some(dev.major()), Some(dev.minor()), "rwm"));
+        // The devices cgroup governs character and block devices only: a fifo
+        // needs no rule (and the kernel takes none), and an unbuffered
+        // character device is a `c` to it.
+        let typ = match dev.typ() {
+            LinuxDeviceType::P => continue,
+            LinuxDeviceType::U => LinuxDeviceType::C,
+            t => t,
+        };
+        rules.push(rule(typ, Some(dev.major()), Some(dev.minor()), "rwm"));
     }
     resources.set_devices(Some(rules));
     resources

@@ -31,13 +31,18 @@ pub struct ExecOptions {
     pub preserve_fds: u32,
     /// The process's stdin, stdout and stderr, instead of this process's.
     pub stdio: Option<std::sync::Arc<finalize::Stdio>>,
+    /// Exec into a paused container too (runc's `--ignore-paused`): the
+    /// process joins the frozen cgroup and starts once the container is
+    /// resumed, and this call waits until then.
+    pub ignore_paused: bool,
 }
 
 /// Runs `process` in container `id`; returns its exit status (0 when detached).
 pub fn exec(root: &Root, id: &str, process: &Process, opts: &ExecOptions) -> Result<i32> {
     let record = root.load(id)?;
     let status = record.status(root);
-    if !matches!(status, Status::Running | Status::Created) {
+    let paused_ok = opts.ignore_paused && status == Status::Paused;
+    if !matches!(status, Status::Running | Status::Created) && !paused_ok {
         return Err(Error::State {
             id: id.into(),
             status: status.to_string(),
@@ -55,6 +60,7 @@ pub fn exec(root: &Root, id: &str, process: &Process, opts: &ExecOptions) -> Res
     if let Some(rlimits) = process.rlimits() {
         identity::validate_rlimits(rlimits)?;
     }
+    process::attributes::validate(Some(process), None)?;
     let terminal = process.terminal() == Some(true);
     let console_socket: Option<OwnedFd> = match (&opts.console_socket, terminal) {
         (Some(path), true) => Some(console::connect_console_socket(path)?),
@@ -108,9 +114,16 @@ pub fn exec(root: &Root, id: &str, process: &Process, opts: &ExecOptions) -> Res
     let filter = seccomp
         .map(|s| crate::seccomp::compile_cached(s, root.path()))
         .transpose()?;
+    // The container's execution domain applies to its every process.
+    let personality = record
+        .config
+        .linux()
+        .as_ref()
+        .and_then(|l| l.personality().as_ref());
     let (pid, channel) = process::spawn(&plan, &[], |ch| {
         child(
             process,
+            personality,
             filter.as_ref(),
             console_socket,
             stdio,
@@ -155,6 +168,7 @@ pub fn exec(root: &Root, id: &str, process: &Process, opts: &ExecOptions) -> Res
 
 fn child(
     process: &Process,
+    personality: Option<&oci_spec::runtime::LinuxPersonality>,
     seccomp: Option<&crate::seccomp::Filter>,
     console_socket: Option<OwnedFd>,
     stdio: Option<&finalize::Stdio>,
@@ -187,7 +201,7 @@ fn child(
                 nix::unistd::setsid().map_err(|e| Error::sys("setsid", e))?;
             }
         }
-        let mut program = finalize::prepare(process, seccomp)?;
+        let mut program = finalize::prepare(process, personality, seccomp)?;
         if let Some(listener) = program.take_seccomp_listener() {
             channel.send_with_fd(
                 &Message::SeccompListener,

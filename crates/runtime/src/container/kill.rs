@@ -1,6 +1,11 @@
 //! `kill`: sends a signal to a container's init, or with `all` to every
-//! process in its cgroup.
+//! process in its cgroup. SIGKILL to the init returns once the init is gone
+//! (bounded), so a `delete` right after it finds the container stopped.
 
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill as send, Signal};
 use nix::unistd::Pid;
 
@@ -61,7 +66,44 @@ pub fn kill(root: &Root, id: &str, signal: Signal, all: bool) -> Result<()> {
         });
     }
     berth_sys::misc::pidfd_send_signal(&pidfd, signal as i32)
-        .map_err(|e| Error::sys(format!("kill({pid}, {signal})"), e))
+        .map_err(|e| Error::sys(format!("kill({pid}, {signal})"), e))?;
+    // SIGKILL cannot be caught: wait (bounded) until the init is gone, so
+    // that `kill KILL` followed at once by `delete` finds the container
+    // stopped. An init in its own pid namespace exits only after the
+    // kernel has killed every other process there. A frozen init dies only
+    // once thawed, which is not this call's business.
+    if signal == Signal::SIGKILL && status != Status::Paused {
+        wait_exit(&pidfd, KILL_WAIT);
+    }
+    Ok(())
+}
+
+/// How long `kill` with SIGKILL waits for the init to be gone.
+const KILL_WAIT: Duration = Duration::from_secs(5);
+
+/// Waits until the process behind `pidfd` has exited (the pidfd turns
+/// readable) or `limit` has passed; the signal is sent either way, so a
+/// timeout is not an error.
+fn wait_exit(pidfd: &OwnedFd, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            tracing::warn!("the container's init was still alive {limit:?} after SIGKILL");
+            return;
+        }
+        let ms =
+            PollTimeout::try_from(left.as_millis().min(60_000) as i32).unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, ms) {
+            Ok(n) if n > 0 => return,
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => {
+                tracing::warn!("poll the init's pidfd after SIGKILL: {e}");
+                return;
+            }
+        }
+    }
 }
 
 #[cfg(test)]

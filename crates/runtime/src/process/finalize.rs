@@ -2,8 +2,9 @@
 //! shared by the init and by `exec`: limits, identity, capabilities, working
 //! directory, program lookup, then the exec through the sealed trampoline.
 //!
-//! The order is the one runc uses, for the same reasons: rlimits and
-//! oom_score_adj while still privileged; the bounding set dropped before the
+//! The order is the one runc uses, for the same reasons: rlimits,
+//! oom_score_adj, scheduler, I/O priority and personality while still
+//! privileged; the bounding set dropped before the
 //! uid changes (PR_SET_KEEPCAPS keeps the permitted set across setuid), the
 //! other sets after; `no_new_privs` before anything that execs; the seccomp
 //! filter last when `no_new_privs` is set, else before the capabilities are
@@ -13,10 +14,11 @@ use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
-use oci_spec::runtime::Process;
+use oci_spec::runtime::{LinuxPersonality, Process};
 
 use berth_sys::trampoline::Trampoline;
 
+use super::attributes;
 use crate::error::{Error, Result};
 use crate::{capabilities, identity};
 
@@ -40,13 +42,20 @@ impl Program {
 /// Applies the process's limits and identity and the container's compiled
 /// seccomp filter, and resolves its program, in the container's namespaces
 /// and root. On success the process is ready to exec.
-pub fn prepare(process: &Process, seccomp: Option<&crate::seccomp::Filter>) -> Result<Program> {
+pub fn prepare(
+    process: &Process,
+    personality: Option<&LinuxPersonality>,
+    seccomp: Option<&crate::seccomp::Filter>,
+) -> Result<Program> {
     if let Some(rlimits) = process.rlimits() {
         identity::apply_rlimits(rlimits)?;
     }
     if let Some(adj) = process.oom_score_adj() {
         identity::set_oom_score_adj(None, adj)?;
     }
+    // Scheduler, I/O priority and personality while the capabilities that a
+    // real-time policy or I/O class needs are still held.
+    attributes::apply(process, personality)?;
     let no_new_privs = process.no_new_privileges() == Some(true);
     if no_new_privs {
         identity::set_no_new_privs()?;
@@ -160,12 +169,15 @@ pub fn install_stdio(stdio: &Stdio) -> Result<()> {
 /// Closes every descriptor but stdio and the `preserve_fds` after them (they
 /// become close-on-exec), resets signals, and execs `program` through the
 /// trampoline. Returns only on failure.
+///
+/// The preserved range is left as it is: what the caller handed over reached
+/// the runtime through an exec, so it is open and not close-on-exec and
+/// survives this exec too; a number in the range that the caller left closed
+/// may hold one of the runtime's own descriptors, which are close-on-exec and
+/// must stay so (clearing the flag would leak them into the container), or
+/// nothing, which is no error (`--preserve-fds` is an upper bound, as runc
+/// and youki read it).
 pub fn exec(trampoline: &Trampoline, program: &Program, preserve_fds: u32) -> Error {
-    for fd in 3..3 + preserve_fds {
-        if let Err(e) = berth_sys::misc::set_inheritable(fd as i32) {
-            return Error::sys(format!("keep preserved fd {fd} open"), e);
-        }
-    }
     if let Err(e) = berth_sys::process::cloexec_from(3 + preserve_fds) {
         return Error::sys("close_range(CLOSE_RANGE_CLOEXEC)", e);
     }

@@ -80,6 +80,19 @@ pub fn run(ctx: InitContext<'_>, channel: Channel) -> i32 {
                 .as_ref()
                 .and_then(|h| h.start_container().clone())
             {
+                // A startContainer hook without an env of its own gets the
+                // container process's, as runc's do (runc runs them from its
+                // init once the process's environment is in place).
+                let process_env = ctx.spec.process().as_ref().and_then(|p| p.env().clone());
+                let hooks: Vec<_> = hooks
+                    .into_iter()
+                    .map(|mut h| {
+                        if h.env().is_none() {
+                            h.set_env(process_env.clone());
+                        }
+                        h
+                    })
+                    .collect();
                 if let Err(e) =
                     hooks::run_hooks(HookPhase::StartContainer, &hooks, state.as_bytes())
                 {
@@ -258,7 +271,12 @@ fn setup(
     rootfs::finish(ctx.spec)?;
     phase(t0, "init: sysctl, console, masked and read-only paths");
 
-    let mut program = finalize::prepare(process, ctx.seccomp)?;
+    let personality = ctx
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.personality().as_ref());
+    let mut program = finalize::prepare(process, personality, ctx.seccomp)?;
     if let Some(listener) = program.take_seccomp_listener() {
         // The parent hands it to the seccomp agent; our copy closes here.
         channel.send_with_fd(&Message::SeccompListener, listener.as_fd())?;

@@ -13,6 +13,7 @@
 //! runtime marks itself a child subreaper, so an init orphaned by the
 //! intermediate is re-parented to it and can still be waited for.
 
+pub mod attributes;
 pub mod finalize;
 pub mod init;
 
@@ -56,28 +57,38 @@ pub fn spawn(
     }
 
     let joins = namespaces::open_all(&plan.joins)?;
+    // The intermediate reports the init's pid on a channel of its own: the
+    // init may already be sending on the main channel (Ready, when nothing
+    // makes it wait for its parent) before the intermediate gets to write,
+    // and one stream cannot say whose message came first.
+    let (pid_parent_end, pid_child_end) = sync::pair()?;
     match clone_fork(nix::sched::CloneFlags::empty())
         .map_err(|e| Error::sys("fork the intermediate process", e))?
     {
         Forked::Child(single) => {
             drop(parent_end);
+            drop(pid_parent_end);
             let pid = match join_and_clone(&single, plan, &joins, time_offsets) {
                 Ok(Forked::Child(_)) => {
+                    drop(pid_child_end);
                     let code = child_main(child_end);
                     berth_sys::process::exit_now(code)
                 }
                 Ok(Forked::Parent(pid)) => pid,
                 Err(e) => {
-                    let _ = child_end.send(&Message::Failed(e.to_string()));
+                    let _ = pid_child_end.send(&Message::Failed(e.to_string()));
                     berth_sys::process::exit_now(1)
                 }
             };
-            let code = child_end.send(&Message::Pid(pid.as_raw())).map_or(1, |_| 0);
+            let code = pid_child_end
+                .send(&Message::Pid(pid.as_raw()))
+                .map_or(1, |_| 0);
             berth_sys::process::exit_now(code)
         }
         Forked::Parent(intermediate) => {
             drop(child_end);
-            let got = parent_end.recv();
+            drop(pid_child_end);
+            let got = pid_parent_end.recv();
             // The intermediate exits right after it reports; reap it.
             let _ = waitpid(intermediate, None);
             match got? {

@@ -397,7 +397,9 @@ fn bind_mount(
     parsed: &ParsedOptions,
     recursive: bool,
 ) -> Result<()> {
-    if let Some(unknown) = parsed.data_options.first() {
+    // Filesystem data is ignored on a bind (see rootfs::validate); a bare
+    // unknown word is refused.
+    if let Some(unknown) = parsed.data_options.iter().find(|o| !o.contains('=')) {
         return Err(RootfsError::invalid(
             format!("{field}.options"),
             unknown.as_str(),
@@ -567,6 +569,9 @@ fn fs_mount(
     parsed: &ParsedOptions,
 ) -> Result<()> {
     let field = format!("mounts[{i}]");
+    if typ == "proc" || typ == "sysfs" {
+        check_not_symlink(ctx, &field, dest, typ)?;
+    }
     let fd = ctx
         .root
         .open_or_create(dest, NodeKind::Directory)
@@ -609,6 +614,32 @@ fn fs_mount(
     }
     let mounted = reopen(ctx, &field, dest)?;
     apply_propagation(&field, &mounted, dest, &parsed.propagation)
+}
+
+/// runc's rule for proc and sysfs: the mount point must be an ordinary
+/// directory. A symlink the image put at `/proc` or `/sys` would still resolve
+/// inside the root, but the filesystem would land wherever the image chose
+/// while the container's programs (and the masked and read-only paths) look
+/// at the link.
+fn check_not_symlink(ctx: &Context<'_>, field: &str, dest: &Path, typ: &str) -> Result<()> {
+    // A destination that is missing (it is created next) or cannot be
+    // opened (the open that follows reports it) is not a symlink.
+    let Ok(fd) = ctx
+        .root
+        .open_beneath(dest, OFlag::O_PATH | OFlag::O_NOFOLLOW)
+    else {
+        return Ok(());
+    };
+    let is_link = nix::sys::stat::fstat(&fd)
+        .is_ok_and(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK);
+    if is_link {
+        return Err(RootfsError::invalid(
+            format!("{field}.destination"),
+            format!("/{}", display(dest)),
+            format!("is a symlink in the rootfs; a {typ} filesystem must be mounted on ordinary directory"),
+        ));
+    }
+    Ok(())
 }
 
 /// In a user namespace without its own network namespace the kernel will not

@@ -97,7 +97,16 @@ pub(super) fn validate(spec: &Spec, bundle: &Path) -> Result<()> {
                     "is required for a bind mount",
                 ));
             }
-            if let Some(unknown) = parsed.data_options.first() {
+            // Filesystem data (`mode=755`, `size=1k`) means nothing to a
+            // bind and the kernel ignores it, as runc does: accepted. A bare
+            // word that is no mount option is most likely a misspelt flag
+            // (`nosiud`), which must not be dropped silently: refused.
+            for data in parsed.data_options.iter().filter(|o| o.contains('=')) {
+                tracing::info!(
+                    "mounts[{i}].options {data:?}: filesystem data on a bind mount is ignored"
+                );
+            }
+            if let Some(unknown) = parsed.data_options.iter().find(|o| !o.contains('=')) {
                 return Err(RootfsError::invalid(
                     format!("mounts[{i}].options"),
                     unknown.as_str(),
@@ -129,11 +138,12 @@ pub(super) fn validate(spec: &Spec, bundle: &Path) -> Result<()> {
         for (i, p) in list.unwrap_or(&[]).iter().enumerate() {
             let path = Path::new(p);
             if !path.is_absolute() {
-                return Err(RootfsError::invalid(
-                    format!("{name}[{i}]"),
-                    p.as_str(),
-                    "must be an absolute path",
-                ));
+                // The spec says absolute; runc takes a relative one from the
+                // container's root (its cwd when it applies them), and so
+                // does berth, where the path is opened below the root anyway.
+                tracing::info!(
+                    "{name}[{i}] {p:?} is relative: taken from the container's root, as runc does"
+                );
             }
             if escapes_root(path) {
                 return Err(RootfsError::invalid(
@@ -256,13 +266,23 @@ mod tests {
             b.path(),
         )
         .expect("type may be omitted for a bind");
+        validate(
+            &with_mounts(vec![mnt(
+                "/x",
+                "bind",
+                "/tmp",
+                &["rbind", "mode=755", "size=1k"],
+            )]),
+            b.path(),
+        )
+        .expect("filesystem data on a bind is ignored, as runc ignores it");
         let e = err(
-            &with_mounts(vec![mnt("/x", "bind", "/tmp", &["rbind", "mode=755"])]),
+            &with_mounts(vec![mnt("/x", "bind", "/tmp", &["rbind", "nosiud"])]),
             b.path(),
         );
         assert_eq!(
             e,
-            "mounts[0].options \"mode=755\": is not a mount option, and a bind mount takes no filesystem data"
+            "mounts[0].options \"nosiud\": is not a mount option, and a bind mount takes no filesystem data"
         );
         let e = err(
             &with_mounts(vec![mnt("/x", "bind", "", &["bind"])]),
@@ -328,13 +348,13 @@ mod tests {
         assert!(err(&spec, b.path()).starts_with("linux.rootfsPropagation \"sideways\""));
         spec.set_linux(Some(
             LinuxBuilder::default()
-                .masked_paths(vec!["proc/kcore".to_string()])
+                .masked_paths(vec!["../etc/shadow".to_string()])
                 .build()
                 .expect("linux"),
         ));
         assert_eq!(
             err(&spec, b.path()),
-            "linux.maskedPaths[0] \"proc/kcore\": must be an absolute path"
+            "linux.maskedPaths[0] \"../etc/shadow\": escapes the container's root"
         );
     }
 }

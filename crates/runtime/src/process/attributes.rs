@@ -1,0 +1,245 @@
+//! Per-task attributes a container process gets before it execs:
+//! `process.scheduler` (`sched_setattr(2)`), `process.ioPriority`
+//! (`ioprio_set(2)`) and `linux.personality` (`personality(2)`).
+//!
+//! Each is turned into the kernel's numbers by a pure function (unit-tested
+//! here) and set by [`apply`] while the process still holds its capabilities:
+//! a real-time policy or a negative nice value needs CAP_SYS_NICE, the
+//! real-time I/O class CAP_SYS_ADMIN. Values the kernel refuses (a priority out
+//! of range, a deadline policy without its times) come back as errors that
+//! name the field and what was asked, rather than being checked twice.
+
+use oci_spec::runtime::{
+    IOPriorityClass, LinuxIOPriority, LinuxPersonality, LinuxPersonalityDomain, LinuxSchedulerFlag,
+    LinuxSchedulerPolicy, Process, Scheduler,
+};
+
+use berth_sys::process::SchedAttr;
+
+use crate::error::{Error, Result};
+
+/// `PER_LINUX` from linux/personality.h.
+const PER_LINUX: libc::c_ulong = 0x0000;
+/// `PER_LINUX32` from linux/personality.h.
+const PER_LINUX32: libc::c_ulong = 0x0008;
+
+/// The `sched_attr` that `process.scheduler` asks for.
+pub fn sched_attr(s: &Scheduler) -> SchedAttr {
+    let policy = match s.policy() {
+        LinuxSchedulerPolicy::SchedOther => 0,
+        LinuxSchedulerPolicy::SchedFifo => 1,
+        LinuxSchedulerPolicy::SchedRr => 2,
+        LinuxSchedulerPolicy::SchedBatch => 3,
+        // Reserved by the kernel for an isochronous policy it never merged:
+        // sched_setattr refuses it with EINVAL, which names the field.
+        LinuxSchedulerPolicy::SchedIso => 4,
+        LinuxSchedulerPolicy::SchedIdle => 5,
+        LinuxSchedulerPolicy::SchedDeadline => 6,
+    };
+    let flags = s
+        .flags()
+        .as_deref()
+        .unwrap_or(&[])
+        .iter()
+        .fold(0, |acc, f| {
+            acc | match f {
+                LinuxSchedulerFlag::SchedResetOnFork => 0x01,
+                LinuxSchedulerFlag::SchedFlagReclaim => 0x02,
+                LinuxSchedulerFlag::SchedFlagDLOverrun => 0x04,
+                LinuxSchedulerFlag::SchedFlagKeepPolicy => 0x08,
+                LinuxSchedulerFlag::SchedFlagKeepParams => 0x10,
+                // The clamps need values this layout (and the spec) do not carry:
+                // the kernel refuses them with EINVAL.
+                LinuxSchedulerFlag::SchedFlagUtilClampMin => 0x20,
+                LinuxSchedulerFlag::SchedFlagUtilClampMax => 0x40,
+            }
+        });
+    SchedAttr {
+        size: 0,
+        sched_policy: policy,
+        sched_flags: flags,
+        sched_nice: s.nice().unwrap_or(0),
+        // A negative priority is out of every policy's range; u32::MAX makes
+        // the kernel say so.
+        sched_priority: s
+            .priority()
+            .map_or(0, |p| u32::try_from(p).unwrap_or(u32::MAX)),
+        sched_runtime: s.runtime().unwrap_or(0),
+        sched_deadline: s.deadline().unwrap_or(0),
+        sched_period: s.period().unwrap_or(0),
+    }
+}
+
+/// The `ioprio_set` value of `process.ioPriority`: the class in bits 13-15,
+/// the level (0-7) below.
+pub fn ioprio(p: &LinuxIOPriority) -> Result<i32> {
+    let class = match p.class() {
+        IOPriorityClass::IoprioClassRt => 1,
+        IOPriorityClass::IoprioClassBe => 2,
+        IOPriorityClass::IoprioClassIdle => 3,
+    };
+    let level = p.priority();
+    if !(0..=7).contains(&level) {
+        return Err(Error::Invalid(format!(
+            "process.ioPriority.priority {level}: must be from 0 to 7"
+        )));
+    }
+    Ok((class << 13) | level as i32)
+}
+
+/// The `personality(2)` value of `linux.personality`. The spec defines no
+/// flags yet, so any is refused rather than ignored.
+pub fn persona(p: &LinuxPersonality) -> Result<libc::c_ulong> {
+    if let Some(flag) = p.flags().as_deref().unwrap_or(&[]).first() {
+        return Err(Error::Invalid(format!(
+            "linux.personality.flags {flag:?}: the runtime spec defines no personality flags"
+        )));
+    }
+    Ok(match p.domain() {
+        LinuxPersonalityDomain::PerLinux => PER_LINUX,
+        LinuxPersonalityDomain::PerLinux32 => PER_LINUX32,
+    })
+}
+
+/// Checks what can be checked before anything is made, so a bad value fails
+/// `create` in the runtime rather than in the init.
+pub fn validate(process: Option<&Process>, personality: Option<&LinuxPersonality>) -> Result<()> {
+    if let Some(p) = process.and_then(|p| p.io_priority().as_ref()) {
+        ioprio(p)?;
+    }
+    if let Some(p) = personality {
+        persona(p)?;
+    }
+    Ok(())
+}
+
+/// Sets the process's scheduler, I/O priority and personality, in that order.
+pub fn apply(process: &Process, personality: Option<&LinuxPersonality>) -> Result<()> {
+    if let Some(s) = process.scheduler() {
+        let attr = sched_attr(s);
+        berth_sys::process::sched_setattr_self(&attr).map_err(|e| {
+            Error::sys(
+                format!(
+                    "process.scheduler: sched_setattr with policy {:?}, nice {}, priority {}, \
+                     flags {:#x}, runtime {}, deadline {}, period {}",
+                    s.policy(),
+                    attr.sched_nice,
+                    attr.sched_priority,
+                    attr.sched_flags,
+                    attr.sched_runtime,
+                    attr.sched_deadline,
+                    attr.sched_period
+                ),
+                e,
+            )
+        })?;
+    }
+    if let Some(p) = process.io_priority() {
+        let value = ioprio(p)?;
+        berth_sys::process::ioprio_set_self(value).map_err(|e| {
+            Error::sys(
+                format!(
+                    "process.ioPriority: ioprio_set with class {:?}, priority {}",
+                    p.class(),
+                    p.priority()
+                ),
+                e,
+            )
+        })?;
+    }
+    if let Some(p) = personality {
+        let value = persona(p)?;
+        berth_sys::process::set_personality(value).map_err(|e| {
+            Error::sys(
+                format!("linux.personality: personality({:?})", p.domain()),
+                e,
+            )
+        })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_spec::runtime::{LinuxIOPriorityBuilder, LinuxPersonalityBuilder, SchedulerBuilder};
+
+    #[test]
+    fn scheduler_maps_to_the_kernels_numbers() {
+        let s = SchedulerBuilder::default()
+            .policy(LinuxSchedulerPolicy::SchedBatch)
+            .nice(5)
+            .flags(vec![LinuxSchedulerFlag::SchedResetOnFork])
+            .build()
+            .expect("scheduler");
+        let a = sched_attr(&s);
+        assert_eq!((a.sched_policy, a.sched_nice, a.sched_flags), (3, 5, 1));
+        let s = SchedulerBuilder::default()
+            .policy(LinuxSchedulerPolicy::SchedDeadline)
+            .runtime(10_000_000u64)
+            .deadline(30_000_000u64)
+            .period(30_000_000u64)
+            .build()
+            .expect("scheduler");
+        let a = sched_attr(&s);
+        assert_eq!(
+            (
+                a.sched_policy,
+                a.sched_runtime,
+                a.sched_deadline,
+                a.sched_period
+            ),
+            (6, 10_000_000, 30_000_000, 30_000_000)
+        );
+        let s = SchedulerBuilder::default()
+            .policy(LinuxSchedulerPolicy::SchedFifo)
+            .priority(-1)
+            .build()
+            .expect("scheduler");
+        assert_eq!(sched_attr(&s).sched_priority, u32::MAX);
+    }
+
+    #[test]
+    fn io_priority_packs_class_and_level() {
+        let p = |class, priority: i64| {
+            LinuxIOPriorityBuilder::default()
+                .class(class)
+                .priority(priority)
+                .build()
+                .expect("ioPriority")
+        };
+        assert_eq!(
+            ioprio(&p(IOPriorityClass::IoprioClassRt, 1)).ok(),
+            Some((1 << 13) | 1)
+        );
+        assert_eq!(
+            ioprio(&p(IOPriorityClass::IoprioClassBe, 7)).ok(),
+            Some((2 << 13) | 7)
+        );
+        assert_eq!(
+            ioprio(&p(IOPriorityClass::IoprioClassIdle, 0)).ok(),
+            Some(3 << 13)
+        );
+        let err = ioprio(&p(IOPriorityClass::IoprioClassBe, 8)).expect_err("8 is out of range");
+        assert!(
+            err.to_string().contains("process.ioPriority.priority 8"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn personality_domains_and_flags() {
+        let p = LinuxPersonalityBuilder::default()
+            .domain(LinuxPersonalityDomain::PerLinux32)
+            .build()
+            .expect("personality");
+        assert_eq!(persona(&p).ok(), Some(PER_LINUX32));
+        let p = LinuxPersonalityBuilder::default()
+            .domain(LinuxPersonalityDomain::PerLinux)
+            .flags(vec!["SHORT_INODE".to_string()])
+            .build()
+            .expect("personality");
+        let err = persona(&p).expect_err("flags are refused");
+        assert!(err.to_string().contains("linux.personality.flags"), "{err}");
+    }
+}
