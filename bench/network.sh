@@ -10,7 +10,11 @@
 # How to run it (as root; offline):
 #
 #   cargo build --release -p berth -p berthd -p berth-monitor
-#   bench/network.sh [--runs N]      # N per command (default 50)
+#   bench/network.sh [--runs N] [--rounds R]
+#                                    # N per command (default 60) in R rounds
+#                                    # (default 6) whose command order rotates,
+#                                    # so a load spike on this shared machine
+#                                    # does not land on one command only
 #
 # Both daemons run on private roots with bridges of their own (berthd makes
 # its own; dockerd gets one made here, with --iptables=false, so the host's
@@ -21,11 +25,13 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 bin=$repo/target/release
-runs=50
+runs=60
+rounds=6
 while [ $# -gt 0 ]; do
     case "$1" in
         --runs) runs=$2; shift 2 ;;
-        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+        --rounds) rounds=$2; shift 2 ;;
+        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
         *) echo "network.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -69,10 +75,8 @@ export BERTH_HOST="unix://$out/berth.sock"
 pids+=($!)
 wait_for berthd "$bin/berth" version
 "$bin/berth" load -q -i "$out/busybox.tar" >/dev/null
-set -- \
-    --command-name "berth run --rm (bridge)" "$bin/berth run --rm busybox true" \
-    --command-name "berth run --rm --network none" "$bin/berth run --rm --network none busybox true" \
-    --command-name "berth run --rm -p 127.0.0.1::80 (bridge)" "$bin/berth run --rm -p 127.0.0.1::80 busybox true"
+names=("berth run --rm (bridge)" "berth run --rm --network none" "berth run --rm -p 127.0.0.1::80 (bridge)")
+cmds=("$bin/berth run --rm busybox true" "$bin/berth run --rm --network none busybox true" "$bin/berth run --rm -p 127.0.0.1::80 busybox true")
 
 if command -v dockerd >/dev/null; then
     # dockerd's --bip makes docker0 and its iptables rules; a bridge given with -b is used as
@@ -88,16 +92,29 @@ if command -v dockerd >/dev/null; then
     pids+=($!)
     wait_for dockerd docker -H "unix://$out/docker.sock" version
     docker -H "unix://$out/docker.sock" load -q -i "$out/busybox.tar" >/dev/null
-    set -- "$@" \
-        --command-name "docker run --rm (bridge)" "docker -H unix://$out/docker.sock run --rm busybox true" \
-        --command-name "docker run --rm --network none" "docker -H unix://$out/docker.sock run --rm --network none busybox true"
+    names+=("docker run --rm (bridge)" "docker run --rm --network none")
+    cmds+=("docker -H unix://$out/docker.sock run --rm busybox true" "docker -H unix://$out/docker.sock run --rm --network none busybox true")
 else
     echo "network.sh: dockerd (docker.io) not installed, not measured" >&2
 fi
 
-hyperfine -N --style basic --warmup 3 --runs "$runs" --export-json "$out/network.json" \
-    --export-markdown "$out/network.md" "$@"
-jq -r '.results[] | "\(.command): median \(.median * 1000 | . * 100 | round / 100) ms"' "$out/network.json"
+per_round=$((runs / rounds))
+n=${#names[@]}
+for ((k = 0; k < rounds; k++)); do
+    set --
+    for ((i = 0; i < n; i++)); do
+        j=$(((i + k) % n))
+        set -- "$@" --command-name "${names[$j]}" "${cmds[$j]}"
+    done
+    hyperfine -N --style basic --warmup 2 --runs "$per_round" --export-json "$out/round-$k.json" "$@" >/dev/null
+done
+# Medians over every run of every round.
+jq -s '
+  def median: sort | if length % 2 == 1 then .[(length - 1) / 2] else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+  {results: ([.[].results[]] | group_by(.command)
+    | map({command: .[0].command, median: ([.[].times[]] | median), runs: ([.[].times[]] | length)}))}
+' "$out"/round-*.json > "$out/network.json"
+jq -r '.results[] | "\(.command): median \(.median * 1000 | . * 100 | round / 100) ms over \(.runs) runs"' "$out/network.json"
 jq -r '(.results | map({key: .command, value: .median}) | from_entries) as $m
   | "berth network cost (bridge - none): \(($m["berth run --rm (bridge)"] - $m["berth run --rm --network none"]) * 1000 | . * 100 | round / 100) ms",
     (if $m["docker run --rm (bridge)"] then
