@@ -114,7 +114,9 @@ fn docker_login_is_checked_by_berthd_and_kept_by_the_cli() {
     );
     assert_eq!(out.status.code(), Some(1), "login to a closed port");
     assert!(
-        stderr(&out).contains(&format!("127.0.0.1:{dead}/v2/")),
+        stderr(&out).contains(&format!(
+            "Error response from daemon: Get \"http://127.0.0.1:{dead}/v2/\": "
+        )) && stderr(&out).to_lowercase().contains("connection refused"),
         "stderr: {}",
         stderr(&out)
     );

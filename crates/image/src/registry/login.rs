@@ -57,6 +57,21 @@ fn status_parts(status: StatusCode) -> (u16, String) {
     )
 }
 
+/// reqwest's own text says only "error sending request"; the reason is at the end of the
+/// chain of sources (a refused connection, a TLS alert, a name that does not resolve).
+fn unreachable(url: &str, err: &reqwest::Error) -> RegistryError {
+    let mut reason = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(s) = source {
+        reason = s.to_string();
+        source = s.source();
+    }
+    RegistryError::LoginUnreachable {
+        url: url.to_string(),
+        reason,
+    }
+}
+
 fn failed(url: &str, status: StatusCode) -> RegistryError {
     let (status, reason) = status_parts(status);
     RegistryError::LoginFailed {
@@ -188,11 +203,7 @@ impl RegistryClient {
                 Ok(ping) => return login_with(&http, registry, &url, ping, credentials).await,
                 Err(source) => {
                     tracing::debug!(registry, %url, error = %source, "login ping failed");
-                    last = Some(RegistryError::Http {
-                        registry: registry.to_string(),
-                        op: format!("Get \"{url}\""),
-                        source,
-                    });
+                    last = Some(unreachable(&url, &source));
                 }
             }
         }
@@ -246,11 +257,7 @@ async fn login_with(
         .header(AUTHORIZATION, authorization)
         .send()
         .await
-        .map_err(|source| RegistryError::Http {
-            registry: registry.to_string(),
-            op: format!("Get \"{url}\""),
-            source,
-        })?;
+        .map_err(|source| unreachable(url, &source))?;
     if resp.status() == StatusCode::OK {
         Ok(())
     } else {

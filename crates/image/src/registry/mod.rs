@@ -107,6 +107,15 @@ pub enum RegistryError {
         /// Its reason phrase (`Unauthorized`).
         reason: String,
     },
+    /// A login could not reach the registry at all (dockerd's wording: the ping URL, then
+    /// the transport's innermost reason, such as a refused connection).
+    #[error("Get \"{url}\": {reason}")]
+    LoginUnreachable {
+        /// The `/v2/` URL the login pinged.
+        url: String,
+        /// The connection's failure.
+        reason: String,
+    },
     /// A `docker login` server address that names no registry.
     #[error("unable to parse server address: {reason}")]
     BadServerAddress {
