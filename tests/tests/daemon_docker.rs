@@ -10,10 +10,7 @@
 
 mod compat_common;
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Output};
 
 use compat_common::berthd::{berthd_with_busybox, stderr, stdout, Berthd, T};
 use compat_common::registry::LocalRegistry;

@@ -193,10 +193,16 @@ fn berth_login_writes_what_docker_writes_and_push_pull_use_it() {
     assert_eq!(mode & 0o777, 0o600, "berth's config mode");
 
     // -p on the command line: docker's warning, and a wrong password is the daemon's refusal.
-    let out = berth(&d, &cfg, &["login", &server, "-u", USER, "-p", "wrong"], None);
+    let out = berth(
+        &d,
+        &cfg,
+        &["login", &server, "-u", USER, "-p", "wrong"],
+        None,
+    );
     assert_eq!(out.status.code(), Some(1), "berth login, wrong password");
     assert!(
-        stderr(&out).contains("WARNING! Using --password via the CLI is insecure. Use --password-stdin."),
+        stderr(&out)
+            .contains("WARNING! Using --password via the CLI is insecure. Use --password-stdin."),
         "stderr: {}",
         stderr(&out)
     );

@@ -569,12 +569,15 @@ fn auth_checks_its_body_and_answers_like_dockerd() {
     let a = post("{\"username\": 7}");
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
     assert!(
-        a.body.starts_with("{\"message\":\"invalid JSON: username: "),
+        a.body
+            .starts_with("{\"message\":\"invalid JSON: username: "),
         "{}",
         a.body
     );
 
-    let a = post(r#"{"username":"alice","password":"s3cret","serveraddress":"r.example:5000","email":""}"#);
+    let a = post(
+        r#"{"username":"alice","password":"s3cret","serveraddress":"r.example:5000","email":""}"#,
+    );
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     assert_eq!(
         serde_json::from_str::<serde_json::Value>(&a.body).expect("JSON"),
@@ -582,5 +585,10 @@ fn auth_checks_its_body_and_answers_like_dockerd() {
     );
     let a = post(r#"{"username":"alice","password":"no","serveraddress":"r.example:5000"}"#);
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);
-    assert!(a.body.contains("unauthorized: incorrect username or password"), "{}", a.body);
+    assert!(
+        a.body
+            .contains("unauthorized: incorrect username or password"),
+        "{}",
+        a.body
+    );
 }

@@ -152,7 +152,10 @@ impl Connection {
             .write_all(head.as_bytes())
             .await
             .map_err(io("send the request"))?;
-        stream.write_all(body).await.map_err(io("send the request"))?;
+        stream
+            .write_all(body)
+            .await
+            .map_err(io("send the request"))?;
         let mut raw = Vec::new();
         stream
             .read_to_end(&mut raw)

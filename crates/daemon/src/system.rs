@@ -6,7 +6,9 @@ use api_types::models::{
     DiskUsage, SystemInfo, SystemVersion, SystemVersionComponents, SystemVersionPlatform,
 };
 use api_types::query::{ContainerListQuery, ImageListQuery};
-use image::registry::{login_registry, Credentials, RegistryClient, RegistryError, RegistryOptions};
+use image::registry::{
+    login_registry, Credentials, RegistryClient, RegistryError, RegistryOptions,
+};
 
 use crate::Daemon;
 

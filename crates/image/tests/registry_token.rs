@@ -283,10 +283,7 @@ async fn login_follows_the_bearer_challenge_and_words_refusals_as_dockerd() {
         .check_login(&registry, &Credentials::new("carol", "wrong"))
         .await
         .expect_err("a wrong password is refused");
-    assert!(
-        matches!(err, RegistryError::LoginRefused { .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, RegistryError::LoginRefused { .. }), "{err:?}");
     assert_eq!(
         err.to_string(),
         format!("Get \"http://{registry}/v2/\": unauthorized: incorrect username or password")

@@ -92,4 +92,3 @@ impl Drop for LocalRegistry {
         let _ = self.child.wait();
     }
 }
-

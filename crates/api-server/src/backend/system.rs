@@ -19,5 +19,8 @@ pub trait SystemBackend {
     /// `POST /auth`: checks the credentials against the registry `serveraddress` names (Docker
     /// Hub when empty) and answers `Login Succeeded`; a refusal is a 401 whose text the docker
     /// CLI prints. The daemon keeps nothing: the client stores the credentials.
-    fn auth(&self, config: AuthConfig) -> impl Future<Output = Result<AuthResponse, ApiError>> + Send;
+    fn auth(
+        &self,
+        config: AuthConfig,
+    ) -> impl Future<Output = Result<AuthResponse, ApiError>> + Send;
 }

@@ -212,9 +212,7 @@ fn stored_login(
 fn image_registry(image: &str) -> String {
     let name = image.split('@').next().unwrap_or(image);
     match name.split_once('/') {
-        Some((first, _))
-            if first.contains('.') || first.contains(':') || first == "localhost" =>
-        {
+        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => {
             if matches!(first, "docker.io" | "index.docker.io") {
                 DOCKER_HUB_SERVER.to_string()
             } else {
@@ -285,9 +283,7 @@ fn prompt(text: &str, secret: bool) -> Result<String> {
         source: e.into(),
     })?;
     let mut quiet = saved.clone();
-    quiet
-        .local_modes
-        .remove(rustix::termios::LocalModes::ECHO);
+    quiet.local_modes.remove(rustix::termios::LocalModes::ECHO);
     rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &quiet).map_err(
         |e| CliError::Io {
             what: "turn off the terminal's echo (tcsetattr on stdin)".to_string(),
@@ -296,7 +292,8 @@ fn prompt(text: &str, secret: bool) -> Result<String> {
     )?;
     let answer = read_line();
     // Restored whatever the read did: a terminal left silent is worse than a failed login.
-    let restored = rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &saved);
+    let restored =
+        rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &saved);
     println!();
     restored.map_err(|e| CliError::Io {
         what: "restore the terminal's echo (tcsetattr on stdin)".to_string(),
@@ -312,7 +309,9 @@ async fn daemon_login(conn: &Connection, server: &str, user: &str, password: &st
         "password": password,
         "serveraddress": server,
     });
-    let (status, answer) = conn.post_json_raw("/auth", body.to_string().as_bytes()).await?;
+    let (status, answer) = conn
+        .post_json_raw("/auth", body.to_string().as_bytes())
+        .await?;
     if status == 200 {
         return Ok(());
     }
@@ -440,7 +439,8 @@ fn store_login(path: &Path, server: &str, username: &str, password: &str) -> Res
         *auths = Value::Object(Map::new());
     }
     if let Value::Object(auths) = auths {
-        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+        let auth =
+            base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
         let mut entry = Map::new();
         entry.insert("auth".to_string(), Value::String(auth));
         auths.insert(server.to_string(), Value::Object(entry));
@@ -504,10 +504,16 @@ mod tests {
     fn images_name_their_registry_as_docker_reads_them() {
         assert_eq!(image_registry("busybox"), DOCKER_HUB_SERVER);
         assert_eq!(image_registry("user/app:1"), DOCKER_HUB_SERVER);
-        assert_eq!(image_registry("docker.io/library/busybox"), DOCKER_HUB_SERVER);
+        assert_eq!(
+            image_registry("docker.io/library/busybox"),
+            DOCKER_HUB_SERVER
+        );
         assert_eq!(image_registry("127.0.0.1:5000/bb:1"), "127.0.0.1:5000");
         assert_eq!(image_registry("localhost/bb"), "localhost");
-        assert_eq!(image_registry("reg.example.com/a/b@sha256:00"), "reg.example.com");
+        assert_eq!(
+            image_registry("reg.example.com/a/b@sha256:00"),
+            "reg.example.com"
+        );
     }
 
     #[test]
@@ -533,7 +539,10 @@ mod tests {
             stored_login(&path, &config, "http://127.0.0.1:5000/v2/").expect("read"),
             Some(("alice".to_string(), "s3:cret".to_string()))
         );
-        assert_eq!(stored_login(&path, &config, "nowhere:1").expect("read"), None);
+        assert_eq!(
+            stored_login(&path, &config, "nowhere:1").expect("read"),
+            None
+        );
     }
 
     #[test]
@@ -551,6 +560,9 @@ mod tests {
         let path = dir.path().join("config.json");
         std::fs::write(&path, r#"{"credsStore":"desktop"}"#).expect("write config");
         let err = store_login(&path, "127.0.0.1:5000", "a", "b").expect_err("refused");
-        assert!(err.to_string().contains("docker-credential-desktop"), "{err}");
+        assert!(
+            err.to_string().contains("docker-credential-desktop"),
+            "{err}"
+        );
     }
 }

@@ -177,7 +177,11 @@ impl RegistryClient {
         }
     }
 
-    pub(crate) fn http_client(&self, domain: &str, verify: bool) -> Result<reqwest::Client, RegistryError> {
+    pub(crate) fn http_client(
+        &self,
+        domain: &str,
+        verify: bool,
+    ) -> Result<reqwest::Client, RegistryError> {
         // reqwest is built without a crypto provider (so no aws-lc and no
         // OpenSSL); ring is installed as the process default unless the
         // embedding program chose one already.

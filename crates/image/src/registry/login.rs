@@ -41,7 +41,9 @@ pub fn login_registry(server_address: &str) -> Result<String, RegistryError> {
         return Err(bad("no registry host in it"));
     }
     if host.contains(|c: char| c.is_whitespace() || c.is_control() || c == '@' || c == '?') {
-        return Err(bad("the host part holds characters a host name cannot have"));
+        return Err(bad(
+            "the host part holds characters a host name cannot have",
+        ));
     }
     if DOCKER_HUB_NAMES.contains(&host.to_ascii_lowercase().as_str()) {
         return Ok(DEFAULT_DOMAIN.to_string());
@@ -240,7 +242,8 @@ async fn login_with(
         Challenge::Basic => None,
     });
     let authorization = if let Some((realm, service)) = bearer {
-        let token = fetch_token(http, registry, url, realm, service.as_deref(), credentials).await?;
+        let token =
+            fetch_token(http, registry, url, realm, service.as_deref(), credentials).await?;
         format!("Bearer {token}")
     } else if challenges.contains(&Challenge::Basic) {
         use base64::Engine as _;
@@ -285,7 +288,8 @@ async fn fetch_token(
         Url::parse(realm).map_err(|e| bad_url(format!("the token realm is not a URL: {e}")))?;
     let req = match &credentials.identity_token {
         Some(refresh) => {
-            let mut form = Url::parse("http://form.invalid/").map_err(|e| bad_url(e.to_string()))?;
+            let mut form =
+                Url::parse("http://form.invalid/").map_err(|e| bad_url(e.to_string()))?;
             {
                 let mut q = form.query_pairs_mut();
                 q.append_pair("grant_type", "refresh_token")
