@@ -274,3 +274,78 @@ fn berth_login_writes_what_docker_writes_and_push_pull_use_it() {
     drop(reg);
     d.finish();
 }
+
+/// Reads `rx` into `seen` until `needle` shows, for at most a minute.
+fn wait_for(rx: &std::sync::mpsc::Receiver<Vec<u8>>, seen: &mut String, needle: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !seen.contains(needle) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(chunk) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+            Err(e) => panic!("waiting for {needle:?} ({e}); the terminal showed: {seen:?}"),
+        }
+    }
+}
+
+#[test]
+fn berth_login_prompts_on_a_terminal_and_hides_the_password() {
+    compat_common::require_tool("script", "bsdutils");
+    let d = berthd_with_busybox("plogin");
+    let reg = LocalRegistry::start(&d.sandbox.dir("registry"), Some((USER, PASSWORD)));
+    let server = format!("127.0.0.1:{}", reg.port);
+    let cfg: PathBuf = d.sandbox.dir("berth-pty-config");
+    // script gives berth a terminal; what the test writes to script is what a user types.
+    let line = format!("{} login {server}", workspace_binary("berth").display());
+    let mut child = Command::new("timeout")
+        .args(["60", "script", "-qec", &line, "/dev/null"])
+        .env("SHELL", "/bin/sh")
+        .env("DOCKER_HOST", format!("unix://{}", d.socket.display()))
+        .env("DOCKER_CONFIG", &cfg)
+        .env_remove("BERTH_HOST")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start script");
+    let mut keys = child.stdin.take().expect("piped stdin");
+    let mut screen = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = screen.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = String::new();
+    {
+        use std::io::Write;
+        wait_for(&rx, &mut seen, "Username: ");
+        keys.write_all(format!("{USER}\n").as_bytes())
+            .expect("type the user name");
+        wait_for(&rx, &mut seen, "Password: ");
+        keys.write_all(format!("{PASSWORD}\n").as_bytes())
+            .expect("type the password");
+        wait_for(&rx, &mut seen, "Login Succeeded");
+    }
+    drop(keys);
+    let status = child.wait().expect("wait for script");
+    let _ = reader.join();
+    assert!(
+        status.success(),
+        "berth login on a terminal: {status}; showed {seen:?}"
+    );
+    assert!(seen.contains(USER), "the user name is echoed: {seen:?}");
+    assert!(
+        !seen.contains(PASSWORD),
+        "the password was echoed: {seen:?}"
+    );
+    assert_eq!(
+        config_of(&cfg)["auths"][server.as_str()]["auth"],
+        auth_field(USER, PASSWORD)
+    );
+    drop(reg);
+    d.finish();
+}

@@ -270,11 +270,14 @@ fn read_line() -> Result<String> {
 
 /// Prompts on stdout and reads the answer; with `secret`, the terminal does not echo it.
 fn prompt(text: &str, secret: bool) -> Result<String> {
-    print!("{text}");
-    std::io::stdout()
-        .flush()
-        .map_err(CliError::io("write the prompt"))?;
+    let show = || {
+        print!("{text}");
+        std::io::stdout()
+            .flush()
+            .map_err(CliError::io("write the prompt"))
+    };
     if !secret {
+        show()?;
         return read_line();
     }
     let stdin = std::io::stdin();
@@ -284,13 +287,14 @@ fn prompt(text: &str, secret: bool) -> Result<String> {
     })?;
     let mut quiet = saved.clone();
     quiet.local_modes.remove(rustix::termios::LocalModes::ECHO);
+    // Echo goes off before the prompt shows, so nothing typed after the prompt is echoed.
     rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &quiet).map_err(
         |e| CliError::Io {
             what: "turn off the terminal's echo (tcsetattr on stdin)".to_string(),
             source: e.into(),
         },
     )?;
-    let answer = read_line();
+    let answer = show().and_then(|()| read_line());
     // Restored whatever the read did: a terminal left silent is worse than a failed login.
     let restored =
         rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &saved);
