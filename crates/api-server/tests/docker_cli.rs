@@ -449,3 +449,38 @@ fn docker_volume_commands_reach_the_volume_routes() {
         "Error response from daemon: get data: no such volume"
     );
 }
+
+#[test]
+fn docker_login_posts_auth_and_keeps_the_credentials_itself() {
+    if !skip_unless_ready() {
+        return;
+    }
+    let server = TestServer::start(FakeDaemon::default());
+    let out = server.docker(
+        &["login", "127.0.0.1:5999", "-u", "alice", "--password-stdin"],
+        Some("s3cret\n"),
+    );
+    assert_eq!(out.status.code(), Some(0), "docker login failed");
+    assert!(text(&out.stdout).contains("Login Succeeded"));
+    let config = std::fs::read_to_string(server.dir.path().join("docker-config/config.json"))
+        .expect("docker wrote its config");
+    let config: serde_json::Value = serde_json::from_str(&config).expect("JSON config");
+    // base64 of alice:s3cret
+    assert_eq!(
+        config["auths"]["127.0.0.1:5999"]["auth"],
+        "YWxpY2U6czNjcmV0"
+    );
+
+    let out = server.docker(
+        &["login", "127.0.0.1:5999", "-u", "alice", "--password-stdin"],
+        Some("wrong\n"),
+    );
+    assert_eq!(out.status.code(), Some(1), "a refused login exits 1");
+    assert!(
+        text(&out.stderr).contains(
+            "Error response from daemon: Get \"https://127.0.0.1:5999/v2/\": unauthorized: incorrect username or password"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -550,3 +550,45 @@ fn socket_is_root_only_and_stale_sockets_are_replaced() {
         .to_string()
         .contains("refusing to listen on tcp://127.0.0.1:2375"));
 }
+
+#[test]
+fn auth_checks_its_body_and_answers_like_dockerd() {
+    let Some(server) = server() else { return };
+    let post = |body: &str| {
+        call(
+            &server,
+            request(Method::POST, "/v1.50/auth", Some("application/json"), body),
+        )
+    };
+    let a = post("");
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        a.body,
+        "{\"message\":\"invalid JSON: got EOF while reading request body\"}\n"
+    );
+    let a = post("{\"username\": 7}");
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert!(
+        a.body
+            .starts_with("{\"message\":\"invalid JSON: username: "),
+        "{}",
+        a.body
+    );
+
+    let a = post(
+        r#"{"username":"alice","password":"s3cret","serveraddress":"r.example:5000","email":""}"#,
+    );
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&a.body).expect("JSON"),
+        serde_json::json!({"Status": "Login Succeeded", "IdentityToken": ""})
+    );
+    let a = post(r#"{"username":"alice","password":"no","serveraddress":"r.example:5000"}"#);
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        a.body
+            .contains("unauthorized: incorrect username or password"),
+        "{}",
+        a.body
+    );
+}

@@ -6,23 +6,53 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegistryAuth {
     /// User name.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub username: String,
     /// Password or token.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub password: String,
     /// `base64(username:password)`, as in a docker config file.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub auth: String,
     /// The registry the credentials are for.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub serveraddress: String,
     /// A refresh token for the registry's token service.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub identitytoken: String,
     /// A bearer token sent to the registry as is.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub registrytoken: String,
+}
+
+/// A JSON `null` read as the empty string, as Go's decoder leaves a string field alone on null:
+/// bollard (and so berth's own CLI) sends every field it has no value for as `null`.
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
 }
 
 /// A header value that is not base64 of a JSON credentials object.
@@ -92,5 +122,12 @@ mod tests {
             RegistryAuth::default()
         );
         assert!(RegistryAuth::from_header("!!").is_err());
+        // base64 of {"username":"u","password":null,"email":null}
+        let nulls = RegistryAuth::from_header(
+            "eyJ1c2VybmFtZSI6InUiLCJwYXNzd29yZCI6bnVsbCwiZW1haWwiOm51bGx9",
+        )
+        .expect("nulls are empty strings");
+        assert_eq!(nulls.username, "u");
+        assert_eq!(nulls.password, "");
     }
 }

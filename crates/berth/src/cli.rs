@@ -128,8 +128,42 @@ pub enum Command {
     Network(NetworkCommand),
     /// List port mappings or a specific mapping for the container
     Port(PortArgs),
+    /// Log in to a registry
+    Login(LoginArgs),
+    /// Log out from a registry
+    Logout(LogoutArgs),
     /// Generate the autocompletion script for the specified shell
     Completion(CompletionArgs),
+}
+
+/// `berth login`
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The daemon checks the credentials with the registry; berth keeps them in the \
+                  docker CLI's config file ($DOCKER_CONFIG/config.json or ~/.docker/config.json), \
+                  where docker finds them too. Without SERVER, Docker Hub."
+)]
+pub struct LoginArgs {
+    /// Username
+    #[arg(short, long)]
+    pub username: Option<String>,
+    /// Password or Personal Access Token (PAT)
+    #[arg(short, long)]
+    pub password: Option<String>,
+    /// Take the Password or Personal Access Token (PAT) from stdin
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// The registry (host[:port]); Docker Hub when omitted
+    #[arg(value_name = "SERVER")]
+    pub server: Option<String>,
+}
+
+/// `berth logout`
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// The registry (host[:port]); Docker Hub when omitted
+    #[arg(value_name = "SERVER")]
+    pub server: Option<String>,
 }
 
 /// `berth network …`

@@ -128,6 +128,43 @@ impl Connection {
     }
 }
 
+impl Connection {
+    /// A POST of a JSON body for endpoints bollard does not cover (`/auth`): the status and the
+    /// body of the answer.
+    pub async fn post_json_raw(&self, path: &str, body: &[u8]) -> Result<(u16, Vec<u8>)> {
+        let io = |what: &'static str| {
+            let path = path.to_string();
+            move |e: std::io::Error| CliError::Io {
+                what: format!("{what} for POST {path}"),
+                source: e,
+            }
+        };
+        let mut stream = tokio::net::UnixStream::connect(&self.socket)
+            .await
+            .map_err(io("connect to the daemon"))?;
+        let head = format!(
+            "POST /v{}.{}{path} HTTP/1.1\r\nHost: api\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            self.api_version.major_version,
+            self.api_version.minor_version,
+            body.len()
+        );
+        stream
+            .write_all(head.as_bytes())
+            .await
+            .map_err(io("send the request"))?;
+        stream
+            .write_all(body)
+            .await
+            .map_err(io("send the request"))?;
+        let mut raw = Vec::new();
+        stream
+            .read_to_end(&mut raw)
+            .await
+            .map_err(io("read the answer"))?;
+        Ok(split_response(&raw))
+    }
+}
+
 /// An HTTP/1.1 response's status and body (chunked transfer decoded).
 pub fn split_response(raw: &[u8]) -> (u16, Vec<u8>) {
     let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {

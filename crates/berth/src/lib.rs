@@ -101,12 +101,17 @@ async fn dispatch(cli: Cli) -> Result<i32, CliError> {
             system::version(host, args).await?;
             return Ok(0);
         }
+        Command::Logout(args) => {
+            commands::login::logout(args)?;
+            return Ok(0);
+        }
         _ => {}
     }
     let conn = connect::connect(host).await?;
     let conn = &conn;
     match &cli.command {
-        Command::Completion(_) | Command::Version(_) => {}
+        Command::Completion(_) | Command::Version(_) | Command::Logout(_) => {}
+        Command::Login(a) => commands::login::login(conn, a).await?,
         Command::Info(a) | Command::System(SystemCommand::Info(a)) => system::info(conn, a).await?,
         Command::System(SystemCommand::Df(a)) => system::df(conn, a).await?,
         Command::Events(a) | Command::System(SystemCommand::Events(a)) => {

@@ -1,10 +1,14 @@
-//! `/version`, `/info`, `/system/df`.
+//! `/version`, `/info`, `/system/df`, `/auth`.
 
 use api_server::{ApiError, ContainerBackend, ImageBackend, SystemBackend};
+use api_types::models::generated::{AuthConfig, AuthResponse};
 use api_types::models::{
     DiskUsage, SystemInfo, SystemVersion, SystemVersionComponents, SystemVersionPlatform,
 };
 use api_types::query::{ContainerListQuery, ImageListQuery};
+use image::registry::{
+    login_registry, Credentials, RegistryClient, RegistryError, RegistryOptions,
+};
 
 use crate::Daemon;
 
@@ -22,6 +26,20 @@ fn arch() -> &'static str {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
         other => other,
+    }
+}
+
+/// A login's failure with the status dockerd gives it: the registry's refusal is a 401 (the
+/// docker CLI prints the text either way), a malformed address a 400, an unreachable registry
+/// a 500.
+fn login_error(e: RegistryError) -> ApiError {
+    match e {
+        RegistryError::LoginRefused { .. } => ApiError::Unauthorized(e.to_string()),
+        RegistryError::LoginFailed { status: 401, .. } => ApiError::Unauthorized(e.to_string()),
+        RegistryError::BadServerAddress { .. } | RegistryError::BadCredentials { .. } => {
+            ApiError::InvalidParameter(e.to_string())
+        }
+        other => ApiError::Internal(other.to_string()),
     }
 }
 
@@ -135,6 +153,34 @@ impl SystemBackend for Daemon {
                 crate::blocking(move || inner.volumes.disk_usage()).await?
             },
             build_cache: Vec::new(),
+        })
+    }
+
+    /// The credentials go to the registry and nowhere else: berthd keeps no login state (the
+    /// client sends them again with each pull or push). The registry is reached as pull and
+    /// push reach it (`--insecure-registry`, loopback always insecure), and never through
+    /// berthd's own docker config.
+    async fn auth(&self, config: AuthConfig) -> Result<AuthResponse, ApiError> {
+        let address = config.serveraddress.unwrap_or_default();
+        let registry = login_registry(&address).map_err(login_error)?;
+        let credentials = Credentials::new(
+            config.username.unwrap_or_default(),
+            config.password.unwrap_or_default(),
+        );
+        let client = RegistryClient::new(RegistryOptions {
+            insecure_registries: self.inner.config.insecure_registries.clone(),
+            credentials: None,
+            docker_config: None,
+            ..RegistryOptions::default()
+        });
+        client
+            .check_login(&registry, &credentials)
+            .await
+            .map_err(login_error)?;
+        tracing::info!(%registry, user = %credentials.username, "login accepted by the registry");
+        Ok(AuthResponse {
+            status: "Login Succeeded".to_string(),
+            identity_token: Some(String::new()),
         })
     }
 }

@@ -252,3 +252,47 @@ async fn bearer_tokens_from_the_challenge_realm() {
     assert_eq!(out.record.id.0, a.id());
     server.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_follows_the_bearer_challenge_and_words_refusals_as_dockerd() {
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "the fixtures' device nodes need root (CI runs as root)"
+    );
+    let a = common::image_a();
+    let (fake, server) = serve(&a).await;
+    let registry = format!("127.0.0.1:{}", fake.port);
+    let c = client(None);
+
+    c.check_login(&registry, &Credentials::new("carol", "pa55"))
+        .await
+        .expect("good credentials log in");
+    let query = fake
+        .token_queries
+        .lock()
+        .expect("lock")
+        .last()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        query.contains("service=fake-registry") && query.contains("account=carol"),
+        "token query: {query}"
+    );
+
+    let err = c
+        .check_login(&registry, &Credentials::new("carol", "wrong"))
+        .await
+        .expect_err("a wrong password is refused");
+    assert!(matches!(err, RegistryError::LoginRefused { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        format!("Get \"http://{registry}/v2/\": unauthorized: incorrect username or password")
+    );
+
+    let mut refresh = Credentials::new("carol", "");
+    refresh.identity_token = Some("refresh-me".to_string());
+    c.check_login(&registry, &refresh)
+        .await
+        .expect("an identity token is exchanged by the refresh grant");
+    server.abort();
+}

@@ -8,6 +8,7 @@
 
 pub mod berthd;
 pub mod image;
+pub mod registry;
 
 use std::collections::BTreeSet;
 use std::fs;

@@ -34,6 +34,7 @@ pub(crate) fn table<B: Backend>() -> Vec<Route<B>> {
         route!(GET, "/version", system::version),
         route!(GET, "/info", system::info),
         route!(GET, "/system/df", system::disk_usage),
+        route!(POST, "/auth", system::auth),
         route!(GET, "/events", events::events),
         // containers
         route!(GET, "/containers/json", containers::list),

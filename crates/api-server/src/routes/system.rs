@@ -1,4 +1,4 @@
-//! `/_ping`, `/version`, `/info`, `/system/df`.
+//! `/_ping`, `/version`, `/info`, `/system/df`, `/auth`.
 
 use std::sync::Arc;
 
@@ -109,4 +109,10 @@ pub(super) async fn disk_usage<B: Backend>(
     _cx: RequestContext,
 ) -> Result<Reply, ApiError> {
     json(StatusCode::OK, &b.disk_usage().await?)
+}
+
+/// `POST /auth`: what `docker login` sends; the body's problems are 400s in dockerd's words.
+pub(super) async fn auth<B: Backend>(b: Arc<B>, mut cx: RequestContext) -> Result<Reply, ApiError> {
+    let config: api_types::models::generated::AuthConfig = cx.json().await?;
+    json(StatusCode::OK, &b.auth(config).await?)
 }

@@ -214,6 +214,26 @@ impl SystemBackend for FakeDaemon {
     async fn disk_usage(&self) -> Result<api_types::models::DiskUsage, ApiError> {
         Err(not_in_fixture("system df"))
     }
+
+    /// One account, `alice` / `s3cret`, on every registry; anything else is refused as
+    /// dockerd refuses it.
+    async fn auth(
+        &self,
+        config: api_types::models::generated::AuthConfig,
+    ) -> Result<api_types::models::generated::AuthResponse, ApiError> {
+        let server = config.serveraddress.unwrap_or_default();
+        if config.username.as_deref() == Some("alice")
+            && config.password.as_deref() == Some("s3cret")
+        {
+            return Ok(api_types::models::generated::AuthResponse {
+                status: "Login Succeeded".to_string(),
+                identity_token: Some(String::new()),
+            });
+        }
+        Err(ApiError::Unauthorized(format!(
+            "Get \"https://{server}/v2/\": unauthorized: incorrect username or password"
+        )))
+    }
 }
 
 impl ContainerBackend for FakeDaemon {

@@ -354,7 +354,8 @@ pub async fn pull_to(
         tag: Some(tag.to_string()),
         ..Default::default()
     };
-    let mut stream = Box::pin(conn.docker.create_image(Some(options), None, None));
+    let credentials = super::login::credentials_for_image(name)?;
+    let mut stream = Box::pin(conn.docker.create_image(Some(options), None, credentials));
     let mut progress = Progress::new(quiet);
     progress.to_stderr = to_stderr;
     while let Some(item) = stream.next().await {
@@ -388,13 +389,14 @@ pub async fn push(conn: &Connection, args: &PushArgs) -> Result<()> {
     if !args.image.contains(':') && !args.quiet {
         write_stdout("Using default tag: latest\n")?;
     }
+    let credentials = super::login::credentials_for_image(&name)?;
     let mut stream = Box::pin(conn.docker.push_image(
         &name,
         Some(bollard::query_parameters::PushImageOptions {
             tag: Some(tag),
             ..Default::default()
         }),
-        None,
+        credentials,
     ));
     let mut progress = Progress::new(args.quiet);
     while let Some(item) = stream.next().await {

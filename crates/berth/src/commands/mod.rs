@@ -2,6 +2,7 @@
 
 pub mod container;
 pub mod image;
+pub mod login;
 pub mod network;
 pub mod ps;
 pub mod run;

@@ -265,6 +265,13 @@ pub fn parse_challenge(header: &str) -> Option<Challenge> {
     }
 }
 
+/// The auth-params of a `WWW-Authenticate` value (after its scheme), keys
+/// lower-cased: what a challenge's `error` and `error_description` say.
+pub(crate) fn challenge_params(header: &str) -> HashMap<String, String> {
+    let header = header.trim();
+    parse_params(header.split_once(' ').map(|(_, rest)| rest).unwrap_or(""))
+}
+
 fn parse_params(s: &str) -> HashMap<String, String> {
     let mut out = HashMap::new();
     let b = s.as_bytes();

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The host that serves Docker Hub's API.
-const DOCKER_HUB_API: &str = "registry-1.docker.io";
+pub(crate) const DOCKER_HUB_API: &str = "registry-1.docker.io";
 /// A manifest larger than this is refused (distribution's own limit is 4 MiB).
 pub(crate) const MAX_MANIFEST: usize = 4 << 20;
 
@@ -177,7 +177,11 @@ impl RegistryClient {
         }
     }
 
-    fn http_client(&self, domain: &str, verify: bool) -> Result<reqwest::Client, RegistryError> {
+    pub(crate) fn http_client(
+        &self,
+        domain: &str,
+        verify: bool,
+    ) -> Result<reqwest::Client, RegistryError> {
         // reqwest is built without a crypto provider (so no aws-lc and no
         // OpenSSL); ring is installed as the process default unless the
         // embedding program chose one already.

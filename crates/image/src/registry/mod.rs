@@ -5,6 +5,8 @@
 //!   loopback and `insecure_registries`; Basic and Bearer-token auth.
 //! - [`auth`][]: credentials (explicit, `X-Registry-Auth`, `~/.docker/config.json`)
 //!   and `WWW-Authenticate` challenges.
+//! - `login`: [`RegistryClient::check_login`], what `docker login` asks the
+//!   daemon to do (`POST /auth`): ping `/v2/` and answer its challenge.
 //! - `pull` and `push`: [`crate::store::Store::pull`] (or its halves
 //!   [`crate::store::Store::download`], needing only `&Store`, and
 //!   [`crate::store::Store::commit_pulled`]) and [`crate::store::Store::push`],
@@ -27,11 +29,13 @@
 
 pub mod auth;
 pub mod client;
+mod login;
 mod pull;
 mod push;
 
 pub use auth::Credentials;
 pub use client::{Access, RegistryClient, RegistryOptions, Session};
+pub use login::login_registry;
 pub use pull::{PullOutcome, PulledImage};
 pub use push::PushOutcome;
 
@@ -83,6 +87,42 @@ pub enum RegistryError {
         op: String,
         /// The registry's error text.
         message: String,
+    },
+    /// A login's credentials were refused by the registry's token service
+    /// (dockerd's wording: the ping URL, then the service's reason).
+    #[error("Get \"{url}\": {reason}")]
+    LoginRefused {
+        /// The `/v2/` URL the login pinged.
+        url: String,
+        /// The token service's reason (`unauthorized: incorrect username or password`).
+        reason: String,
+    },
+    /// A login's ping with the credentials did not answer 200 (dockerd's wording).
+    #[error("login attempt to {url} failed with status: {status} {reason}")]
+    LoginFailed {
+        /// The `/v2/` URL the login pinged.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// Its reason phrase (`Unauthorized`).
+        reason: String,
+    },
+    /// A login could not reach the registry at all (dockerd's wording: the ping URL, then
+    /// the transport's innermost reason, such as a refused connection).
+    #[error("Get \"{url}\": {reason}")]
+    LoginUnreachable {
+        /// The `/v2/` URL the login pinged.
+        url: String,
+        /// The connection's failure.
+        reason: String,
+    },
+    /// A `docker login` server address that names no registry.
+    #[error("unable to parse server address: {reason}")]
+    BadServerAddress {
+        /// The address as given.
+        address: String,
+        /// Why it does not parse.
+        reason: String,
     },
     /// Content did not hash to the digest that names it; nothing was kept.
     #[error(
