@@ -8,7 +8,9 @@
 # How to run it (as root; offline):
 #
 #   cargo build --release -p berth -p berthd -p berth-monitor -p berth-runtime
-#   bench/run.sh [--runs N]          # N per command (default 50)
+#   bench/run.sh [--runs N] [--rounds R]
+#                                    # N per command (default 60) in R rounds
+#                                    # (default 6) whose command order rotates
 #
 # Peers that are not installed (docker.io, podman, runc) are left out with a
 # message. Results go to bench/results/run-<UTC time>/ and the medians and
@@ -17,11 +19,13 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 bin=$repo/target/release
-runs=50
+runs=60
+rounds=6
 while [ $# -gt 0 ]; do
     case "$1" in
         --runs) runs=$2; shift 2 ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        --rounds) rounds=$2; shift 2 ;;
+        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -71,7 +75,8 @@ pids+=($!)
 wait_for berthd "$bin/berth" version
 "$bin/berth" load -q -i "$out/busybox.tar" >/dev/null
 # --network none on every engine: the same work (bench/network.sh compares bridges).
-set -- --command-name "berth run --rm" "$bin/berth run --rm --network none busybox true"
+names=("berth run --rm")
+cmds=("$bin/berth run --rm --network none busybox true")
 
 # runc, on the same rootfs as a bundle
 if command -v runc >/dev/null; then
@@ -81,7 +86,8 @@ if command -v runc >/dev/null; then
     printf '#!/bin/sh\nexec %s --root %s run --bundle %s "bench-$$"\n' \
         "$(command -v runc)" "$out/runc-root" "$out/bundle" > "$out/runc-once.sh"
     chmod +x "$out/runc-once.sh"
-    set -- "$@" --command-name "runc run (bare runtime)" "$out/runc-once.sh"
+    names+=("runc run (bare runtime)")
+    cmds+=("$out/runc-once.sh")
 else
     echo "run.sh: runc not installed, not measured" >&2
 fi
@@ -96,7 +102,8 @@ if command -v dockerd >/dev/null; then
     pids+=($!)
     wait_for dockerd docker -H "unix://$out/docker.sock" version
     docker -H "unix://$out/docker.sock" load -q -i "$out/busybox.tar" >/dev/null
-    set -- "$@" --command-name "docker run --rm" "docker -H unix://$out/docker.sock run --rm --network none busybox true"
+    names+=("docker run --rm")
+    cmds+=("docker -H unix://$out/docker.sock run --rm --network none busybox true")
 else
     echo "run.sh: dockerd (docker.io) not installed, not measured" >&2
 fi
@@ -108,15 +115,31 @@ if command -v podman >/dev/null; then
     # podman picks crun by default, and crun 1.8 refuses this hybrid cgroup host: use runc.
     p="podman --root $pd/root --runroot $pd/run --tmpdir $pd/tmp --cgroup-manager cgroupfs --events-backend none --runtime runc"
     $p load -q -i "$out/busybox.tar" >/dev/null
-    set -- "$@" --command-name "podman run --rm" "$p run --rm --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 busybox true"
+    names+=("podman run --rm")
+    cmds+=("$p run --rm --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 busybox true")
 else
     echo "run.sh: podman not installed, not measured" >&2
 fi
 
-set -- "$@" --command-name "berth version (CLI start-up)" "$bin/berth version"
-hyperfine -N --style basic --warmup 3 --runs "$runs" --export-json "$out/run.json" \
-    --export-markdown "$out/run.md" "$@"
-jq -r '.results[] | "\(.command): median \(.median * 1000 | . * 100 | round / 100) ms"' "$out/run.json"
+names+=("berth version (CLI start-up)")
+cmds+=("$bin/berth version")
+per_round=$((runs / rounds))
+n=${#names[@]}
+for ((k = 0; k < rounds; k++)); do
+    set --
+    for ((i = 0; i < n; i++)); do
+        j=$(((i + k) % n))
+        set -- "$@" --command-name "${names[$j]}" "${cmds[$j]}"
+    done
+    hyperfine -N --style basic --warmup 2 --runs "$per_round" --export-json "$out/round-$k.json" "$@" >/dev/null
+done
+# Medians over every run of every round.
+jq -s '
+  def median: sort | if length % 2 == 1 then .[(length - 1) / 2] else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+  {results: ([.[].results[]] | group_by(.command)
+    | map({command: .[0].command, median: ([.[].times[]] | median), runs: ([.[].times[]] | length)}))}
+' "$out"/round-*.json > "$out/run.json"
+jq -r '.results[] | "\(.command): median \(.median * 1000 | . * 100 | round / 100) ms over \(.runs) runs"' "$out/run.json"
 jq -r '(.results | map({key: .command, value: .median}) | from_entries) as $m
   | ($m["berth run --rm"]) as $b
   | $m | to_entries[] | select(.key != "berth run --rm" and (.key | startswith("berth version") | not))
