@@ -980,6 +980,10 @@ impl Inner {
                 tty: record.config.tty == Some(true),
                 runtime: self.runtime_binary(record.host_config.runtime.as_deref()),
                 interfaces: attachment.interfaces,
+                own_mount_namespace: !record
+                    .mounts
+                    .iter()
+                    .any(|m| m.propagation.contains("shared")),
             };
             let mc_path = bundle.join("monitor.json");
             std::fs::write(

@@ -68,6 +68,12 @@ pub struct MonitorConfig {
     /// made, before the user's program starts (empty: loopback only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub interfaces: Vec<Interface>,
+    /// Mount the rootfs in a mount namespace of the monitor's own (a slave of the host's), so
+    /// the host's mount table does not grow with every running container — which would make
+    /// every later container's mount namespace copy, propagation change and pivot_root cost
+    /// more. Off when a bind asks for shared propagation back to the host.
+    #[serde(default)]
+    pub own_mount_namespace: bool,
 }
 
 /// One interface of a container on a bridge: a veth pair whose container end is made straight

@@ -106,6 +106,22 @@ fn dev_null() -> Result<OwnedFd, MonitorError> {
         .map_err(|e| MonitorError::io("open", Path::new("/dev/null"), e))
 }
 
+/// Moves the monitor into a mount namespace of its own whose mounts are slaves of the host's:
+/// mounts made on the host still reach it (and the container), the rootfs mount made here never
+/// reaches the host, and it goes with the monitor whatever way the monitor ends.
+fn own_mount_namespace() -> Result<(), MonitorError> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .map_err(|e| MonitorError::sys("unshare a mount namespace for the monitor", e))?;
+    nix::mount::mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_SLAVE,
+        None::<&str>,
+    )
+    .map_err(|e| MonitorError::sys("make the monitor's mounts slaves of the host's", e))
+}
+
 /// Mounts the container's rootfs as the image store described it.
 fn mount_rootfs(config: &MonitorConfig) -> Result<(), MonitorError> {
     let target = rootfs_dir(config);
@@ -205,6 +221,9 @@ impl Supervisor {
             None => Engine::in_process(&config.runtime_root)?,
             Some(b) => Engine::binary(&b.path, &b.root, &config.bundle)?,
         };
+        if config.own_mount_namespace {
+            own_mount_namespace()?;
+        }
         mount_rootfs(&config)?;
         let made = Self::make(config.clone(), engine, signals, lifeline);
         if made.is_err() {
