@@ -1277,3 +1277,24 @@ fn system_df_counts_images_and_containers() {
         "an unused image is reclaimable: {df}"
     );
 }
+
+#[test]
+fn running_containers_add_no_mount_to_the_host() {
+    let d = berthd_with_busybox("daemon-mounts");
+    for name in ["m1", "m2", "m3"] {
+        d.ok(&["run", "-d", "--name", name, "busybox", "sleep", "600"]);
+    }
+    // Each rootfs is mounted in its monitor's own mount namespace: the host's table, which
+    // every new container's mount namespace copies, does not grow with them.
+    assert!(
+        d.sandbox.mounts().is_empty(),
+        "container mounts on the host: {:?}",
+        d.sandbox.mounts()
+    );
+    assert_eq!(
+        d.ok(&["exec", "m2", "cat", "/etc/hostname"]).trim().len(),
+        12
+    );
+    d.ok(&["rm", "-f", "m1", "m2", "m3"]);
+    d.finish();
+}
