@@ -43,11 +43,13 @@ pub(super) async fn create<B: Backend>(
     mut cx: RequestContext,
 ) -> Result<Reply, ApiError> {
     let query: ContainerCreateQuery = cx.query()?;
+    // The body is read before the name is judged: answering first would close the connection
+    // under a client still writing its body, which then sees a broken pipe, not the message.
+    let body = cx.json::<ContainerCreateBody>().await;
     if let Some(name) = &query.name {
         validate_name(name)?;
     }
-    let body: ContainerCreateBody = cx.json().await?;
-    json(StatusCode::CREATED, &b.create(query, body).await?)
+    json(StatusCode::CREATED, &b.create(query, body?).await?)
 }
 
 /// `POST /containers/prune`.
