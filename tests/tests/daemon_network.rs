@@ -657,3 +657,32 @@ fn container_mode_static_ips_and_prune() {
     assert_eq!(ls.lines().count(), 3, "networks left: {ls}");
     d.finish();
 }
+
+#[test]
+fn disconnect_and_reconnect_the_default_network() {
+    let d = prepare("net-primary");
+    d.ok(&["run", "-d", "--name", "lone", "busybox", "sleep", "600"]);
+    let ip = ip_of(&d, "lone", "bridge");
+    assert!(!ip.is_empty());
+    d.ok(&["network", "disconnect", "bridge", "lone"]);
+    let links = d.ok(&["exec", "lone", "ls", "/sys/class/net"]);
+    assert_eq!(
+        links.trim(),
+        "lo",
+        "interfaces after the disconnect: {links}"
+    );
+    let nets = d.ok(&["inspect", "-f", "{{len .NetworkSettings.Networks}}", "lone"]);
+    assert_eq!(nets.trim(), "0");
+    // Still disconnected after a restart, until connected again.
+    d.ok(&["restart", "-t", "1", "lone"]);
+    assert_eq!(d.ok(&["exec", "lone", "ls", "/sys/class/net"]).trim(), "lo");
+    d.ok(&["network", "connect", "bridge", "lone"]);
+    let links = d.ok(&["exec", "lone", "ls", "/sys/class/net"]);
+    assert!(
+        links.contains("eth"),
+        "interfaces after the connect: {links}"
+    );
+    assert!(!ip_of(&d, "lone", "bridge").is_empty());
+    d.ok(&["rm", "-f", "lone"]);
+    d.finish();
+}

@@ -1371,6 +1371,7 @@ impl ContainerBackend for Daemon {
                 .unwrap_or_default(),
             net: Default::default(),
             mounts: Vec::new(),
+            primary_disconnected: false,
         };
         let mut warnings = Vec::new();
         {

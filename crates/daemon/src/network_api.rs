@@ -201,8 +201,9 @@ impl NetworkBackend for Daemon {
         } else {
             mode
         };
-        if net.name == primary
-            || r.endpoints_config.contains_key(&net.name)
+        let is_primary = net.name == primary || net.id == primary;
+        if (is_primary && !r.primary_disconnected)
+            || (!is_primary && r.endpoints_config.contains_key(&net.name))
             || r.net.endpoints.contains_key(&net.name)
         {
             return Err(ApiError::Forbidden(format!(
@@ -234,12 +235,18 @@ impl NetworkBackend for Daemon {
                 x.endpoints_config
                     .insert(net.name.clone(), settings.clone());
                 x.net.endpoints.insert(net.name.clone(), ep.clone());
+                if is_primary {
+                    x.primary_disconnected = false;
+                }
             });
             self.inner.persist_record(&record)?;
         } else {
             let record = c.update_record(|x| {
                 x.endpoints_config
                     .insert(net.name.clone(), settings.clone());
+                if is_primary {
+                    x.primary_disconnected = false;
+                }
             });
             self.inner.persist_record(&record)?;
         }
@@ -262,12 +269,19 @@ impl NetworkBackend for Daemon {
         } else {
             mode
         };
-        if net.name == primary || net.id == primary {
-            return Err(ApiError::NotImplemented(format!(
-                "disconnecting a container from the network it was created with (--network {primary}) is not supported by berthd; connect it to others, or re-create it"
+        let is_primary = net.name == primary || net.id == primary;
+        if is_primary && !r.net.ports.is_empty() && r.state.status == Status::Running {
+            return Err(ApiError::Forbidden(format!(
+                "container {} publishes ports on network {}: stop it before disconnecting it",
+                r.name, net.name
             )));
         }
-        if !r.endpoints_config.contains_key(&net.name) && !r.net.endpoints.contains_key(&net.name) {
+        let connected = if is_primary {
+            !r.primary_disconnected
+        } else {
+            r.endpoints_config.contains_key(&net.name) || r.net.endpoints.contains_key(&net.name)
+        };
+        if !connected {
             return Err(ApiError::Forbidden(format!(
                 "container {} is not connected to network {}",
                 r.id, net.name
@@ -301,6 +315,9 @@ impl NetworkBackend for Daemon {
         let record = c.update_record(|x| {
             x.endpoints_config.remove(&net.name);
             x.net.endpoints.remove(&net.name);
+            if is_primary {
+                x.primary_disconnected = true;
+            }
         });
         self.inner.persist_record(&record)?;
         self.network_event("disconnect", &net, Some(&r.id));

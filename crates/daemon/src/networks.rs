@@ -941,7 +941,9 @@ impl Networks {
         if main.record.driver != "bridge" {
             return Ok(Vec::new());
         }
-        out.push((main.record.clone(), settings(&main.record)));
+        if !r.primary_disconnected {
+            out.push((main.record.clone(), settings(&main.record)));
+        }
         for key in r.endpoints_config.keys() {
             if key == primary || key == &main.record.name || key == &main.record.id {
                 continue;
@@ -1520,7 +1522,7 @@ pub fn endpoint_settings(
         m => m,
     };
     let mut names: Vec<String> = vec![];
-    if !primary.starts_with("container:") {
+    if !primary.starts_with("container:") && !r.primary_disconnected {
         names.push(primary.to_string());
     }
     names.extend(

@@ -111,6 +111,10 @@ pub struct ContainerRecord {
     /// What networking gave it while it runs: endpoints, addresses, published ports.
     #[serde(default)]
     pub net: crate::networks::NetworkState,
+    /// Disconnected from its `--network` (`docker network disconnect`): it joins only its
+    /// other networks until connected to it again.
+    #[serde(default)]
+    pub primary_disconnected: bool,
     /// The mounts resolved at create (binds, volumes, tmpfs), in the order given.
     #[serde(default)]
     pub mounts: Vec<MountRecord>,
