@@ -521,7 +521,13 @@ fn render(x: &Xray) -> String {
         if r.driver.is_empty() { "?" } else { &r.driver }
     );
     if let Some(m) = &r.merged {
-        let _ = writeln!(o, "  merged   {m}");
+        // berthd's monitors mount it in a mount namespace of their own, so on the host the
+        // directory is empty; the container's files are at /proc/PID/root.
+        let _ = writeln!(
+            o,
+            "  merged   {m}  (mounted in the monitor's mount namespace; on the host: /proc/{}/root)",
+            x.pid_on_host
+        );
     }
     if let Some(u) = &r.upper {
         let size = r
