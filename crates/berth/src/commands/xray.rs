@@ -521,13 +521,19 @@ fn render(x: &Xray) -> String {
         if r.driver.is_empty() { "?" } else { &r.driver }
     );
     if let Some(m) = &r.merged {
-        // berthd's monitors mount it in a mount namespace of their own, so on the host the
-        // directory is empty; the container's files are at /proc/PID/root.
-        let _ = writeln!(
-            o,
-            "  merged   {m}  (mounted in the monitor's mount namespace; on the host: /proc/{}/root)",
-            x.pid_on_host
-        );
+        // berthd's monitors usually mount it in a mount namespace of their own, so on the
+        // host the directory is empty; the container's files are at /proc/PID/root.
+        let on_host = std::fs::read_to_string("/proc/self/mountinfo")
+            .is_ok_and(|t| t.lines().any(|l| l.split(' ').nth(4) == Some(m.as_str())));
+        if on_host {
+            let _ = writeln!(o, "  merged   {m}");
+        } else {
+            let _ = writeln!(
+                o,
+                "  merged   {m}  (mounted in the monitor's mount namespace; on the host: /proc/{}/root)",
+                x.pid_on_host
+            );
+        }
     }
     if let Some(u) = &r.upper {
         let size = r
