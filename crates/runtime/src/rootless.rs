@@ -224,7 +224,7 @@ pub fn cgroup(
             let usable: Vec<_> = resolved
                 .hierarchies()
                 .iter()
-                .filter(|h| !h.controllers.is_empty() || writable_for_cgroup(&h.dir))
+                .filter(|h| !h.controllers.is_empty() || hierarchy_writable(h))
                 .cloned()
                 .collect();
             return Ok(Cgroup::from_parts(
@@ -267,23 +267,63 @@ fn unwritable(cgroup: &Cgroup) -> Option<String> {
         ));
     }
     for h in needed {
-        if !writable_for_cgroup(&h.dir) {
+        if !hierarchy_writable(h) {
             let kind = match h.version {
                 Version::V1 => "cgroup v1",
                 Version::V2 => "cgroup v2",
             };
             let names: Vec<_> = h.controllers.iter().map(|c| c.v1_name()).collect();
+            let need = match h.version {
+                Version::V1 => format!("no write access to {}", nearest_existing(&h.dir).display()),
+                Version::V2 => format!(
+                    "no write access to {}, or the caller's own cgroup is not in a subtree it \
+                     may write",
+                    nearest_existing(&h.dir).display()
+                ),
+            };
             return Some(format!(
-                "the {kind} hierarchy of {} at {} is not delegated to uid {} (no write access \
-                 to {})",
+                "the {kind} hierarchy of {} at {} is not delegated to uid {} ({need})",
                 names.join(","),
                 h.mount_point.display(),
                 nix::unistd::geteuid(),
-                nearest_existing(&h.dir).display()
             ));
         }
     }
     None
+}
+
+/// Whether this user may make the cgroup of `h` and move processes into it.
+/// On cgroup v2 the kernel also requires write access to `cgroup.procs` of
+/// the common ancestor of the caller's cgroup and the target, so a
+/// delegated subtree is one the caller itself is in.
+fn hierarchy_writable(h: &crate::cgroups::Hierarchy) -> bool {
+    if !writable_for_cgroup(&h.dir) {
+        return false;
+    }
+    if h.version == Version::V1 {
+        return true;
+    }
+    let own = std::fs::read_to_string("/proc/self/cgroup")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("0::").map(str::to_string))
+        })
+        .unwrap_or_default();
+    let Ok(target) = h.dir.strip_prefix(&h.mount_point) else {
+        return false;
+    };
+    let mut common = h.mount_point.clone();
+    for (a, b) in Path::new(own.trim_start_matches('/'))
+        .components()
+        .zip(target.components())
+    {
+        if a != b {
+            break;
+        }
+        common.push(a);
+    }
+    nix::unistd::access(&common.join("cgroup.procs"), nix::unistd::AccessFlags::W_OK).is_ok()
 }
 
 /// Whether this user may make (or use) a cgroup directory at `dir`.

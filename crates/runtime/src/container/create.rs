@@ -149,7 +149,14 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
     if !cgroup.hierarchies().is_empty() {
         cgroup.create()?;
         undo.cgroup = Some(cgroup.clone());
-        cgroup.apply(&with_default_devices(linux))?;
+        let mut resources = with_default_devices(linux);
+        if rootless {
+            // Only CAP_SYS_ADMIN on the host may write device rules; in a
+            // user namespace no device node can be made, and the host's
+            // are reached only through bind mounts the user may open.
+            resources.set_devices(None);
+        }
+        cgroup.apply(&resources)?;
     }
     debug!(elapsed_us = t0.elapsed().as_micros() as u64, "cgroup ready");
 
