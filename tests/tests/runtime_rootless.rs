@@ -197,12 +197,27 @@ impl Work {
     /// Runs the runtime as the user in the bundle directory, with `--root` in the work
     /// directory unless `xdg` is given (then `XDG_RUNTIME_DIR=xdg` and no `--root`).
     fn run(&self, args: &[&str], xdg: Option<&Path>) -> Out {
+        self.run_in(None, args, xdg)
+    }
+
+    /// As [`Work::run`], first moving the process into the cgroup2 directory whose
+    /// `cgroup.procs` is `procs` (as root, before it becomes the user).
+    fn run_in(&self, procs: Option<&Path>, args: &[&str], xdg: Option<&Path>) -> Out {
         let n = self
             .calls
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let out_path = self.dir.path().join(format!("out-{n}"));
         let err_path = self.dir.path().join(format!("err-{n}"));
-        let mut cmd = Command::new("setpriv");
+        let mut cmd = match procs {
+            Some(procs) => {
+                let mut c = Command::new("sh");
+                c.args(["-c", "echo $$ > \"$0\" && exec \"$@\""])
+                    .arg(procs)
+                    .arg("setpriv");
+                c
+            }
+            None => Command::new("setpriv"),
+        };
         cmd.args([
             &format!("--reuid={}", self.uid),
             &format!("--regid={}", self.gid),
@@ -500,4 +515,146 @@ impl Drop for Cleanup<'_> {
             .work
             .run(&["delete", "--force", self.id], Some(self.xdg));
     }
+}
+
+/// A cgroup delegated to the user in every hierarchy of this hybrid host: a directory it owns
+/// in each v1 hierarchy, and in the cgroup2 one a directory it owns with the controllers
+/// enabled below it and a leaf (`runtime`) for the runtime's own process, so the common
+/// ancestor of where the runtime is and where the container goes is the user's (the kernel's
+/// rule for moving a process on cgroup v2). Removed when dropped.
+struct Delegated {
+    dirs: Vec<PathBuf>,
+    name: String,
+}
+
+impl Delegated {
+    fn new(user: &TestUser) -> Option<Delegated> {
+        let base = Path::new("/sys/fs/cgroup");
+        if !base.join("unified").is_dir() || !base.join("memory").is_dir() {
+            eprintln!("SKIP: the delegated-cgroup test is written for this hybrid host's layout");
+            return None;
+        }
+        let name = unique_name("rl-deleg");
+        let mut d = Delegated {
+            dirs: Vec::new(),
+            name: name.clone(),
+        };
+        let mut entries: Vec<PathBuf> = fs::read_dir(base)
+            .expect("/sys/fs/cgroup")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.path())
+            .collect();
+        entries.sort();
+        for h in entries {
+            let dir = h.join(&name);
+            fs::create_dir(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+            d.dirs.push(dir.clone());
+            if h.ends_with("cpuset") {
+                for f in ["cpuset.cpus", "cpuset.mems"] {
+                    let v = fs::read_to_string(h.join(f)).expect("the root cpuset");
+                    fs::write(dir.join(f), v.trim()).expect("the delegated cpuset");
+                }
+            }
+            let own = |p: &Path| {
+                chown(p, Some(user.uid), Some(user.gid))
+                    .unwrap_or_else(|e| panic!("chown {}: {e}", p.display()))
+            };
+            if h.ends_with("unified") {
+                let controllers =
+                    fs::read_to_string(dir.join("cgroup.controllers")).expect("cgroup.controllers");
+                let enable: Vec<String> = controllers
+                    .split_whitespace()
+                    .map(|c| format!("+{c}"))
+                    .collect();
+                if !enable.is_empty() {
+                    fs::write(dir.join("cgroup.subtree_control"), enable.join(" "))
+                        .expect("enable the controllers below the delegated cgroup");
+                }
+                let leaf = dir.join("runtime");
+                fs::create_dir(&leaf).expect("the runtime's leaf cgroup");
+                d.dirs.push(leaf.clone());
+                for p in [
+                    &dir,
+                    &dir.join("cgroup.procs"),
+                    &leaf,
+                    &leaf.join("cgroup.procs"),
+                ] {
+                    own(p);
+                }
+            } else {
+                own(&dir);
+                for f in fs::read_dir(&dir).expect("the delegated cgroup").flatten() {
+                    own(&f.path());
+                }
+            }
+        }
+        Some(d)
+    }
+}
+
+impl Drop for Delegated {
+    fn drop(&mut self) {
+        for dir in self.dirs.iter().rev() {
+            // A container's cgroup the runtime failed to remove goes first.
+            if let Ok(children) = fs::read_dir(dir) {
+                for c in children.flatten() {
+                    if c.file_type().is_ok_and(|t| t.is_dir()) && !c.path().ends_with("runtime") {
+                        let _ = fs::remove_dir(c.path());
+                    }
+                }
+            }
+            if let Err(e) = fs::remove_dir(dir) {
+                eprintln!("rootless test: rmdir {}: {e}", dir.display());
+            }
+        }
+    }
+}
+
+#[test]
+fn delegated_cgroup_enforces_limits() {
+    if !need_root() {
+        return;
+    }
+    let user = TestUser::create();
+    // Dropped after `work`, which force-deletes the container first.
+    let Some(deleg) = Delegated::new(&user) else {
+        return;
+    };
+    let work = Work::new(&user);
+    let path = format!("/{}/c", deleg.name);
+    work.rootless_config(|spec| {
+        spec["linux"]["cgroupsPath"] = json!(path);
+        spec["linux"]["resources"] = json!({"memory": {"limit": 64 << 20}, "pids": {"limit": 50}});
+        spec["process"]["args"] = json!([
+            "sh",
+            "-c",
+            "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max"
+        ]);
+    });
+    let id = unique_name("rootless");
+    work.remember(&id);
+    let leaf = Path::new("/sys/fs/cgroup/unified")
+        .join(&deleg.name)
+        .join("runtime/cgroup.procs");
+    let out = work.run_in(Some(&leaf), &["run", &id], None);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "run in a delegated cgroup: {}",
+        out.stderr
+    );
+    assert_eq!(out.stdout, format!("{}\n50\n", 64 << 20), "limits inside");
+    assert!(
+        !out.stderr.contains("without a cgroup"),
+        "warned although the cgroup is delegated: {}",
+        out.stderr
+    );
+    assert!(
+        !Path::new("/sys/fs/cgroup/memory")
+            .join(&deleg.name)
+            .join("c")
+            .exists(),
+        "the container's cgroup was left behind"
+    );
 }
