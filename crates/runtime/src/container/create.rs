@@ -186,7 +186,16 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
             _ => None,
         };
 
-    let owner = String::new();
+    // "" for root, as runc; rootless, the user's name (or uid), as runc.
+    let owner = if rootless {
+        let uid = nix::unistd::geteuid();
+        nix::unistd::User::from_uid(uid)
+            .ok()
+            .flatten()
+            .map_or_else(|| uid.to_string(), |u| u.name)
+    } else {
+        String::new()
+    };
     let mut record = Record {
         id: opts.id.clone(),
         pid: 0,
