@@ -403,6 +403,24 @@ fn range_mapping_goes_through_newuidmap() {
         out.stdout
     );
 
+    // Root inside mapped to a subordinate id, not the user: the runtime cannot give its exec
+    // fifos to that id, yet the container must start.
+    work.rootless_config(|spec| {
+        spec["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": su, "size": 65536}]);
+        spec["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": sg, "size": 65536}]);
+        spec["process"]["args"] = json!(["sh", "-c", "id -u; cat /proc/self/uid_map"]);
+    });
+    let id = unique_name("rootless");
+    work.remember(&id);
+    let out = work.ok(&["run", &id], None);
+    let words: Vec<&str> = out.stdout.split_whitespace().collect();
+    assert_eq!(
+        words,
+        vec!["0", "0", &su.to_string(), "65536"],
+        "root inside is subordinate id {su}: {}",
+        out.stdout
+    );
+
     // A range outside the user's subordinate ids: newuidmap refuses, and berth says why.
     work.rootless_config(|spec| {
         spec["linux"]["uidMappings"] = json!([

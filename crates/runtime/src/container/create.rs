@@ -161,17 +161,12 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
     debug!(elapsed_us = t0.elapsed().as_micros() as u64, "cgroup ready");
 
     // Rootless, the caller can give the fifos to no one else: when the
-    // container's root is not the caller, they are opened up (0622) instead;
-    // the state directory (0700) still keeps everyone else from their path.
-    let root_ids = container_root_on_host(linux);
-    let root_ids = match root_ids {
-        Some(_) if rootless && !crate::rootless::root_is_caller(linux) => None,
-        ids => ids,
-    };
-    let fifo_mode = if rootless && container_root_on_host(linux).is_some() && root_ids.is_none() {
-        0o622
-    } else {
-        0o600
+    // container's root is another id (a subordinate one), they are opened up
+    // instead (0666: the init opens them read-write); the container's
+    // directory (0700, the caller's) still keeps everyone else from them.
+    let (root_ids, fifo_mode) = match container_root_on_host(linux) {
+        Some(_) if rootless && !crate::rootless::root_is_caller(linux) => (None, 0o666),
+        ids => (ids, 0o600),
     };
     let fifo_fd = make_fifo(&dir.join(state::EXEC_FIFO), root_ids, fifo_mode)?;
     let done_fd = make_fifo(&dir.join(state::EXEC_DONE_FIFO), root_ids, fifo_mode)?;
