@@ -163,7 +163,7 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
     // Rootless, the caller can give the fifos to no one else: when the
     // container's root is another id (a subordinate one), they are opened up
     // instead (0666: the init opens them read-write); the container's
-    // directory (0700, the caller's) still keeps everyone else from them.
+    // runtime root (made 0700, the caller's) keeps everyone else from them.
     let (root_ids, fifo_mode) = match container_root_on_host(linux) {
         Some(_) if rootless && !crate::rootless::root_is_caller(linux) => (None, 0o666),
         ids => (ids, 0o600),
