@@ -18,9 +18,10 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(name = "berth-runtime", version = version(), about, long_about = None)]
 struct Cli {
-    /// Where the runtime keeps container state.
-    #[arg(long, global = true, default_value = "/run/berth-runtime")]
-    root: PathBuf,
+    /// Where the runtime keeps container state [default: /run/berth-runtime;
+    /// for an ordinary user $XDG_RUNTIME_DIR/berth, else /run/user/UID/berth].
+    #[arg(long, global = true)]
+    root: Option<PathBuf>,
     /// Write log lines to this file instead of stderr.
     #[arg(long, global = true)]
     log: Option<PathBuf>,
@@ -49,7 +50,14 @@ fn main() {
             "--systemd-cgroup: berth-runtime has no systemd cgroup driver; configure the caller to use cgroupfs"
         ));
     }
-    let code = match commands::run(&cli.root, cli.command) {
+    let root = cli.root.unwrap_or_else(|| {
+        if runtime::rootless::is_rootless() {
+            runtime::rootless::default_root_dir()
+        } else {
+            PathBuf::from("/run/berth-runtime")
+        }
+    });
+    let code = match commands::run(&root, cli.command) {
         Ok(code) => code,
         Err(e) => logging::fail(&e),
     };

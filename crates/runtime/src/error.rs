@@ -77,6 +77,9 @@ pub enum Error {
     /// The seccomp section is invalid or its filter could not be loaded.
     #[error(transparent)]
     Seccomp(#[from] crate::seccomp::SeccompError),
+    /// Running as an unprivileged user: refused, or an id map could not be written.
+    #[error(transparent)]
+    Rootless(#[from] crate::rootless::RootlessError),
 }
 
 /// Result with the runtime's [`Error`].

@@ -8,7 +8,10 @@
 //! root.
 //!
 //! Must never: know about images, the Docker API, or the daemon; start threads
-//! or an async runtime (it forks); shell out to a helper binary.
+//! or an async runtime (it forks); shell out to a helper binary - with one
+//! exception: running rootless, id maps other than the caller's own id are
+//! written by the setuid `newuidmap`/`newgidmap` (see `rootless`), since the
+//! kernel lets only such a helper map ranges for an unprivileged user.
 //!
 //! May use: `oci-spec`, `libseccomp`, `berth-sys` (the only crate with unsafe
 //! code) and `nix`/`caps` for the syscalls they wrap safely.
@@ -25,6 +28,7 @@ pub mod identity;
 pub mod namespaces;
 pub mod process;
 pub mod rootfs;
+pub mod rootless;
 pub mod seccomp;
 pub mod spec;
 pub mod state;

@@ -120,7 +120,17 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
         .cgroups_path()
         .as_ref()
         .map(|p| p.to_string_lossy().into_owned());
-    let cgroup = Cgroup::new(cgroups_path.as_deref(), &opts.id)?;
+    let rootless = crate::rootless::is_rootless();
+    let cgroup = if rootless {
+        crate::rootless::check(&config)?;
+        crate::rootless::cgroup(
+            cgroups_path.as_deref(),
+            &opts.id,
+            linux.resources().as_ref(),
+        )?
+    } else {
+        Cgroup::new(cgroups_path.as_deref(), &opts.id)?
+    };
     debug!(
         elapsed_us = t0.elapsed().as_micros() as u64,
         "config validated"
@@ -134,14 +144,32 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
         init: None,
         armed: true,
     };
-    cgroup.create()?;
-    undo.cgroup = Some(cgroup.clone());
-    cgroup.apply(&with_default_devices(linux))?;
+    // Rootless without a delegated cgroup: no hierarchy, nothing to make
+    // (rootless::cgroup warned, and refused limits).
+    if !cgroup.hierarchies().is_empty() {
+        cgroup.create()?;
+        undo.cgroup = Some(cgroup.clone());
+        let mut resources = with_default_devices(linux);
+        if rootless {
+            // Only CAP_SYS_ADMIN on the host may write device rules; in a
+            // user namespace no device node can be made, and the host's
+            // are reached only through bind mounts the user may open.
+            resources.set_devices(None);
+        }
+        cgroup.apply(&resources)?;
+    }
     debug!(elapsed_us = t0.elapsed().as_micros() as u64, "cgroup ready");
 
-    let root_ids = container_root_on_host(linux);
-    let fifo_fd = make_fifo(&dir.join(state::EXEC_FIFO), root_ids)?;
-    let done_fd = make_fifo(&dir.join(state::EXEC_DONE_FIFO), root_ids)?;
+    // Rootless, the caller can give the fifos to no one else: when the
+    // container's root is another id (a subordinate one), they are opened up
+    // instead (0666: the init opens them read-write); the container's
+    // runtime root (made 0700, the caller's) keeps everyone else from them.
+    let (root_ids, fifo_mode) = match container_root_on_host(linux) {
+        Some(_) if rootless && !crate::rootless::root_is_caller(linux) => (None, 0o666),
+        ids => (ids, 0o600),
+    };
+    let fifo_fd = make_fifo(&dir.join(state::EXEC_FIFO), root_ids, fifo_mode)?;
+    let done_fd = make_fifo(&dir.join(state::EXEC_DONE_FIFO), root_ids, fifo_mode)?;
     let console_socket: Option<OwnedFd> =
         match (&opts.console_socket, &opts.console_stream, terminal) {
             (Some(path), _, true) => Some(console::connect_console_socket(path)?),
@@ -153,7 +181,16 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
             _ => None,
         };
 
-    let owner = String::new();
+    // "" for root, as runc; rootless, the user's name (or uid), as runc.
+    let owner = if rootless {
+        let uid = nix::unistd::geteuid();
+        nix::unistd::User::from_uid(uid)
+            .ok()
+            .flatten()
+            .map_or_else(|| uid.to_string(), |u| u.name)
+    } else {
+        String::new()
+    };
     let mut record = Record {
         id: opts.id.clone(),
         pid: 0,
@@ -213,7 +250,13 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
     );
     if plan.parent_places_init() {
         cgroup.add_process(pid)?;
-        if plan.new_user {
+        if plan.new_user && rootless {
+            crate::rootless::write_id_maps(
+                pid,
+                linux.uid_mappings().as_deref().unwrap_or_default(),
+                linux.gid_mappings().as_deref().unwrap_or_default(),
+            )?;
+        } else if plan.new_user {
             process::write_id_maps(
                 pid,
                 linux.uid_mappings().as_deref().unwrap_or_default(),
@@ -275,9 +318,19 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
 /// init, which reopens it through /proc (it may have no right to walk the
 /// runtime root). In a new user namespace the init runs as a host uid that
 /// must be able to open it: the fifo is given to that uid, as runc does.
-fn make_fifo(path: &Path, owner: Option<(u32, u32)>) -> Result<OwnedFd> {
+fn make_fifo(path: &Path, owner: Option<(u32, u32)>, mode: u32) -> Result<OwnedFd> {
     nix::unistd::mkfifo(path, Mode::from_bits_truncate(0o600))
         .map_err(|e| Error::sys(format!("mkfifo {}", path.display()), e))?;
+    if mode != 0o600 {
+        // Not through mkfifo's mode, which the umask would narrow.
+        nix::sys::stat::fchmodat(
+            nix::fcntl::AT_FDCWD,
+            path,
+            Mode::from_bits_truncate(mode),
+            nix::sys::stat::FchmodatFlags::FollowSymlink,
+        )
+        .map_err(|e| Error::sys(format!("chmod {}", path.display()), e))?;
+    }
     if let Some((uid, gid)) = owner {
         nix::unistd::chown(path, Some(uid.into()), Some(gid.into()))
             .map_err(|e| Error::sys(format!("chown {}", path.display()), e))?;

@@ -39,7 +39,13 @@ pub fn kill(root: &Root, id: &str, signal: Signal, all: bool) -> Result<()> {
         });
     }
     if all {
-        let pids = record.cgroup.pids()?;
+        let mut pids = record.cgroup.pids()?;
+        // Rootless without a delegated cgroup there is no process list: the
+        // init gets the signal (with SIGKILL, the kernel then kills every
+        // other process of its pid namespace).
+        if record.cgroup.hierarchies().is_empty() && record.init_alive() {
+            pids.push(Pid::from_raw(record.pid));
+        }
         // A frozen process cannot act on the signal until thawed; SIGKILL
         // still needs the thaw for the process to die.
         for pid in pids {

@@ -15,7 +15,24 @@ pub fn pause(root: &Root, id: &str) -> Result<()> {
             message: "container not running".into(),
         });
     }
+    no_cgroup(&record, "pause")?;
     Ok(record.cgroup.freeze()?)
+}
+
+/// Refuses to freeze a container that has no cgroup (made rootless where
+/// no cgroup was delegated), naming why instead of a missing controller.
+fn no_cgroup(record: &crate::state::Record, verb: &str) -> Result<()> {
+    if record.cgroup.hierarchies().is_empty() {
+        return Err(Error::State {
+            id: record.id.clone(),
+            status: "without a cgroup".into(),
+            message: format!(
+                "{verb} needs the freezer of the container's own cgroup, and it was created \
+                 rootless where no cgroup is delegated to its user"
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Thaws container `id`.
@@ -29,5 +46,6 @@ pub fn resume(root: &Root, id: &str) -> Result<()> {
             message: "container not paused".into(),
         });
     }
+    no_cgroup(&record, "resume")?;
     Ok(record.cgroup.thaw()?)
 }

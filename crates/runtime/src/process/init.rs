@@ -120,10 +120,6 @@ fn setup(
     channel: &Channel,
 ) -> Result<(Trampoline, finalize::Program, OwnedFd, String, OwnedFd)> {
     let t0 = std::time::Instant::now();
-    // A non-dumpable process's /proc/PID entries belong to root and cannot be
-    // ptrace-opened by other processes of the container (e.g. /proc/PID/exe of
-    // the runtime binary, CVE-2019-5736) while we are still the runtime.
-    nix::sys::prctl::set_dumpable(false).map_err(|e| Error::sys("prctl(PR_SET_DUMPABLE)", e))?;
     if ctx.plan.parent_places_init() {
         channel.expect(
             &Message::Mapped,
@@ -148,6 +144,13 @@ fn setup(
         // across the new pid namespace and no round trip to the parent.
         ctx.cgroup.add_process(nix::unistd::Pid::from_raw(0))?;
     }
+    // A non-dumpable process's /proc/PID entries belong to root and cannot be
+    // ptrace-opened by other processes of the container (e.g. /proc/PID/exe of
+    // the runtime binary, CVE-2019-5736) while we are still the runtime. Only
+    // once mapped: an unprivileged parent (rootless) writes the id maps, and
+    // newuidmap checks that it owns this process, through /proc/PID. Until
+    // then no other process is in the container.
+    nix::sys::prctl::set_dumpable(false).map_err(|e| Error::sys("prctl(PR_SET_DUMPABLE)", e))?;
     if ctx.plan.new_cgroup {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
             .map_err(|e| Error::sys("unshare cgroup namespace", e))?;

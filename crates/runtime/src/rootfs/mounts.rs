@@ -681,19 +681,32 @@ fn hierarchy_dir(controllers: &str) -> &str {
 fn cgroup_mount(ctx: &Context<'_>, i: usize, dest: &Path, parsed: &ParsedOptions) -> Result<()> {
     let field = format!("mounts[{i}]");
     let hierarchies = &ctx.opts.cgroup_paths;
-    if hierarchies.is_empty() {
-        return Err(RootfsError::invalid(
-            format!("{field}.type"),
-            "cgroup",
-            "needs the container's cgroup paths, and the runtime gave none",
-        ));
-    }
     let flags = parsed.flags - (MsFlags::MS_BIND | MsFlags::MS_REC);
     let fd = ctx
         .root
         .open_or_create(dest, NodeKind::Directory)
         .map_err(|e| open_error(&field, dest, e))?;
     check_resolved_not_in_proc(ctx, &field, &fd, dest)?;
+    if hierarchies.is_empty() {
+        // No cgroup of its own (rootless without a delegated cgroup): an
+        // empty read-only directory, rather than any view of the host's.
+        return mount(
+            Some("tmpfs"),
+            target(&fd).as_str(),
+            Some("tmpfs"),
+            flags | MsFlags::MS_RDONLY,
+            Some("mode=755"),
+        )
+        .map_err(|e| {
+            RootfsError::sys(
+                format!(
+                    "{field}: mount an empty tmpfs for cgroups on /{}",
+                    display(dest)
+                ),
+                e,
+            )
+        });
+    }
 
     if let [only] = hierarchies.as_slice() {
         if only.controllers.is_empty() {
