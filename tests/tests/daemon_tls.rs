@@ -160,6 +160,22 @@ fn docker_tcp(d: &Berthd, port: u16, tls: &[String], args: &[&str]) -> Output {
     run(&mut cmd, T)
 }
 
+/// The berth CLI against `tcp://127.0.0.1:port` with exactly the TLS flags given.
+fn berth_tcp(port: u16, tls: &[String], args: &[&str]) -> Output {
+    let mut cmd = Command::new(workspace_binary("berth"));
+    cmd.args(tls)
+        .arg("-H")
+        .arg(format!("tcp://127.0.0.1:{port}"))
+        .args(args)
+        .env_remove("DOCKER_HOST")
+        .env_remove("BERTH_HOST")
+        .env_remove("DOCKER_TLS_VERIFY")
+        .env_remove("DOCKER_CERT_PATH")
+        .env_remove("DOCKER_CONTEXT")
+        .stdin(Stdio::null());
+    run(&mut cmd, T)
+}
+
 fn client_flags(certs: &Certs, cert: &str, key: &str) -> Vec<String> {
     vec![
         "--tlsverify".into(),
@@ -213,6 +229,63 @@ fn docker_cli_over_mutual_tls() {
         stderr(&out)
     );
 
+    // The berth CLI: the same flags, the same answers.
+    let out = berth_tcp(port, &good, &["version", "--format", "{{.Server.Version}}"]);
+    assert!(
+        out.status.success(),
+        "berth version over TLS: {}",
+        stderr(&out)
+    );
+    assert!(
+        !stdout(&out).trim().is_empty(),
+        "no server version from berth"
+    );
+    let out = berth_tcp(port, &good, &["run", "--rm", "busybox", "echo", "hi"]);
+    assert!(out.status.success(), "berth run over TLS: {}", stderr(&out));
+    assert_eq!(stdout(&out), "hi\n");
+    let out = berth_tcp(port, &good, &["inspect", "--format", "{{.Id}}", "busybox"]);
+    assert!(
+        out.status.success(),
+        "berth inspect over TLS: {}",
+        stderr(&out)
+    );
+    let other = client_flags(&certs, "other-client-cert.pem", "other-client-key.pem");
+    let out = berth_tcp(port, &other, &["ps"]);
+    assert!(
+        !out.status.success(),
+        "berth was served with another CA's client certificate"
+    );
+    let out = berth_tcp(port, &[], &["ps"]);
+    assert!(
+        !out.status.success(),
+        "berth reached tcp:// without --tlsverify"
+    );
+    assert!(stderr(&out).contains("--tlsverify"), "{}", stderr(&out));
+    // DOCKER_TLS_VERIFY and DOCKER_CERT_PATH, as the docker CLI reads them.
+    let env_dir = d.sandbox.dir("env-certs");
+    for (from, to) in [
+        ("ca.pem", "ca.pem"),
+        ("client-cert.pem", "cert.pem"),
+        ("client-key.pem", "key.pem"),
+    ] {
+        std::fs::copy(certs.dir.join(from), env_dir.join(to)).expect("copy a client file");
+    }
+    let out = run(
+        Command::new(workspace_binary("berth"))
+            .args(["-H", &format!("tcp://127.0.0.1:{port}"), "ps", "-q"])
+            .env_remove("DOCKER_HOST")
+            .env_remove("BERTH_HOST")
+            .env("DOCKER_TLS_VERIFY", "1")
+            .env("DOCKER_CERT_PATH", &env_dir)
+            .stdin(Stdio::null()),
+        T,
+    );
+    assert!(
+        out.status.success(),
+        "berth with DOCKER_TLS_VERIFY: {}",
+        stderr(&out)
+    );
+
     // No client certificate: the handshake is refused.
     let no_cert = vec![
         "--tlsverify".to_string(),
@@ -233,7 +306,6 @@ fn docker_cli_over_mutual_tls() {
     assert!(stdout(&out).trim().is_empty(), "answered: {}", stdout(&out));
 
     // A client certificate from another CA: refused.
-    let other = client_flags(&certs, "other-client-cert.pem", "other-client-key.pem");
     let out = docker_tcp(
         &d,
         port,
