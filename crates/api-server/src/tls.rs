@@ -191,6 +191,11 @@ fn check_pair(
         .map_err(|e| TlsError::KeyMismatch {
             cert: files.cert.clone(),
             key: files.key.clone(),
-            reason: e.to_string(),
+            reason: match e {
+                rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
+                    "the certificate's public key is another key's".into()
+                }
+                e => e.to_string(),
+            },
         })
 }
