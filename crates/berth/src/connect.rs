@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bollard::{ClientVersion, Docker};
+use bollard::{BollardRequest, ClientVersion, Docker};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -263,9 +263,16 @@ pub async fn connect(flags: &HostFlags) -> Result<Connection> {
     let docker = match &endpoint {
         Endpoint::Unix(path) => Docker::connect_with_unix(path, 120, &api_version),
         Endpoint::Tls(t) => {
-            // bollard's ClientConfig takes the process's provider: make it ring, as ours.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            Docker::connect_with_ssl(&t.addr, &t.key, &t.cert, &t.ca, 120, &api_version)
+            // bollard's own https transport would also trust the system's public roots; the
+            // docker CLI trusts only --tlscacert, and so does this one: every request goes
+            // over a connection opened with our own TLS config.
+            let target = endpoint.clone();
+            Docker::connect_with_custom_transport(
+                move |req: BollardRequest| tls_request(target.clone(), req),
+                Some(format!("https://{}", t.addr)),
+                120,
+                &api_version,
+            )
         }
     };
     let docker = docker
@@ -298,6 +305,34 @@ pub async fn connect(flags: &HostFlags) -> Result<Connection> {
         endpoint,
         api_version,
     })
+}
+
+/// One request over a new connection (bollard's unix transport does not pool either); the
+/// connection runs with upgrades, so attach and exec hijack it as they do the unix socket.
+async fn tls_request(
+    endpoint: Endpoint,
+    mut req: BollardRequest,
+) -> std::result::Result<hyper::Response<hyper::body::Incoming>, bollard::errors::Error> {
+    let stream = endpoint.open().await?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+    tokio::spawn(async move {
+        let _ = conn.with_upgrades().await;
+    });
+    // A client connection sends the URI as given: make it origin-form, with a Host header.
+    if let Some(authority) = req.uri().authority().map(|a| a.to_string()) {
+        if !req.headers().contains_key(hyper::header::HOST) {
+            if let Ok(v) = hyper::header::HeaderValue::from_str(&authority) {
+                req.headers_mut().insert(hyper::header::HOST, v);
+            }
+        }
+    }
+    if let Some(pq) = req.uri().path_and_query().cloned() {
+        if let Ok(uri) = hyper::Uri::builder().path_and_query(pq).build() {
+            *req.uri_mut() = uri;
+        }
+    }
+    Ok(sender.send_request(req).await?)
 }
 
 impl Connection {
