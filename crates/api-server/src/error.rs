@@ -79,12 +79,32 @@ impl From<api_types::QueryError> for ApiError {
 /// A failure to set up or run the listener.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    /// `tcp://` without TLS: the API gives root on the host, so it is never served in clear.
-    #[error("refusing to listen on {0}: plain TCP would give anyone who can reach the port root on this host; use a unix socket (TCP needs TLS, which berth does not serve yet)")]
+    /// `tcp://` without mutual TLS: the API gives root on the host, so it is never served to
+    /// unauthenticated clients.
+    #[error("refusing to listen on {0} without --tlsverify: the API gives root on this host, and plain TCP (or TLS without client certificates) would give it to anyone who can reach the port; pass --tlsverify --tlscacert --tlscert --tlskey, or use a unix socket")]
     PlainTcpRefused(String),
     /// An address in a scheme berth does not serve.
-    #[error("cannot listen on {0:?}: expected unix:///path/to/socket")]
+    #[error("cannot listen on {0:?}: expected unix:///path/to/socket or tcp://HOST:PORT")]
     UnsupportedAddress(String),
+    /// A `tcp://` address that is not HOST[:PORT].
+    #[error("cannot listen on {0:?}: expected tcp://HOST:PORT with HOST an IP address or a name that resolves")]
+    BadTcpAddress(String),
+    /// Another process has the TCP port.
+    #[error("cannot listen on tcp://{0}: the address is already in use")]
+    TcpInUse(std::net::SocketAddr),
+    /// A TCP socket call failed.
+    #[error("{op} tcp://{addr}: {error}")]
+    Tcp {
+        /// The operation ("bind").
+        op: &'static str,
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The system's error.
+        error: std::io::Error,
+    },
+    /// The TLS files cannot be used.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// Another process accepts connections on the socket.
     #[error("cannot listen on {0}: another daemon is listening on it")]
     InUse(PathBuf),
@@ -102,10 +122,10 @@ pub enum ServeError {
         source: std::io::Error,
     },
     /// Accepting a connection failed in a way that stops the server.
-    #[error("accept on the API socket {path}: {source}")]
+    #[error("accept on the API listener {listener}: {source}")]
     Accept {
-        /// The socket.
-        path: PathBuf,
+        /// The listener (unix:///path or tcp://addr).
+        listener: String,
         /// The system's error.
         source: std::io::Error,
     },

@@ -5,8 +5,8 @@
 //! negotiation (the `/vX.Y` prefix, `/_ping`'s headers), request parsing and validation with
 //! dockerd's status codes and messages, error mapping ([`ApiError`] → 4xx/5xx with
 //! `{"message": …}`), streamed responses (JSON lines, framed output, archives), connection
-//! hijacking for attach and exec, and the socket itself (root-only, stale-socket safe, no plain
-//! TCP).
+//! hijacking for attach and exec, and the listeners themselves (a root-only, stale-socket safe
+//! unix socket; TCP only with mutual TLS).
 //!
 //! Must never: hold business logic or state (it parses, validates, calls a backend trait and
 //! formats the answer), depend on the daemon crate (the daemon depends on it and implements the
@@ -25,6 +25,7 @@ mod listener;
 mod router;
 mod routes;
 mod server;
+mod tls;
 
 pub use backend::VolumeBackend;
 pub use backend::{
@@ -33,6 +34,7 @@ pub use backend::{
     StdinSink, SystemBackend,
 };
 pub use error::{ApiError, ServeError};
-pub use listener::{ApiListener, ListenAddr, SocketOptions};
+pub use listener::{ApiListener, ListenAddr, SocketOptions, DEFAULT_TLS_PORT};
 pub use router::PathParams;
-pub use server::{serve, ServerConfig};
+pub use server::{serve, serve_all, ServerConfig};
+pub use tls::{ServerTls, TlsError, TlsFiles};

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use api_types::{ApiVersion, Query};
 use hyper::body::Incoming;
@@ -10,10 +11,13 @@ use hyper::header::HeaderValue;
 use hyper::service::service_fn;
 use hyper::Request;
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use crate::http::{error_reply, plain_error_reply, Reply, RequestContext};
-use crate::listener::ApiListener;
+use crate::listener::{Accepted, ApiListener};
 use crate::router::{self, Lookup, Route};
 use crate::{routes, ApiError, Backend, ServeError};
 
@@ -50,20 +54,72 @@ pub async fn serve<B: Backend>(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
+    serve_all(vec![listener], backend, config, shutdown).await
+}
+
+/// How long a TCP client has to finish the TLS handshake before its connection is closed, so
+/// that connections which never speak cannot pile up.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves the Engine API on every listener at once (a unix socket and a TLS port, as dockerd's
+/// several `-H`), with the same backend, until `shutdown` resolves or one listener fails; then
+/// all stop accepting and the sockets are removed.
+pub async fn serve_all<B: Backend>(
+    listeners: Vec<ApiListener>,
+    backend: Arc<B>,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
     let shared = Arc::new(Shared {
         backend,
         table: routes::table::<B>(),
         config: Arc::new(config),
     });
-    tracing::info!(socket = %listener.path().display(), "serving the Engine API");
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut loops = JoinSet::new();
+    for listener in listeners {
+        tracing::info!(listener = %listener.addr(), "serving the Engine API");
+        loops.spawn(accept_loop(listener, Arc::clone(&shared), stop_rx.clone()));
+    }
     tokio::pin!(shutdown);
+    let mut result = tokio::select! {
+        () = &mut shutdown => Ok(()),
+        Some(joined) = loops.join_next() => joined_result(joined),
+    };
+    let _ = stop_tx.send(true);
+    while let Some(joined) = loops.join_next().await {
+        if let Err(e) = joined_result(joined) {
+            if result.is_ok() {
+                result = Err(e);
+            }
+        }
+    }
+    result
+}
+
+fn joined_result(
+    joined: Result<Result<(), ServeError>, tokio::task::JoinError>,
+) -> Result<(), ServeError> {
+    match joined {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // Cancelled: only when the runtime shuts down.
+        Err(_) => Ok(()),
+    }
+}
+
+async fn accept_loop<B: Backend>(
+    listener: ApiListener,
+    shared: Arc<Shared<B>>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), ServeError> {
     loop {
         let accepted = tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.listener.accept() => accepted,
+            _ = stop.changed() => break,
+            accepted = listener.accept() => accepted,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let accepted = match accepted {
+            Ok(accepted) => accepted,
             // Running out of descriptors or memory is transient: log and keep serving.
             Err(e) if e.raw_os_error().is_some_and(is_transient) => {
                 tracing::warn!(error = %e, "accepting an API connection failed");
@@ -71,27 +127,58 @@ pub async fn serve<B: Backend>(
             }
             Err(source) => {
                 return Err(ServeError::Accept {
-                    path: listener.path().to_path_buf(),
+                    listener: listener.addr().to_string(),
                     source,
                 })
             }
         };
         let shared = Arc::clone(&shared);
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let shared = Arc::clone(&shared);
-                async move { Ok::<_, std::convert::Infallible>(dispatch(shared, req).await) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades();
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "API connection ended with an error");
+        match accepted {
+            Accepted::Unix(stream) => {
+                tokio::spawn(serve_connection(stream, shared));
             }
-        });
+            Accepted::Tcp(stream, tls) => {
+                let peer = stream
+                    .peer_addr()
+                    .map_or_else(|_| "?".to_string(), |a| a.to_string());
+                // The handshake runs in the connection's task: a slow client holds up no one.
+                tokio::spawn(async move {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream))
+                        .await
+                    {
+                        Ok(Ok(stream)) => serve_connection(stream, shared).await,
+                        Ok(Err(e)) => {
+                            tracing::warn!(%peer, error = %e, "refused an API connection: TLS handshake failed");
+                        }
+                        Err(_) => {
+                            tracing::warn!(%peer, "refused an API connection: no TLS handshake within 10 s");
+                        }
+                    }
+                });
+            }
+        }
     }
     drop(listener);
     Ok(())
+}
+
+/// One HTTP/1.1 connection, on whatever transport: the same code serves the unix socket and
+/// TLS, hijacked attach and exec streams included.
+async fn serve_connection<B, S>(stream: S, shared: Arc<Shared<B>>)
+where
+    B: Backend,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let shared = Arc::clone(&shared);
+        async move { Ok::<_, std::convert::Infallible>(dispatch(shared, req).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    if let Err(e) = conn.await {
+        tracing::debug!(error = %e, "API connection ended with an error");
+    }
 }
 
 fn is_transient(errno: i32) -> bool {

@@ -544,7 +544,9 @@ fn socket_is_root_only_and_stale_sockets_are_replaced() {
     assert!(matches!(r, Err(ServeError::NotASocket(_))), "{r:?}");
     assert_eq!(std::fs::read_to_string(&file).expect("read"), "keep me");
 
-    let r = ListenAddr::parse("tcp://127.0.0.1:2375");
+    // TCP is read, but bound only with mutual TLS (bind_tls): never in clear.
+    let tcp = ListenAddr::parse("tcp://127.0.0.1:2375").expect("a tcp:// address");
+    let r = ApiListener::bind(&tcp, SocketOptions::default());
     assert!(r
         .expect_err("plain TCP is refused")
         .to_string()

@@ -5,6 +5,7 @@
 #![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 
 use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
 
 /// A self-sufficient runtime for containers, driven through berthd's Docker Engine API.
 #[derive(Debug, Parser)]
@@ -19,7 +20,9 @@ use clap::{Args, Parser, Subcommand};
     after_help = "Run 'berth COMMAND --help' for more information on a command.",
     after_long_help = "ENVIRONMENT:\n  \
         BERTH_HOST    the daemon's socket (unix:///path), before DOCKER_HOST\n  \
-        DOCKER_HOST   the daemon's socket when BERTH_HOST is unset\n\n\
+        DOCKER_HOST   the daemon's socket when BERTH_HOST is unset\n  \
+        DOCKER_TLS_VERIFY  when set, --tlsverify\n  \
+        DOCKER_CERT_PATH   the directory of ca.pem, cert.pem and key.pem (default ~/.docker)\n\n\
         EXIT STATUS:\n  \
         0     success\n  \
         1     the command failed (the daemon refused it, or no daemon answered)\n  \
@@ -35,9 +38,21 @@ use clap::{Args, Parser, Subcommand};
         berth completion bash > /etc/bash_completion.d/berth"
 )]
 pub struct Cli {
-    /// Daemon socket to connect to (unix:///path)
+    /// Daemon socket to connect to (unix:///path, or tcp://HOST:PORT with --tlsverify)
     #[arg(short = 'H', long = "host", value_name = "HOST")]
     pub host: Option<String>,
+    /// Use TLS and verify the daemon with --tlscacert (implied by DOCKER_TLS_VERIFY)
+    #[arg(long)]
+    pub tlsverify: bool,
+    /// Trust certs signed only by this CA (default $DOCKER_CERT_PATH/ca.pem)
+    #[arg(long, value_name = "FILE")]
+    pub tlscacert: Option<PathBuf>,
+    /// Path to TLS certificate file (default $DOCKER_CERT_PATH/cert.pem)
+    #[arg(long, value_name = "FILE")]
+    pub tlscert: Option<PathBuf>,
+    /// Path to TLS key file (default $DOCKER_CERT_PATH/key.pem)
+    #[arg(long, value_name = "FILE")]
+    pub tlskey: Option<PathBuf>,
     /// The command to run
     #[command(subcommand)]
     pub command: Command,

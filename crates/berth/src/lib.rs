@@ -87,7 +87,13 @@ pub fn main_with_args(args: Vec<String>) -> i32 {
 }
 
 async fn dispatch(cli: Cli) -> Result<i32, CliError> {
-    let host = cli.host.as_deref();
+    let host = &connect::HostFlags {
+        host: cli.host.clone(),
+        tlsverify: cli.tlsverify,
+        tlscacert: cli.tlscacert.clone(),
+        tlscert: cli.tlscert.clone(),
+        tlskey: cli.tlskey.clone(),
+    };
     // Commands that need no daemon first.
     match &cli.command {
         Command::Completion(args) => {

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use api_server::{ApiListener, ListenAddr, ServerConfig, SocketOptions};
+use api_server::{ApiListener, ListenAddr, ServerConfig, ServerTls, SocketOptions, TlsFiles};
 use clap::Parser;
 use daemon::networks::NetworkConfig;
 use daemon::{Daemon, DaemonConfig};
@@ -28,9 +28,25 @@ struct Args {
     /// Root of runtime state (sockets, bundles, monitors' sockets).
     #[arg(long)]
     exec_root: Option<PathBuf>,
-    /// The socket to serve the API on (unix:///path).
+    /// Where to serve the API, repeatable: unix:///path, or tcp://HOST:PORT (only with
+    /// --tlsverify).
     #[arg(short = 'H', long = "host")]
     host: Vec<String>,
+    /// Serve tcp:// hosts with TLS and require client certificates signed by --tlscacert.
+    #[arg(long)]
+    tlsverify: bool,
+    /// TLS without client verification: refused (see --tlsverify).
+    #[arg(long)]
+    tls: bool,
+    /// The CA clients' certificates must be signed by (default ~/.docker/ca.pem).
+    #[arg(long)]
+    tlscacert: Option<PathBuf>,
+    /// The server's TLS certificate (default ~/.docker/cert.pem).
+    #[arg(long)]
+    tlscert: Option<PathBuf>,
+    /// The server's TLS key (default ~/.docker/key.pem).
+    #[arg(long)]
+    tlskey: Option<PathBuf>,
     /// Log level: debug, info, warn, error, fatal.
     #[arg(short = 'l', long)]
     log_level: Option<String>,
@@ -88,6 +104,11 @@ struct FileConfig {
     data_root: Option<PathBuf>,
     exec_root: Option<PathBuf>,
     hosts: Option<Vec<String>>,
+    tls: Option<bool>,
+    tlsverify: Option<bool>,
+    tlscacert: Option<PathBuf>,
+    tlscert: Option<PathBuf>,
+    tlskey: Option<PathBuf>,
     log_level: Option<String>,
     default_runtime: Option<String>,
     runtimes: Option<BTreeMap<String, serde_json::Value>>,
@@ -174,6 +195,49 @@ fn network_config(args: &Args, file: &FileConfig) -> anyhow::Result<NetworkConfi
     })
 }
 
+/// The listeners to bind: every `-H`, parsed, with the TLS files loaded when a tcp:// host is
+/// among them. A tcp:// host without --tlsverify is refused: the API gives root on the host, so
+/// berth serves no plain TCP and no TLS without client certificates (dockerd's --tls).
+fn listen_plan(
+    args: &Args,
+    file: &FileConfig,
+    hosts: &[String],
+) -> anyhow::Result<(Vec<ListenAddr>, Option<ServerTls>)> {
+    let addrs = hosts
+        .iter()
+        .map(|h| ListenAddr::parse(h))
+        .collect::<Result<Vec<_>, _>>()?;
+    let Some(tcp) = addrs.iter().find(|a| matches!(a, ListenAddr::Tcp(_))) else {
+        return Ok((addrs, None));
+    };
+    let verify = args.tlsverify || file.tlsverify == Some(true);
+    if !verify {
+        let refused = Err(api_server::ServeError::PlainTcpRefused(tcp.to_string()));
+        if args.tls || file.tls == Some(true) {
+            return refused.context(
+                "--tls without --tlsverify is not offered: it encrypts but accepts any client",
+            );
+        }
+        return Ok(refused?);
+    }
+    // dockerd's defaults: the files in ~/.docker.
+    let dot_docker = std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join(".docker"))
+        .unwrap_or_else(|| PathBuf::from("/root/.docker"));
+    let pick = |flag: &Option<PathBuf>, key: &Option<PathBuf>, name: &str| {
+        flag.clone()
+            .or_else(|| key.clone())
+            .unwrap_or_else(|| dot_docker.join(name))
+    };
+    let files = TlsFiles {
+        ca: pick(&args.tlscacert, &file.tlscacert, "ca.pem"),
+        cert: pick(&args.tlscert, &file.tlscert, "cert.pem"),
+        key: pick(&args.tlskey, &file.tlskey, "key.pem"),
+    };
+    let tls = ServerTls::load(&files).with_context(|| format!("-H {tcp} with --tlsverify"))?;
+    Ok((addrs, Some(tls)))
+}
+
 fn read_file_config(path: &Path, explicit: bool) -> anyhow::Result<FileConfig> {
     match std::fs::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| {
@@ -203,6 +267,21 @@ fn run(args: Args) -> anyhow::Result<()> {
     let explicit = std::env::args().any(|a| a.starts_with("--config-file"));
     let file = read_file_config(&args.config_file, explicit)?;
     let network = network_config(&args, &file)?;
+    let mut hosts = if args.host.is_empty() {
+        file.hosts.clone().unwrap_or_default()
+    } else {
+        args.host.clone()
+    };
+    if hosts.is_empty() {
+        let exec_root = args
+            .exec_root
+            .clone()
+            .or_else(|| file.exec_root.clone())
+            .unwrap_or_else(|| "/run/berth".into());
+        hosts.push(format!("unix://{}", exec_root.join("berth.sock").display()));
+    }
+    // Before anything else: a refused host or a bad certificate stops berthd at once.
+    let (addrs, tls) = listen_plan(&args, &file, &hosts)?;
     let level = args
         .log_level
         .or(file.log_level)
@@ -255,20 +334,6 @@ fn run(args: Args) -> anyhow::Result<()> {
         .exec_root
         .or(file.exec_root)
         .unwrap_or_else(|| "/run/berth".into());
-    let mut hosts = if args.host.is_empty() {
-        file.hosts.unwrap_or_default()
-    } else {
-        args.host
-    };
-    if hosts.is_empty() {
-        hosts.push(format!("unix://{}", exec_root.join("berth.sock").display()));
-    }
-    if hosts.len() > 1 {
-        bail!(
-            "-H: berthd serves one socket for now; got {}",
-            hosts.join(", ")
-        );
-    }
     let monitor_path = match args.monitor_path {
         Some(p) => p,
         None => std::env::current_exe()
@@ -309,9 +374,17 @@ fn run(args: Args) -> anyhow::Result<()> {
         .build()
         .context("start the async runtime")?;
     rt.block_on(async move {
-        let listener = ApiListener::bind(&ListenAddr::parse(&hosts[0])?, SocketOptions::default())?;
+        let mut listeners = Vec::with_capacity(addrs.len());
+        for addr in &addrs {
+            let listener = match (addr, &tls) {
+                (ListenAddr::Tcp(a), Some(tls)) => ApiListener::bind_tls(*a, tls.clone()),
+                _ => ApiListener::bind(addr, SocketOptions::default()),
+            };
+            listeners.push(listener.with_context(|| format!("-H {addr}"))?);
+        }
         let daemon = Daemon::open(config).await?;
-        tracing::info!(host = %hosts[0], "berthd is serving the Docker Engine API");
+        let bound: Vec<String> = listeners.iter().map(|l| l.addr().to_string()).collect();
+        tracing::info!(hosts = %bound.join(", "), "berthd is serving the Docker Engine API");
         let shutdown = async {
             let mut term =
                 match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -324,8 +397,8 @@ fn run(args: Args) -> anyhow::Result<()> {
             }
             tracing::info!("berthd is stopping; containers keep running under their monitors");
         };
-        api_server::serve(
-            listener,
+        api_server::serve_all(
+            listeners,
             Arc::new(daemon),
             ServerConfig::default(),
             shutdown,

@@ -67,6 +67,11 @@ fn network_identity() -> (String, String) {
 impl Berthd {
     /// Starts berthd on the sandbox's roots and waits until it serves.
     pub fn start(sandbox: Sandbox) -> Berthd {
+        Self::start_with(sandbox, Vec::new())
+    }
+
+    /// Starts berthd with extra flags (after the fixture's own) and waits until it serves.
+    pub fn start_with(sandbox: Sandbox, extra_args: Vec<String>) -> Berthd {
         let socket = sandbox.root.join("exec").join("berth.sock");
         let docker_config = sandbox.dir("docker-config");
         std::fs::create_dir_all(&docker_config).expect("create the docker CLI's config dir");
@@ -76,7 +81,7 @@ impl Berthd {
             sandbox,
             socket,
             docker_config,
-            extra_args: Vec::new(),
+            extra_args,
             bridge,
             pool,
         };
@@ -360,9 +365,13 @@ pub fn stderr(o: &Output) -> String {
 pub fn berthd_with_busybox(name: &str) -> Berthd {
     require_root("berthd");
     require_tool("docker", "docker-cli");
-    let sandbox = Sandbox::new(name);
+    berthd_with_busybox_in(Sandbox::new(name), Vec::new())
+}
+
+/// A berthd on a sandbox the test prepared, with extra flags, the busybox image loaded.
+pub fn berthd_with_busybox_in(sandbox: Sandbox, extra_args: Vec<String>) -> Berthd {
     let archive = BusyboxImage::build().write_docker_archive(&sandbox.root, "busybox:latest");
-    let d = Berthd::start(sandbox);
+    let d = Berthd::start_with(sandbox, extra_args);
     let loaded = d.ok(&["load", "-i", archive.to_str().expect("utf-8 path")]);
     assert!(
         loaded.contains("Loaded image: busybox:latest"),

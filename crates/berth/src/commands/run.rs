@@ -874,7 +874,7 @@ pub async fn run(conn: &Connection, args: &RunArgs) -> Result<i32> {
 /// A `/containers/{id}/wait` request sent (its headers read) before the container starts, so
 /// that a fast exit is not missed; the exit code is read later.
 pub struct ExitWait {
-    stream: tokio::net::UnixStream,
+    stream: Box<dyn crate::connect::RawStream>,
     chunked: bool,
     buffered: Vec<u8>,
 }
@@ -883,9 +883,7 @@ impl ExitWait {
     /// Sends the wait request and reads the response's headers.
     pub async fn register(conn: &Connection, id: &str, condition: &str) -> Result<Self> {
         let io = |what: &str| CliError::io(format!("{what} for the wait on container {id}"));
-        let mut stream = tokio::net::UnixStream::connect(&conn.socket)
-            .await
-            .map_err(io("connect"))?;
+        let mut stream = conn.open_stream().await.map_err(io("connect"))?;
         let request = format!(
             "POST /v{}.{}/containers/{id}/wait?condition={condition} HTTP/1.1\r\nHost: api\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
             conn.api_version.major_version, conn.api_version.minor_version

@@ -33,7 +33,7 @@ fn go_arch(arch: &str) -> &str {
 }
 
 /// `berth version`: the client's part always, the server's when the daemon answers.
-pub async fn version(host: Option<&str>, args: &FormatArgs) -> Result<()> {
+pub async fn version(host: &connect::HostFlags, args: &FormatArgs) -> Result<()> {
     let mut client = client_info();
     let server = match connect::connect(host).await {
         Ok(conn) => {
