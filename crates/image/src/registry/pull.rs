@@ -545,16 +545,14 @@ fn stage_layer(
     let staged = match staged {
         Ok(s) => s,
         Err(e) => {
-            let g = feed.lock();
-            if g.restarted {
-                drop(g);
-                return from_verified();
-            }
-            // Prefer the download's own error when it caused this one.
-            if let Phase::Failed(why) = &g.phase {
-                return Err(failed(why));
-            }
-            return Err(e.into());
+            // Bytes that do not unpack may be bytes that will not verify
+            // either: the download's verdict explains more (a digest
+            // mismatch rather than a broken tar header), so wait for it.
+            return match wait_verified() {
+                Err(download) => Err(download),
+                Ok((_, true)) => from_verified(),
+                Ok((_, false)) => Err(e.into()),
+            };
         }
     };
     // Dropping `staged` on failure removes what was unpacked.
