@@ -116,8 +116,11 @@ mod tests {
             }
         }
         let throttled = RegistryError::Unavailable {
+            registry: "r".into(),
+            op: "op".into(),
+            status: 429,
+            message: String::new(),
             retry_after: Some(Duration::from_secs(3600)),
-            ..e
         };
         assert_eq!(delay(&o, 1, &throttled), o.max_retry_delay);
         assert_eq!(
