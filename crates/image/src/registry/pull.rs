@@ -383,9 +383,9 @@ async fn download_layer(
             reason: "the download ended without a response".into(),
         })?;
         send(&tx, Progress::message(&id, "Verifying Checksum"));
-        let verified = tokio::task::spawn_blocking(move || writer.verify())
-            .await
-            .map_err(join_err("verify a layer"))??;
+        // The hash ran as the bytes arrived: verifying is a comparison, no
+        // I/O, so no blocking thread (whose result would outlive an abort).
+        let verified = writer.verify()?;
         let path = verified.path().to_path_buf();
         feed.update(|s| {
             s.blob = Some(path);
@@ -454,18 +454,15 @@ async fn fetch_config(
             actual,
         });
     }
-    let d2 = digest.clone();
-    let verified = tokio::task::spawn_blocking(move || {
-        let mut w = content.writer(Expected {
-            digest: Some(d2),
-            size: Some(bytes.len() as u64),
-        })?;
-        w.write_all(&bytes).map_err(content_err)?;
-        Ok::<_, RegistryError>((bytes, Some(w.verify()?)))
-    })
-    .await
-    .map_err(join_err(&op))??;
-    Ok(verified)
+    // A config is small (bounded above): written from this task, so that
+    // an abort of the pull drops (and removes) it at once.
+    let mut w = content.writer(Expected {
+        digest: Some(digest.clone()),
+        size: Some(bytes.len() as u64),
+    })?;
+    w.write_all(&bytes).map_err(content_err)?;
+    let verified = w.verify()?;
+    Ok((bytes, Some(verified)))
 }
 
 /// Unpacks one layer into a staged (unnamed) snapshot as its bytes become
