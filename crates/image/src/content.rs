@@ -6,6 +6,13 @@
 //! place; so a blob that exists under a digest always has that digest, and a
 //! mismatch (or a crash) leaves no blob and, once the store reopens, no
 //! temporary file either.
+//!
+//! A caller writing many blobs at once (a pull) can instead verify each
+//! ([`BlobWriter::verify`]), sync the filesystem once
+//! ([`ContentStore::sync_filesystem`]), and only then name them
+//! ([`VerifiedBlob::publish`], then [`ContentStore::sync_names`]): the same
+//! rule (no name before the data is durable) for one flush instead of two
+//! per blob.
 
 use crate::digest::{Digest, Hasher};
 use crate::durable;

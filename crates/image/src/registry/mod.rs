@@ -16,8 +16,8 @@
 //!
 //! Async (tokio), unlike the rest of the crate: a pull is many concurrent
 //! network streams. Layer bytes are written to the content store from the
-//! download tasks (page-cache writes, short), fsyncs and unpacking run on
-//! blocking threads.
+//! download tasks (page-cache writes, short); unpacking and the one
+//! `syncfs` that makes a pull durable run on blocking threads.
 //!
 //! The HTTP client is reqwest (over hyper and hyper-util) with rustls on
 //! the ring provider, no default features: no OpenSSL, no aws-lc build. It
