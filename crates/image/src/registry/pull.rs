@@ -387,6 +387,16 @@ async fn download_layer(
         // I/O, so no blocking thread (whose result would outlive an abort).
         let verified = writer.verify()?;
         let path = verified.path().to_path_buf();
+        // Start the blob's writeback now, off the pipeline, so that the
+        // disk works while the other layers download; the durability
+        // point is still the one syncfs before the names appear, which
+        // then finds little left to write. Nothing waits on this.
+        let early = path.clone();
+        drop(tokio::task::spawn_blocking(move || {
+            if let Ok(f) = File::open(&early) {
+                let _ = f.sync_data();
+            }
+        }));
         feed.update(|s| {
             s.blob = Some(path);
             s.phase = Phase::Committed;
