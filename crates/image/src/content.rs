@@ -6,6 +6,13 @@
 //! place; so a blob that exists under a digest always has that digest, and a
 //! mismatch (or a crash) leaves no blob and, once the store reopens, no
 //! temporary file either.
+//!
+//! A caller writing many blobs at once (a pull) can instead verify each
+//! ([`BlobWriter::verify`]), sync the filesystem once
+//! ([`ContentStore::sync_filesystem`]), and only then name them
+//! ([`VerifiedBlob::publish`], then [`ContentStore::sync_names`]): the same
+//! rule (no name before the data is durable) for one flush instead of two
+//! per blob.
 
 use crate::digest::{Digest, Hasher};
 use crate::durable;
@@ -131,7 +138,21 @@ impl BlobWriter {
     }
 
     /// Verifies size and digest, syncs, and gives the blob its name.
-    pub fn commit(mut self) -> Result<BlobInfo, ContentError> {
+    pub fn commit(self) -> Result<BlobInfo, ContentError> {
+        let tmp = self.tmp_path();
+        self.file.sync_all().map_err(io_err("fsync", &tmp))?;
+        let store = self.store.clone();
+        let info = self.verify()?.publish()?;
+        store.sync_names()?;
+        Ok(info)
+    }
+
+    /// Verifies size and digest without syncing or naming: the blob stays
+    /// under its temporary name (removed if the [`VerifiedBlob`] is dropped)
+    /// until [`VerifiedBlob::publish`]. A pull verifies every blob this way,
+    /// syncs the filesystem once, and only then publishes them, so no name
+    /// ever refers to data that a power loss could take back.
+    pub fn verify(mut self) -> Result<VerifiedBlob, ContentError> {
         let size = self.hasher.len();
         if let Some(expected_size) = self.expected.size {
             if size != expected_size {
@@ -151,13 +172,60 @@ impl BlobWriter {
                 });
             }
         }
-        let tmp = self.tmp_path();
-        self.file.sync_all().map_err(io_err("fsync", &tmp))?;
-        let dest = self.store.path(&digest);
-        fs::rename(&tmp, &dest).map_err(io_err("rename into place", &dest))?;
-        self.tmp = None;
-        durable::sync_dir(&self.store.dir).map_err(io_err("fsync", &self.store.dir))?;
-        Ok(BlobInfo { digest, size })
+        Ok(VerifiedBlob {
+            store: self.store.clone(),
+            tmp: self.tmp.take(),
+            digest,
+            size,
+        })
+    }
+}
+
+/// A blob whose digest and size are verified, still under its temporary
+/// name; see [`BlobWriter::verify`]. Dropped unpublished, it is removed.
+#[derive(Debug)]
+pub struct VerifiedBlob {
+    store: ContentStore,
+    tmp: Option<PathBuf>,
+    digest: Digest,
+    size: u64,
+}
+
+impl VerifiedBlob {
+    /// Where its bytes are until published (readable).
+    pub fn path(&self) -> &Path {
+        self.tmp.as_deref().unwrap_or(Path::new(""))
+    }
+
+    /// Its digest.
+    pub fn digest(&self) -> &Digest {
+        &self.digest
+    }
+
+    /// Gives the blob its name, without any sync: the caller must have made
+    /// its data durable ([`ContentStore::sync_filesystem`]) before, and
+    /// syncs the name ([`ContentStore::sync_names`]) before anything that
+    /// must survive a crash refers to it.
+    pub fn publish(mut self) -> Result<BlobInfo, ContentError> {
+        let dest = self.store.path(&self.digest);
+        if let Some(tmp) = self.tmp.take() {
+            if let Err(e) = fs::rename(&tmp, &dest) {
+                let _ = fs::remove_file(&tmp);
+                return Err(io_err("rename into place", &dest)(e));
+            }
+        }
+        Ok(BlobInfo {
+            digest: self.digest.clone(),
+            size: self.size,
+        })
+    }
+}
+
+impl Drop for VerifiedBlob {
+    fn drop(&mut self) {
+        if let Some(tmp) = self.tmp.take() {
+            let _ = fs::remove_file(tmp);
+        }
     }
 }
 
@@ -194,6 +262,11 @@ impl ContentStore {
         fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
         durable::remove_debris(&dir).map_err(io_err("remove temporary files in", &dir))?;
         Ok(ContentStore { dir })
+    }
+
+    /// The directory holding the blobs.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// The path a blob has (whether or not it is present).
@@ -310,6 +383,18 @@ impl ContentStore {
             expected,
             what,
         })
+    }
+
+    /// Flushes everything written to the store's filesystem (`syncfs`):
+    /// one flush for all the blobs of a pull instead of one per blob.
+    pub fn sync_filesystem(&self) -> Result<(), ContentError> {
+        durable::syncfs(&self.dir).map_err(io_err("syncfs", &self.dir))
+    }
+
+    /// Makes the names given by [`VerifiedBlob::publish`] durable (an fsync
+    /// of the blob directory).
+    pub fn sync_names(&self) -> Result<(), ContentError> {
+        durable::sync_dir(&self.dir).map_err(io_err("fsync", &self.dir))
     }
 
     /// Deletes a blob; absent blobs are not an error.

@@ -34,6 +34,13 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Flushes the whole filesystem holding `dir` (`syncfs(2)`): every file
+/// and directory written there so far is durable when it returns.
+pub(crate) fn syncfs(dir: &Path) -> io::Result<()> {
+    let fd = File::open(dir)?;
+    rustix::fs::syncfs(&fd).map_err(io::Error::from)
+}
+
 /// Writes `data` to `path` atomically and durably.
 pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));

@@ -134,9 +134,15 @@ pub struct StagedSnapshot {
     tmp: Option<PathBuf>,
     chain: Digest,
     parent: Option<Digest>,
+    size: u64,
 }
 
 impl StagedSnapshot {
+    /// The unpacked size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
     /// The chain ID it will be named by.
     pub fn chain_id(&self) -> &Digest {
         &self.chain
@@ -293,6 +299,11 @@ impl Snapshotter {
         result
     }
 
+    /// The directory holding the snapshots.
+    pub fn root(&self) -> &Path {
+        &self.dir
+    }
+
     /// The directory of a snapshot (holding `fs/` and `info.json`).
     pub fn snapshot_dir(&self, chain: &Digest) -> PathBuf {
         self.dir.join(chain.hex())
@@ -353,15 +364,41 @@ impl Snapshotter {
         blob: impl Read,
         progress: &mut dyn FnMut(u64),
     ) -> Result<Option<StagedSnapshot>, SnapshotError> {
+        self.stage_with(parent, diff_id, blob, progress, true)
+    }
+
+    /// [`Snapshotter::stage`] without any sync: for a caller that stages
+    /// many layers, syncs the filesystem once
+    /// ([`Snapshotter::sync_filesystem`]) and only then names them
+    /// ([`Snapshotter::name_staged`], then [`Snapshotter::sync_names`]).
+    pub fn stage_unsynced(
+        &self,
+        parent: Option<&Digest>,
+        diff_id: &Digest,
+        blob: impl Read,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<Option<StagedSnapshot>, SnapshotError> {
+        self.stage_with(parent, diff_id, blob, progress, false)
+    }
+
+    fn stage_with(
+        &self,
+        parent: Option<&Digest>,
+        diff_id: &Digest,
+        blob: impl Read,
+        progress: &mut dyn FnMut(u64),
+        sync: bool,
+    ) -> Result<Option<StagedSnapshot>, SnapshotError> {
         let chain = chain_of(parent, diff_id);
         if self.exists(&chain) {
             return Ok(None);
         }
         let tmp = durable::temp_path(&self.dir, "unpack");
-        let staged = StagedSnapshot {
+        let mut staged = StagedSnapshot {
             tmp: Some(tmp.clone()),
             chain: chain.clone(),
             parent: parent.cloned(),
+            size: 0,
         };
         let fs_dir = tmp.join("fs");
         fs::create_dir_all(&fs_dir).map_err(io_err("create directory", &fs_dir))?;
@@ -388,6 +425,14 @@ impl Snapshotter {
             chain: chain.to_string(),
             reason: e.to_string(),
         })?;
+        staged.size = stats.size;
+        if !sync {
+            // The whole directory gets its name only after the caller's
+            // syncfs, so a plain write is as safe as an atomic one here.
+            let info_path = tmp.join(INFO);
+            fs::write(&info_path, &json).map_err(io_err("write", &info_path))?;
+            return Ok(Some(staged));
+        }
         durable::write_atomic(&tmp.join(INFO), &json).map_err(io_err("write", &tmp))?;
         // Everything unpacked must be on disk before the name appears.
         let fd = rfs::open(
@@ -401,7 +446,25 @@ impl Snapshotter {
     }
 
     /// Gives a staged snapshot its name (its parent must be named already).
-    pub fn commit_staged(&self, mut staged: StagedSnapshot) -> Result<Digest, SnapshotError> {
+    pub fn commit_staged(&self, staged: StagedSnapshot) -> Result<Digest, SnapshotError> {
+        let chain = self.name_staged(staged)?;
+        self.sync_names()?;
+        Ok(chain)
+    }
+
+    /// Flushes everything written to the snapshots' filesystem (`syncfs`).
+    pub fn sync_filesystem(&self) -> Result<(), SnapshotError> {
+        durable::syncfs(&self.dir).map_err(io_err("syncfs", &self.dir))
+    }
+
+    /// Makes the names given by [`Snapshotter::name_staged`] durable.
+    pub fn sync_names(&self) -> Result<(), SnapshotError> {
+        durable::sync_dir(&self.dir).map_err(io_err("fsync", &self.dir))
+    }
+
+    /// Gives a staged snapshot its name (its parent must be named already)
+    /// without syncing the name; see [`Snapshotter::sync_names`].
+    pub fn name_staged(&self, mut staged: StagedSnapshot) -> Result<Digest, SnapshotError> {
         if let Some(p) = &staged.parent {
             if !self.exists(p) {
                 return Err(SnapshotError::NotFound(p.clone()));
@@ -425,7 +488,6 @@ impl Snapshotter {
                 return Err(io_err("rename into place", &dest)(e));
             }
         }
-        durable::sync_dir(&self.dir).map_err(io_err("fsync", &self.dir))?;
         Ok(staged.chain.clone())
     }
 

@@ -44,6 +44,16 @@ pub struct RegistryOptions {
     /// Directory holding `<host[:port]>/ca.crt` files (dockerd's
     /// `/etc/docker/certs.d`), added to the trusted roots for that registry.
     pub certs_dir: Option<PathBuf>,
+    /// How many times a transient failure (connection reset or refused,
+    /// timeout, 408, 429, 5xx) of a pull's request is retried before the
+    /// pull fails.
+    pub max_retries: u32,
+    /// The first retry's delay; each further one doubles it (with jitter),
+    /// up to `max_retry_delay`. Tests use milliseconds.
+    pub retry_base_delay: Duration,
+    /// The longest delay between two attempts, also the cap on a 429's
+    /// `Retry-After`.
+    pub max_retry_delay: Duration,
 }
 
 impl Default for RegistryOptions {
@@ -56,6 +66,9 @@ impl Default for RegistryOptions {
             max_concurrent_uploads: 5,
             upload_chunk_size: 16 << 20,
             certs_dir: Some(PathBuf::from("/etc/docker/certs.d")),
+            max_retries: 5,
+            retry_base_delay: Duration::from_secs(1),
+            max_retry_delay: Duration::from_secs(30),
         }
     }
 }
@@ -590,8 +603,30 @@ impl Session {
             return Ok(resp);
         }
         let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
         let message = error_text(resp).await;
         Err(match status {
+            StatusCode::REQUEST_TIMEOUT | StatusCode::TOO_MANY_REQUESTS => {
+                RegistryError::Unavailable {
+                    registry: self.inner.registry.clone(),
+                    op: op.to_string(),
+                    status: status.as_u16(),
+                    message,
+                    retry_after,
+                }
+            }
+            s if s.is_server_error() => RegistryError::Unavailable {
+                registry: self.inner.registry.clone(),
+                op: op.to_string(),
+                status: status.as_u16(),
+                message,
+                retry_after,
+            },
             StatusCode::NOT_FOUND => RegistryError::NotFound {
                 registry: self.inner.registry.clone(),
                 op: op.to_string(),
@@ -683,6 +718,54 @@ impl Session {
         let op = format!("fetch blob {digest}");
         let resp = self.send(&op, |h| h.get(url.clone())).await?;
         self.check(&op, resp, &[StatusCode::OK]).await
+    }
+
+    /// Starts a blob download from byte `offset` on (`Range: bytes=N-`,
+    /// none when 0). Returns the response and whether it continues at
+    /// `offset` (206 with a `Content-Range` starting there) or starts over
+    /// (200: the registry ignored the range).
+    pub async fn get_blob_from(
+        &self,
+        digest: &Digest,
+        offset: u64,
+    ) -> Result<(Response, bool), RegistryError> {
+        if offset == 0 {
+            return Ok((self.get_blob(digest).await?, false));
+        }
+        let url = self.url(&format!("v2/{}/blobs/{digest}", self.inner.repository))?;
+        let op = format!("fetch blob {digest} from byte {offset}");
+        let range = format!("bytes={offset}-");
+        let resp = self
+            .send(&op, |h| {
+                h.get(url.clone())
+                    .header(reqwest::header::RANGE, range.as_str())
+            })
+            .await?;
+        let resp = self
+            .check(&op, resp, &[StatusCode::OK, StatusCode::PARTIAL_CONTENT])
+            .await?;
+        if resp.status() == StatusCode::OK {
+            return Ok((resp, false));
+        }
+        let starts_at = resp
+            .headers()
+            .get(reqwest::header::CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().strip_prefix("bytes "))
+            .and_then(|v| v.split('-').next())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if starts_at != Some(offset) {
+            return Err(RegistryError::Status {
+                registry: self.inner.registry.clone(),
+                op,
+                status: resp.status().as_u16(),
+                message: format!(
+                    "the partial content does not start at byte {offset} (Content-Range {:?})",
+                    resp.headers().get(reqwest::header::CONTENT_RANGE)
+                ),
+            });
+        }
+        Ok((resp, true))
     }
 
     /// Whether the repository has a blob (`HEAD`).

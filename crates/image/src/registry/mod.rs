@@ -12,10 +12,12 @@
 //!   [`crate::store::Store::commit_pulled`]) and [`crate::store::Store::push`],
 //!   the entry points the daemon and CLI call.
 //!
+//! - `retry`: which failures are transient, and the backoff between attempts.
+//!
 //! Async (tokio), unlike the rest of the crate: a pull is many concurrent
 //! network streams. Layer bytes are written to the content store from the
-//! download tasks (page-cache writes, short), fsyncs and unpacking run on
-//! blocking threads.
+//! download tasks (page-cache writes, short); unpacking and the one
+//! `syncfs` that makes a pull durable run on blocking threads.
 //!
 //! The HTTP client is reqwest (over hyper and hyper-util) with rustls on
 //! the ring provider, no default features: no OpenSSL, no aws-lc build. It
@@ -32,6 +34,7 @@ pub mod client;
 mod login;
 mod pull;
 mod push;
+mod retry;
 
 pub use auth::Credentials;
 pub use client::{Access, RegistryClient, RegistryOptions, Session};
@@ -67,6 +70,21 @@ pub enum RegistryError {
         status: u16,
         /// The registry's error text.
         message: String,
+    },
+    /// The registry answered with a status that says "try again later"
+    /// (408, 429, 5xx); a pull retries these.
+    #[error("registry {registry}: {op}: the registry is unavailable (status {status}): {message}")]
+    Unavailable {
+        /// The registry domain.
+        registry: String,
+        /// What was being done.
+        op: String,
+        /// The HTTP status.
+        status: u16,
+        /// The registry's error text.
+        message: String,
+        /// The delay the registry asked for (`Retry-After`, in seconds).
+        retry_after: Option<std::time::Duration>,
     },
     /// Authentication or authorisation failed.
     #[error("registry {registry}: {op}: unauthorized: {message}")]

@@ -1,0 +1,472 @@
+//! Pulls against a faulty registry written here on raw TCP (so it can cut
+//! a response off part-way): connections dropped mid-layer (resumed with a
+//! Range request, or restarted when the registry ignores ranges), 503s,
+//! 429 with Retry-After, 404, and a resume that delivers wrong bytes.
+//! Bound to 127.0.0.1 on a free port, stopped when the test ends.
+
+mod common;
+
+use image::digest::Digest;
+use image::reference::Reference;
+use image::registry::{RegistryClient, RegistryError, RegistryOptions};
+use image::snapshot::SnapshotterKind;
+use image::store::{Store, StoreOptions};
+use std::collections::{HashMap, VecDeque};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What the registry does with the next request for a path.
+#[derive(Clone, Debug)]
+enum Fault {
+    /// Answer with this status (and `Retry-After`, if given).
+    Status(u16, Option<u64>),
+    /// Send the headers of a full answer and this many body bytes, then
+    /// close the connection.
+    DropAfter(usize),
+    /// Answer a Range request with 206, but with every byte flipped.
+    CorruptRange,
+}
+
+struct Fake {
+    port: u16,
+    docs: HashMap<String, (Vec<u8>, String)>,
+    honour_range: bool,
+    faults: Mutex<HashMap<String, VecDeque<Fault>>>,
+    /// (path, Range header) of every request.
+    log: Mutex<Vec<(String, Option<String>)>>,
+}
+
+impl Fake {
+    fn inject(&self, key: &str, faults: &[Fault]) {
+        self.faults
+            .lock()
+            .expect("lock")
+            .entry(key.to_string())
+            .or_default()
+            .extend(faults.iter().cloned());
+    }
+
+    fn requests(&self, key: &str) -> Vec<Option<String>> {
+        self.log
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(p, _)| p.ends_with(key))
+            .map(|(_, r)| r.clone())
+            .collect()
+    }
+}
+
+async fn answer(fake: &Fake, mut stream: TcpStream) -> std::io::Result<()> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        // The client tries https first on loopback: a TLS hello is
+        // refused by closing, as a plain-http server would.
+        if !buf[0].is_ascii_uppercase() {
+            return Ok(());
+        }
+    }
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let mut lines = text.lines();
+    let request_line = lines.next().unwrap_or("");
+    let mut parts = request_line.split_whitespace();
+    let method = parts.next().unwrap_or("").to_string();
+    let path = parts.next().unwrap_or("").to_string();
+    let range = lines
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("range"))
+        .map(|(_, v)| v.trim().to_string());
+    fake.log
+        .lock()
+        .expect("lock")
+        .push((path.clone(), range.clone()));
+
+    let simple = |status: u16, reason: &str, extra: &str, body: &[u8]| {
+        let mut out = format!(
+            "HTTP/1.1 {status} {reason}\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n",
+            body.len()
+        )
+        .into_bytes();
+        out.extend_from_slice(body);
+        out
+    };
+    if path == "/v2/" {
+        stream.write_all(&simple(200, "OK", "", b"{}")).await?;
+        return stream.shutdown().await;
+    }
+    let key = path
+        .strip_prefix("/v2/fake/a/manifests/")
+        .or_else(|| path.strip_prefix("/v2/fake/a/blobs/"))
+        .unwrap_or("")
+        .to_string();
+    let fault = fake
+        .faults
+        .lock()
+        .expect("lock")
+        .get_mut(&key)
+        .and_then(|q| q.pop_front());
+    let Some((data, media_type)) = fake.docs.get(&key) else {
+        let body = br#"{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown to registry"}]}"#;
+        stream
+            .write_all(&simple(404, "Not Found", "", body))
+            .await?;
+        return stream.shutdown().await;
+    };
+    let ct = format!("Content-Type: {media_type}\r\n");
+    let offset = range
+        .as_deref()
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.strip_suffix('-'))
+        .and_then(|n| n.parse::<usize>().ok());
+    match fault {
+        Some(Fault::Status(code, after)) => {
+            let extra = after.map_or(String::new(), |s| format!("Retry-After: {s}\r\n"));
+            let body = br#"{"errors":[{"code":"UNAVAILABLE","message":"try again later"}]}"#;
+            stream
+                .write_all(&simple(code, "Fault", &extra, body))
+                .await?;
+        }
+        Some(Fault::DropAfter(n)) => {
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n{ct}\r\n",
+                data.len()
+            );
+            stream.write_all(head.as_bytes()).await?;
+            stream.write_all(&data[..n.min(data.len())]).await?;
+            stream.flush().await?;
+            // Dropped without the rest: the client sees the body cut off.
+            return Ok(());
+        }
+        Some(Fault::CorruptRange) if method == "GET" && offset.is_some() => {
+            let from = offset.unwrap_or(0).min(data.len());
+            let rest: Vec<u8> = data[from..].iter().map(|b| !b).collect();
+            let extra = format!(
+                "{ct}Content-Range: bytes {from}-{}/{}\r\n",
+                data.len() - 1,
+                data.len()
+            );
+            stream
+                .write_all(&simple(206, "Partial Content", &extra, &rest))
+                .await?;
+        }
+        _ => match offset {
+            Some(from) if fake.honour_range && from < data.len() => {
+                let extra = format!(
+                    "{ct}Content-Range: bytes {from}-{}/{}\r\n",
+                    data.len() - 1,
+                    data.len()
+                );
+                stream
+                    .write_all(&simple(206, "Partial Content", &extra, &data[from..]))
+                    .await?;
+            }
+            _ => stream.write_all(&simple(200, "OK", &ct, data)).await?,
+        },
+    }
+    stream.shutdown().await
+}
+
+async fn serve(
+    fixture: &common::FixtureImage,
+    honour_range: bool,
+) -> (Arc<Fake>, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1");
+    let port = listener.local_addr().expect("addr").port();
+    let mut docs = HashMap::new();
+    let manifest = fixture.manifest();
+    let mt = image::manifest::OCI_MANIFEST.to_string();
+    docs.insert("latest".to_string(), (manifest.clone(), mt.clone()));
+    docs.insert(Digest::of_bytes(&manifest).to_string(), (manifest, mt));
+    let octets = "application/octet-stream".to_string();
+    docs.insert(
+        fixture.id().to_string(),
+        (fixture.config.clone(), octets.clone()),
+    );
+    for (b, _) in &fixture.blobs {
+        docs.insert(Digest::of_bytes(b).to_string(), (b.clone(), octets.clone()));
+    }
+    let fake = Arc::new(Fake {
+        port,
+        docs,
+        honour_range,
+        faults: Mutex::new(HashMap::new()),
+        log: Mutex::new(Vec::new()),
+    });
+    let f2 = fake.clone();
+    let server = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let fake = f2.clone();
+            tokio::spawn(async move {
+                let _ = answer(&fake, stream).await;
+            });
+        }
+    });
+    (fake, server)
+}
+
+/// Retries in milliseconds, so the tests wait only as long as the code's
+/// own backoff (and a Retry-After they set) makes them.
+fn client() -> RegistryClient {
+    RegistryClient::new(RegistryOptions {
+        docker_config: None,
+        certs_dir: None,
+        retry_base_delay: Duration::from_millis(5),
+        max_retry_delay: Duration::from_secs(5),
+        ..RegistryOptions::default()
+    })
+}
+
+fn open(root: &Path) -> Store {
+    Store::open_with(
+        root,
+        StoreOptions {
+            snapshotter: Some(SnapshotterKind::Copy),
+            ..Default::default()
+        },
+    )
+    .expect("open store")
+}
+
+fn need_root() -> bool {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("SKIPPED: the fixtures' device nodes need root");
+        return false;
+    }
+    true
+}
+
+/// The biggest layer (the plain busybox base) of image A, as a key.
+fn base_layer(a: &common::FixtureImage) -> (String, usize) {
+    let (b, _) = &a.blobs[0];
+    (Digest::of_bytes(b).to_string(), b.len())
+}
+
+/// Pulls `fake/a:latest`, collecting the progress statuses.
+async fn pull(
+    store: &mut Store,
+    fake: &Fake,
+) -> (
+    Result<image::registry::PullOutcome, RegistryError>,
+    Vec<String>,
+) {
+    let r = Reference::parse(&format!("127.0.0.1:{}/fake/a:latest", fake.port)).expect("ref");
+    let mut events = Vec::new();
+    let out = store
+        .pull(&client(), &r, None, &mut |p| events.push(p.status))
+        .await;
+    (out, events)
+}
+
+fn no_debris(root: &Path) {
+    for dir in ["content/blobs/sha256", "snapshots"] {
+        for e in std::fs::read_dir(root.join(dir)).expect("list") {
+            let name = e.expect("entry").file_name();
+            assert!(
+                !name.to_string_lossy().starts_with(".tmp-"),
+                "temporary {name:?} left in {dir}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_layer_cut_off_resumes_with_a_range_request() {
+    if !need_root() {
+        return;
+    }
+    let a = common::image_a();
+    let (layer, len) = base_layer(&a);
+    let (fake, server) = serve(&a, true).await;
+    let cut = len / 3;
+    fake.inject(&layer, &[Fault::DropAfter(cut)]);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut store = open(tmp.path());
+    let (out, events) = pull(&mut store, &fake).await;
+    let out = out.expect("the pull resumes and completes");
+    assert_eq!(out.record.id.0, a.id());
+    let reqs = fake.requests(&layer);
+    assert_eq!(reqs.len(), 2, "{reqs:?}");
+    assert_eq!(reqs[0], None);
+    assert_eq!(reqs[1].as_deref(), Some(format!("bytes={cut}-").as_str()));
+    assert!(
+        events.iter().any(|e| e.starts_with("Retrying in")),
+        "{events:?}"
+    );
+    // The unpacked layer is whole: its diff ID was checked, and the files
+    // are there.
+    let blob = store
+        .content()
+        .read(&Digest::parse(&layer).expect("digest"))
+        .expect("the resumed blob is stored");
+    assert_eq!(blob, a.blobs[0].0);
+    no_debris(tmp.path());
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_that_ignores_ranges_gets_the_layer_again_from_the_start() {
+    if !need_root() {
+        return;
+    }
+    let a = common::image_a();
+    let (layer, len) = base_layer(&a);
+    let (fake, server) = serve(&a, false).await;
+    let cut = len / 2;
+    fake.inject(&layer, &[Fault::DropAfter(cut)]);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut store = open(tmp.path());
+    let (out, _) = pull(&mut store, &fake).await;
+    let out = out.expect("the pull restarts the layer and completes");
+    assert_eq!(out.record.id.0, a.id());
+    let reqs = fake.requests(&layer);
+    assert_eq!(reqs.len(), 2, "{reqs:?}");
+    assert_eq!(reqs[1].as_deref(), Some(format!("bytes={cut}-").as_str()));
+    // Pulled again into a fresh store without faults, the rootfs is the same.
+    let tmp2 = tempfile::tempdir().expect("tempdir");
+    let mut clean = open(tmp2.path());
+    let (out2, _) = pull(&mut clean, &fake).await;
+    let out2 = out2.expect("a clean pull");
+    let tree = |s: &Store, o: &image::registry::PullOutcome| {
+        let chain = &o.record.layers[0].chain_id;
+        common::tree(&s.snapshotter().snapshot_dir(chain).join("fs"))
+    };
+    assert_eq!(tree(&store, &out), tree(&clean, &out2));
+    no_debris(tmp.path());
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unavailable_twice_then_served_is_retried() {
+    if !need_root() {
+        return;
+    }
+    let a = common::image_a();
+    let (layer, _) = base_layer(&a);
+    let (fake, server) = serve(&a, true).await;
+    fake.inject(
+        &layer,
+        &[Fault::Status(503, None), Fault::Status(503, None)],
+    );
+    fake.inject("latest", &[Fault::Status(502, None)]);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut store = open(tmp.path());
+    let (out, events) = pull(&mut store, &fake).await;
+    out.expect("retried past the 503s");
+    assert_eq!(fake.requests(&layer).len(), 3);
+    assert_eq!(fake.requests("/manifests/latest").len(), 2);
+    let retries = events
+        .iter()
+        .filter(|e| e.starts_with("Retrying in"))
+        .count();
+    assert_eq!(retries, 3, "{events:?}");
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_requests_waits_as_long_as_retry_after_says() {
+    if !need_root() {
+        return;
+    }
+    let a = common::image_a();
+    let (layer, _) = base_layer(&a);
+    let (fake, server) = serve(&a, true).await;
+    fake.inject(&layer, &[Fault::Status(429, Some(1))]);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut store = open(tmp.path());
+    let started = Instant::now();
+    let (out, events) = pull(&mut store, &fake).await;
+    out.expect("retried after the 429");
+    // The backoff alone would wait milliseconds; Retry-After says 1 s.
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        events.iter().any(|e| e == "Retrying in 1 second"),
+        "{events:?}"
+    );
+    assert_eq!(fake.requests(&layer).len(), 2);
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_found_is_not_retried() {
+    if !need_root() {
+        return;
+    }
+    let a = common::image_a();
+    let (fake, server) = serve(&a, true).await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut store = open(tmp.path());
+    let r = Reference::parse(&format!("127.0.0.1:{}/fake/a:nope", fake.port)).expect("ref");
+    let err = store
+        .pull(&client(), &r, None, &mut |_| {})
+        .await
+        .expect_err("no such tag");
+    assert!(matches!(err, RegistryError::NotFound { .. }), "{err}");
+    assert!(err.to_string().contains("not found"), "{err}");
+    assert_eq!(fake.requests("/manifests/nope").len(), 1);
+
+    // A layer the registry does not have: one request, a clear error.
+    let (layer, _) = base_layer(&a);
+    fake.inject(&layer, &[Fault::Status(404, None)]);
+    let (out, events) = pull(&mut store, &fake).await;
+    let err = out.expect_err("a missing layer fails the pull");
+    assert!(matches!(err, RegistryError::NotFound { .. }), "{err}");
+    assert!(err.to_string().contains(&layer), "{err}");
+    assert_eq!(fake.requests(&layer).len(), 1);
+    assert!(
+        !events.iter().any(|e| e.starts_with("Retrying")),
+        "{events:?}"
+    );
+    no_debris(tmp.path());
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_with_wrong_bytes_stores_nothing() {
+    if !need_root() {
+        return;
+    }
+    let a = common::image_a();
+    let (layer, len) = base_layer(&a);
+    let (fake, server) = serve(&a, true).await;
+    let cut = len / 4;
+    fake.inject(&layer, &[Fault::DropAfter(cut), Fault::CorruptRange]);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut store = open(tmp.path());
+    let (out, _) = pull(&mut store, &fake).await;
+    let err = out.expect_err("the corrupted resume must fail the pull");
+    let text = err.to_string();
+    assert!(
+        text.contains("hashed to") || text.contains("diff ID"),
+        "the error names the mismatch: {text}"
+    );
+    let reqs = fake.requests(&layer);
+    assert_eq!(reqs.len(), 2, "a mismatch is not retried: {reqs:?}");
+    assert!(!store
+        .content()
+        .contains(&Digest::parse(&layer).expect("digest")));
+    assert!(store.list().is_empty(), "no image may be visible");
+    assert!(
+        store.snapshotter().list().expect("list").is_empty(),
+        "no snapshot may be named"
+    );
+    no_debris(tmp.path());
+    server.abort();
+}
