@@ -86,7 +86,7 @@ pub enum ServeError {
     /// An address in a scheme berth does not serve.
     #[error("cannot listen on {0:?}: expected unix:///path/to/socket or tcp://HOST:PORT")]
     UnsupportedAddress(String),
-    /// A `tcp://` address that is not HOST[:PORT].
+    /// A `tcp://` address that is not `HOST[:PORT]`.
     #[error("cannot listen on {0:?}: expected tcp://HOST:PORT with HOST an IP address or a name that resolves")]
     BadTcpAddress(String),
     /// Another process has the TCP port.
