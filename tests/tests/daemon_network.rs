@@ -452,6 +452,21 @@ fn bad_network_input_is_refused_cleanly() {
         Some(125),
         "an --ip on the default bridge was accepted"
     );
+    // A chosen MAC address is refused, not ignored.
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--mac-address",
+        "02:42:0a:00:00:99",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(out.status.code(), Some(125), "a --mac-address was accepted");
+    assert!(
+        stderr(&out).contains("--mac-address"),
+        "stderr: {}",
+        stderr(&out)
+    );
     let ps = d.ok(&["ps", "-a", "-q"]);
     assert!(ps.trim().is_empty(), "half-made containers: {ps}");
     d.ok(&["network", "rm", "seven"]);

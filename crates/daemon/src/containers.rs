@@ -1427,6 +1427,7 @@ impl ContainerBackend for Daemon {
                 record.endpoints_config.insert(primary.clone(), settings);
             }
             for (key, settings) in &record.endpoints_config {
+                crate::networks::refuse_unsupported_endpoint(key, settings)?;
                 let fixed = settings.ipam_config.as_ref().is_some_and(|c| {
                     c.ipv4_address.as_deref().is_some_and(|a| !a.is_empty())
                         || c.ipv6_address.as_deref().is_some_and(|a| !a.is_empty())

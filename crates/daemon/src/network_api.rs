@@ -212,6 +212,7 @@ impl NetworkBackend for Daemon {
             )));
         }
         let settings = body.endpoint_config.clone().unwrap_or_default();
+        crate::networks::refuse_unsupported_endpoint(&net.name, &settings)?;
         if r.state.status == Status::Running {
             let networks = self.inner.networks.clone();
             let (rec, n, s) = (r.clone(), net.clone(), settings.clone());

@@ -1483,6 +1483,33 @@ fn reserve_one(
     })
 }
 
+/// Refuses the endpoint settings berthd does not apply, rather than ignoring them: a chosen
+/// MAC address (`--mac-address`), legacy links, driver options and link-local addresses.
+pub fn refuse_unsupported_endpoint(network: &str, s: &EndpointSettings) -> Result<(), ApiError> {
+    let refused = |what: &str| {
+        Err(ApiError::NotImplemented(format!(
+            "{what} (network {network}) is not supported by berthd yet"
+        )))
+    };
+    if s.mac_address.as_deref().is_some_and(|m| !m.is_empty()) {
+        return refused("a chosen MAC address (--mac-address)");
+    }
+    if s.links.as_ref().is_some_and(|l| !l.is_empty()) {
+        return refused("legacy links (--link)");
+    }
+    if s.driver_opts.as_ref().is_some_and(|o| !o.is_empty()) {
+        return refused("endpoint driver options (--driver-opt)");
+    }
+    if s.ipam_config
+        .as_ref()
+        .and_then(|c| c.link_local_ips.as_ref())
+        .is_some_and(|l| !l.is_empty())
+    {
+        return refused("link-local addresses (--link-local-ip)");
+    }
+    Ok(())
+}
+
 /// The `NetworkSettings.Ports` map: every exposed or published port, with its bindings while
 /// the container runs.
 pub fn port_map(r: &ContainerRecord) -> HashMap<String, Option<Vec<PortBinding>>> {
