@@ -1564,47 +1564,25 @@ pub fn endpoint_settings(
         let live = r.net.endpoints.get(&net.name);
         let running = r.state.status == crate::state::Status::Running;
         let live = live.filter(|_| running);
+        let text = |v: Option<String>| Some(v.unwrap_or_default());
+        let (v4, v6) = (live.and_then(|e| e.ipv4), live.and_then(|e| e.ipv6));
         out.insert(
             net.name.clone(),
             EndpointSettings {
                 ipam_config: asked.ipam_config.clone(),
                 links: asked.links.clone(),
-                mac_address: Some(live.map(|e| e.mac.clone()).unwrap_or_default()),
+                mac_address: text(live.map(|e| e.mac.clone())),
                 aliases: asked.aliases.clone(),
                 driver_opts: asked.driver_opts.clone(),
                 gw_priority: Some(0),
                 network_id: Some(net.id.clone()),
-                endpoint_id: Some(live.map(|e| e.endpoint_id.clone()).unwrap_or_default()),
-                gateway: Some(
-                    live.and_then(|e| e.gateway)
-                        .map(|g| g.to_string())
-                        .unwrap_or_default(),
-                ),
-                ip_address: Some(
-                    live.and_then(|e| e.ipv4)
-                        .map(|a| a.addr().to_string())
-                        .unwrap_or_default(),
-                ),
-                ip_prefix_len: Some(
-                    live.and_then(|e| e.ipv4)
-                        .map(|a| a.prefix_len() as i64)
-                        .unwrap_or(0),
-                ),
-                ipv6_gateway: Some(
-                    live.and_then(|e| e.gateway6)
-                        .map(|g| g.to_string())
-                        .unwrap_or_default(),
-                ),
-                global_ipv6_address: Some(
-                    live.and_then(|e| e.ipv6)
-                        .map(|a| a.addr().to_string())
-                        .unwrap_or_default(),
-                ),
-                global_ipv6_prefix_len: Some(
-                    live.and_then(|e| e.ipv6)
-                        .map(|a| a.prefix_len() as i64)
-                        .unwrap_or(0),
-                ),
+                endpoint_id: text(live.map(|e| e.endpoint_id.clone())),
+                gateway: text(live.and_then(|e| e.gateway).map(|g| g.to_string())),
+                ip_address: text(v4.map(|a| a.addr().to_string())),
+                ip_prefix_len: Some(v4.map_or(0, |a| i64::from(a.prefix_len()))),
+                ipv6_gateway: text(live.and_then(|e| e.gateway6).map(|g| g.to_string())),
+                global_ipv6_address: text(v6.map(|a| a.addr().to_string())),
+                global_ipv6_prefix_len: Some(v6.map_or(0, |a| i64::from(a.prefix_len()))),
                 dns_names: live.map(|e| e.dns_names.clone()).filter(|d| !d.is_empty()),
             },
         );

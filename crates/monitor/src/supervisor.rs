@@ -100,6 +100,40 @@ fn nonblocking(fd: &OwnedFd) -> Result<(), MonitorError> {
         .map_err(|e| MonitorError::sys("fcntl(O_NONBLOCK)", e))
 }
 
+/// A process's stdio as pipes: the child's ends, and the monitor's (its output ends
+/// non-blocking for the poll loop; stdin only when the process gets one, else /dev/null).
+struct StdioPipes {
+    child: Arc<Stdio>,
+    stdin: Option<OwnedFd>,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+}
+
+impl StdioPipes {
+    fn new(with_stdin: bool) -> Result<Self, MonitorError> {
+        let (in_r, in_w) = if with_stdin {
+            let (r, w) = pipe()?;
+            (r, Some(w))
+        } else {
+            (dev_null()?, None)
+        };
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        nonblocking(&out_r)?;
+        nonblocking(&err_r)?;
+        Ok(StdioPipes {
+            child: Arc::new(Stdio {
+                stdin: in_r,
+                stdout: out_w,
+                stderr: err_w,
+            }),
+            stdin: in_w,
+            stdout: out_r,
+            stderr: err_r,
+        })
+    }
+}
+
 fn dev_null() -> Result<OwnedFd, MonitorError> {
     std::fs::File::open("/dev/null")
         .map(OwnedFd::from)
@@ -252,24 +286,11 @@ impl Supervisor {
             opts.console_socket = Some(path.clone());
             console = Some((l, path));
         } else {
-            let (in_r, in_w) = if config.open_stdin {
-                let (r, w) = pipe()?;
-                (r, Some(w))
-            } else {
-                (dev_null()?, None)
-            };
-            let (out_r, out_w) = pipe()?;
-            let (err_r, err_w) = pipe()?;
-            nonblocking(&out_r)?;
-            nonblocking(&err_r)?;
-            opts.stdio = Some(Arc::new(Stdio {
-                stdin: in_r,
-                stdout: out_w,
-                stderr: err_w,
-            }));
-            out = Some(out_r);
-            err = Some(err_r);
-            stdin = in_w;
+            let pipes = StdioPipes::new(config.open_stdin)?;
+            opts.stdio = Some(pipes.child);
+            out = Some(pipes.stdout);
+            err = Some(pipes.stderr);
+            stdin = pipes.stdin;
         }
         let init = engine.create(&opts)?;
         let net = if config.interfaces.is_empty() {
@@ -823,24 +844,11 @@ impl Supervisor {
             };
             return Ok((read_pid(&pid_file)?, input, master, None));
         }
-        let (in_r, in_w) = if with_stdin {
-            let (r, w) = pipe()?;
-            (r, Some(w))
-        } else {
-            (dev_null()?, None)
-        };
-        let (out_r, out_w) = pipe()?;
-        let (err_r, err_w) = pipe()?;
-        nonblocking(&out_r)?;
-        nonblocking(&err_r)?;
+        let pipes = StdioPipes::new(with_stdin)?;
         let opts = ExecOptions {
             pid_file: Some(pid_file.clone()),
             detach: true,
-            stdio: Some(Arc::new(Stdio {
-                stdin: in_r,
-                stdout: out_w,
-                stderr: err_w,
-            })),
+            stdio: Some(pipes.child),
             ..ExecOptions::default()
         };
         self.engine.exec(
@@ -851,7 +859,12 @@ impl Supervisor {
             self.exec_count,
         )?;
         drop(opts);
-        Ok((read_pid(&pid_file)?, in_w, out_r, Some(err_r)))
+        Ok((
+            read_pid(&pid_file)?,
+            pipes.stdin,
+            pipes.stdout,
+            Some(pipes.stderr),
+        ))
     }
 
     /// Reaps exited children; returns the init's exit code if it was among them.
