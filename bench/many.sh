@@ -34,12 +34,9 @@ while [ $# -gt 0 ]; do
         *) echo "many.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
-die() { echo "many.sh: $*" >&2; exit 1; }
-[ "$(id -u)" = 0 ] || die "run me as root"
-command -v hyperfine >/dev/null || die "hyperfine is missing: apt-get install hyperfine"
-for b in berth berthd berth-monitor; do
-    [ -x "$bin/$b" ] || die "$bin/$b missing: cargo build --release -p berth -p berthd -p berth-monitor"
-done
+me=many.sh
+. "$here/lib.sh"
+require_root_and_binaries berth berthd berth-monitor
 
 out="$repo/bench/results/many-$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$out"
@@ -60,11 +57,6 @@ cleanup() {
     done
 }
 trap cleanup EXIT
-wait_for() {
-    local what=$1; shift
-    for _ in $(seq 300); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
-    die "$what did not come up"
-}
 now_ms() { date +%s%3N; }
 # kib PIDS...: summed VmRSS and Pss of the processes, "RSS_KiB PSS_KiB".
 kib() {

@@ -35,12 +35,9 @@ while [ $# -gt 0 ]; do
         *) echo "network.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
-die() { echo "network.sh: $*" >&2; exit 1; }
-[ "$(id -u)" = 0 ] || die "run me as root"
-command -v hyperfine >/dev/null || die "hyperfine is missing: apt-get install hyperfine"
-for b in berth berthd berth-monitor; do
-    [ -x "$bin/$b" ] || die "$bin/$b missing: cargo build --release -p berth -p berthd -p berth-monitor"
-done
+me=network.sh
+. "$here/lib.sh"
+require_root_and_binaries berth berthd berth-monitor
 
 out="$repo/bench/results/network-$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$out"
@@ -60,11 +57,6 @@ cleanup() {
     done
 }
 trap cleanup EXIT
-wait_for() {
-    local what=$1; shift
-    for _ in $(seq 300); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
-    die "$what did not come up"
-}
 
 "$repo/scripts/busybox-image" "$out/busybox.tar" >/dev/null
 
@@ -98,23 +90,7 @@ else
     echo "network.sh: dockerd (docker.io) not installed, not measured" >&2
 fi
 
-per_round=$((runs / rounds))
-n=${#names[@]}
-for ((k = 0; k < rounds; k++)); do
-    set --
-    for ((i = 0; i < n; i++)); do
-        j=$(((i + k) % n))
-        set -- "$@" --command-name "${names[$j]}" "${cmds[$j]}"
-    done
-    hyperfine -N --style basic --warmup 2 --runs "$per_round" --export-json "$out/round-$k.json" "$@" >/dev/null
-done
-# Medians over every run of every round.
-jq -s '
-  def median: sort | if length % 2 == 1 then .[(length - 1) / 2] else (.[length / 2 - 1] + .[length / 2]) / 2 end;
-  {results: ([.[].results[]] | group_by(.command)
-    | map({command: .[0].command, median: ([.[].times[]] | median), runs: ([.[].times[]] | length)}))}
-' "$out"/round-*.json > "$out/network.json"
-jq -r '.results[] | "\(.command): median \(.median * 1000 | . * 100 | round / 100) ms over \(.runs) runs"' "$out/network.json"
+rotated_rounds "$out/network.json" "$runs" "$rounds"
 jq -r '(.results | map({key: .command, value: .median}) | from_entries) as $m
   | "berth network cost (bridge - none): \(($m["berth run --rm (bridge)"] - $m["berth run --rm --network none"]) * 1000 | . * 100 | round / 100) ms",
     (if $m["docker run --rm (bridge)"] then

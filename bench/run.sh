@@ -29,12 +29,9 @@ while [ $# -gt 0 ]; do
         *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
-die() { echo "run.sh: $*" >&2; exit 1; }
-[ "$(id -u)" = 0 ] || die "run me as root"
-command -v hyperfine >/dev/null || die "hyperfine is missing: apt-get install hyperfine"
-for b in berth berthd berth-monitor; do
-    [ -x "$bin/$b" ] || die "$bin/$b missing: cargo build --release -p berth -p berthd -p berth-monitor -p berth-runtime"
-done
+me=run.sh
+. "$here/lib.sh"
+require_root_and_binaries berth berthd berth-monitor
 
 out="$repo/bench/results/run-$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$out"
@@ -58,11 +55,6 @@ cleanup() {
     fi
 }
 trap cleanup EXIT
-wait_for() { # wait_for WHAT COMMAND...: bounded wait for a daemon to answer
-    local what=$1; shift
-    for _ in $(seq 300); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
-    die "$what did not come up"
-}
 
 "$repo/scripts/busybox-image" "$out/busybox.tar" >/dev/null
 
@@ -123,23 +115,7 @@ fi
 
 names+=("berth version (CLI start-up)")
 cmds+=("$bin/berth version")
-per_round=$((runs / rounds))
-n=${#names[@]}
-for ((k = 0; k < rounds; k++)); do
-    set --
-    for ((i = 0; i < n; i++)); do
-        j=$(((i + k) % n))
-        set -- "$@" --command-name "${names[$j]}" "${cmds[$j]}"
-    done
-    hyperfine -N --style basic --warmup 2 --runs "$per_round" --export-json "$out/round-$k.json" "$@" >/dev/null
-done
-# Medians over every run of every round.
-jq -s '
-  def median: sort | if length % 2 == 1 then .[(length - 1) / 2] else (.[length / 2 - 1] + .[length / 2]) / 2 end;
-  {results: ([.[].results[]] | group_by(.command)
-    | map({command: .[0].command, median: ([.[].times[]] | median), runs: ([.[].times[]] | length)}))}
-' "$out"/round-*.json > "$out/run.json"
-jq -r '.results[] | "\(.command): median \(.median * 1000 | . * 100 | round / 100) ms over \(.runs) runs"' "$out/run.json"
+rotated_rounds "$out/run.json" "$runs" "$rounds"
 jq -r '(.results | map({key: .command, value: .median}) | from_entries) as $m
   | ($m["berth run --rm"]) as $b
   | $m | to_entries[] | select(.key != "berth run --rm" and (.key | startswith("berth version") | not))
