@@ -5,7 +5,10 @@
 #    Debian's dockerd (its own roots), one after another as a user's loop
 #    would: total time, and the memory of each engine with them running
 #    (the daemons' RSS, plus berth's monitors or docker's containerd-shims,
-#    summed as RSS and as PSS, which counts shared pages once).
+#    summed as RSS and as PSS, which counts shared pages once), read right
+#    after the last start and again 3 s later, when the containers sit idle
+#    (a berth monitor gives back what making its container touched a second
+#    after its last request; a shim has nothing of the kind).
 # 2. Start cost as running containers grow: the median of `run --rm busybox
 #    true` on berth with 10, 100 and 500 (default; --levels) containers running.
 #
@@ -82,8 +85,17 @@ wait_for berthd "$bin/berth" version
 "$bin/berth" load -q -i "$out/busybox.tar" >/dev/null
 
 summary="$out/summary.md"
-echo "| engine | $count detached starts | per container | daemon RSS | per-container processes RSS (PSS) |" > "$summary"
-echo "| --- | ---: | ---: | ---: | ---: |" >> "$summary"
+echo "| engine | $count detached starts | per container | daemon RSS | per-container processes, RSS (PSS), just started | the same, idle 3 s later | one process, idle RSS |" > "$summary"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |" >> "$summary"
+
+# memory_cells PIDS...: "RSS (PSS) just now | RSS (PSS) 3 s later | RSS per process later"
+memory_cells() {
+    local n=$# rss pss rss2 pss2
+    read -r rss pss < <(kib "$@")
+    sleep 3
+    read -r rss2 pss2 < <(kib "$@")
+    echo "$((rss / 1024)) MiB ($((pss / 1024)) MiB) for $n | $((rss2 / 1024)) MiB ($((pss2 / 1024)) MiB) | $((rss2 / (n > 0 ? n : 1))) KiB"
+}
 
 start_many() { # start_many NAME CLI...: starts $count sleepers; prints the wall time in ms
     local t0 t1 i
@@ -99,8 +111,7 @@ start_many() { # start_many NAME CLI...: starts $count sleepers; prints the wall
 ms=$(start_many berth "$bin/berth")
 read -r drss _ < <(kib "$berthd_pid")
 mons=$(pgrep -f "^$bin/berth-monitor $run/" || true)
-read -r mrss mpss < <(kib $mons)
-echo "| berth | ${ms} ms | $((ms / count)) ms | $((drss / 1024)) MiB | $((mrss / 1024)) MiB ($((mpss / 1024)) MiB) for $(echo $mons | wc -w) monitors |" >> "$summary"
+echo "| berth | ${ms} ms | $((ms / count)) ms | $((drss / 1024)) MiB | $(memory_cells $mons) |" >> "$summary"
 remove_all() { # remove_all CLI...: removes every container
     local ids
     ids=$("$@" ps -aq)
@@ -122,8 +133,7 @@ if command -v dockerd >/dev/null; then
     dpids="$(cat "$out/docker.pid") $(pgrep -x containerd || true)"
     read -r drss _ < <(kib $dpids)
     shims=$(pgrep -f "containerd-shim" || true)
-    read -r srss spss < <(kib $shims)
-    echo "| docker | ${ms} ms | $((ms / count)) ms | $((drss / 1024)) MiB (dockerd + containerd) | $((srss / 1024)) MiB ($((spss / 1024)) MiB) for $(echo $shims | wc -w) shims |" >> "$summary"
+    echo "| docker | ${ms} ms | $((ms / count)) ms | $((drss / 1024)) MiB (dockerd + containerd) | $(memory_cells $shims) |" >> "$summary"
     remove_all $d
 else
     echo "many.sh: dockerd (docker.io) not installed, not measured" >&2

@@ -1295,3 +1295,61 @@ fn running_containers_add_no_mount_to_the_host() {
     d.ok(&["rm", "-f", "m1", "m2", "m3"]);
     d.finish();
 }
+
+/// The monitor's resident set size, from /proc.
+fn vm_rss_kib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/status: {e}"));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status"))
+}
+
+#[test]
+fn an_idle_monitor_gives_back_its_set_up_memory_and_keeps_serving() {
+    let d = berthd_with_busybox("daemon-settle");
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "idle",
+        "busybox",
+        "sh",
+        "-c",
+        "echo up; sleep 600",
+    ]);
+    let monitors = d.monitors();
+    assert_eq!(monitors.len(), 1, "monitors: {monitors:?}");
+    let pid = monitors[0];
+    let busy = vm_rss_kib(pid);
+    // A second after its last request the monitor drops the pages making the container
+    // touched; poll for that, bounded.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut idle = vm_rss_kib(pid);
+    while idle * 2 > busy && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        idle = vm_rss_kib(pid);
+    }
+    assert!(
+        idle * 2 <= busy,
+        "an idle monitor keeps {idle} KiB resident (it had {busy} KiB after the start)"
+    );
+    // Everything the dropped pages served still works: exec, logs, stats, stop.
+    assert_eq!(d.ok(&["exec", "idle", "echo", "exec-ok"]), "exec-ok\n");
+    assert_eq!(d.ok(&["logs", "idle"]), "up\n");
+    let mem = d.ok(&["stats", "--no-stream", "--format", "{{.MemUsage}}", "idle"]);
+    assert!(
+        !mem.contains("PiB"),
+        "no limit shows the machine's memory: {mem}"
+    );
+    d.ok(&["stop", "-t", "1", "idle"]);
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.ExitCode}}", "idle"])
+            .trim(),
+        "137"
+    );
+    d.ok(&["rm", "idle"]);
+    d.finish();
+}

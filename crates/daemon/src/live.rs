@@ -170,6 +170,10 @@ impl Inner {
         self.require_running(&c)?;
         let first = self.sample(&c).await?;
         let name = format!("/{}", c.record().name);
+        // As dockerd: a container without a memory limit shows the machine's memory as its
+        // limit, not the cgroup's "unlimited" (2^63 rounded to a page), which `docker stats`
+        // would print as 8192PiB.
+        let machine = u64::try_from(crate::system::mem_total()).unwrap_or(0);
         let make = move |s: &CgroupStats, pre: Option<&ContainerCpuStats>, id: &str| {
             ContainerStatsResponse {
                 id: Some(id.to_string()),
@@ -181,7 +185,11 @@ impl Inner {
                 memory_stats: Some(ContainerMemoryStats {
                     usage: Some(s.memory_usage),
                     max_usage: Some(s.memory_max_usage),
-                    limit: Some(s.memory_limit),
+                    limit: Some(if machine > 0 {
+                        s.memory_limit.min(machine)
+                    } else {
+                        s.memory_limit
+                    }),
                     failcnt: Some(s.memory_failcnt),
                     stats: Some(
                         [("cache".to_string(), s.memory_cache)]

@@ -43,7 +43,8 @@ fn login_error(e: RegistryError) -> ApiError {
     }
 }
 
-fn mem_total() -> i64 {
+/// The machine's memory in bytes (`MemTotal`), 0 if /proc/meminfo cannot be read.
+pub(crate) fn mem_total() -> i64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|m| {

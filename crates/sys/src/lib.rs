@@ -3,7 +3,8 @@
 //!
 //! Owns: raw `clone(2)` with namespace flags (fork semantics, no new stack),
 //! `execveat(2)` on a file descriptor, `close_range(2)`, `seccomp(2)` filter
-//! loading, `bpf(2)` for cgroup v2 device programs, and the sealed
+//! loading, `bpf(2)` for cgroup v2 device programs, `madvise(2)` and
+//! `malloc_trim(3)` to give back what a burst of work left mapped, and the sealed
 //! in-memory exec trampoline that keeps containers away from the runtime's own
 //! binary (CVE-2019-5736).
 //!
@@ -16,6 +17,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod bpf;
+pub mod memory;
 pub mod misc;
 pub mod process;
 pub mod seccomp;
