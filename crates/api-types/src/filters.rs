@@ -97,6 +97,24 @@ impl Filters {
             .flat_map(|set| set.iter().map(String::as_str))
     }
 
+    /// Whether an object's labels pass every `name` filter (`label`): each value is `KEY` (the
+    /// label is set) or `KEY=VALUE`, and all of them must hold, as dockerd's `MatchKVList` has
+    /// it — `--filter label=a --filter label=b` narrows, it does not widen. `label` looks a key
+    /// up in the object's labels.
+    pub fn labels_match<'a>(&self, name: &str, label: impl Fn(&str) -> Option<&'a str>) -> bool {
+        self.get(name).all(|v| label_holds(v, &label))
+    }
+
+    /// Whether any `name` filter holds for an object's labels (a prune's `label!` spares an
+    /// object that has any of the labels it names).
+    pub fn any_label_matches<'a>(
+        &self,
+        name: &str,
+        label: impl Fn(&str) -> Option<&'a str>,
+    ) -> bool {
+        self.get(name).any(|v| label_holds(v, &label))
+    }
+
     /// Whether a filter named `name` was given.
     pub fn contains(&self, name: &str) -> bool {
         self.entries.contains_key(name)
@@ -118,6 +136,14 @@ impl Filters {
             Some(name) => Err(FiltersError::UnknownName(name.to_string())),
             None => Ok(()),
         }
+    }
+}
+
+/// Whether a label filter value (`KEY` or `KEY=VALUE`) holds for an object's labels.
+fn label_holds<'a>(v: &str, label: &impl Fn(&str) -> Option<&'a str>) -> bool {
+    match v.split_once('=') {
+        Some((k, want)) => label(k) == Some(want),
+        None => label(v).is_some(),
     }
 }
 

@@ -1618,10 +1618,7 @@ impl ContainerBackend for Daemon {
                         r.state.status == Status::Exited && v.parse() == Ok(r.state.exit_code)
                     })
                     && check("ancestor", &|v| r.image == v || r.image_id.contains(v))
-                    && check("label", &|v| match v.split_once('=') {
-                        Some((k, val)) => labels.get(k).is_some_and(|x| x == val),
-                        None => labels.contains_key(v),
-                    })
+                    && f.labels_match("label", |k| labels.get(k).map(String::as_str))
             })
             .collect();
         records.sort_by(|a, b| b.created.cmp(&a.created));

@@ -96,10 +96,7 @@ fn matches(filters: &Filters, e: &EventMessage) -> bool {
         && check("image", &|v| {
             attrs.get("image").is_some_and(|i| i == v) || (typ == "image" && id == v)
         })
-        && check("label", &|v| match v.split_once('=') {
-            Some((k, val)) => attrs.get(k).is_some_and(|x| x == val),
-            None => attrs.contains_key(v),
-        })
+        && filters.labels_match("label", |k| attrs.get(k).map(String::as_str))
 }
 
 impl EventsBackend for Daemon {

@@ -77,13 +77,6 @@ impl Daemon {
     }
 }
 
-fn label_matches(labels: &std::collections::BTreeMap<String, String>, v: &str) -> bool {
-    match v.split_once('=') {
-        Some((k, val)) => labels.get(k).is_some_and(|x| x == val),
-        None => labels.contains_key(v),
-    }
-}
-
 /// A prune's `until`: a timestamp (RFC 3339 or Unix seconds) or a duration before now
 /// (`24h`, `10m`, `30s`), in Unix seconds.
 fn until_seconds(v: &str) -> Result<i64, ApiError> {
@@ -127,7 +120,7 @@ impl NetworkBackend for Daemon {
                 && check("id", &|v| net.id.starts_with(v))
                 && check("driver", &|v| v == net.driver)
                 && check("scope", &|v| v == "local")
-                && check("label", &|v| label_matches(&net.labels, v))
+                && f.labels_match("label", |k| net.labels.get(k).map(String::as_str))
                 && check("type", &|v| (v == "builtin") == net.predefined)
                 && check("dangling", &|v| matches!(v, "true" | "1") == dangling);
             if keep {
@@ -353,8 +346,8 @@ impl NetworkBackend for Daemon {
                     continue;
                 }
             }
-            let labels_ok = f.get("label").all(|v| label_matches(&net.labels, v))
-                && f.get("label!").all(|v| !label_matches(&net.labels, v));
+            let label = |k: &str| net.labels.get(k).map(String::as_str);
+            let labels_ok = f.labels_match("label", label) && !f.any_label_matches("label!", label);
             if !labels_ok {
                 continue;
             }

@@ -111,6 +111,11 @@ pub struct NetworkRecord {
     /// `bridge`, `host`, `none`: made by berthd, never removed.
     #[serde(default)]
     pub predefined: bool,
+    /// `--attachable`, kept and reported as dockerd does for a local network: standalone
+    /// containers may always join a local network, so it changes nothing else (docker-compose
+    /// asks for it on every network it makes).
+    #[serde(default)]
+    pub attachable: bool,
 }
 
 impl NetworkRecord {
@@ -174,7 +179,7 @@ impl NetworkRecord {
                 options: Some(HashMap::new()),
             }),
             internal: Some(self.internal),
-            attachable: Some(false),
+            attachable: Some(self.attachable),
             ingress: Some(false),
             config_from: Some(api_types::models::generated::ConfigReference {
                 network: Some(String::new()),
@@ -445,6 +450,7 @@ impl Networks {
                     labels: BTreeMap::new(),
                     options: BTreeMap::new(),
                     predefined: true,
+                    attachable: false,
                 };
                 self.save(&r)?;
                 records.insert(r.id.clone(), r);
@@ -469,6 +475,7 @@ impl Networks {
                 labels: BTreeMap::new(),
                 options: BTreeMap::new(),
                 predefined: true,
+                attachable: false,
             });
             if r.id.is_empty() {
                 r.id = crate::new_id()?;
@@ -649,7 +656,6 @@ impl Networks {
             )));
         }
         for (flag, on) in [
-            ("--attachable", req.attachable == Some(true)),
             ("--ingress", req.ingress == Some(true)),
             ("--config-only", req.config_only == Some(true)),
             (
@@ -825,6 +831,7 @@ impl Networks {
             labels: req.labels.clone().unwrap_or_default().into_iter().collect(),
             options,
             predefined: false,
+            attachable: req.attachable == Some(true),
         };
         let mut nl = Netlink::open().map_err(|e| internal(format!("netlink: {e}")))?;
         self.make_bridge(&mut nl, &record)?;

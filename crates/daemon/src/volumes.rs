@@ -178,11 +178,8 @@ impl Volumes {
 }
 
 fn labels_match(filters: &Filters, labels: &BTreeMap<String, String>) -> bool {
-    let has = |v: &str| match v.split_once('=') {
-        Some((k, val)) => labels.get(k).is_some_and(|x| x == val),
-        None => labels.contains_key(v),
-    };
-    filters.get("label").all(has) && !filters.get("label!").any(has)
+    let label = |k: &str| labels.get(k).map(String::as_str);
+    filters.labels_match("label", label) && !filters.any_label_matches("label!", label)
 }
 
 fn truthy(v: &str) -> bool {

@@ -153,7 +153,11 @@ Anonymous:             0 kB
         let before = checksum();
         let released = drop_clean_file_pages().expect("read /proc/self/smaps");
         assert!(released > 0, "this test binary maps its own code");
-        assert_eq!(checksum(), before, "read-only data read back after the drop");
+        assert_eq!(
+            checksum(),
+            before,
+            "read-only data read back after the drop"
+        );
         trim_heap();
         let v: Vec<u64> = (0..1000).collect();
         assert_eq!(v.iter().sum::<u64>(), 499_500);
