@@ -242,7 +242,7 @@ impl Daemon {
                     record.name
                 )));
             }
-            c = Container::new(record.clone());
+            c = Container::new(record.clone(), &inner.network_index);
             reg.by_name.insert(record.name.clone(), id.clone());
             reg.by_id.insert(id.clone(), c.clone());
         }
@@ -329,6 +329,7 @@ impl Daemon {
                     reg.by_id.remove(&id);
                     reg.by_name.remove(&record.name);
                 }
+                lock(&inner.network_index).forget(&id);
                 let images = inner.images.clone();
                 let cid = id.clone();
                 let _ = blocking(move || {

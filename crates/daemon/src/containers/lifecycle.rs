@@ -153,6 +153,7 @@ impl Inner {
                 reg.by_name.remove(&record.name);
             }
         }
+        lock(&self.network_index).forget(&c.id);
         crate::exec::forget(self, &c.id);
         let inner = self.clone();
         let (cid, mounts) = (c.id.clone(), record.mounts.clone());

@@ -13,6 +13,7 @@ mod lifecycle;
 mod list;
 mod logs;
 mod names;
+pub(crate) mod network_index;
 mod records;
 mod restore;
 mod start;
@@ -30,6 +31,8 @@ use tokio::sync::{mpsc, watch};
 
 use crate::state::{ContainerRecord, Status};
 use crate::Daemon;
+
+pub(crate) use network_index::NetworkIndex;
 
 /// What waiters watch: a count of exits, so "the next exit" is well defined.
 #[derive(Debug, Clone, Default)]
@@ -58,10 +61,14 @@ pub struct Container {
     restart_delay: Mutex<Option<Duration>>,
     /// Serialises start and remove of this container.
     pub(crate) op: tokio::sync::Mutex<()>,
+    /// The daemon's index of containers by network, kept in step with this record.
+    network_index: Arc<Mutex<NetworkIndex>>,
 }
 
 impl Container {
-    fn new(record: ContainerRecord) -> Arc<Self> {
+    /// A container joining the registry, entered in the index of containers by network.
+    fn new(record: ContainerRecord, network_index: &Arc<Mutex<NetworkIndex>>) -> Arc<Self> {
+        lock(network_index).register(&record);
         let phase = Phase {
             exits: 0,
             running: record.state.status == Status::Running,
@@ -75,6 +82,7 @@ impl Container {
             pending: Mutex::new(Vec::new()),
             restart_delay: Mutex::new(None),
             op: tokio::sync::Mutex::new(()),
+            network_index: network_index.clone(),
         })
     }
 
@@ -94,6 +102,9 @@ impl Container {
     fn update(&self, f: impl FnOnce(&mut ContainerRecord)) -> ContainerRecord {
         let mut guard = self.record.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut guard);
+        // Every endpoint attached or detached (start, exit, connect, disconnect) is a record
+        // update: the index follows here, under the record's lock, so it never lags a record.
+        lock(&self.network_index).update(&self.id, NetworkIndex::networks_of(&guard));
         guard.clone()
     }
 

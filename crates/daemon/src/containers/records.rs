@@ -63,11 +63,6 @@ impl Inner {
         Err(ApiError::no_such_container(name))
     }
 
-    /// Every container.
-    pub(crate) fn all_containers(&self) -> Vec<Arc<Container>> {
-        lock(&self.containers).by_id.values().cloned().collect()
-    }
-
     pub(crate) fn persist_record(&self, record: &ContainerRecord) -> Result<(), ApiError> {
         self.persist(record)
     }

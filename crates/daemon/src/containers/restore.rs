@@ -30,7 +30,7 @@ impl Daemon {
                 continue;
             }
             let status = record.state.status;
-            let c = Container::new(record.clone());
+            let c = Container::new(record.clone(), &inner.network_index);
             {
                 let mut reg = lock(&inner.containers);
                 reg.by_name.insert(record.name.clone(), record.id.clone());
