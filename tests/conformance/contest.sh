@@ -38,6 +38,8 @@ export LC_ALL=C
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
+# shellcheck source=SCRIPTDIR/report.sh
+. "$here/report.sh"
 
 first_file() {
     for f in "$@"; do
@@ -114,8 +116,9 @@ host_state() {
 }
 
 close_inherited_fds() {
-    local fd
-    for fd in $(ls /proc/$BASHPID/fd); do
+    local f fd
+    for f in /proc/"$BASHPID"/fd/*; do
+        fd=${f##*/}
         if [ "$fd" -gt 2 ]; then
             eval "exec $fd>&-" 2>/dev/null
         fi
@@ -232,39 +235,7 @@ for r in $runtimes; do
     esac
 done
 
-for r in berth runc; do
-    [ -f "$out/$r.results" ] || : > "$out/$r.results"
-done
-
-# The table: every test either pass reported, with each runtime's result.
-{
-    echo "| test | berth | runc |"
-    echo "| --- | --- | --- |"
-    cut -f1 "$out/berth.results" "$out/runc.results" | sort -u | while IFS= read -r t; do
-        b=$(awk -F'\t' -v t="$t" '$1 == t { print $2; exit }' "$out/berth.results")
-        c=$(awk -F'\t' -v t="$t" '$1 == t { print $2; exit }' "$out/runc.results")
-        echo "| $t | ${b:-n/a} | ${c:-n/a} |"
-    done
-} > "$out/table.md"
-cat "$out/table.md"
-echo
-
-for r in "${ran[@]}"; do
-    awk -F'\t' -v r="$r" '
-        { n[$2]++ }
-        END { printf "%s: %d passed, %d failed, %d skipped\n", r, n["ok"], n["FAIL"], n["skipped"] }
-    ' "$out/$r.results"
-done
-
-status=0
-if [ -s "$out/berth.results" ] && [ -s "$out/runc.results" ]; then
-    worse=$(join -t "$(printf '\t')" "$out/berth.results" "$out/runc.results" \
-        | awk -F'\t' '$2 != "ok" && $4 == "ok" { print "  " $1 ": " $3 }')
-    if [ -n "$worse" ]; then
-        echo "berth-runtime fails where runc passes:"
-        printf '%s\n' "$worse"
-        status=1
-    fi
-fi
+report "$out" test no skipped skipped yes "${ran[@]}"
+status=$?
 echo "logs, per-test messages and table.md: $out"
 exit $status

@@ -34,6 +34,8 @@ export LC_ALL=C
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
+# shellcheck source=SCRIPTDIR/report.sh
+. "$here/report.sh"
 
 dir=${RUNTIME_TOOLS_DIR:-}
 if [ -z "$dir" ] || [ ! -x "$dir/runtimetest" ] || ! ls "$dir"/validation/*/*.t > /dev/null 2>&1; then
@@ -136,38 +138,7 @@ for r in $runtimes; do
             ;;
     esac
 done
-for r in berth runc; do
-    [ -f "$out/$r.results" ] || : > "$out/$r.results"
-done
-
-{
-    echo "| program | berth | runc |"
-    echo "| --- | --- | --- |"
-    cut -f1 "$out/berth.results" "$out/runc.results" | sort -u | while IFS= read -r t; do
-        b=$(awk -F'\t' -v t="$t" '$1 == t { print $2 " (" $3 ")"; exit }' "$out/berth.results")
-        c=$(awk -F'\t' -v t="$t" '$1 == t { print $2 " (" $3 ")"; exit }' "$out/runc.results")
-        echo "| $t | ${b:-n/a} | ${c:-n/a} |"
-    done
-} > "$out/table.md"
-cat "$out/table.md"
-echo
-
-for r in "${ran[@]}"; do
-    awk -F'\t' -v r="$r" '
-        { n[$2]++ }
-        END { printf "%s: %d passed, %d failed, %d with no assertion\n", r, n["ok"], n["FAIL"], n["none"] }
-    ' "$out/$r.results"
-done
-
-status=0
-if [ -s "$out/berth.results" ] && [ -s "$out/runc.results" ]; then
-    worse=$(join -t "$(printf '\t')" "$out/berth.results" "$out/runc.results" \
-        | awk -F'\t' '$2 != "ok" && $4 == "ok" { print "  " $1 }')
-    if [ -n "$worse" ]; then
-        echo "berth-runtime fails where runc passes:"
-        printf '%s\n' "$worse"
-        status=1
-    fi
-fi
+report "$out" program yes none "with no assertion" no "${ran[@]}"
+status=$?
 echo "TAP output, stderr and table.md: $out"
 exit $status

@@ -1,8 +1,6 @@
 //! The real docker CLI (28, on the PATH) against the server with the test backend.
 
-mod common;
-
-use common::{is_root, FakeDaemon, TestServer};
+use test_double::{is_root, FakeDaemon, TestServer};
 
 fn skip_unless_ready() -> bool {
     if !is_root() {

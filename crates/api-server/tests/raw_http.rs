@@ -1,17 +1,15 @@
 //! The server driven by a plain HTTP client over the unix socket: the bytes and headers dockerd
 //! clients depend on.
 
-mod common;
-
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::time::Duration;
 
 use api_server::{ApiError, ApiListener, ListenAddr, ServeError, SocketOptions};
 use bytes::Bytes;
-use common::{is_root, FakeDaemon, TestServer};
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use test_double::{is_root, FakeDaemon, TestServer};
 use tokio::io::AsyncReadExt;
 use tokio::net::UnixStream;
 
@@ -386,7 +384,7 @@ fn attach_upgraded(
             .await;
             assert_eq!(start.status(), StatusCode::NO_CONTENT);
             if let Some(input) = stdin {
-                common::write_and_close(&mut io, input).await;
+                test_double::write_and_close(&mut io, input).await;
             }
             let mut out = Vec::new();
             io.read_to_end(&mut out)

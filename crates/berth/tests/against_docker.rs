@@ -1,9 +1,10 @@
 //! berth and the real docker CLI 28 run against the same API server (the test backend of
-//! tests/common): where docker's formats must match, their stdout and exit codes must match.
+//! crates/test-double): where docker's formats must match, their stdout and exit codes must match.
 
 mod common;
 
-use common::{FakeDaemon, TestServer};
+use common::BerthCli;
+use test_double::{FakeDaemon, TestServer};
 
 fn text(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
@@ -28,11 +29,15 @@ fn same(server: &TestServer, args: &[&str]) -> String {
 }
 
 fn server() -> Option<TestServer> {
-    if !common::is_root() {
+    if !test_double::is_root() {
         eprintln!("SKIP: the API socket is root-only; run these tests as root");
         return None;
     }
-    Some(TestServer::start(FakeDaemon::with_exited_container()))
+    Some(TestServer::start(
+        FakeDaemon::with_exited_container()
+            .with_busybox_image()
+            .with_process_table(),
+    ))
 }
 
 #[test]
@@ -306,7 +311,7 @@ fn unsupported_flags_are_refused() {
         assert!(!err(&out).is_empty(), "{args:?}");
     }
     assert!(
-        crate::common::names(&s.backend).len() == 1,
+        test_double::names(&s.backend).len() == 1,
         "nothing was created"
     );
 }

@@ -131,6 +131,8 @@ pub(crate) struct Inner {
     config: DaemonConfig,
     images: Arc<tokio::sync::RwLock<image::store::Store>>,
     containers: Mutex<containers::Registry>,
+    /// Containers by the networks their records name (see [`containers::NetworkIndex`]).
+    network_index: Arc<Mutex<containers::NetworkIndex>>,
     execs: Mutex<HashMap<String, Arc<exec::ExecEntry>>>,
     events: events::Bus,
     networks: Arc<networks::Networks>,
@@ -192,6 +194,7 @@ impl Daemon {
                 config,
                 images: Arc::new(tokio::sync::RwLock::new(store)),
                 containers: Mutex::new(containers::Registry::default()),
+                network_index: Arc::default(),
                 execs: Mutex::new(HashMap::new()),
                 events: events::Bus::new(),
                 networks: Arc::new(networks),

@@ -17,51 +17,16 @@ use crate::state::{ContainerRecord, Status};
 use crate::{blocking, monitor_client, Daemon};
 
 impl Daemon {
-    fn all_records(&self) -> Vec<ContainerRecord> {
-        self.inner
-            .all_containers()
-            .iter()
-            .map(|c| c.record())
-            .collect()
-    }
-
-    /// Running containers with an endpoint on `net`.
+    /// Running containers with an endpoint on `net`, found through the index of containers by
+    /// network: only that network's containers are read.
     fn endpoints_on(&self, net: &NetworkRecord) -> HashMap<String, EndpointResource> {
-        let mut out = HashMap::new();
-        for r in self.all_records() {
-            if r.state.status != Status::Running {
-                continue;
-            }
-            if let Some(ep) = r.net.endpoints.get(&net.name) {
-                out.insert(
-                    r.id.clone(),
-                    EndpointResource {
-                        name: Some(r.name.clone()),
-                        endpoint_id: Some(ep.endpoint_id.clone()),
-                        mac_address: Some(ep.mac.clone()),
-                        ipv4_address: Some(ep.ipv4.map(|a| a.to_string()).unwrap_or_default()),
-                        ipv6_address: Some(ep.ipv6.map(|a| a.to_string()).unwrap_or_default()),
-                    },
-                );
-            } else if net.driver != "bridge" {
-                let mode = r.host_config.network_mode.as_deref().unwrap_or("");
-                let on = (net.name == "host" && mode == "host")
-                    || (net.name == "none" && mode == "none");
-                if on {
-                    out.insert(
-                        r.id.clone(),
-                        EndpointResource {
-                            name: Some(r.name.clone()),
-                            endpoint_id: Some(String::new()),
-                            mac_address: Some(String::new()),
-                            ipv4_address: Some(String::new()),
-                            ipv6_address: Some(String::new()),
-                        },
-                    );
-                }
-            }
-        }
-        out
+        endpoints_of(
+            net,
+            self.inner
+                .network_users(&net.name)
+                .iter()
+                .map(|c| c.record()),
+        )
     }
 
     fn network_event(&self, action: &str, net: &NetworkRecord, container: Option<&str>) {
@@ -75,6 +40,57 @@ impl Daemon {
             .events
             .publish(EventMessageTypeEnum::NETWORK, action, &net.id, attrs);
     }
+}
+
+/// The endpoints `records` have on `net`: a running container's live endpoint, or, on `host`
+/// and `none`, a running container in that network mode.
+fn endpoints_of(
+    net: &NetworkRecord,
+    records: impl Iterator<Item = ContainerRecord>,
+) -> HashMap<String, EndpointResource> {
+    let mut out = HashMap::new();
+    for r in records {
+        if r.state.status != Status::Running {
+            continue;
+        }
+        if let Some(ep) = r.net.endpoints.get(&net.name) {
+            out.insert(
+                r.id.clone(),
+                EndpointResource {
+                    name: Some(r.name.clone()),
+                    endpoint_id: Some(ep.endpoint_id.clone()),
+                    mac_address: Some(ep.mac.clone()),
+                    ipv4_address: Some(ep.ipv4.map(|a| a.to_string()).unwrap_or_default()),
+                    ipv6_address: Some(ep.ipv6.map(|a| a.to_string()).unwrap_or_default()),
+                },
+            );
+        } else if net.driver != "bridge" {
+            let mode = r.host_config.network_mode.as_deref().unwrap_or("");
+            let on =
+                (net.name == "host" && mode == "host") || (net.name == "none" && mode == "none");
+            if on {
+                out.insert(
+                    r.id.clone(),
+                    EndpointResource {
+                        name: Some(r.name.clone()),
+                        endpoint_id: Some(String::new()),
+                        mac_address: Some(String::new()),
+                        ipv4_address: Some(String::new()),
+                        ipv6_address: Some(String::new()),
+                    },
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Whether a record keeps `net` from being pruned: its network mode, its endpoint settings or a
+/// live endpoint name it.
+fn uses_network(r: &ContainerRecord, net: &NetworkRecord) -> bool {
+    r.host_config.network_mode.as_deref() == Some(net.name.as_str())
+        || r.endpoints_config.contains_key(&net.name)
+        || r.net.endpoints.contains_key(&net.name)
 }
 
 /// A prune's `until`: a timestamp (RFC 3339 or Unix seconds) or a duration before now
@@ -324,17 +340,16 @@ impl NetworkBackend for Daemon {
             Some(v) => Some(until_seconds(v)?),
             None => None,
         };
-        let records = self.all_records();
         let mut deleted = Vec::new();
         for net in self.inner.networks.list() {
             if net.predefined {
                 continue;
             }
-            let used = records.iter().any(|r| {
-                r.host_config.network_mode.as_deref() == Some(net.name.as_str())
-                    || r.endpoints_config.contains_key(&net.name)
-                    || r.net.endpoints.contains_key(&net.name)
-            });
+            let used = self
+                .inner
+                .network_users(&net.name)
+                .iter()
+                .any(|c| uses_network(&c.record(), &net));
             if used {
                 continue;
             }
@@ -364,5 +379,94 @@ impl NetworkBackend for Daemon {
         Ok(NetworkPruneResponse {
             networks_deleted: Some(deleted),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::containers::network_index::tests::record;
+    use crate::containers::NetworkIndex;
+
+    fn network(name: &str, driver: &str) -> NetworkRecord {
+        NetworkRecord {
+            id: format!("id-{name}"),
+            name: name.to_string(),
+            driver: driver.to_string(),
+            created: String::new(),
+            bridge: String::new(),
+            subnets: Vec::new(),
+            internal: false,
+            ipv6: false,
+            labels: Default::default(),
+            options: Default::default(),
+            predefined: matches!(name, "bridge" | "host" | "none"),
+        }
+    }
+
+    /// List, inspect and remove read a network's containers through the index: what they show
+    /// must be what a scan of every record shows, and prune must see the same users.
+    #[test]
+    fn the_index_finds_the_containers_a_scan_of_every_record_finds() {
+        let records = vec![
+            record("a", Some("bridge"), &[], &["bridge"]),
+            record("b", Some("front"), &["back"], &["front", "back"]),
+            record("c", Some("front"), &["back"], &[]),
+            record("d", Some("host"), &[], &[]),
+            record("e", Some("none"), &[], &[]),
+            record("f", Some("container:a"), &[], &[]),
+        ];
+        let mut running = records.clone();
+        for r in running
+            .iter_mut()
+            .filter(|r| matches!(r.id.as_str(), "d" | "e"))
+        {
+            r.state.status = Status::Running;
+        }
+        let mut index = NetworkIndex::default();
+        for r in &running {
+            index.register(r);
+        }
+        let via_index = |net: &NetworkRecord| {
+            let ids = index.users(&net.name);
+            endpoints_of(net, running.iter().filter(|r| ids.contains(&r.id)).cloned())
+        };
+        let shown = |m: &HashMap<String, EndpointResource>| {
+            let mut ids: Vec<String> = m.keys().cloned().collect();
+            ids.sort();
+            ids
+        };
+        let nets = [
+            network("bridge", "bridge"),
+            network("front", "bridge"),
+            network("back", "bridge"),
+            network("host", "host"),
+            network("none", "null"),
+            network("unused", "bridge"),
+        ];
+        for net in &nets {
+            let scanned = endpoints_of(net, running.iter().cloned());
+            assert_eq!(via_index(net), scanned, "network {}", net.name);
+            let users = index.users(&net.name);
+            let by_index = running
+                .iter()
+                .filter(|r| users.contains(&r.id))
+                .any(|r| uses_network(r, net));
+            let by_scan = running.iter().any(|r| uses_network(r, net));
+            assert_eq!(by_index, by_scan, "prune's view of network {}", net.name);
+        }
+        // The containers list and inspect show: running ones with an endpoint (or in the
+        // host/none mode), not the stopped `c` configured on `front` and `back`.
+        assert_eq!(shown(&via_index(&nets[0])), ["a"]);
+        assert_eq!(shown(&via_index(&nets[1])), ["b"]);
+        assert_eq!(shown(&via_index(&nets[2])), ["b"]);
+        assert_eq!(shown(&via_index(&nets[3])), ["d"]);
+        assert_eq!(shown(&via_index(&nets[4])), ["e"]);
+        assert!(via_index(&nets[5]).is_empty());
+        let b = &via_index(&nets[2])["b"];
+        assert_eq!(b.name.as_deref(), Some("name-b"));
+        assert_eq!(b.endpoint_id.as_deref(), Some("ep-b-back"));
+        // `c` keeps `back` from a prune though it shows no endpoint there.
+        assert!(index.users("back").contains(&"c".to_string()));
     }
 }

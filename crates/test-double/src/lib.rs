@@ -1,14 +1,23 @@
-//! Test fixtures: an in-memory backend (a test double of the daemon, holding a list of fake
-//! containers that "run" a tiny scripted program) and an in-process server on a temporary socket.
+//! The test double shared by the API server's and the berth CLI's test suites: an in-memory
+//! backend (a stand-in for the daemon, holding a list of fake containers that "run" a tiny
+//! scripted program) and an in-process server on a temporary socket, with runners for the real
+//! docker CLI. Dev-only: nothing here is berth's behaviour; it only gives the server something
+//! to call.
 //!
 //! The fake program is driven by the container's Cmd, one word per action: `out:TEXT` writes
 //! TEXT and a newline to stdout, `err:TEXT` to stderr, `cat` copies stdin to stdout until EOF,
-//! `exit:N` sets the exit code. Nothing here is berth's behaviour; it only gives the server
-//! something to call.
-#![allow(dead_code)]
+//! `exit:N` sets the exit code. A first word `missing:NAME` or `denied:NAME` makes `start` fail
+//! as runc's exec of such a command does.
+//!
+//! By default the daemon holds no image, takes any image name at create, and refuses `top` and
+//! `stats` as not implemented; [`FakeDaemon::with_busybox_image`] and
+//! [`FakeDaemon::with_process_table`] add what a client's own tests need (the CLI's tests use
+//! both).
+#![forbid(unsafe_code)]
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -16,6 +25,9 @@ use api_server::{
     ApiError, ApiListener, AttachSession, ContainerBackend, EventsBackend, ExecBackend, ExitWait,
     ImageBackend, JsonStream, ListenAddr, LogStream, OutputChunk, ServerConfig, SocketOptions,
     SystemBackend,
+};
+use api_types::models::generated::{
+    ContainerCpuStats, ContainerCpuUsage, ContainerMemoryStats, ContainerPidsStats,
 };
 use api_types::models::*;
 use api_types::query::*;
@@ -51,6 +63,8 @@ struct FakeContainer {
     log: Arc<Mutex<Vec<OutputChunk>>>,
     /// The HostConfig the client sent, returned by inspect.
     host_config: HostConfig,
+    /// The labels the client set, returned by list.
+    labels: HashMap<String, String>,
 }
 
 struct FakeExec {
@@ -69,6 +83,10 @@ pub struct FakeDaemon {
     /// Networks made with `network create`, in creation order.
     networks: Mutex<Vec<generated::NetworkInspect>>,
     volumes: Mutex<std::collections::BTreeMap<String, api_types::models::generated::Volume>>,
+    /// Whether the image store holds busybox:latest (see [`FakeDaemon::with_busybox_image`]).
+    busybox_image: bool,
+    /// Whether `top` and `stats` answer (see [`FakeDaemon::with_process_table`]).
+    process_table: bool,
 }
 
 impl FakeDaemon {
@@ -90,8 +108,34 @@ impl FakeDaemon {
                 stdin: None,
                 log: Arc::default(),
                 host_config: HostConfig::default(),
+                labels: HashMap::new(),
             });
         d
+    }
+
+    /// The same daemon with one image, "busybox:latest" (so `images` has a row, and inspect,
+    /// history, tag, save and load answer for it); `create` of any other image fails with 404
+    /// as dockerd's does, so a client's `run` goes through its pull path. Removing "other:1"
+    /// untags it.
+    pub fn with_busybox_image(mut self) -> Self {
+        self.busybox_image = true;
+        self
+    }
+
+    /// The same daemon answering `top` with a fixed two-process table and `stats` with one
+    /// fixed sample (25% of one of two CPUs, 10 MiB of 1 GiB, 3 processes).
+    pub fn with_process_table(mut self) -> Self {
+        self.process_table = true;
+        self
+    }
+
+    /// Refuses a name the image store does not hold, with dockerd's 404.
+    fn image_exists(&self, name: &str) -> Result<(), ApiError> {
+        if self.busybox_image && (name == "busybox" || name == "busybox:latest") {
+            Ok(())
+        } else {
+            Err(ApiError::no_such_image(name))
+        }
     }
 
     fn record(&self, action: &str, id: &str, name: &str) {
@@ -242,6 +286,9 @@ impl ContainerBackend for FakeDaemon {
         query: ContainerCreateQuery,
         body: ContainerCreateBody,
     ) -> Result<ContainerCreateResponse, ApiError> {
+        if self.busybox_image {
+            self.image_exists(body.image.as_deref().unwrap_or_default())?;
+        }
         let n = self.counter.fetch_add(1, Ordering::Relaxed) + 1;
         let id = format!("{:064x}", 0x1000 + n);
         let name = query.name.clone().unwrap_or_else(|| format!("fake_{n}"));
@@ -263,6 +310,7 @@ impl ContainerBackend for FakeDaemon {
             stdin: None,
             log: Arc::default(),
             host_config: body.host_config.unwrap_or_default(),
+            labels: body.labels.unwrap_or_default(),
         });
         drop(list);
         self.record("create", &id, query.name.as_deref().unwrap_or(""));
@@ -317,6 +365,7 @@ impl ContainerBackend for FakeDaemon {
                     image: Some(c.image.clone()),
                     command: Some(c.cmd.join(" ")),
                     created: Some(1_700_000_000),
+                    labels: Some(c.labels.clone()),
                     state: Some(match state {
                         RunState::Created => ContainerSummaryStateEnum::CREATED,
                         RunState::Running => ContainerSummaryStateEnum::RUNNING,
@@ -337,6 +386,19 @@ impl ContainerBackend for FakeDaemon {
         let (cmd, tty, outputs, stdin, state, log, full_id, name) = self.with(id, |c| {
             if *c.state.borrow() == RunState::Running {
                 return Err(ApiError::NotModified);
+            }
+            // `missing:NAME` and `denied:NAME` fail as runc's exec of such a command does.
+            if let Some(word) = c.cmd.first() {
+                if let Some(name) = word.strip_prefix("missing:") {
+                    return Err(ApiError::Internal(format!(
+                        "failed to create task for container: OCI runtime create failed: exec: \"{name}\": executable file not found in $PATH: unknown"
+                    )));
+                }
+                if let Some(name) = word.strip_prefix("denied:") {
+                    return Err(ApiError::Internal(format!(
+                        "failed to create task for container: OCI runtime create failed: exec: \"{name}\": permission denied: unknown"
+                    )));
+                }
             }
             c.state.send_replace(RunState::Running);
             Ok((
@@ -465,15 +527,76 @@ impl ContainerBackend for FakeDaemon {
     async fn resize(&self, id: &str, _size: ResizeQuery) -> Result<(), ApiError> {
         self.with(id, |_| Ok(()))
     }
-    async fn top(&self, _id: &str, _ps: Option<String>) -> Result<ContainerTopResponse, ApiError> {
-        Err(not_in_fixture("top"))
+    async fn top(&self, id: &str, _ps: Option<String>) -> Result<ContainerTopResponse, ApiError> {
+        if !self.process_table {
+            return Err(not_in_fixture("top"));
+        }
+        self.with(id, |_| Ok(()))?;
+        let row = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        Ok(ContainerTopResponse {
+            titles: Some(row(&[
+                "UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD",
+            ])),
+            processes: Some(vec![
+                row(&[
+                    "root",
+                    "4242",
+                    "4200",
+                    "0",
+                    "12:00",
+                    "?",
+                    "00:00:00",
+                    "sleep 1000",
+                ]),
+                row(&[
+                    "nobody",
+                    "4243",
+                    "4242",
+                    "0",
+                    "12:00",
+                    "pts/0",
+                    "00:00:01",
+                    "sh -c true",
+                ]),
+            ]),
+        })
     }
     async fn stats(
         &self,
-        _id: &str,
+        id: &str,
         _q: ContainerStatsQuery,
     ) -> Result<JsonStream<ContainerStatsResponse>, ApiError> {
-        Err(not_in_fixture("stats"))
+        if !self.process_table {
+            return Err(not_in_fixture("stats"));
+        }
+        // One fixed sample: 25% of one of two CPUs, 10 MiB of 1 GiB, 3 processes.
+        let (full, name) = self.with(id, |c| Ok((c.id.clone(), c.name.clone())))?;
+        let cpu = |container: u64, system: u64| ContainerCpuStats {
+            cpu_usage: Some(ContainerCpuUsage {
+                total_usage: Some(container),
+                ..ContainerCpuUsage::default()
+            }),
+            system_cpu_usage: Some(system),
+            online_cpus: Some(2),
+            ..ContainerCpuStats::default()
+        };
+        let sample = ContainerStatsResponse {
+            id: Some(full),
+            name: Some(format!("/{name}")),
+            cpu_stats: Some(cpu(2_000_000_000, 20_000_000_000)),
+            precpu_stats: Some(cpu(1_000_000_000, 12_000_000_000)),
+            memory_stats: Some(ContainerMemoryStats {
+                usage: Some(10 << 20),
+                limit: Some(1 << 30),
+                ..ContainerMemoryStats::default()
+            }),
+            pids_stats: Some(ContainerPidsStats {
+                current: Some(3),
+                limit: None,
+            }),
+            ..ContainerStatsResponse::default()
+        };
+        Ok(futures_util::stream::iter(vec![Ok(sample)]).boxed())
     }
     async fn rename(&self, id: &str, new_name: &str) -> Result<(), ApiError> {
         self.with(id, |c| {
@@ -569,23 +692,71 @@ impl ExecBackend for FakeDaemon {
 
 impl ImageBackend for FakeDaemon {
     async fn image_list(&self, _q: ImageListQuery) -> Result<Vec<ImageSummary>, ApiError> {
-        Ok(Vec::new())
+        if !self.busybox_image {
+            return Ok(Vec::new());
+        }
+        Ok(vec![ImageSummary {
+            id: format!("sha256:{:064x}", 0xb0b0u64),
+            parent_id: String::new(),
+            repo_tags: vec!["busybox:latest".to_string()],
+            repo_digests: Vec::new(),
+            created: 1_700_000_000,
+            size: 4_260_000,
+            shared_size: -1,
+            labels: HashMap::new(),
+            containers: -1,
+            ..ImageSummary::default()
+        }])
     }
     async fn image_inspect(&self, name: &str) -> Result<ImageInspect, ApiError> {
-        Err(ApiError::no_such_image(name))
+        self.image_exists(name)?;
+        Ok(ImageInspect {
+            id: Some(format!("sha256:{:064x}", 0xb0b0u64)),
+            repo_tags: Some(vec!["busybox:latest".to_string()]),
+            architecture: Some("amd64".to_string()),
+            os: Some("linux".to_string()),
+            size: Some(4_260_000),
+            ..ImageInspect::default()
+        })
     }
     async fn image_history(&self, name: &str) -> Result<Vec<ImageHistoryResponseItem>, ApiError> {
-        Err(ApiError::no_such_image(name))
+        self.image_exists(name)?;
+        Ok(vec![
+            ImageHistoryResponseItem {
+                id: format!("sha256:{:064x}", 0xb0b0u64),
+                created: 1_700_000_000,
+                created_by: "/bin/sh -c #(nop)  CMD [\"sh\"] and a long tail of words to truncate"
+                    .to_string(),
+                tags: vec!["busybox:latest".to_string()],
+                size: 0,
+                comment: String::new(),
+            },
+            ImageHistoryResponseItem {
+                id: "<missing>".to_string(),
+                created: 1_699_999_000,
+                created_by: "/bin/sh -c #(nop) ADD file:abc in /".to_string(),
+                tags: Vec::new(),
+                size: 4_260_000,
+                comment: "layer".to_string(),
+            },
+        ])
     }
     async fn image_tag(&self, name: &str, _repo: &str, _tag: Option<&str>) -> Result<(), ApiError> {
-        Err(ApiError::no_such_image(name))
+        self.image_exists(name)?;
+        Ok(())
     }
     async fn image_remove(
         &self,
         name: &str,
         _q: ImageRemoveQuery,
     ) -> Result<Vec<ImageDeleteResponseItem>, ApiError> {
-        Err(ApiError::no_such_image(name))
+        if !self.busybox_image || name != "other:1" {
+            return Err(ApiError::no_such_image(name));
+        }
+        Ok(vec![ImageDeleteResponseItem {
+            untagged: Some("other:1".to_string()),
+            deleted: None,
+        }])
     }
     async fn image_pull(
         &self,
@@ -621,13 +792,47 @@ impl ImageBackend for FakeDaemon {
     }
     async fn image_load(
         &self,
-        _archive: api_server::ByteStream,
+        mut archive: api_server::ByteStream,
         _quiet: bool,
     ) -> Result<JsonStream<ProgressMessage>, ApiError> {
-        Err(not_in_fixture("image load"))
+        if !self.busybox_image {
+            return Err(not_in_fixture("image load"));
+        }
+        // Reads the whole archive, then reports one layer loaded and the image's name, as
+        // dockerd's load does.
+        let mut size = 0i64;
+        while let Some(chunk) = archive.next().await {
+            size += chunk?.len() as i64;
+        }
+        let lines = vec![
+            Ok(ProgressMessage::progress(
+                "0123456789ab",
+                "Loading layer",
+                size / 2,
+                Some(size),
+            )),
+            Ok(ProgressMessage::progress(
+                "0123456789ab",
+                "Loading layer",
+                size,
+                Some(size),
+            )),
+            Ok(ProgressMessage {
+                stream: Some("Loaded image: busybox:latest\n".to_string()),
+                ..ProgressMessage::default()
+            }),
+        ];
+        Ok(futures_util::stream::iter(lines).boxed())
     }
     async fn image_save(&self, names: Vec<String>) -> Result<api_server::ByteStream, ApiError> {
-        Err(ApiError::no_such_image(&names.join(", ")))
+        if !self.busybox_image || names.iter().any(|n| self.image_exists(n).is_err()) {
+            return Err(ApiError::no_such_image(&names.join(", ")));
+        }
+        let chunks = vec![
+            Ok(Bytes::from_static(b"fake archive: ")),
+            Ok(Bytes::from(names.join(","))),
+        ];
+        Ok(futures_util::stream::iter(chunks).boxed())
     }
     async fn image_prune(&self, _q: PruneQuery) -> Result<ImagePruneResponse, ApiError> {
         Err(not_in_fixture("image prune"))
@@ -736,9 +941,13 @@ static NEXT: AtomicU64 = AtomicU64::new(0);
 
 /// A server on a temporary socket, in its own runtime; stopped and cleaned up on drop.
 pub struct TestServer {
+    /// The runtime the server runs on; tests use it to drive their own clients.
     pub runtime: tokio::runtime::Runtime,
+    /// The API socket.
     pub socket: PathBuf,
+    /// The temporary directory holding the socket and the CLIs' config.
     pub dir: tempfile::TempDir,
+    /// The fake daemon behind the server, for assertions on what it recorded.
     pub backend: Arc<FakeDaemon>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     done: Option<std::sync::mpsc::Receiver<()>>,
@@ -753,6 +962,7 @@ pub fn is_root() -> bool {
 }
 
 impl TestServer {
+    /// Serves `backend` on a fresh socket in a fresh temporary directory.
     pub fn start(backend: FakeDaemon) -> Self {
         let _ = tracing_init();
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -798,72 +1008,66 @@ impl TestServer {
         }
     }
 
+    /// The socket as a DOCKER_HOST value.
     pub fn docker_host(&self) -> String {
         format!("unix://{}", self.socket.display())
     }
 
-    /// Runs the real docker CLI against this server (bounded by `timeout`).
-    pub fn docker(&self, args: &[&str], stdin: Option<&str>) -> std::process::Output {
-        let config = self.dir.path().join("docker-config");
-        let mut cmd = std::process::Command::new("timeout");
+    /// A command running `program` under `timeout 30`, its DOCKER_HOST aimed at this server.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new("timeout");
         cmd.arg("30")
-            .arg("docker")
-            .args(args)
-            .env("DOCKER_HOST", self.docker_host())
-            .env("DOCKER_CONFIG", &config)
+            .arg(program)
+            .env("DOCKER_HOST", self.docker_host());
+        cmd
+    }
+
+    /// Points a docker CLI command at this server's own client config, with no hints and no
+    /// version or context from the caller's environment.
+    fn docker_env(&self, cmd: &mut Command) {
+        cmd.env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
             .env("DOCKER_CLI_HINTS", "false")
             .env_remove("DOCKER_API_VERSION")
-            .env_remove("DOCKER_CONTEXT")
-            .stdin(if stdin.is_some() {
-                std::process::Stdio::piped()
-            } else {
-                std::process::Stdio::null()
-            })
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        let mut child = cmd.spawn().expect("run the docker CLI");
-        if let Some(input) = stdin {
-            use std::io::Write;
-            let mut pipe = child.stdin.take().expect("docker's stdin pipe");
-            pipe.write_all(input.as_bytes())
-                .expect("write docker's stdin");
-        }
-        let out = child.wait_with_output().expect("wait for the docker CLI");
-        eprintln!(
-            "$ docker {}\n-> {:?}\nstdout: {}\nstderr: {}",
-            args.join(" "),
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
+            .env_remove("DOCKER_CONTEXT");
+    }
+
+    /// Runs the real docker CLI against this server (bounded by `timeout`).
+    pub fn docker(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut cmd = self.command("docker");
+        cmd.args(args);
+        self.docker_env(&mut cmd);
+        run_logged(cmd, &format!("docker {}", args.join(" ")), stdin)
     }
 
     /// Runs the docker CLI with a pseudo-terminal as its stdin and stdout (through `script`), so
     /// that `-t` works; the words of `args` must need no shell quoting.
-    pub fn docker_in_pty(&self, args: &[&str]) -> std::process::Output {
-        let config = self.dir.path().join("docker-config");
-        let line = format!("docker {}", args.join(" "));
-        let out = std::process::Command::new("timeout")
-            .args(["30", "script", "-qec", &line, "/dev/null"])
-            .env("SHELL", "/bin/sh")
-            .env("DOCKER_HOST", self.docker_host())
-            .env("DOCKER_CONFIG", &config)
-            .env("DOCKER_CLI_HINTS", "false")
-            .env_remove("DOCKER_API_VERSION")
-            .env_remove("DOCKER_CONTEXT")
-            .stdin(std::process::Stdio::null())
-            .output()
-            .expect("run the docker CLI under script");
-        eprintln!(
-            "$ {line} (in a pty)\n-> {:?}\nstdout: {:?}\nstderr: {}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
+    pub fn docker_in_pty(&self, args: &[&str]) -> Output {
+        let mut cmd = self.in_pty(&format!("docker {}", args.join(" ")));
+        self.docker_env(&mut cmd);
+        run_logged_in_pty(cmd)
     }
 
+    /// A command running the shell command `line` under `script`, so that it has a
+    /// pseudo-terminal as its stdin and stdout; run it with [`run_logged_in_pty`].
+    pub fn in_pty(&self, line: &str) -> Command {
+        let mut cmd = self.command("script");
+        cmd.args(["-qec", line, "/dev/null"])
+            .env("SHELL", "/bin/sh")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// The HostConfig and Config the fake daemon recorded for a container, as JSON.
+    pub fn recorded(&self, name: &str) -> serde_json::Value {
+        let list = self.backend.containers.lock().expect("fixture lock");
+        let c = list
+            .iter()
+            .find(|c| c.name == name)
+            .expect("the container was created");
+        serde_json::to_value(&c.host_config).expect("HostConfig as JSON")
+    }
+
+    /// The API socket's path.
     pub fn path(&self) -> &Path {
         &self.socket
     }
@@ -878,6 +1082,56 @@ impl Drop for TestServer {
             let _ = done.recv_timeout(std::time::Duration::from_secs(10));
         }
     }
+}
+
+/// Runs `cmd` with `stdin` (or none) as its input, and logs the command (`shown`), its exit
+/// code and its output for the test's report.
+pub fn run_logged(mut cmd: Command, shown: &str, stdin: Option<&str>) -> Output {
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("run `{shown}`: {e}"));
+    if let Some(input) = stdin {
+        use std::io::Write;
+        let mut pipe = child.stdin.take().expect("the CLI's stdin pipe");
+        pipe.write_all(input.as_bytes())
+            .expect("write the CLI's stdin");
+    }
+    let out = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("wait for `{shown}`: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    log_run(shown, &out, stdout);
+    out
+}
+
+/// Runs a command made by [`TestServer::in_pty`] and logs it with its exit code and output.
+pub fn run_logged_in_pty(mut cmd: Command) -> Output {
+    let line = cmd
+        .get_args()
+        .nth(3)
+        .map(|a| a.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("run `{line}` under script: {e}"));
+    // A terminal's output is shown escaped: its control characters would garble the report.
+    let stdout = format!("{:?}", String::from_utf8_lossy(&out.stdout));
+    log_run(&format!("{line} (in a pty)"), &out, stdout);
+    out
+}
+
+/// Logs a finished command for the test's report.
+fn log_run(shown: &str, out: &Output, stdout: String) {
+    eprintln!(
+        "$ {shown}\n-> {:?}\nstdout: {stdout}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn tracing_init() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
