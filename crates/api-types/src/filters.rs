@@ -180,4 +180,24 @@ mod tests {
             "invalid filter 'nosuch'"
         );
     }
+
+    #[test]
+    fn label_filters_narrow_and_label_not_spares() {
+        let labels: BTreeMap<&str, &str> = [("project", "p"), ("service", "web")].into();
+        let label = |k: &str| labels.get(k).copied();
+        let f = Filters::from_json(r#"{"label":["project=p","service=client"]}"#).expect("parse");
+        assert!(
+            !f.labels_match("label", label),
+            "every label filter must hold"
+        );
+        let f = Filters::from_json(r#"{"label":["project=p","service"]}"#).expect("parse");
+        assert!(f.labels_match("label", label));
+        assert!(
+            Filters::new().labels_match("label", label),
+            "no filter, no constraint"
+        );
+        let f = Filters::from_json(r#"{"label!":["keep","service=web"]}"#).expect("parse");
+        assert!(f.any_label_matches("label!", label));
+        assert!(!Filters::new().any_label_matches("label!", label));
+    }
 }

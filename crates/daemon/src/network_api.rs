@@ -401,6 +401,7 @@ mod tests {
             labels: Default::default(),
             options: Default::default(),
             predefined: matches!(name, "bridge" | "host" | "none"),
+            attachable: false,
         }
     }
 
