@@ -14,9 +14,9 @@ pub fn features() -> Value {
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": [
             "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec",
-            "mand", "noatime", "nodev", "nodiratime", "noexec", "nomand", "norelatime",
+            "idmap", "mand", "noatime", "nodev", "nodiratime", "noexec", "nomand", "norelatime",
             "nostrictatime", "nosuid", "private", "rbind", "relatime", "remount", "ro",
-            "rprivate", "rshared", "rslave", "runbindable", "rw", "shared", "slave",
+            "ridmap", "rprivate", "rshared", "rslave", "runbindable", "rw", "shared", "slave",
             "strictatime", "suid", "sync", "unbindable"
         ],
         "linux": {
@@ -34,7 +34,7 @@ pub fn features() -> Value {
             "apparmor": { "enabled": false },
             "selinux": { "enabled": false },
             "intelRdt": { "enabled": false },
-            "mountExtensions": { "idmap": { "enabled": false } }
+            "mountExtensions": { "idmap": { "enabled": true } }
         },
         "annotations": {
             "org.opencontainers.runtime-spec.features.berth.version": env!("CARGO_PKG_VERSION")

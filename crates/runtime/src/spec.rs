@@ -250,6 +250,20 @@ pub fn validate(spec: &Spec) -> Result<()> {
             validate_sysctl(key, &|t| has(t))?;
         }
     }
+    for (i, m) in spec
+        .mounts()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        if let Some(maps) = m.uid_mappings().as_deref().filter(|m| !m.is_empty()) {
+            validate_mappings(&format!("mounts[{i}].uidMappings"), maps)?;
+        }
+        if let Some(maps) = m.gid_mappings().as_deref().filter(|m| !m.is_empty()) {
+            validate_mappings(&format!("mounts[{i}].gidMappings"), maps)?;
+        }
+    }
     if linux.intel_rdt().is_some() {
         return Err(Error::Invalid(
             "linux.intelRdt: not supported by berth (this host has no resctrl support in berth)"

@@ -3,7 +3,8 @@
 //!
 //! Owns: raw `clone(2)` with namespace flags (fork semantics, no new stack),
 //! `execveat(2)` on a file descriptor, `close_range(2)`, `seccomp(2)` filter
-//! loading, `bpf(2)` for cgroup v2 device programs, and the sealed
+//! loading, `bpf(2)` for cgroup v2 device programs, `mount_setattr(2)` for
+//! ID-mapped mounts, and the sealed
 //! in-memory exec trampoline that keeps containers away from the runtime's own
 //! binary (CVE-2019-5736).
 //!
@@ -17,6 +18,7 @@
 
 pub mod bpf;
 pub mod misc;
+pub mod mount;
 pub mod process;
 pub mod seccomp;
 pub mod trampoline;

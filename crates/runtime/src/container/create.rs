@@ -208,6 +208,10 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
     let state_json =
         |r: &Record, status: Status| serde_json::to_vec(&r.oci_state(status)).unwrap_or_default();
 
+    // Before the clone: the kernel idmaps a host filesystem only for a
+    // caller that is root on the host, which the init in a user namespace
+    // is not.
+    let idmapped = rootfs::prepare_idmapped(&config, &bundle)?;
     process::become_subreaper()?;
     let time_offsets: Vec<(String, i64, u32)> = linux
         .time_offsets()
@@ -240,6 +244,7 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
         cgroup_paths: mount_hierarchies(&cgroup),
         bundle: &bundle,
         seccomp: seccomp_filter.as_ref(),
+        idmapped,
     };
     let (pid, channel) = process::spawn(&plan, &time_offsets, |ch| process::init::run(ctx, ch))?;
     undo.init = Some(pid);

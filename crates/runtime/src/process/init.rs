@@ -57,6 +57,9 @@ pub struct InitContext<'a> {
     pub bundle: &'a Path,
     /// The container's compiled seccomp filter.
     pub seccomp: Option<&'a crate::seccomp::Filter>,
+    /// The ID-mapped bind sources the runtime made (moved into place by
+    /// the mounts that asked for them).
+    pub idmapped: rootfs::IdmappedTrees,
 }
 
 /// The init's main: never returns to the runtime's code. Returns the exit
@@ -214,6 +217,7 @@ fn setup(
         cgroup_paths: ctx.cgroup_paths.clone(),
         bundle: ctx.bundle.to_path_buf(),
         mount_label: None,
+        idmapped: ctx.idmapped.clone(),
     };
     phase(t0, "init: namespaces, cgroup, keyring, hostname");
     rootfs::prepare(ctx.spec, ctx.rootfs, &opts)?;

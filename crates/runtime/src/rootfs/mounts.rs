@@ -127,8 +127,16 @@ pub(super) fn prepare(spec: &Spec, rootfs: &Path, opts: &RootfsOptions) -> Resul
         let dest = clean_path(m.destination());
         let typ = m.typ().as_deref().unwrap_or("");
         let is_bind = parsed.is_bind() || typ == "bind";
-        check_supported(i, m, &parsed)?;
+        check_supported(i, &parsed)?;
         check_proc_destination(i, &dest, typ, is_bind, m.source().as_deref())?;
+        let tree = opts.idmapped.get(i);
+        if super::idmap::requested(m, &parsed) && tree.is_none() {
+            return Err(RootfsError::invalid(
+                format!("mounts[{i}].options"),
+                "idmap",
+                "the runtime made no ID-mapped tree for this mount (rootfs::prepare_idmapped was not called)",
+            ));
+        }
         if is_bind {
             let source = bind_source(i, m, opts)?;
             bind_mount(
@@ -138,6 +146,7 @@ pub(super) fn prepare(spec: &Spec, rootfs: &Path, opts: &RootfsOptions) -> Resul
                 &dest,
                 &parsed,
                 parsed.is_recursive_bind(),
+                tree,
             )?;
         } else if typ == "cgroup" {
             cgroup_mount(&ctx, i, &dest, &parsed)?;
@@ -238,19 +247,13 @@ fn make_parent_private(rootfs: &Path) -> Result<()> {
 }
 
 /// Refuses what the spec may ask for and berth does not do yet, before any
-/// mount is made for it.
-pub(super) fn check_supported(i: usize, m: &Mount, parsed: &ParsedOptions) -> Result<()> {
+/// mount is made for it. (Idmapping is checked by `idmap::validate`.)
+pub(super) fn check_supported(i: usize, parsed: &ParsedOptions) -> Result<()> {
     let unsupported = |value: String, what: &str| RootfsError::Unsupported {
         field: format!("mounts[{i}].options"),
         value,
         what: what.to_owned(),
     };
-    if parsed.idmap || m.uid_mappings().is_some() || m.gid_mappings().is_some() {
-        return Err(unsupported(
-            "idmap".into(),
-            "an ID-mapped mount (it needs mount_setattr(2))",
-        ));
-    }
     if parsed.tmpcopyup {
         return Err(unsupported(
             "tmpcopyup".into(),
@@ -388,7 +391,9 @@ fn reopen(ctx: &Context<'_>, field: &str, dest: &Path) -> Result<OwnedFd> {
 }
 
 /// A bind (or, with `recursive`, rbind) of `source` onto `dest`, then the
-/// remount its flags need and its propagation changes.
+/// remount its flags need and its propagation changes. With `tree` (an
+/// ID-mapped copy of `source` the runtime made) that tree is moved onto
+/// `dest` instead of a fresh bind.
 fn bind_mount(
     ctx: &Context<'_>,
     field: &str,
@@ -396,6 +401,7 @@ fn bind_mount(
     dest: &Path,
     parsed: &ParsedOptions,
     recursive: bool,
+    tree: Option<&OwnedFd>,
 ) -> Result<()> {
     // Filesystem data is ignored on a bind (see rootfs::validate); a bare
     // unknown word is refused.
@@ -408,6 +414,27 @@ fn bind_mount(
     }
     let fd = open_bind_target(ctx, field, source, dest)?;
     check_resolved_not_in_proc(ctx, field, &fd, dest)?;
+    if let Some(tree) = tree {
+        use rustix::mount::{move_mount, MoveMountFlags};
+        move_mount(
+            tree.as_fd(),
+            "",
+            fd.as_fd(),
+            "",
+            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+        )
+        .map_err(|e| {
+            RootfsError::sys(
+                format!(
+                    "{field}: move the ID-mapped copy of {} onto /{}",
+                    display(source),
+                    display(dest)
+                ),
+                Errno::from_raw(e.raw_os_error()),
+            )
+        })?;
+        return finish_bind(ctx, field, source, dest, parsed);
+    }
     let mut flags = MsFlags::MS_BIND;
     if recursive {
         flags |= MsFlags::MS_REC;
@@ -429,6 +456,18 @@ fn bind_mount(
             e,
         )
     })?;
+    finish_bind(ctx, field, source, dest, parsed)
+}
+
+/// What a new bind on `dest` needs after it is attached: the remount its
+/// flags ask for and its propagation changes.
+fn finish_bind(
+    ctx: &Context<'_>,
+    field: &str,
+    source: &Path,
+    dest: &Path,
+    parsed: &ParsedOptions,
+) -> Result<()> {
     // MS_BIND ignores every other flag: ro, nosuid and the like take a
     // second call, made only when an option asks for one.
     let needs_remount = !parsed.remount_flags().is_empty() || !parsed.clear_flags.is_empty();
@@ -655,6 +694,7 @@ fn sysfs_fallback(ctx: &Context<'_>, i: usize, dest: &Path, parsed: &ParsedOptio
         dest,
         &bind,
         true,
+        None,
     )
 }
 
@@ -730,7 +770,7 @@ fn cgroup_mount(ctx: &Context<'_>, i: usize, dest: &Path, parsed: &ParsedOptions
             drop(fd);
             let mut bind = parsed.clone();
             bind.data_options.clear();
-            return bind_mount(ctx, &field, &only.host_dir, dest, &bind, true);
+            return bind_mount(ctx, &field, &only.host_dir, dest, &bind, true, None);
         }
     }
 
