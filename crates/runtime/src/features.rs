@@ -5,9 +5,11 @@ use serde_json::{json, Value};
 
 use crate::{capabilities, seccomp};
 
-/// The features document.
+/// The features document of this runtime on this host.
 pub fn features() -> Value {
     let caps: Vec<String> = capabilities::names(&capabilities::all_known());
+    // Only what this host can apply: a label berth cannot apply is refused.
+    let lsm = crate::lsm::HostModules::detect();
     json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.2.0",
@@ -31,8 +33,8 @@ pub fn features() -> Value {
                 "knownFlags": seccomp::KNOWN_FLAGS,
                 "supportedFlags": seccomp::supported_flags()
             },
-            "apparmor": { "enabled": false },
-            "selinux": { "enabled": false },
+            "apparmor": { "enabled": lsm.apparmor },
+            "selinux": { "enabled": lsm.selinux },
             "intelRdt": { "enabled": false },
             "mountExtensions": { "idmap": { "enabled": true } }
         },

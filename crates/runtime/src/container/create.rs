@@ -85,6 +85,15 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
         .map_err(|e| Error::io("open bundle", &opts.bundle, e))?;
     let config = spec::load(&bundle)?;
     spec::validate(&config)?;
+    let lsm_host = crate::lsm::HostModules::detect();
+    let exec_labels = crate::lsm::exec_labels(
+        config
+            .process()
+            .as_ref()
+            .ok_or_else(|| Error::Invalid("process: missing".into()))?,
+        lsm_host,
+    )?;
+    let mount_label = crate::lsm::mount_label(&config, lsm_host)?;
     let rootfs = spec::rootfs_path(&config, &bundle)?;
     rootfs::validate(&config, &bundle)?;
     let process = config
@@ -245,6 +254,8 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
         bundle: &bundle,
         seccomp: seccomp_filter.as_ref(),
         idmapped,
+        exec_labels,
+        mount_label,
     };
     let (pid, channel) = process::spawn(&plan, &time_offsets, |ch| process::init::run(ctx, ch))?;
     undo.init = Some(pid);

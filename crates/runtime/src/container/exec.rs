@@ -61,6 +61,7 @@ pub fn exec(root: &Root, id: &str, process: &Process, opts: &ExecOptions) -> Res
         identity::validate_rlimits(rlimits)?;
     }
     process::attributes::validate(Some(process), None)?;
+    let exec_labels = crate::lsm::exec_labels(process, crate::lsm::HostModules::detect())?;
     let terminal = process.terminal() == Some(true);
     let console_socket: Option<OwnedFd> = match (&opts.console_socket, terminal) {
         (Some(path), true) => Some(console::connect_console_socket(path)?),
@@ -123,8 +124,11 @@ pub fn exec(root: &Root, id: &str, process: &Process, opts: &ExecOptions) -> Res
     let (pid, channel) = process::spawn(&plan, &[], |ch| {
         child(
             process,
-            personality,
-            filter.as_ref(),
+            &finalize::Confinement {
+                personality,
+                seccomp: filter.as_ref(),
+                labels: &exec_labels,
+            },
             console_socket,
             stdio,
             preserve_fds,
@@ -168,8 +172,7 @@ pub fn exec(root: &Root, id: &str, process: &Process, opts: &ExecOptions) -> Res
 
 fn child(
     process: &Process,
-    personality: Option<&oci_spec::runtime::LinuxPersonality>,
-    seccomp: Option<&crate::seccomp::Filter>,
+    confinement: &finalize::Confinement<'_>,
     console_socket: Option<OwnedFd>,
     stdio: Option<&finalize::Stdio>,
     preserve_fds: u32,
@@ -201,7 +204,7 @@ fn child(
                 nix::unistd::setsid().map_err(|e| Error::sys("setsid", e))?;
             }
         }
-        let mut program = finalize::prepare(process, personality, seccomp)?;
+        let mut program = finalize::prepare(process, confinement)?;
         if let Some(listener) = program.take_seccomp_listener() {
             channel.send_with_fd(
                 &Message::SeccompListener,

@@ -152,7 +152,9 @@ pub struct RootfsOptions {
     /// The bundle directory: relative bind-mount sources are taken from
     /// here, as runc (which runs in the bundle) does.
     pub bundle: PathBuf,
-    /// SELinux mount label (`linux.mountLabel`); not applied yet.
+    /// The SELinux label of the container's fresh filesystems
+    /// (`linux.mountLabel`, once [`crate::lsm::mount_label`] accepted it for
+    /// this host): a `context=` option on each.
     pub mount_label: Option<String>,
     /// The ID-mapped trees [`prepare_idmapped`] made, moved into place
     /// instead of a bind for the mounts that ask for an idmapping.

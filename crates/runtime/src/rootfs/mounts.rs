@@ -70,17 +70,6 @@ fn target(fd: &impl std::os::fd::AsRawFd) -> String {
 pub(super) fn prepare(spec: &Spec, rootfs: &Path, opts: &RootfsOptions) -> Result<()> {
     let _umask = UmaskGuard::zero();
     let linux = spec.linux().as_ref();
-    if let Some(label) = opts
-        .mount_label
-        .as_deref()
-        .or_else(|| linux.and_then(|l| l.mount_label().as_deref()))
-        .filter(|l| !l.is_empty())
-    {
-        tracing::warn!(
-            label,
-            "linux.mountLabel is not applied: berth does not label mounts for SELinux yet"
-        );
-    }
 
     // Without this, every mount below would propagate back to the host's
     // shared mounts. runc defaults to MS_SLAVE|MS_REC (not private) so that
@@ -625,7 +614,14 @@ fn fs_mount(
         flags.remove(MsFlags::MS_RDONLY);
     }
     let source: PathBuf = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
-    let data = parsed.data();
+    let mut data = parsed.data();
+    // runc's rule for the SELinux mount label: a context= option on every
+    // fresh filesystem but proc and sysfs (labelled by policy) and mqueue
+    // (which takes no context=; its root is labelled after the mount).
+    let label = ctx.opts.mount_label.as_deref().filter(|l| !l.is_empty());
+    if let Some(label) = label.filter(|_| !matches!(typ, "proc" | "sysfs" | "mqueue")) {
+        data = crate::lsm::with_context(&data, label);
+    }
     let data = (!data.is_empty()).then_some(data.as_str());
     match mount(Some(&source), target(&fd).as_str(), Some(typ), flags, data) {
         Ok(()) => {}
@@ -647,6 +643,24 @@ fn fs_mount(
                 e,
             ))
         }
+    }
+    if let Some(label) = label.filter(|_| typ == "mqueue") {
+        let mounted = reopen(ctx, &field, dest)?;
+        rustix::fs::setxattr(
+            target(&mounted).as_str(),
+            "security.selinux",
+            label.as_bytes(),
+            rustix::fs::XattrFlags::empty(),
+        )
+        .map_err(|e| {
+            RootfsError::sys(
+                format!(
+                    "{field}: label the mqueue on /{} with linux.mountLabel {label:?}",
+                    display(dest)
+                ),
+                Errno::from_raw(e.raw_os_error()),
+            )
+        })?;
     }
     if parsed.propagation.is_empty() {
         return Ok(());
