@@ -14,13 +14,7 @@ pub fn features() -> Value {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.2.0",
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
-        "mountOptions": [
-            "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec",
-            "idmap", "mand", "noatime", "nodev", "nodiratime", "noexec", "nomand", "norelatime",
-            "nostrictatime", "nosuid", "private", "rbind", "relatime", "remount", "ro",
-            "ridmap", "rprivate", "rshared", "rslave", "runbindable", "rw", "shared", "slave",
-            "strictatime", "suid", "sync", "unbindable"
-        ],
+        "mountOptions": crate::rootfs::options::KNOWN_OPTIONS,
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": caps,
@@ -35,7 +29,9 @@ pub fn features() -> Value {
             },
             "apparmor": { "enabled": lsm.apparmor },
             "selinux": { "enabled": lsm.selinux },
-            "intelRdt": { "enabled": false },
+            "intelRdt": { "enabled": false, "schemata": false, "monitoring": false },
+            "memoryPolicy": { "modes": [], "flags": [] },
+            "netDevices": { "enabled": false },
             "mountExtensions": { "idmap": { "enabled": true } }
         },
         "annotations": {

@@ -181,7 +181,22 @@ fn child(
     let prepared = (|| -> Result<(Trampoline, finalize::Program)> {
         nix::sys::prctl::set_dumpable(false)
             .map_err(|e| Error::sys("prctl(PR_SET_DUMPABLE)", e))?;
+        // process.execCPUAffinity: `initial` while outside the container's
+        // cgroup (whose cpuset may be narrower), `final` once inside it.
+        let affinity = process.exec_cpu_affinity().as_ref();
+        if let Some(list) = affinity
+            .and_then(|a| a.initial().as_deref())
+            .filter(|l| !l.is_empty())
+        {
+            process::attributes::set_cpu_affinity("process.execCPUAffinity.initial", list)?;
+        }
         channel.expect(&Message::Resume, "waiting to join the cgroup")?;
+        if let Some(list) = affinity
+            .and_then(|a| a.cpu_affinity_final().as_deref())
+            .filter(|l| !l.is_empty())
+        {
+            process::attributes::set_cpu_affinity("process.execCPUAffinity.final", list)?;
+        }
         let trampoline =
             Trampoline::new().map_err(|e| Error::sys("make the exec trampoline (memfd)", e))?;
         match &console_socket {

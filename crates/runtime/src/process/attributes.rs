@@ -101,11 +101,60 @@ pub fn persona(p: &LinuxPersonality) -> Result<libc::c_ulong> {
     })
 }
 
+/// The CPUs of a list such as `0-3,7` (`process.execCPUAffinity`), as
+/// the kernel's affinity mask. `field` names the list in errors.
+pub fn cpu_set(field: &str, list: &str) -> Result<nix::sched::CpuSet> {
+    let bad = |why: String| Error::Invalid(format!("{field} {list:?}: {why}"));
+    let mut set = nix::sched::CpuSet::new();
+    for part in list.split(',') {
+        let (first, last) = match part.split_once('-') {
+            Some((a, b)) => (a, b),
+            None => (part, part),
+        };
+        let parse = |s: &str| {
+            s.trim()
+                .parse::<usize>()
+                .map_err(|_| bad(format!("{part:?} is not a CPU number or range")))
+        };
+        let (first, last) = (parse(first)?, parse(last)?);
+        if first > last {
+            return Err(bad(format!("range {part:?} runs backwards")));
+        }
+        for cpu in first..=last {
+            set.set(cpu).map_err(|_| {
+                bad(format!(
+                    "CPU {cpu} is beyond the {} the kernel's mask holds",
+                    nix::sched::CpuSet::count()
+                ))
+            })?;
+        }
+    }
+    Ok(set)
+}
+
+/// Sets the calling process's CPU affinity to `list` (one of
+/// `process.execCPUAffinity`'s, named by `field`).
+pub fn set_cpu_affinity(field: &str, list: &str) -> Result<()> {
+    let set = cpu_set(field, list)?;
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
+        .map_err(|e| Error::sys(format!("{field} {list:?}: sched_setaffinity"), e))
+}
+
 /// Checks what can be checked before anything is made, so a bad value fails
 /// `create` in the runtime rather than in the init.
 pub fn validate(process: Option<&Process>, personality: Option<&LinuxPersonality>) -> Result<()> {
     if let Some(p) = process.and_then(|p| p.io_priority().as_ref()) {
         ioprio(p)?;
+    }
+    if let Some(a) = process.and_then(|p| p.exec_cpu_affinity().as_ref()) {
+        for (field, list) in [
+            ("process.execCPUAffinity.initial", a.initial()),
+            ("process.execCPUAffinity.final", a.cpu_affinity_final()),
+        ] {
+            if let Some(list) = list.as_deref().filter(|l| !l.is_empty()) {
+                cpu_set(field, list)?;
+            }
+        }
     }
     if let Some(p) = personality {
         persona(p)?;
@@ -163,6 +212,20 @@ pub fn apply(process: &Process, personality: Option<&LinuxPersonality>) -> Resul
 mod tests {
     use super::*;
     use oci_spec::runtime::{LinuxIOPriorityBuilder, LinuxPersonalityBuilder, SchedulerBuilder};
+
+    #[test]
+    fn cpu_lists_parse_like_the_kernels() {
+        let s = cpu_set("f", "0-2,5").expect("list");
+        let on: Vec<usize> = (0..8).filter(|&c| s.is_set(c).unwrap_or(false)).collect();
+        assert_eq!(on, vec![0, 1, 2, 5]);
+        for bad in ["", "a", "3-1", "1,,2", "99999"] {
+            let e = cpu_set("process.execCPUAffinity.final", bad).expect_err(bad);
+            assert!(
+                e.to_string().contains("process.execCPUAffinity.final"),
+                "{e}"
+            );
+        }
+    }
 
     #[test]
     fn scheduler_maps_to_the_kernels_numbers() {

@@ -107,6 +107,76 @@ impl ParsedOptions {
     }
 }
 
+/// Every mount option berth applies (what `features` reports): the
+/// `mount(8)` flags, propagation, the recursive `mount_setattr(2)` attributes
+/// and `idmap`/`ridmap`. Anything else is filesystem data, except runc's
+/// `tmpcopyup`, which is refused.
+pub const KNOWN_OPTIONS: &[&str] = &[
+    "acl",
+    "async",
+    "atime",
+    "bind",
+    "defaults",
+    "dev",
+    "diratime",
+    "dirsync",
+    "exec",
+    "idmap",
+    "iversion",
+    "lazytime",
+    "loud",
+    "mand",
+    "noacl",
+    "noatime",
+    "nodev",
+    "nodiratime",
+    "noexec",
+    "noiversion",
+    "nolazytime",
+    "nomand",
+    "norelatime",
+    "nostrictatime",
+    "nosuid",
+    "nosymfollow",
+    "private",
+    "ratime",
+    "rbind",
+    "rdev",
+    "rdiratime",
+    "relatime",
+    "remount",
+    "rexec",
+    "ridmap",
+    "rnoatime",
+    "rnodev",
+    "rnodiratime",
+    "rnoexec",
+    "rnorelatime",
+    "rnostrictatime",
+    "rnosuid",
+    "rnosymfollow",
+    "ro",
+    "rprivate",
+    "rrelatime",
+    "rro",
+    "rrw",
+    "rshared",
+    "rslave",
+    "rstrictatime",
+    "rsuid",
+    "rsymfollow",
+    "runbindable",
+    "rw",
+    "shared",
+    "silent",
+    "slave",
+    "strictatime",
+    "suid",
+    "symfollow",
+    "sync",
+    "unbindable",
+];
+
 /// What one known option does.
 enum Effect {
     Set(MsFlags),
@@ -426,5 +496,13 @@ mod tests {
         assert!(one("ridmap").idmap && one("ridmap").idmap_recursive);
         assert!(!one("idmap").idmap_recursive);
         assert!(one("tmpcopyup").tmpcopyup);
+    }
+
+    #[test]
+    fn every_reported_option_is_known() {
+        for o in KNOWN_OPTIONS {
+            assert!(effect(o).is_some(), "{o} is reported but not applied");
+        }
+        assert!(!KNOWN_OPTIONS.contains(&"tmpcopyup"));
     }
 }
