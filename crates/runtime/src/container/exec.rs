@@ -49,6 +49,20 @@ pub fn exec(root: &Root, id: &str, process: &Process, opts: &ExecOptions) -> Res
             message: "cannot exec in a container that is not running".into(),
         });
     }
+    if status == Status::Created && crate::rootless::is_rootless() {
+        // The init stays non-dumpable until it execs the container's
+        // program (so that nothing in the container can reach the runtime's
+        // binary through /proc/1/exe, CVE-2019-5736, or ptrace the still
+        // privileged init). The kernel then lets only host root open its
+        // /proc/PID/ns links: an unprivileged caller gets EACCES.
+        return Err(Error::State {
+            id: id.into(),
+            status: status.to_string(),
+            message: "an unprivileged user can exec into it only once it is started: until then \
+                      its init is not dumpable, and the kernel lets only root open its namespaces"
+                .into(),
+        });
+    }
     if process.args().as_ref().is_none_or(|a| a.is_empty()) {
         return Err(Error::Invalid(
             "process.args: must name a program to run".into(),
