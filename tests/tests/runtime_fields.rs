@@ -1,6 +1,6 @@
 //! runtime-spec fields berth does not apply are refused with the field's name, never ignored
-//! (the table in docs/RUNTIME.md lists them all); `process.execCPUAffinity`, which it applies,
-//! sets an exec'd process's CPUs as seen from inside; `features` says exactly that.
+//! (the table in docs/RUNTIME.md lists them all); `process.execCPUAffinity` and
+//! `linux.memoryPolicy`, which it applies, as seen from inside; `features` says exactly that.
 
 use std::time::Duration;
 
@@ -40,11 +40,8 @@ fn unapplied_fields_are_refused_by_name() {
             "linux.netDevices",
         ),
         (
-            with(
-                &["linux", "memoryPolicy"],
-                json!({ "mode": "MPOL_BIND", "nodes": "0" }),
-            ),
-            "linux.memoryPolicy",
+            with(&["linux", "memoryPolicy"], json!({ "mode": "MPOL_BIND" })),
+            "linux.memoryPolicy.nodes: mode MpolBind needs at least one node",
         ),
         (
             with(
@@ -165,6 +162,31 @@ fn exec_cpu_affinity_sets_the_exec_process_cpus() {
 }
 
 #[test]
+fn memory_policy_binds_the_container_to_its_nodes() {
+    let rt = runtime();
+    if !rt.is_berth() {
+        eprintln!("skipped: runc 1.1 has no linux.memoryPolicy");
+        return;
+    }
+    if !std::path::Path::new("/proc/self/numa_maps").exists() {
+        eprintln!("skipped: this kernel has no NUMA support (/proc/self/numa_maps)");
+        return;
+    }
+    // Node 0 exists on every NUMA kernel; what numa_maps shows for the shell's stack is the
+    // task policy it inherited from the init.
+    let b = with(
+        &["linux", "memoryPolicy"],
+        json!({ "mode": "MPOL_BIND", "nodes": "0" }),
+    )
+    .shell("grep -m1 stack /proc/self/numa_maps");
+    let out = rt.run_ok("mempolicy", &b).expect("run");
+    assert!(out.stdout.contains(" bind:0 "), "{out:?}");
+    let b = bundle().shell("grep -m1 stack /proc/self/numa_maps");
+    let out = rt.run_ok("mempolicy-default", &b).expect("run");
+    assert!(out.stdout.contains(" default "), "{out:?}");
+}
+
+#[test]
 fn features_report_what_is_applied() {
     let rt = runtime();
     if !rt.is_berth() {
@@ -181,7 +203,12 @@ fn features_report_what_is_applied() {
     let linux = &f["linux"];
     assert_eq!(linux["intelRdt"]["enabled"], false);
     assert_eq!(linux["netDevices"]["enabled"], false);
-    assert_eq!(linux["memoryPolicy"]["modes"], json!([]));
+    assert!(
+        linux["memoryPolicy"]["modes"]
+            .as_array()
+            .is_some_and(|m| m.contains(&json!("MPOL_BIND"))),
+        "{linux}"
+    );
     assert_eq!(linux["cgroup"]["rdma"], false);
     assert_eq!(linux["mountExtensions"]["idmap"]["enabled"], true);
     let options: Vec<&str> = f["mountOptions"]

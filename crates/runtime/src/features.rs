@@ -30,7 +30,11 @@ pub fn features() -> Value {
             "apparmor": { "enabled": lsm.apparmor },
             "selinux": { "enabled": lsm.selinux },
             "intelRdt": { "enabled": false, "schemata": false, "monitoring": false },
-            "memoryPolicy": { "modes": [], "flags": [] },
+            "memoryPolicy": {
+                "modes": ["MPOL_DEFAULT", "MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_WEIGHTED_INTERLEAVE",
+                          "MPOL_PREFERRED", "MPOL_PREFERRED_MANY", "MPOL_LOCAL"],
+                "flags": ["MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES"]
+            },
             "netDevices": { "enabled": false },
             "mountExtensions": { "idmap": { "enabled": true } }
         },

@@ -325,11 +325,8 @@ fn refuse_unsupported(spec: &Spec) -> Result<()> {
             "moving host network devices into the container is not supported by berth yet",
         );
     }
-    if linux.memory_policy().is_some() {
-        return refuse(
-            "linux.memoryPolicy",
-            "NUMA memory policies (set_mempolicy) are not supported by berth yet",
-        );
+    if let Some(p) = linux.memory_policy() {
+        crate::process::attributes::mempolicy(p)?;
     }
     let new_time = linux
         .namespaces()
@@ -514,11 +511,8 @@ mod tests {
                 "linux.netDevices",
             ),
             (
-                |v| {
-                    v["linux"]["memoryPolicy"] =
-                        serde_json::json!({"mode": "MPOL_BIND", "nodes": "0"})
-                },
-                "linux.memoryPolicy",
+                |v| v["linux"]["memoryPolicy"] = serde_json::json!({"mode": "MPOL_BIND"}),
+                "linux.memoryPolicy.nodes",
             ),
             (
                 |v| {

@@ -140,6 +140,11 @@ pub fn exec(root: &Root, id: &str, process: &Process, opts: &ExecOptions) -> Res
             process,
             &finalize::Confinement {
                 personality,
+                memory_policy: record
+                    .config
+                    .linux()
+                    .as_ref()
+                    .and_then(|l| l.memory_policy().as_ref()),
                 seccomp: filter.as_ref(),
                 labels: &exec_labels,
             },

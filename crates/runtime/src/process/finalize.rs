@@ -45,6 +45,8 @@ impl Program {
 pub struct Confinement<'a> {
     /// The container's execution domain (`linux.personality`).
     pub personality: Option<&'a LinuxPersonality>,
+    /// The container's NUMA memory policy (`linux.memoryPolicy`).
+    pub memory_policy: Option<&'a oci_spec::runtime::LinuxMemoryPolicy>,
     /// The container's compiled seccomp filter.
     pub seccomp: Option<&'a crate::seccomp::Filter>,
     /// The AppArmor profile and SELinux label for the exec, as decided for
@@ -59,6 +61,7 @@ pub struct Confinement<'a> {
 pub fn prepare(process: &Process, confinement: &Confinement<'_>) -> Result<Program> {
     let Confinement {
         personality,
+        memory_policy,
         seccomp,
         labels,
     } = *confinement;
@@ -71,6 +74,7 @@ pub fn prepare(process: &Process, confinement: &Confinement<'_>) -> Result<Progr
     // Scheduler, I/O priority and personality while the capabilities that a
     // real-time policy or I/O class needs are still held.
     attributes::apply(process, personality)?;
+    attributes::apply_memory_policy(memory_policy)?;
     // Before no_new_privs, under which AppArmor refuses most transitions;
     // the labels take effect at the execve below.
     crate::lsm::apply_exec_labels(labels)?;

@@ -293,6 +293,11 @@ fn setup(
         process,
         &finalize::Confinement {
             personality,
+            memory_policy: ctx
+                .spec
+                .linux()
+                .as_ref()
+                .and_then(|l| l.memory_policy().as_ref()),
             seccomp: ctx.seccomp,
             labels: &ctx.exec_labels,
         },
