@@ -396,6 +396,36 @@ fn exec_into_a_created_container_is_refused_until_it_starts() {
 }
 
 #[test]
+fn an_idmapped_mount_is_refused_with_the_reason() {
+    if !need_root() || !is_berth() {
+        eprintln!("SKIP: berth's refusal is checked (runc 1.1 has no idmapped mounts)");
+        return;
+    }
+    let user = TestUser::create();
+    let work = Work::new(&user);
+    let data = work.dir.path().join("data");
+    fs::create_dir(&data).expect("mkdir data");
+    work.rootless_config(|spec| {
+        spec["process"]["args"] = json!(["true"]);
+        spec["mounts"].as_array_mut().expect("mounts").push(json!({
+            "destination": "/mnt", "type": "bind", "source": data,
+            "options": ["rbind", "ridmap"]
+        }));
+    });
+    let id = unique_name("rootless-idmap");
+    work.remember(&id);
+    let out = work.run(&["create", &id], None);
+    assert_ne!(out.code, Some(0), "refused");
+    assert!(
+        out.stderr.contains("mounts[")
+            && out.stderr.contains("ID-mapped mount")
+            && out.stderr.contains("only for root on the host"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn range_mapping_goes_through_newuidmap() {
     if !need_root() {
         return;
