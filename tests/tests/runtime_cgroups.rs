@@ -92,6 +92,26 @@ fn cpu_shares_are_in_the_cgroup_file() {
 }
 
 #[test]
+fn kernel_tcp_memory_limit_is_in_the_v1_cgroup_file() {
+    // cgroup v1 still enforces memory.kmem.tcp.limit_in_bytes (deprecated); v2 has no such
+    // limit and refuses the field.
+    if !PathBuf::from("/sys/fs/cgroup/memory/memory.kmem.tcp.limit_in_bytes").exists() {
+        eprintln!("skipped: no cgroup v1 memory.kmem.tcp.limit_in_bytes on this host");
+        return;
+    }
+    let b = bundle()
+        .resources(serde_json::json!({ "memory": { "kernelTCP": 16_777_216 } }))
+        .args(&["sleep", "1000"]);
+    check_limit(
+        "kmemtcp",
+        b,
+        "memory",
+        "memory.kmem.tcp.limit_in_bytes",
+        "16777216",
+    );
+}
+
+#[test]
 fn pids_limit_is_enforced_inside() {
     let rt = runtime();
     // The shell and one child fit under 2; a third process cannot fork.

@@ -684,3 +684,54 @@ fn a_created_container_can_be_killed_or_deleted() {
         .ok()
         .expect("delete succeeds");
 }
+
+#[test]
+fn checkpoint_and_restore_are_refused_with_the_reason() {
+    let rt = runtime();
+    if !rt.is_berth() {
+        eprintln!(
+            "skipped: runc checkpoints through CRIU; berth refuses, which is what is checked"
+        );
+        return;
+    }
+    let b = Bundle::new()
+        .expect("a busybox bundle")
+        .args(&["sleep", "1000"]);
+    let id = rt.new_id("ckpt");
+    let pid = rt.create_and_start(&id, &b).expect("create and start");
+    let image = rt.scratch().join("image");
+    let image = image.to_string_lossy();
+    for args in [
+        vec!["checkpoint", "--image-path", &image, "--leave-running", &id],
+        vec![
+            "restore",
+            "-d",
+            "--image-path",
+            &image,
+            "--bundle",
+            "/nonexistent",
+            &id,
+        ],
+    ] {
+        let out = rt.invoke(&args).expect("invoke");
+        assert!(!out.success(), "{args:?} refused: {out:?}");
+        assert!(
+            out.stderr.contains(&format!(
+                "error: {} is not supported: berth-runtime has no checkpoint/restore",
+                args[0]
+            )),
+            "{:?}",
+            out.stderr
+        );
+    }
+    assert_eq!(
+        rt.status(&id).expect("state"),
+        "running",
+        "the container was left alone"
+    );
+    rt.kill(&id, "KILL")
+        .expect("kill")
+        .ok()
+        .expect("kill succeeds");
+    rt.wait_exit(pid, WAIT).expect("the init exits");
+}

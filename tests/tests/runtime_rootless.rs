@@ -356,6 +356,76 @@ fn single_id_mapping_is_root_inside_and_the_user_outside() {
 }
 
 #[test]
+fn exec_into_a_created_container_is_refused_until_it_starts() {
+    if !need_root() {
+        return;
+    }
+    let user = TestUser::create();
+    let work = Work::new(&user);
+    work.rootless_config(|spec| {
+        spec["process"]["args"] = json!(["sleep", "1000"]);
+    });
+    let id = unique_name("rootless-exec");
+    work.remember(&id);
+    work.ok(&["create", &id], None);
+    let script = ["sh", "-c", "id -u"];
+    let exec: Vec<&str> = ["exec", id.as_str()].into_iter().chain(script).collect();
+    let out = work.run(&exec, None);
+    if is_berth() {
+        // The init is not dumpable until it starts (CVE-2019-5736): only root may open its
+        // namespaces, and berth says so instead of failing with EACCES.
+        assert_ne!(out.code, Some(0), "refused: {}", out.stdout);
+        assert!(
+            out.stderr.contains("is created") && out.stderr.contains("only once it is started"),
+            "{}",
+            out.stderr
+        );
+    } else {
+        assert_eq!(out.code, Some(0), "runc execs: {}", out.stderr);
+    }
+    let state: Value =
+        serde_json::from_str(&work.ok(&["state", &id], None).stdout).expect("state JSON");
+    assert_eq!(
+        state["status"], "created",
+        "the exec did not start the container"
+    );
+    work.ok(&["start", &id], None);
+    let out = work.ok(&exec, None);
+    assert_eq!(out.stdout, "0\n", "root inside once started");
+    work.ok(&["delete", "--force", &id], None);
+}
+
+#[test]
+fn an_idmapped_mount_is_refused_with_the_reason() {
+    if !need_root() || !is_berth() {
+        eprintln!("SKIP: berth's refusal is checked (runc 1.1 has no idmapped mounts)");
+        return;
+    }
+    let user = TestUser::create();
+    let work = Work::new(&user);
+    let data = work.dir.path().join("data");
+    fs::create_dir(&data).expect("mkdir data");
+    work.rootless_config(|spec| {
+        spec["process"]["args"] = json!(["true"]);
+        spec["mounts"].as_array_mut().expect("mounts").push(json!({
+            "destination": "/mnt", "type": "bind", "source": data,
+            "options": ["rbind", "ridmap"]
+        }));
+    });
+    let id = unique_name("rootless-idmap");
+    work.remember(&id);
+    let out = work.run(&["create", &id], None);
+    assert_ne!(out.code, Some(0), "refused");
+    assert!(
+        out.stderr.contains("mounts[")
+            && out.stderr.contains("ID-mapped mount")
+            && out.stderr.contains("only for root on the host"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn range_mapping_goes_through_newuidmap() {
     if !need_root() {
         return;

@@ -77,6 +77,9 @@ pub enum Error {
     /// The seccomp section is invalid or its filter could not be loaded.
     #[error(transparent)]
     Seccomp(#[from] crate::seccomp::SeccompError),
+    /// A security module label is refused on this host or could not be set.
+    #[error(transparent)]
+    Lsm(#[from] crate::lsm::LsmError),
     /// Running as an unprivileged user: refused, or an id map could not be written.
     #[error(transparent)]
     Rootless(#[from] crate::rootless::RootlessError),

@@ -25,6 +25,7 @@ pub mod error;
 pub mod features;
 pub mod hooks;
 pub mod identity;
+pub mod lsm;
 pub mod namespaces;
 pub mod process;
 pub mod rootfs;

@@ -143,6 +143,25 @@ pub fn check(spec: &Spec) -> Result<(), RootlessError> {
             }
         }
     }
+    for (i, m) in spec
+        .mounts()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let parsed = crate::rootfs::parse_options(m.options().as_deref().unwrap_or(&[]));
+        if parsed.idmap
+            || m.uid_mappings().as_ref().is_some_and(|v| !v.is_empty())
+            || m.gid_mappings().as_ref().is_some_and(|v| !v.is_empty())
+        {
+            return Err(refuse(
+                &format!("mounts[{i}]: an ID-mapped mount"),
+                "the kernel idmaps a host filesystem only for root on the host; run as root, \
+                 or chown the source to the ids the container maps",
+            ));
+        }
+    }
     let Some(linux) = linux else { return Ok(()) };
     if let Some(sysctls) = linux.sysctl() {
         for key in sysctls.keys() {

@@ -134,6 +134,7 @@ pub fn validate(spec: &Spec) -> Result<()> {
             "ociVersion {version:?}: berth supports 1.x"
         )));
     }
+    refuse_unsupported(spec)?;
     let process = spec
         .process()
         .as_ref()
@@ -250,11 +251,94 @@ pub fn validate(spec: &Spec) -> Result<()> {
             validate_sysctl(key, &|t| has(t))?;
         }
     }
+    for (i, m) in spec
+        .mounts()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        if let Some(maps) = m.uid_mappings().as_deref().filter(|m| !m.is_empty()) {
+            validate_mappings(&format!("mounts[{i}].uidMappings"), maps)?;
+        }
+        if let Some(maps) = m.gid_mappings().as_deref().filter(|m| !m.is_empty()) {
+            validate_mappings(&format!("mounts[{i}].gidMappings"), maps)?;
+        }
+    }
     if linux.intel_rdt().is_some() {
         return Err(Error::Invalid(
             "linux.intelRdt: not supported by berth (this host has no resctrl support in berth)"
                 .into(),
         ));
+    }
+    Ok(())
+}
+
+/// The fields of the runtime-spec that berth does not apply, refused by
+/// name so that no config runs without what it asked for (the table in
+/// docs/RUNTIME.md lists every field and what berth does with it). The
+/// cgroup and mount fields are refused by their own modules.
+fn refuse_unsupported(spec: &Spec) -> Result<()> {
+    let refuse = |field: &str, why: &str| Err(Error::Invalid(format!("{field}: {why}")));
+    for (field, present) in [
+        ("solaris", spec.solaris().is_some()),
+        ("windows", spec.windows().is_some()),
+        ("vm", spec.vm().is_some()),
+        ("zos", spec.zos().is_some()),
+    ] {
+        if present {
+            return refuse(
+                field,
+                "berth runs Linux containers; this platform's section cannot be applied",
+            );
+        }
+    }
+    if let Some(process) = spec.process() {
+        if process
+            .command_line()
+            .as_deref()
+            .is_some_and(|c| !c.is_empty())
+        {
+            return refuse(
+                "process.commandLine",
+                "is for Windows; a Linux process takes process.args",
+            );
+        }
+        if process
+            .user()
+            .username()
+            .as_deref()
+            .is_some_and(|u| !u.is_empty())
+        {
+            return refuse(
+                "process.user.username",
+                "is for Windows; a Linux process takes process.user.uid and gid",
+            );
+        }
+    }
+    let Some(linux) = spec.linux() else {
+        return Ok(());
+    };
+    if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
+        return refuse(
+            "linux.netDevices",
+            "moving host network devices into the container is not supported by berth yet",
+        );
+    }
+    if let Some(p) = linux.memory_policy() {
+        crate::process::attributes::mempolicy(p)?;
+    }
+    let new_time = linux
+        .namespaces()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .any(|n| n.typ() == LinuxNamespaceType::Time && n.path().is_none());
+    if linux.time_offsets().as_ref().is_some_and(|o| !o.is_empty()) && !new_time {
+        return refuse(
+            "linux.timeOffsets",
+            "needs a new time namespace in linux.namespaces (offsets are set when it is made)",
+        );
     }
     Ok(())
 }
@@ -410,6 +494,33 @@ mod tests {
                 "linux.uidMappings",
             ),
             (|v| v["hostname"] = "box".into(), "hostname"),
+            (
+                |v| v["windows"] = serde_json::json!({"layerFolders": []}),
+                "windows: berth runs Linux containers",
+            ),
+            (
+                |v| v["process"]["commandLine"] = "cmd /c".into(),
+                "process.commandLine: is for Windows",
+            ),
+            (
+                |v| v["process"]["user"]["username"] = "admin".into(),
+                "process.user.username",
+            ),
+            (
+                |v| v["linux"]["netDevices"] = serde_json::json!({"eth1": {}}),
+                "linux.netDevices",
+            ),
+            (
+                |v| v["linux"]["memoryPolicy"] = serde_json::json!({"mode": "MPOL_BIND"}),
+                "linux.memoryPolicy.nodes",
+            ),
+            (
+                |v| {
+                    v["linux"]["timeOffsets"] =
+                        serde_json::json!({"monotonic": {"secs": 10, "nanosecs": 0}})
+                },
+                "linux.timeOffsets: needs a new time namespace",
+            ),
             (
                 |v| v["linux"]["sysctl"] = serde_json::json!({"kernel.panic": "1"}),
                 "not namespaced",

@@ -589,6 +589,7 @@ fn run_case(case: &Case) -> Result<(), String> {
         cgroup_paths: own_cgroups()?,
         bundle: fx.dir.path().to_path_buf(),
         mount_label: None,
+        idmapped: Default::default(),
     };
     if !case.shared_host {
         return supervise(&fx, case, &spec, &opts);

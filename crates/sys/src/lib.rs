@@ -3,8 +3,9 @@
 //!
 //! Owns: raw `clone(2)` with namespace flags (fork semantics, no new stack),
 //! `execveat(2)` on a file descriptor, `close_range(2)`, `seccomp(2)` filter
-//! loading, `bpf(2)` for cgroup v2 device programs, `madvise(2)` and
-//! `malloc_trim(3)` to give back what a burst of work left mapped, and the sealed
+//! loading, `bpf(2)` for cgroup v2 device programs, `mount_setattr(2)` for
+//! ID-mapped mounts, `madvise(2)` and `malloc_trim(3)` to give back what a
+//! burst of work left mapped, and the sealed
 //! in-memory exec trampoline that keeps containers away from the runtime's own
 //! binary (CVE-2019-5736).
 //!
@@ -19,6 +20,7 @@
 pub mod bpf;
 pub mod memory;
 pub mod misc;
+pub mod mount;
 pub mod process;
 pub mod seccomp;
 pub mod trampoline;

@@ -234,3 +234,27 @@ pub fn set_personality(persona: libc::c_ulong) -> nix::Result<()> {
     let ret = unsafe { libc::personality(persona) };
     Errno::result(ret).map(drop)
 }
+
+/// Sets the calling thread's NUMA memory policy (`set_mempolicy(2)`): `mode`
+/// is an `MPOL_*` mode with its `MPOL_F_*` flags or'ed in, `nodemask` a bit
+/// per node (bit n of word n / 64), all of whose bits the kernel reads.
+pub fn set_mempolicy(mode: i32, nodemask: &[libc::c_ulong]) -> nix::Result<()> {
+    let bits = nodemask.len() * libc::c_ulong::BITS as usize;
+    // The kernel reads one bit less than `maxnode` says (a historical
+    // off-by-one that every caller compensates for), so pass bits + 1; an
+    // empty mask is passed as NULL with maxnode 0.
+    let (ptr, maxnode) = if nodemask.is_empty() {
+        (std::ptr::null(), 0)
+    } else {
+        (nodemask.as_ptr(), bits as libc::c_ulong + 1)
+    };
+    // SAFETY: the kernel reads `maxnode - 1` bits from `ptr`, which is
+    // exactly the length of `nodemask` (or nothing when it is NULL), and
+    // writes no memory of ours.
+    let ret = unsafe { libc::syscall(libc::SYS_set_mempolicy, mode, ptr, maxnode) };
+    if ret == -1 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}

@@ -57,23 +57,19 @@ pub struct ExecArgs {
     /// container is resumed, and exec waits until then.
     #[arg(long)]
     ignore_paused: bool,
-    /// An AppArmor profile (not supported on this runtime: refused).
+    /// The AppArmor profile of the new process (refused on a host without
+    /// AppArmor, unless it is "unconfined").
     #[arg(long)]
     apparmor: Option<String>,
-    /// An SELinux label (not supported on this runtime: refused).
+    /// The SELinux label of the new process (refused on a host without
+    /// SELinux).
     #[arg(long)]
     process_label: Option<String>,
 }
 
 /// `exec`.
 pub fn exec(root: &Root, args: ExecArgs) -> Result<i32> {
-    if args.apparmor.is_some() {
-        bail!("--apparmor: this host has no AppArmor support in berth-runtime");
-    }
-    if args.process_label.is_some() {
-        bail!("--process-label: this host has no SELinux support in berth-runtime");
-    }
-    let process = match &args.process {
+    let mut process = match &args.process {
         Some(path) => {
             let bytes = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
             runtime::spec::parse_process(&bytes)
@@ -81,6 +77,14 @@ pub fn exec(root: &Root, args: ExecArgs) -> Result<i32> {
         }
         None => process_from_flags(root, &args)?,
     };
+    // As runc: the flags override the process's own fields; whether the
+    // host can apply them is decided by the library, as for any process.
+    if let Some(profile) = &args.apparmor {
+        process.set_apparmor_profile(Some(profile.clone()));
+    }
+    if let Some(label) = &args.process_label {
+        process.set_selinux_label(Some(label.clone()));
+    }
     let opts = ExecOptions {
         console_socket: args.console_socket,
         pid_file: args.pid_file,

@@ -76,6 +76,19 @@ pub enum Command {
     Spec(spec::SpecArgs),
     /// Print what this runtime supports, as JSON.
     Features,
+    /// runc's checkpoint (CRIU): not supported, refused with a message.
+    Checkpoint(NotSupportedArgs),
+    /// runc's restore (CRIU): not supported, refused with a message.
+    Restore(NotSupportedArgs),
+}
+
+/// The arguments of a command berth-runtime refuses: any of runc's flags
+/// are taken, so the caller gets the reason rather than a usage error.
+#[derive(Debug, clap::Args)]
+pub struct NotSupportedArgs {
+    /// runc's flags and the container's id.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
 }
 
 /// Runs one subcommand; returns the process's exit status.
@@ -116,6 +129,12 @@ pub fn run(root: &Path, command: Command) -> Result<i32> {
         Command::Events(args) => events::events(&open()?, args),
         Command::Update(args) => update::update(&open()?, args),
         Command::Spec(args) => spec::spec(args),
+        Command::Checkpoint(_) => anyhow::bail!(
+            "checkpoint is not supported: berth-runtime has no checkpoint/restore (it does not use CRIU)"
+        ),
+        Command::Restore(_) => anyhow::bail!(
+            "restore is not supported: berth-runtime has no checkpoint/restore (it does not use CRIU)"
+        ),
         Command::Features => {
             println!(
                 "{}",

@@ -573,10 +573,27 @@ impl Cgroup {
 
     fn apply_memory(&self, r: &LinuxResources) -> Result<()> {
         let Some(m) = r.memory() else { return Ok(()) };
-        if m.kernel().is_some() || m.kernel_tcp().is_some() {
-            tracing::warn!(cgroup = %self.path, "kernel memory limits are deprecated by the kernel and ignored");
+        let unsupported = |what: &str, why: &str| Error::Unsupported {
+            cgroup: self.path.clone(),
+            what: format!("linux.resources.memory.{what}"),
+            why: why.to_string(),
+        };
+        if m.kernel().is_some() {
+            // cgroup v1's memory.kmem.limit_in_bytes still exists but accepts
+            // and drops every write (Linux 6.x); v2 never had it.
+            return Err(unsupported(
+                "kernel",
+                "the kernel no longer enforces a separate kernel memory limit (kernel memory counts against memory.limit)",
+            ));
+        }
+        if m.use_hierarchy() == Some(false) {
+            return Err(unsupported(
+                "useHierarchy",
+                "the kernel's memory controller is always hierarchical (false cannot be had)",
+            ));
         }
         let wanted = m.limit().is_some_and(|v| v != 0)
+            || m.kernel_tcp().is_some()
             || m.swap().is_some_and(|v| v != 0)
             || m.reservation().is_some_and(|v| v != 0)
             || m.swappiness().is_some()
@@ -746,30 +763,32 @@ impl Cgroup {
         }
     }
 
+    /// net_cls and net_prio are cgroup v1 controllers; without their
+    /// hierarchy (always so on cgroup v2) the settings are refused, as runc
+    /// refuses them, rather than dropped.
     fn apply_network(&self, r: &LinuxResources) -> Result<()> {
         let Some(n) = r.network() else { return Ok(()) };
+        let unmounted = |what: &str, controller: &str| Error::Unsupported {
+            cgroup: self.path.clone(),
+            what: format!("linux.resources.network.{what}"),
+            why: format!("the host has no {controller} hierarchy (a cgroup v1 controller)"),
+        };
         if let Some(class_id) = n.class_id() {
-            match self.hierarchy_of(Controller::NetCls) {
-                Some(h) => fs::write(&h.dir, "net_cls.classid", &class_id.to_string())?,
-                None => {
-                    tracing::warn!(cgroup = %self.path, "net_cls is not mounted; network classID ignored")
-                }
-            }
+            let h = self
+                .hierarchy_of(Controller::NetCls)
+                .ok_or_else(|| unmounted("classID", "net_cls"))?;
+            fs::write(&h.dir, "net_cls.classid", &class_id.to_string())?;
         }
         if let Some(prios) = n.priorities().as_ref().filter(|p| !p.is_empty()) {
-            match self.hierarchy_of(Controller::NetPrio) {
-                Some(h) => {
-                    for p in prios {
-                        fs::write(
-                            &h.dir,
-                            "net_prio.ifpriomap",
-                            &format!("{} {}", p.name(), p.priority()),
-                        )?;
-                    }
-                }
-                None => {
-                    tracing::warn!(cgroup = %self.path, "net_prio is not mounted; network priorities ignored")
-                }
+            let h = self
+                .hierarchy_of(Controller::NetPrio)
+                .ok_or_else(|| unmounted("priorities", "net_prio"))?;
+            for p in prios {
+                fs::write(
+                    &h.dir,
+                    "net_prio.ifpriomap",
+                    &format!("{} {}", p.name(), p.priority()),
+                )?;
             }
         }
         Ok(())

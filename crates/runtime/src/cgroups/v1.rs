@@ -106,6 +106,10 @@ pub(crate) fn memory(cgroup: &str, dir: &Path, m: &LinuxMemory) -> Result<()> {
     if m.disable_oom_killer() == Some(true) {
         fs::write(dir, "memory.oom_control", "1")?;
     }
+    if let Some(tcp) = m.kernel_tcp() {
+        // Deprecated by the kernel, but still enforced on v1.
+        fs::write(dir, "memory.kmem.tcp.limit_in_bytes", &tcp.to_string())?;
+    }
     Ok(())
 }
 

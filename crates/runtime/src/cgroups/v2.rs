@@ -88,6 +88,13 @@ pub(crate) fn swap_max(
 
 /// Memory: `memory.max`, `memory.swap.max` (swap alone), `memory.low`.
 pub(crate) fn memory(cgroup: &str, dir: &Path, m: &LinuxMemory) -> Result<()> {
+    if m.kernel_tcp().is_some() {
+        return Err(Error::Unsupported {
+            cgroup: cgroup.to_string(),
+            what: "linux.resources.memory.kernelTCP".to_string(),
+            why: "cgroup v2 has no separate TCP buffer memory limit".to_string(),
+        });
+    }
     let swap = swap_max(cgroup, m.swap(), m.limit())?;
     if let (Some(true), Some(l)) = (m.check_before_update(), m.limit().filter(|v| *v > 0)) {
         // The spec's checkBeforeUpdate: v2 would otherwise reclaim or OOM-kill to fit.
@@ -173,18 +180,24 @@ pub(crate) fn cpu(cgroup: &str, dir: &Path, c: &LinuxCpu) -> Result<()> {
 
 /// Block I/O: `io.weight` (converted from the v1 range) and `io.max` throttles.
 pub(crate) fn io(cgroup: &str, dir: &Path, b: &LinuxBlockIo) -> Result<()> {
+    let has_leaf = b.leaf_weight().is_some_and(|w| w != 0)
+        || b.weight_device()
+            .iter()
+            .flatten()
+            .any(|d| d.leaf_weight().is_some_and(|w| w != 0));
+    if has_leaf {
+        return Err(Error::Unsupported {
+            cgroup: cgroup.to_string(),
+            what: "linux.resources.blockIO leafWeight".to_string(),
+            why: "cgroup v2 has no leaf weight".to_string(),
+        });
+    }
     if let Some(w) = b.weight().filter(|w| *w != 0) {
         fs::write(
             dir,
             "io.weight",
             &format!("default {}", blkio_weight_to_io_weight(w)),
         )?;
-    }
-    if b.leaf_weight().is_some_and(|w| w != 0) {
-        tracing::warn!(
-            cgroup,
-            "cgroup v2 has no leaf weight; blockIO leafWeight ignored"
-        );
     }
     for d in b.weight_device().iter().flatten() {
         if let Some(w) = d.weight() {

@@ -85,6 +85,15 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
         .map_err(|e| Error::io("open bundle", &opts.bundle, e))?;
     let config = spec::load(&bundle)?;
     spec::validate(&config)?;
+    let lsm_host = crate::lsm::HostModules::detect();
+    let exec_labels = crate::lsm::exec_labels(
+        config
+            .process()
+            .as_ref()
+            .ok_or_else(|| Error::Invalid("process: missing".into()))?,
+        lsm_host,
+    )?;
+    let mount_label = crate::lsm::mount_label(&config, lsm_host)?;
     let rootfs = spec::rootfs_path(&config, &bundle)?;
     rootfs::validate(&config, &bundle)?;
     let process = config
@@ -208,6 +217,10 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
     let state_json =
         |r: &Record, status: Status| serde_json::to_vec(&r.oci_state(status)).unwrap_or_default();
 
+    // Before the clone: the kernel idmaps a host filesystem only for a
+    // caller that is root on the host, which the init in a user namespace
+    // is not.
+    let idmapped = rootfs::prepare_idmapped(&config, &bundle)?;
     process::become_subreaper()?;
     let time_offsets: Vec<(String, i64, u32)> = linux
         .time_offsets()
@@ -240,6 +253,9 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
         cgroup_paths: mount_hierarchies(&cgroup),
         bundle: &bundle,
         seccomp: seccomp_filter.as_ref(),
+        idmapped,
+        exec_labels,
+        mount_label,
     };
     let (pid, channel) = process::spawn(&plan, &time_offsets, |ch| process::init::run(ctx, ch))?;
     undo.init = Some(pid);

@@ -49,6 +49,20 @@ pub fn exec(root: &Root, id: &str, process: &Process, opts: &ExecOptions) -> Res
             message: "cannot exec in a container that is not running".into(),
         });
     }
+    if status == Status::Created && crate::rootless::is_rootless() {
+        // The init stays non-dumpable until it execs the container's
+        // program (so that nothing in the container can reach the runtime's
+        // binary through /proc/1/exe, CVE-2019-5736, or ptrace the still
+        // privileged init). The kernel then lets only host root open its
+        // /proc/PID/ns links: an unprivileged caller gets EACCES.
+        return Err(Error::State {
+            id: id.into(),
+            status: status.to_string(),
+            message: "an unprivileged user can exec into it only once it is started: until then \
+                      its init is not dumpable, and the kernel lets only root open its namespaces"
+                .into(),
+        });
+    }
     if process.args().as_ref().is_none_or(|a| a.is_empty()) {
         return Err(Error::Invalid(
             "process.args: must name a program to run".into(),
@@ -61,6 +75,7 @@ pub fn exec(root: &Root, id: &str, process: &Process, opts: &ExecOptions) -> Res
         identity::validate_rlimits(rlimits)?;
     }
     process::attributes::validate(Some(process), None)?;
+    let exec_labels = crate::lsm::exec_labels(process, crate::lsm::HostModules::detect())?;
     let terminal = process.terminal() == Some(true);
     let console_socket: Option<OwnedFd> = match (&opts.console_socket, terminal) {
         (Some(path), true) => Some(console::connect_console_socket(path)?),
@@ -123,8 +138,16 @@ pub fn exec(root: &Root, id: &str, process: &Process, opts: &ExecOptions) -> Res
     let (pid, channel) = process::spawn(&plan, &[], |ch| {
         child(
             process,
-            personality,
-            filter.as_ref(),
+            &finalize::Confinement {
+                personality,
+                memory_policy: record
+                    .config
+                    .linux()
+                    .as_ref()
+                    .and_then(|l| l.memory_policy().as_ref()),
+                seccomp: filter.as_ref(),
+                labels: &exec_labels,
+            },
             console_socket,
             stdio,
             preserve_fds,
@@ -168,8 +191,7 @@ pub fn exec(root: &Root, id: &str, process: &Process, opts: &ExecOptions) -> Res
 
 fn child(
     process: &Process,
-    personality: Option<&oci_spec::runtime::LinuxPersonality>,
-    seccomp: Option<&crate::seccomp::Filter>,
+    confinement: &finalize::Confinement<'_>,
     console_socket: Option<OwnedFd>,
     stdio: Option<&finalize::Stdio>,
     preserve_fds: u32,
@@ -178,7 +200,22 @@ fn child(
     let prepared = (|| -> Result<(Trampoline, finalize::Program)> {
         nix::sys::prctl::set_dumpable(false)
             .map_err(|e| Error::sys("prctl(PR_SET_DUMPABLE)", e))?;
+        // process.execCPUAffinity: `initial` while outside the container's
+        // cgroup (whose cpuset may be narrower), `final` once inside it.
+        let affinity = process.exec_cpu_affinity().as_ref();
+        if let Some(list) = affinity
+            .and_then(|a| a.initial().as_deref())
+            .filter(|l| !l.is_empty())
+        {
+            process::attributes::set_cpu_affinity("process.execCPUAffinity.initial", list)?;
+        }
         channel.expect(&Message::Resume, "waiting to join the cgroup")?;
+        if let Some(list) = affinity
+            .and_then(|a| a.cpu_affinity_final().as_deref())
+            .filter(|l| !l.is_empty())
+        {
+            process::attributes::set_cpu_affinity("process.execCPUAffinity.final", list)?;
+        }
         let trampoline =
             Trampoline::new().map_err(|e| Error::sys("make the exec trampoline (memfd)", e))?;
         match &console_socket {
@@ -201,7 +238,7 @@ fn child(
                 nix::unistd::setsid().map_err(|e| Error::sys("setsid", e))?;
             }
         }
-        let mut program = finalize::prepare(process, personality, seccomp)?;
+        let mut program = finalize::prepare(process, confinement)?;
         if let Some(listener) = program.take_seccomp_listener() {
             channel.send_with_fd(
                 &Message::SeccompListener,

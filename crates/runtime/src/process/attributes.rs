@@ -1,6 +1,8 @@
 //! Per-task attributes a container process gets before it execs:
 //! `process.scheduler` (`sched_setattr(2)`), `process.ioPriority`
-//! (`ioprio_set(2)`) and `linux.personality` (`personality(2)`).
+//! (`ioprio_set(2)`), `linux.personality` (`personality(2)`),
+//! `linux.memoryPolicy` (`set_mempolicy(2)`) and, for `exec`,
+//! `process.execCPUAffinity` (`sched_setaffinity(2)`).
 //!
 //! Each is turned into the kernel's numbers by a pure function (unit-tested
 //! here) and set by [`apply`] while the process still holds its capabilities:
@@ -10,8 +12,9 @@
 //! name the field and what was asked, rather than being checked twice.
 
 use oci_spec::runtime::{
-    IOPriorityClass, LinuxIOPriority, LinuxPersonality, LinuxPersonalityDomain, LinuxSchedulerFlag,
-    LinuxSchedulerPolicy, Process, Scheduler,
+    IOPriorityClass, LinuxIOPriority, LinuxMemoryPolicy, LinuxPersonality, LinuxPersonalityDomain,
+    LinuxSchedulerFlag, LinuxSchedulerPolicy, MemoryPolicyFlagType, MemoryPolicyModeType, Process,
+    Scheduler,
 };
 
 use berth_sys::process::SchedAttr;
@@ -101,16 +104,150 @@ pub fn persona(p: &LinuxPersonality) -> Result<libc::c_ulong> {
     })
 }
 
+/// The numbers of a list such as `0-3,7` (CPUs, memory nodes), each below
+/// `limit`. `field` names the list in errors.
+fn id_list(field: &str, list: &str, what: &str, limit: usize) -> Result<Vec<usize>> {
+    let bad = |why: String| Error::Invalid(format!("{field} {list:?}: {why}"));
+    let mut ids = Vec::new();
+    for part in list.split(',') {
+        let (first, last) = part.split_once('-').unwrap_or((part, part));
+        let parse = |s: &str| {
+            s.trim()
+                .parse::<usize>()
+                .map_err(|_| bad(format!("{part:?} is not a {what} number or range")))
+        };
+        let (first, last) = (parse(first)?, parse(last)?);
+        if first > last {
+            return Err(bad(format!("range {part:?} runs backwards")));
+        }
+        if last >= limit {
+            return Err(bad(format!(
+                "{what} {last} is beyond the {limit} the kernel's mask holds"
+            )));
+        }
+        ids.extend(first..=last);
+    }
+    Ok(ids)
+}
+
+/// The CPUs of a list such as `0-3,7` (`process.execCPUAffinity`), as
+/// the kernel's affinity mask. `field` names the list in errors.
+pub fn cpu_set(field: &str, list: &str) -> Result<nix::sched::CpuSet> {
+    let mut set = nix::sched::CpuSet::new();
+    for cpu in id_list(field, list, "CPU", nix::sched::CpuSet::count())? {
+        set.set(cpu)
+            .map_err(|e| Error::sys(format!("{field}: add CPU {cpu} to the mask"), e))?;
+    }
+    Ok(set)
+}
+
+/// The largest memory node number a policy may name (the kernel's
+/// `MAX_NUMNODES` is at most 1024).
+const MAX_NODES: usize = 1024;
+
+/// The `set_mempolicy` arguments of `linux.memoryPolicy`: the mode with its
+/// flags, and the node mask. The spec's rules about which modes take nodes
+/// are checked here; the kernel checks the nodes exist.
+pub fn mempolicy(p: &LinuxMemoryPolicy) -> Result<(i32, Vec<libc::c_ulong>)> {
+    let (mode, needs_nodes) = match p.mode() {
+        MemoryPolicyModeType::MpolDefault => (0, Some(false)),
+        MemoryPolicyModeType::MpolPreferred => (1, None),
+        MemoryPolicyModeType::MpolBind => (2, Some(true)),
+        MemoryPolicyModeType::MpolInterleave => (3, Some(true)),
+        MemoryPolicyModeType::MpolLocal => (4, Some(false)),
+        MemoryPolicyModeType::MpolPreferredMany => (5, Some(true)),
+        MemoryPolicyModeType::MpolWeightedInterleave => (6, Some(true)),
+    };
+    let nodes = match p.nodes().as_deref().filter(|n| !n.is_empty()) {
+        Some(list) => id_list("linux.memoryPolicy.nodes", list, "node", MAX_NODES)?,
+        None => Vec::new(),
+    };
+    match needs_nodes {
+        Some(true) if nodes.is_empty() => {
+            return Err(Error::Invalid(format!(
+                "linux.memoryPolicy.nodes: mode {:?} needs at least one node",
+                p.mode()
+            )))
+        }
+        Some(false) if !nodes.is_empty() => {
+            return Err(Error::Invalid(format!(
+                "linux.memoryPolicy.nodes: mode {:?} takes no nodes",
+                p.mode()
+            )))
+        }
+        _ => {}
+    }
+    let mut flags = 0;
+    for f in p.flags().as_deref().unwrap_or(&[]) {
+        flags |= match f {
+            MemoryPolicyFlagType::MpolFNumaBalancing => 1 << 13,
+            MemoryPolicyFlagType::MpolFRelativeNodes => 1 << 14,
+            MemoryPolicyFlagType::MpolFStaticNodes => 1 << 15,
+        };
+    }
+    if flags & (3 << 14) == 3 << 14 {
+        return Err(Error::Invalid(
+            "linux.memoryPolicy.flags: MPOL_F_STATIC_NODES and MPOL_F_RELATIVE_NODES exclude each other"
+                .into(),
+        ));
+    }
+    let word = libc::c_ulong::BITS as usize;
+    let mut mask: Vec<libc::c_ulong> = Vec::new();
+    if let Some(&max) = nodes.iter().max() {
+        mask = vec![0; max / word + 1];
+        for n in nodes {
+            mask[n / word] |= 1 << (n % word);
+        }
+    }
+    Ok((mode | flags, mask))
+}
+
+/// Sets the calling process's CPU affinity to `list` (one of
+/// `process.execCPUAffinity`'s, named by `field`).
+pub fn set_cpu_affinity(field: &str, list: &str) -> Result<()> {
+    let set = cpu_set(field, list)?;
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
+        .map_err(|e| Error::sys(format!("{field} {list:?}: sched_setaffinity"), e))
+}
+
 /// Checks what can be checked before anything is made, so a bad value fails
 /// `create` in the runtime rather than in the init.
 pub fn validate(process: Option<&Process>, personality: Option<&LinuxPersonality>) -> Result<()> {
     if let Some(p) = process.and_then(|p| p.io_priority().as_ref()) {
         ioprio(p)?;
     }
+    if let Some(a) = process.and_then(|p| p.exec_cpu_affinity().as_ref()) {
+        for (field, list) in [
+            ("process.execCPUAffinity.initial", a.initial()),
+            ("process.execCPUAffinity.final", a.cpu_affinity_final()),
+        ] {
+            if let Some(list) = list.as_deref().filter(|l| !l.is_empty()) {
+                cpu_set(field, list)?;
+            }
+        }
+    }
     if let Some(p) = personality {
         persona(p)?;
     }
     Ok(())
+}
+
+/// Sets the NUMA memory policy of the calling process (`linux.memoryPolicy`);
+/// its children and the program it execs keep it.
+pub fn apply_memory_policy(policy: Option<&LinuxMemoryPolicy>) -> Result<()> {
+    let Some(p) = policy else { return Ok(()) };
+    let (mode, mask) = mempolicy(p)?;
+    berth_sys::process::set_mempolicy(mode, &mask).map_err(|e| {
+        Error::sys(
+            format!(
+                "linux.memoryPolicy: set_mempolicy with mode {:?}, nodes {:?}, flags {:?}",
+                p.mode(),
+                p.nodes().as_deref().unwrap_or(""),
+                p.flags().as_deref().unwrap_or(&[])
+            ),
+            e,
+        )
+    })
 }
 
 /// Sets the process's scheduler, I/O priority and personality, in that order.
@@ -163,6 +300,67 @@ pub fn apply(process: &Process, personality: Option<&LinuxPersonality>) -> Resul
 mod tests {
     use super::*;
     use oci_spec::runtime::{LinuxIOPriorityBuilder, LinuxPersonalityBuilder, SchedulerBuilder};
+
+    #[test]
+    fn memory_policies_follow_the_spec_rules() {
+        let policy = |v: serde_json::Value| -> LinuxMemoryPolicy {
+            serde_json::from_value(v).expect("memoryPolicy")
+        };
+        assert_eq!(
+            mempolicy(&policy(
+                serde_json::json!({"mode": "MPOL_BIND", "nodes": "0-1,65"})
+            ))
+            .expect("bind"),
+            (2, vec![0b11, 0b10])
+        );
+        assert_eq!(
+            mempolicy(&policy(serde_json::json!({
+                "mode": "MPOL_INTERLEAVE", "nodes": "0", "flags": ["MPOL_F_STATIC_NODES"]
+            })))
+            .expect("interleave"),
+            (3 | 1 << 15, vec![1])
+        );
+        assert_eq!(
+            mempolicy(&policy(serde_json::json!({"mode": "MPOL_DEFAULT"}))).expect("default"),
+            (0, vec![])
+        );
+        for (bad, want) in [
+            (
+                serde_json::json!({"mode": "MPOL_BIND"}),
+                "needs at least one node",
+            ),
+            (
+                serde_json::json!({"mode": "MPOL_LOCAL", "nodes": "0"}),
+                "takes no nodes",
+            ),
+            (
+                serde_json::json!({"mode": "MPOL_BIND", "nodes": "0",
+                    "flags": ["MPOL_F_STATIC_NODES", "MPOL_F_RELATIVE_NODES"]}),
+                "exclude each other",
+            ),
+            (
+                serde_json::json!({"mode": "MPOL_BIND", "nodes": "5000"}),
+                "beyond",
+            ),
+        ] {
+            let e = mempolicy(&policy(bad)).expect_err(want).to_string();
+            assert!(e.contains("linux.memoryPolicy") && e.contains(want), "{e}");
+        }
+    }
+
+    #[test]
+    fn cpu_lists_parse_like_the_kernels() {
+        let s = cpu_set("f", "0-2,5").expect("list");
+        let on: Vec<usize> = (0..8).filter(|&c| s.is_set(c).unwrap_or(false)).collect();
+        assert_eq!(on, vec![0, 1, 2, 5]);
+        for bad in ["", "a", "3-1", "1,,2", "99999"] {
+            let e = cpu_set("process.execCPUAffinity.final", bad).expect_err(bad);
+            assert!(
+                e.to_string().contains("process.execCPUAffinity.final"),
+                "{e}"
+            );
+        }
+    }
 
     #[test]
     fn scheduler_maps_to_the_kernels_numbers() {

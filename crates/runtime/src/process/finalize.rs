@@ -39,14 +39,32 @@ impl Program {
     }
 }
 
-/// Applies the process's limits and identity and the container's compiled
-/// seccomp filter, and resolves its program, in the container's namespaces
-/// and root. On success the process is ready to exec.
-pub fn prepare(
-    process: &Process,
-    personality: Option<&LinuxPersonality>,
-    seccomp: Option<&crate::seccomp::Filter>,
-) -> Result<Program> {
+/// What confines a container process beyond its own `process` fields,
+/// decided by the runtime before the fork.
+#[derive(Debug, Clone, Copy)]
+pub struct Confinement<'a> {
+    /// The container's execution domain (`linux.personality`).
+    pub personality: Option<&'a LinuxPersonality>,
+    /// The container's NUMA memory policy (`linux.memoryPolicy`).
+    pub memory_policy: Option<&'a oci_spec::runtime::LinuxMemoryPolicy>,
+    /// The container's compiled seccomp filter.
+    pub seccomp: Option<&'a crate::seccomp::Filter>,
+    /// The AppArmor profile and SELinux label for the exec, as decided for
+    /// this host by [`crate::lsm::exec_labels`].
+    pub labels: &'a crate::lsm::ExecLabels,
+}
+
+/// Applies the process's limits and identity, its security module labels
+/// and the container's compiled seccomp filter, and resolves its program,
+/// in the container's namespaces and root. On success the process is
+/// ready to exec.
+pub fn prepare(process: &Process, confinement: &Confinement<'_>) -> Result<Program> {
+    let Confinement {
+        personality,
+        memory_policy,
+        seccomp,
+        labels,
+    } = *confinement;
     if let Some(rlimits) = process.rlimits() {
         identity::apply_rlimits(rlimits)?;
     }
@@ -56,6 +74,10 @@ pub fn prepare(
     // Scheduler, I/O priority and personality while the capabilities that a
     // real-time policy or I/O class needs are still held.
     attributes::apply(process, personality)?;
+    attributes::apply_memory_policy(memory_policy)?;
+    // Before no_new_privs, under which AppArmor refuses most transitions;
+    // the labels take effect at the execve below.
+    crate::lsm::apply_exec_labels(labels)?;
     let no_new_privs = process.no_new_privileges() == Some(true);
     if no_new_privs {
         identity::set_no_new_privs()?;

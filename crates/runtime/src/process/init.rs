@@ -57,6 +57,15 @@ pub struct InitContext<'a> {
     pub bundle: &'a Path,
     /// The container's compiled seccomp filter.
     pub seccomp: Option<&'a crate::seccomp::Filter>,
+    /// The ID-mapped bind sources the runtime made (moved into place by
+    /// the mounts that asked for them).
+    pub idmapped: rootfs::IdmappedTrees,
+    /// The AppArmor profile and SELinux label of the process, decided for
+    /// this host by the runtime (the container cannot see the host's
+    /// selinuxfs).
+    pub exec_labels: crate::lsm::ExecLabels,
+    /// The SELinux label of the container's fresh filesystems.
+    pub mount_label: Option<String>,
 }
 
 /// The init's main: never returns to the runtime's code. Returns the exit
@@ -213,7 +222,8 @@ fn setup(
         console: terminal,
         cgroup_paths: ctx.cgroup_paths.clone(),
         bundle: ctx.bundle.to_path_buf(),
-        mount_label: None,
+        mount_label: ctx.mount_label.clone(),
+        idmapped: ctx.idmapped.clone(),
     };
     phase(t0, "init: namespaces, cgroup, keyring, hostname");
     rootfs::prepare(ctx.spec, ctx.rootfs, &opts)?;
@@ -279,7 +289,19 @@ fn setup(
         .linux()
         .as_ref()
         .and_then(|l| l.personality().as_ref());
-    let mut program = finalize::prepare(process, personality, ctx.seccomp)?;
+    let mut program = finalize::prepare(
+        process,
+        &finalize::Confinement {
+            personality,
+            memory_policy: ctx
+                .spec
+                .linux()
+                .as_ref()
+                .and_then(|l| l.memory_policy().as_ref()),
+            seccomp: ctx.seccomp,
+            labels: &ctx.exec_labels,
+        },
+    )?;
     if let Some(listener) = program.take_seccomp_listener() {
         // The parent hands it to the seccomp agent; our copy closes here.
         channel.send_with_fd(&Message::SeccompListener, listener.as_fd())?;

@@ -35,6 +35,7 @@ use nix::errno::Errno;
 use oci_spec::runtime::Spec;
 
 mod dev;
+mod idmap;
 mod mountinfo;
 mod mounts;
 pub mod options;
@@ -43,6 +44,7 @@ mod pivot;
 pub mod secure_join;
 mod validate;
 
+pub use idmap::IdmappedTrees;
 pub use options::{parse_options, parse_propagation, ParsedOptions};
 pub use secure_join::{secure_join, Root};
 
@@ -150,8 +152,13 @@ pub struct RootfsOptions {
     /// The bundle directory: relative bind-mount sources are taken from
     /// here, as runc (which runs in the bundle) does.
     pub bundle: PathBuf,
-    /// SELinux mount label (`linux.mountLabel`); not applied yet.
+    /// The SELinux label of the container's fresh filesystems
+    /// (`linux.mountLabel`, once [`crate::lsm::mount_label`] accepted it for
+    /// this host): a `context=` option on each.
     pub mount_label: Option<String>,
+    /// The ID-mapped trees [`prepare_idmapped`] made, moved into place
+    /// instead of a bind for the mounts that ask for an idmapping.
+    pub idmapped: IdmappedTrees,
 }
 
 /// Checks the spec's filesystem fields before anything is created. `bundle`
@@ -159,6 +166,15 @@ pub struct RootfsOptions {
 pub fn validate(spec: &Spec, bundle: &Path) -> Result<()> {
     let _span = tracing::debug_span!("rootfs.validate").entered();
     validate::validate(spec, bundle)
+}
+
+/// Makes a detached, ID-mapped copy of every bind source whose mount asks
+/// for an idmapping (`idmap`, `ridmap`, `uidMappings`). Call it in the
+/// runtime, as root on the host, before the init is cloned; the init finds
+/// the trees in [`RootfsOptions::idmapped`].
+pub fn prepare_idmapped(spec: &Spec, bundle: &Path) -> Result<IdmappedTrees> {
+    let _span = tracing::debug_span!("rootfs.prepare_idmapped").entered();
+    idmap::prepare(spec, bundle)
 }
 
 /// Sets the rootfs up inside the container's new mount namespace: root

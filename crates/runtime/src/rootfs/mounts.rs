@@ -70,17 +70,6 @@ fn target(fd: &impl std::os::fd::AsRawFd) -> String {
 pub(super) fn prepare(spec: &Spec, rootfs: &Path, opts: &RootfsOptions) -> Result<()> {
     let _umask = UmaskGuard::zero();
     let linux = spec.linux().as_ref();
-    if let Some(label) = opts
-        .mount_label
-        .as_deref()
-        .or_else(|| linux.and_then(|l| l.mount_label().as_deref()))
-        .filter(|l| !l.is_empty())
-    {
-        tracing::warn!(
-            label,
-            "linux.mountLabel is not applied: berth does not label mounts for SELinux yet"
-        );
-    }
 
     // Without this, every mount below would propagate back to the host's
     // shared mounts. runc defaults to MS_SLAVE|MS_REC (not private) so that
@@ -127,8 +116,16 @@ pub(super) fn prepare(spec: &Spec, rootfs: &Path, opts: &RootfsOptions) -> Resul
         let dest = clean_path(m.destination());
         let typ = m.typ().as_deref().unwrap_or("");
         let is_bind = parsed.is_bind() || typ == "bind";
-        check_supported(i, m, &parsed)?;
+        check_supported(i, &parsed)?;
         check_proc_destination(i, &dest, typ, is_bind, m.source().as_deref())?;
+        let tree = opts.idmapped.get(i);
+        if super::idmap::requested(m, &parsed) && tree.is_none() {
+            return Err(RootfsError::invalid(
+                format!("mounts[{i}].options"),
+                "idmap",
+                "the runtime made no ID-mapped tree for this mount (rootfs::prepare_idmapped was not called)",
+            ));
+        }
         if is_bind {
             let source = bind_source(i, m, opts)?;
             bind_mount(
@@ -138,6 +135,7 @@ pub(super) fn prepare(spec: &Spec, rootfs: &Path, opts: &RootfsOptions) -> Resul
                 &dest,
                 &parsed,
                 parsed.is_recursive_bind(),
+                tree,
             )?;
         } else if typ == "cgroup" {
             cgroup_mount(&ctx, i, &dest, &parsed)?;
@@ -238,19 +236,13 @@ fn make_parent_private(rootfs: &Path) -> Result<()> {
 }
 
 /// Refuses what the spec may ask for and berth does not do yet, before any
-/// mount is made for it.
-pub(super) fn check_supported(i: usize, m: &Mount, parsed: &ParsedOptions) -> Result<()> {
+/// mount is made for it. (Idmapping is checked by `idmap::validate`.)
+pub(super) fn check_supported(i: usize, parsed: &ParsedOptions) -> Result<()> {
     let unsupported = |value: String, what: &str| RootfsError::Unsupported {
         field: format!("mounts[{i}].options"),
         value,
         what: what.to_owned(),
     };
-    if parsed.idmap || m.uid_mappings().is_some() || m.gid_mappings().is_some() {
-        return Err(unsupported(
-            "idmap".into(),
-            "an ID-mapped mount (it needs mount_setattr(2))",
-        ));
-    }
     if parsed.tmpcopyup {
         return Err(unsupported(
             "tmpcopyup".into(),
@@ -388,7 +380,9 @@ fn reopen(ctx: &Context<'_>, field: &str, dest: &Path) -> Result<OwnedFd> {
 }
 
 /// A bind (or, with `recursive`, rbind) of `source` onto `dest`, then the
-/// remount its flags need and its propagation changes.
+/// remount its flags need and its propagation changes. With `tree` (an
+/// ID-mapped copy of `source` the runtime made) that tree is moved onto
+/// `dest` instead of a fresh bind.
 fn bind_mount(
     ctx: &Context<'_>,
     field: &str,
@@ -396,6 +390,7 @@ fn bind_mount(
     dest: &Path,
     parsed: &ParsedOptions,
     recursive: bool,
+    tree: Option<&OwnedFd>,
 ) -> Result<()> {
     // Filesystem data is ignored on a bind (see rootfs::validate); a bare
     // unknown word is refused.
@@ -408,6 +403,27 @@ fn bind_mount(
     }
     let fd = open_bind_target(ctx, field, source, dest)?;
     check_resolved_not_in_proc(ctx, field, &fd, dest)?;
+    if let Some(tree) = tree {
+        use rustix::mount::{move_mount, MoveMountFlags};
+        move_mount(
+            tree.as_fd(),
+            "",
+            fd.as_fd(),
+            "",
+            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+        )
+        .map_err(|e| {
+            RootfsError::sys(
+                format!(
+                    "{field}: move the ID-mapped copy of {} onto /{}",
+                    display(source),
+                    display(dest)
+                ),
+                Errno::from_raw(e.raw_os_error()),
+            )
+        })?;
+        return finish_bind(ctx, field, source, dest, parsed);
+    }
     let mut flags = MsFlags::MS_BIND;
     if recursive {
         flags |= MsFlags::MS_REC;
@@ -429,6 +445,18 @@ fn bind_mount(
             e,
         )
     })?;
+    finish_bind(ctx, field, source, dest, parsed)
+}
+
+/// What a new bind on `dest` needs after it is attached: the remount its
+/// flags ask for and its propagation changes.
+fn finish_bind(
+    ctx: &Context<'_>,
+    field: &str,
+    source: &Path,
+    dest: &Path,
+    parsed: &ParsedOptions,
+) -> Result<()> {
     // MS_BIND ignores every other flag: ro, nosuid and the like take a
     // second call, made only when an option asks for one.
     let needs_remount = !parsed.remount_flags().is_empty() || !parsed.clear_flags.is_empty();
@@ -586,7 +614,14 @@ fn fs_mount(
         flags.remove(MsFlags::MS_RDONLY);
     }
     let source: PathBuf = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
-    let data = parsed.data();
+    let mut data = parsed.data();
+    // runc's rule for the SELinux mount label: a context= option on every
+    // fresh filesystem but proc and sysfs (labelled by policy) and mqueue
+    // (which takes no context=; its root is labelled after the mount).
+    let label = ctx.opts.mount_label.as_deref().filter(|l| !l.is_empty());
+    if let Some(label) = label.filter(|_| !matches!(typ, "proc" | "sysfs" | "mqueue")) {
+        data = crate::lsm::with_context(&data, label);
+    }
     let data = (!data.is_empty()).then_some(data.as_str());
     match mount(Some(&source), target(&fd).as_str(), Some(typ), flags, data) {
         Ok(()) => {}
@@ -608,6 +643,24 @@ fn fs_mount(
                 e,
             ))
         }
+    }
+    if let Some(label) = label.filter(|_| typ == "mqueue") {
+        let mounted = reopen(ctx, &field, dest)?;
+        rustix::fs::setxattr(
+            target(&mounted).as_str(),
+            "security.selinux",
+            label.as_bytes(),
+            rustix::fs::XattrFlags::empty(),
+        )
+        .map_err(|e| {
+            RootfsError::sys(
+                format!(
+                    "{field}: label the mqueue on /{} with linux.mountLabel {label:?}",
+                    display(dest)
+                ),
+                Errno::from_raw(e.raw_os_error()),
+            )
+        })?;
     }
     if parsed.propagation.is_empty() {
         return Ok(());
@@ -655,6 +708,7 @@ fn sysfs_fallback(ctx: &Context<'_>, i: usize, dest: &Path, parsed: &ParsedOptio
         dest,
         &bind,
         true,
+        None,
     )
 }
 
@@ -730,7 +784,7 @@ fn cgroup_mount(ctx: &Context<'_>, i: usize, dest: &Path, parsed: &ParsedOptions
             drop(fd);
             let mut bind = parsed.clone();
             bind.data_options.clear();
-            return bind_mount(ctx, &field, &only.host_dir, dest, &bind, true);
+            return bind_mount(ctx, &field, &only.host_dir, dest, &bind, true, None);
         }
     }
 

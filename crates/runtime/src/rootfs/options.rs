@@ -61,6 +61,8 @@ pub struct ParsedOptions {
     pub recursive_options: Vec<String>,
     /// `idmap` or `ridmap` was given (an ID-mapped mount).
     pub idmap: bool,
+    /// `ridmap` was given: the mapping applies to every mount of an `rbind`.
+    pub idmap_recursive: bool,
     /// runc's `tmpcopyup` extension was given.
     pub tmpcopyup: bool,
 }
@@ -76,6 +78,7 @@ impl Default for ParsedOptions {
             attr_clear: 0,
             recursive_options: Vec::new(),
             idmap: false,
+            idmap_recursive: false,
             tmpcopyup: false,
         }
     }
@@ -104,6 +107,76 @@ impl ParsedOptions {
     }
 }
 
+/// Every mount option berth applies (what `features` reports): the
+/// `mount(8)` flags, propagation, the recursive `mount_setattr(2)` attributes
+/// and `idmap`/`ridmap`. Anything else is filesystem data, except runc's
+/// `tmpcopyup`, which is refused.
+pub const KNOWN_OPTIONS: &[&str] = &[
+    "acl",
+    "async",
+    "atime",
+    "bind",
+    "defaults",
+    "dev",
+    "diratime",
+    "dirsync",
+    "exec",
+    "idmap",
+    "iversion",
+    "lazytime",
+    "loud",
+    "mand",
+    "noacl",
+    "noatime",
+    "nodev",
+    "nodiratime",
+    "noexec",
+    "noiversion",
+    "nolazytime",
+    "nomand",
+    "norelatime",
+    "nostrictatime",
+    "nosuid",
+    "nosymfollow",
+    "private",
+    "ratime",
+    "rbind",
+    "rdev",
+    "rdiratime",
+    "relatime",
+    "remount",
+    "rexec",
+    "ridmap",
+    "rnoatime",
+    "rnodev",
+    "rnodiratime",
+    "rnoexec",
+    "rnorelatime",
+    "rnostrictatime",
+    "rnosuid",
+    "rnosymfollow",
+    "ro",
+    "rprivate",
+    "rrelatime",
+    "rro",
+    "rrw",
+    "rshared",
+    "rslave",
+    "rstrictatime",
+    "rsuid",
+    "rsymfollow",
+    "runbindable",
+    "rw",
+    "shared",
+    "silent",
+    "slave",
+    "strictatime",
+    "suid",
+    "symfollow",
+    "sync",
+    "unbindable",
+];
+
 /// What one known option does.
 enum Effect {
     Set(MsFlags),
@@ -111,7 +184,8 @@ enum Effect {
     Propagation(MsFlags),
     /// A recursive attribute: (bits to set, bits to clear).
     Attr(u64, u64),
-    Idmap,
+    /// `idmap`, or with `true` `ridmap`.
+    Idmap(bool),
     TmpCopyUp,
     /// Known and meaningless here (`defaults`).
     Nothing,
@@ -184,7 +258,8 @@ fn effect(option: &str) -> Option<Effect> {
         "rnostrictatime" => Attr(0, attr::ATIME_MASK),
         "rnosymfollow" => Attr(attr::NOSYMFOLLOW, 0),
         "rsymfollow" => Attr(0, attr::NOSYMFOLLOW),
-        "idmap" | "ridmap" => Idmap,
+        "idmap" => Idmap(false),
+        "ridmap" => Idmap(true),
         "tmpcopyup" => TmpCopyUp,
         _ => return None,
     };
@@ -215,7 +290,10 @@ pub fn parse_options<S: AsRef<str>>(options: &[S]) -> ParsedOptions {
                 p.attr_clear &= !(set & !attr::ATIME_MASK);
                 p.recursive_options.push(option.to_owned());
             }
-            Some(Effect::Idmap) => p.idmap = true,
+            Some(Effect::Idmap(recursive)) => {
+                p.idmap = true;
+                p.idmap_recursive |= recursive;
+            }
             Some(Effect::TmpCopyUp) => p.tmpcopyup = true,
             Some(Effect::Nothing) => {}
             None => p.data_options.push(option.to_owned()),
@@ -415,7 +493,16 @@ mod tests {
     #[test]
     fn extensions() {
         assert!(one("idmap").idmap);
-        assert!(one("ridmap").idmap);
+        assert!(one("ridmap").idmap && one("ridmap").idmap_recursive);
+        assert!(!one("idmap").idmap_recursive);
         assert!(one("tmpcopyup").tmpcopyup);
+    }
+
+    #[test]
+    fn every_reported_option_is_known() {
+        for o in KNOWN_OPTIONS {
+            assert!(effect(o).is_some(), "{o} is reported but not applied");
+        }
+        assert!(!KNOWN_OPTIONS.contains(&"tmpcopyup"));
     }
 }

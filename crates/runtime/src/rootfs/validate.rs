@@ -83,7 +83,8 @@ pub(super) fn validate(spec: &Spec, bundle: &Path) -> Result<()> {
             ));
         }
         let parsed = parse_options(m.options().as_deref().unwrap_or(&[]));
-        check_supported(i, m, &parsed)?;
+        check_supported(i, &parsed)?;
+        super::idmap::validate(i, m, &parsed, spec)?;
         let typ = m.typ().as_deref().unwrap_or("");
         let is_bind = parsed.is_bind() || typ == "bind";
         if is_bind {
@@ -332,7 +333,7 @@ mod tests {
             &with_mounts(vec![mnt("/x", "bind", "/tmp", &["bind", "idmap"])]),
             b.path(),
         );
-        assert!(e.contains("ID-mapped"));
+        assert!(e.contains("has no user namespace"), "{e}");
     }
 
     #[test]
