@@ -1353,3 +1353,129 @@ fn an_idle_monitor_gives_back_its_set_up_memory_and_keeps_serving() {
     d.ok(&["rm", "idle"]);
     d.finish();
 }
+
+#[test]
+fn ps_filters_sizes_and_prune_filters() {
+    let d = berthd_with_busybox("daemon-filters");
+    d.ok(&["network", "create", "fnet"]);
+    d.ok(&["volume", "create", "fvol"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "first",
+        "--network",
+        "fnet",
+        "-v",
+        "fvol:/data",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "second",
+        "-p",
+        "127.0.0.1::80",
+        "--expose",
+        "9000/udp",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    d.ok(&[
+        "run",
+        "--name",
+        "third",
+        "--label",
+        "keep=yes",
+        "busybox",
+        "sh",
+        "-c",
+        "head -c 100000 /dev/zero > /big",
+    ]);
+    d.ok(&[
+        "run",
+        "--name",
+        "fourth",
+        "--label",
+        "junk=1",
+        "busybox",
+        "sh",
+        "-c",
+        "head -c 50000 /dev/zero > /big",
+    ]);
+    let names = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["ps", "-a", "--format", "{{.Names}}"];
+        all.extend_from_slice(args);
+        let mut v: Vec<String> = d.ok(&all).lines().map(str::to_string).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&["--filter", "network=fnet"]), ["first"]);
+    assert_eq!(names(&["--filter", "volume=fvol"]), ["first"]);
+    assert_eq!(names(&["--filter", "volume=/data"]), ["first"]);
+    assert_eq!(names(&["--filter", "publish=80"]), ["second"]);
+    assert_eq!(names(&["--filter", "expose=9000-9001/udp"]), ["second"]);
+    assert_eq!(names(&["--filter", "since=second"]), ["fourth", "third"]);
+    assert_eq!(names(&["--filter", "before=second"]), ["first"]);
+    assert_eq!(
+        names(&["--filter", "health=none", "--filter", "status=running"]),
+        ["first", "second"]
+    );
+    assert_eq!(
+        names(&["--filter", "label=keep", "--filter", "label=junk"]),
+        Vec::<String>::new()
+    );
+    let out = d.docker(&["ps", "--filter", "nosuch=1"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains("invalid filter 'nosuch'"),
+        "{}",
+        stderr(&out)
+    );
+    let out = d.docker(&["ps", "--filter", "status=sleeping"]);
+    assert!(
+        stderr(&out).contains("invalid filter 'status=sleeping'"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Sizes: the writable layer holds what the container wrote.
+    let rw: i64 = d
+        .ok(&["inspect", "-s", "-f", "{{.SizeRw}}", "third"])
+        .trim()
+        .parse()
+        .expect("SizeRw");
+    assert!(
+        (100_000..200_000).contains(&rw),
+        "SizeRw of a container that wrote 100 kB: {rw}"
+    );
+    let ps = d.ok(&[
+        "ps",
+        "-a",
+        "-s",
+        "--filter",
+        "name=third",
+        "--format",
+        "{{.Size}}",
+    ]);
+    assert!(ps.starts_with("100kB"), "docker ps -s: {ps}");
+
+    // Prune by label: only the stopped container without `keep`.
+    let out = d.ok(&["container", "prune", "-f", "--filter", "label!=keep"]);
+    assert!(out.contains("Total reclaimed space: 50kB"), "prune: {out}");
+    assert_eq!(names(&[]), ["first", "second", "third"]);
+    let out = d.ok(&["container", "prune", "-f", "--filter", "until=1h"]);
+    assert!(
+        out.contains("Total reclaimed space: 0B"),
+        "nothing is an hour old: {out}"
+    );
+    assert_eq!(names(&[]), ["first", "second", "third"]);
+    d.ok(&["rm", "-f", "first", "second", "third"]);
+    d.ok(&["network", "rm", "fnet"]);
+    d.ok(&["volume", "rm", "fvol"]);
+    d.finish();
+}

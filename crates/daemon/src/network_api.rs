@@ -93,27 +93,6 @@ fn uses_network(r: &ContainerRecord, net: &NetworkRecord) -> bool {
         || r.net.endpoints.contains_key(&net.name)
 }
 
-/// A prune's `until`: a timestamp (RFC 3339 or Unix seconds) or a duration before now
-/// (`24h`, `10m`, `30s`), in Unix seconds.
-fn until_seconds(v: &str) -> Result<i64, ApiError> {
-    let bad = || ApiError::InvalidParameter(format!("invalid filter 'until={v}'"));
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
-        return Ok(t.timestamp());
-    }
-    if let Ok(secs) = v.split('.').next().unwrap_or(v).parse::<i64>() {
-        return Ok(secs);
-    }
-    let unit = v.chars().last().ok_or_else(bad)?;
-    let n: f64 = v[..v.len() - 1].parse().map_err(|_| bad())?;
-    let secs = match unit {
-        'h' => n * 3600.0,
-        'm' => n * 60.0,
-        's' => n,
-        _ => return Err(bad()),
-    };
-    Ok(chrono::Utc::now().timestamp() - secs as i64)
-}
-
 impl NetworkBackend for Daemon {
     async fn network_list(&self, query: NetworkListQuery) -> Result<Vec<NetworkInspect>, ApiError> {
         let f = &query.filters;
@@ -337,7 +316,7 @@ impl NetworkBackend for Daemon {
     async fn network_prune(&self, query: PruneQuery) -> Result<NetworkPruneResponse, ApiError> {
         let f = &query.filters;
         let until = match f.get("until").next() {
-            Some(v) => Some(until_seconds(v)?),
+            Some(v) => Some(crate::until_seconds(v)?),
             None => None,
         };
         let mut deleted = Vec::new();

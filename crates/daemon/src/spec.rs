@@ -335,15 +335,11 @@ fn layers(m: &RootfsMount) -> Vec<PathBuf> {
     if m.typ == "bind" {
         return vec![PathBuf::from(&m.source)];
     }
-    let mut out = Vec::new();
-    for o in &m.options {
-        if let Some(u) = o.strip_prefix("upperdir=") {
-            out.insert(0, PathBuf::from(u));
-        } else if let Some(l) = o.strip_prefix("lowerdir=") {
-            out.extend(l.split(':').map(PathBuf::from));
-        }
-    }
-    out
+    m.upper_dir()
+        .into_iter()
+        .chain(m.lower_dirs())
+        .map(PathBuf::from)
+        .collect()
 }
 
 /// Reads `etc/<file>` from the topmost layer that has it.

@@ -529,14 +529,11 @@ pub(crate) fn copy_up(
     if rootfs.typ == "bind" {
         return copy(Path::new(&rootfs.source));
     }
-    let mut lowers = Vec::new();
-    for o in &rootfs.options {
-        if let Some(u) = o.strip_prefix("upperdir=") {
-            lowers.insert(0, u.to_string());
-        } else if let Some(l) = o.strip_prefix("lowerdir=") {
-            lowers.push(l.to_string());
-        }
-    }
+    let lowers: Vec<&str> = rootfs
+        .upper_dir()
+        .into_iter()
+        .chain(rootfs.lower_dirs())
+        .collect();
     let target = inner.config.exec_root.join("copyup").join(id);
     std::fs::create_dir_all(&target).map_err(|e| {
         ApiError::Internal(format!("container {id}: create {}: {e}", target.display()))

@@ -121,6 +121,24 @@ pub struct RootfsMount {
     pub options: Vec<String>,
 }
 
+impl RootfsMount {
+    /// The overlay's writable layer (`upperdir=`), none for a bind.
+    pub fn upper_dir(&self) -> Option<&str> {
+        self.options
+            .iter()
+            .find_map(|o| o.strip_prefix("upperdir="))
+    }
+
+    /// The overlay's read-only layers (`lowerdir=`), top first.
+    pub fn lower_dirs(&self) -> Vec<&str> {
+        self.options
+            .iter()
+            .filter_map(|o| o.strip_prefix("lowerdir="))
+            .flat_map(|l| l.split(':'))
+            .collect()
+    }
+}
+
 /// What the monitor records about its container, replaced atomically at each change.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MonitorState {

@@ -1,5 +1,6 @@
 //! Signals and state changes after start: stop, restart, kill, wait, remove and prune.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use api_types::models::*;
 use api_types::query::*;
 use monitor_protocol::Request;
 
-use super::{lock, Container};
+use super::{lock, parse_time, Container};
 use crate::monitor_client::{self};
 use crate::state::Status;
 use crate::{blocking, Daemon, Inner};
@@ -247,26 +248,45 @@ impl Daemon {
         &self,
         query: PruneQuery,
     ) -> Result<ContainerPruneResponse, ApiError> {
-        if !query.filters.is_empty() {
-            return Err(ApiError::NotImplemented(
-                "container prune filters are not supported by berthd yet".into(),
-            ));
-        }
+        let f = &query.filters;
+        // The names were checked (until, label, label!) by the API layer.
+        let until = match f.get("until").next() {
+            Some(v) => Some(crate::until_seconds(v)?),
+            None => None,
+        };
         let all: Vec<Arc<Container>> = lock(&self.inner.containers)
             .by_id
             .values()
             .cloned()
             .collect();
-        let mut deleted = Vec::new();
+        let mut chosen = Vec::new();
         for c in all {
-            if matches!(c.record().state.status, Status::Exited | Status::Created) {
-                self.inner.remove_container(&c, false, false).await?;
-                deleted.push(c.id.clone());
+            let r = c.record();
+            let labels = r.config.labels.clone().unwrap_or_default();
+            let label = |k: &str| labels.get(k).map(String::as_str);
+            let old_enough = until
+                .is_none_or(|limit| parse_time(&r.created).is_some_and(|t| t.timestamp() < limit));
+            if matches!(r.state.status, Status::Exited | Status::Created)
+                && old_enough
+                && f.labels_match("label", label)
+                && !f.any_label_matches("label!", label)
+            {
+                chosen.push((c, r));
             }
+        }
+        // What each frees: its writable layer, measured before it goes.
+        let records: Vec<_> = chosen.iter().map(|(_, r)| r.clone()).collect();
+        let sizes = blocking(move || Ok(super::size::sizes(&records, &HashMap::new()))).await?;
+        let mut deleted = Vec::new();
+        let mut reclaimed = 0u64;
+        for (c, _) in chosen {
+            self.inner.remove_container(&c, false, false).await?;
+            reclaimed += sizes.get(&c.id).map_or(0, |s| s.0.max(0) as u64);
+            deleted.push(c.id.clone());
         }
         Ok(ContainerPruneResponse {
             containers_deleted: Some(deleted),
-            space_reclaimed: Some(0),
+            space_reclaimed: Some(reclaimed as i64),
         })
     }
 }

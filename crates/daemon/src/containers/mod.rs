@@ -16,6 +16,7 @@ mod names;
 pub(crate) mod network_index;
 mod records;
 mod restore;
+mod size;
 mod start;
 
 use std::collections::{BTreeMap, HashMap};
@@ -177,9 +178,22 @@ impl ContainerBackend for Daemon {
         self.create_container(query, body).await
     }
 
-    async fn inspect(&self, id: &str, _size: bool) -> Result<ContainerInspectResponse, ApiError> {
+    async fn inspect(&self, id: &str, size: bool) -> Result<ContainerInspectResponse, ApiError> {
         let c = self.inner.resolve(id)?;
-        Ok(self.inner.inspect_record(&c.record()))
+        let r = c.record();
+        let mut out = self.inner.inspect_record(&r);
+        if size {
+            let inner = self.inner.clone();
+            let sizes = crate::blocking(move || {
+                Ok(size::sizes(std::slice::from_ref(&r), &inner.image_sizes()))
+            })
+            .await?;
+            if let Some((rw, root)) = sizes.values().next() {
+                out.size_rw = Some(*rw);
+                out.size_root_fs = Some(*root);
+            }
+        }
+        Ok(out)
     }
 
     async fn list(&self, query: ContainerListQuery) -> Result<Vec<ContainerSummary>, ApiError> {
