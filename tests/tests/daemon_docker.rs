@@ -1292,6 +1292,21 @@ fn running_containers_add_no_mount_to_the_host() {
         d.ok(&["exec", "m2", "cat", "/etc/hostname"]).trim().len(),
         12
     );
+    // A kept container's layer is synced when it is unmounted; a --rm container's is volatile
+    // (it is deleted at the exit, so its unmount does not wait for the host's disk).
+    let root_options = |out: &str| {
+        out.lines()
+            .find(|l| l.split_whitespace().nth(1) == Some("/"))
+            .map(|l| l.split_whitespace().nth(3).unwrap_or("").to_string())
+            .unwrap_or_default()
+    };
+    let kept = root_options(&d.ok(&["exec", "m1", "cat", "/proc/mounts"]));
+    assert!(!kept.contains("volatile"), "kept container's root: {kept}");
+    let removed = root_options(&d.ok(&["run", "--rm", "busybox", "cat", "/proc/mounts"]));
+    assert!(
+        removed.contains("volatile"),
+        "--rm container's root: {removed}"
+    );
     d.ok(&["rm", "-f", "m1", "m2", "m3"]);
     d.finish();
 }
