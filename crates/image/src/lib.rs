@@ -56,6 +56,7 @@ pub mod content;
 pub mod digest;
 mod durable;
 pub mod export;
+mod gzip;
 pub mod manifest;
 pub mod metadata;
 pub mod progress;

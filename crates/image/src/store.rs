@@ -408,7 +408,7 @@ impl Store {
                 let blob_path = self.content.path(&info.digest);
                 if self.snapshots.exists(&chain) {
                     // The snapshot is shared; still prove this blob is that layer.
-                    let (_, tar) = unpack::decompress(self.content.open_blob(&info.digest)?)
+                    let (_, tar) = unpack::decompress_hashed(self.content.open_blob(&info.digest)?)
                         .map_err(io_err("decompress", &blob_path))?;
                     let (actual, _) = HashingReader::new(tar)
                         .finish()

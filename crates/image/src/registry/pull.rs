@@ -24,7 +24,8 @@
 //! nothing waits on a per-file fsync (each verified blob's writeback is only
 //! started, in the background, so the disk works while other layers
 //! download; measured, that overlap is what keeps the single flush from
-//! costing more than the per-file ones). When everything is verified, one
+//! costing more than the per-file ones; the unpacker does the same for
+//! every large file it writes). When everything is verified, one
 //! `syncfs` flushes the store's filesystem, then the blobs and snapshots
 //! (bottom up) get their names, the two directories holding the names are
 //! fsynced, and only then is the image record written. So a name in the
@@ -591,6 +592,7 @@ fn unpack_chain(
     content: ContentStore,
     layers: Vec<(LayerDesc, Digest)>,
     feeds: Vec<Arc<Feed>>,
+    concurrent_downloads: usize,
     tx: mpsc::UnboundedSender<Progress>,
 ) -> Result<Vec<Unpacked>, RegistryError> {
     let n = layers.len();
@@ -600,13 +602,14 @@ fn unpack_chain(
     let stop = AtomicBool::new(false);
     let slots: Mutex<Vec<Slot>> = Mutex::new((0..n).map(|_| None).collect());
     let ready = Condvar::new();
-    // Workers take layers bottom first, so the next layer to be named is
-    // always being worked on.
-    let workers = std::thread::available_parallelism()
-        .map(|p| p.get())
-        .unwrap_or(2)
-        .clamp(1, 4)
-        .min(n.max(1));
+    // Workers take layers bottom first. One worker per download in flight
+    // (at least one per core): the downloads share the bandwidth, so all
+    // the layers in flight arrive together, and with fewer workers the
+    // last ones, downloaded, waited for a worker while a core sat idle
+    // with a single layer left to unpack. Unpacking is mostly inflating
+    // and hashing, so extra workers on few cores only share them.
+    let cores = std::thread::available_parallelism().map_or(2, |p| p.get());
+    let workers = concurrent_downloads.max(cores).clamp(1, 8).min(n.max(1));
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| loop {
@@ -930,8 +933,9 @@ impl Store {
                             let content = self.content().clone();
                             let plan: Vec<_> = layers.iter().cloned().zip(diff_ids).collect();
                             let feeds = feeds.clone();
+                            let downloads = options.max_concurrent_downloads.max(1);
                             if let Some(tx) = unpacker_tx.take() {
-                                unpacker.spawn_blocking(move || unpack_chain(snapshots, content, plan, feeds, tx));
+                                unpacker.spawn_blocking(move || unpack_chain(snapshots, content, plan, feeds, downloads, tx));
                             }
                         }
                         Err(e) => failure = Some(e),
