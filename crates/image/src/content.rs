@@ -202,6 +202,15 @@ impl VerifiedBlob {
         &self.digest
     }
 
+    /// Starts writing its data to disk without waiting, so that the
+    /// `syncfs` that must precede [`VerifiedBlob::publish`] finds little
+    /// left to write. Only an optimisation: nothing is durable until then.
+    pub fn start_writeback(&self) {
+        if let Ok(f) = File::open(self.path()) {
+            durable::start_writeback(&f);
+        }
+    }
+
     /// Gives the blob its name, without any sync: the caller must have made
     /// its data durable ([`ContentStore::sync_filesystem`]) before, and
     /// syncs the name ([`ContentStore::sync_names`]) before anything that

@@ -43,16 +43,6 @@ const COPY_BUFFER: usize = 1 << 20;
 /// they are written.
 const WRITEBACK_FROM: u64 = 1 << 20;
 
-/// Starts writing a file's dirty pages to disk without waiting for them:
-/// `POSIX_FADV_DONTNEED` makes Linux start writeback of the range (and drop
-/// only the pages already clean), so the one `syncfs` that makes a layer
-/// durable finds most of its data written instead of all of it. Only an
-/// optimisation: durability still comes from that `syncfs`, so a failure
-/// here is ignored.
-fn start_writeback(file: &File) {
-    let _ = rfs::fadvise(file, 0, None, rfs::Advice::DontNeed);
-}
-
 /// The prefix of whiteout entries in a layer tar.
 pub const WHITEOUT_PREFIX: &str = ".wh.";
 /// The name of the opaque-directory marker in a layer tar.
@@ -451,7 +441,7 @@ impl Applier<'_> {
                         })?;
                 self.size += n;
                 if n >= WRITEBACK_FROM {
-                    start_writeback(&file);
+                    crate::durable::start_writeback(&file);
                 }
                 self.set_fd_meta(&file, &meta, &name)?;
                 rfs::futimens(&file, &timestamps(meta.mtime)).map_err(io_err("set mtime"))?;

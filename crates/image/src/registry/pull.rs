@@ -61,7 +61,7 @@ use crate::metadata::{ImageRecord, LayerRecord};
 use crate::progress::Progress;
 use crate::reference::Reference;
 use crate::snapshot::{Snapshotter, StagedSnapshot};
-use crate::store::Store;
+use crate::store::{publish_staged, StagedLayer, Store};
 use oci_spec::image::ImageConfiguration;
 use std::fs::File;
 use std::future::Future;
@@ -581,7 +581,7 @@ type Slot = Option<Result<Option<StagedSnapshot>, RegistryError>>;
 
 /// A layer unpacked for this pull, its snapshot staged (to be named after
 /// the filesystem sync) or `None` when it existed already.
-type Unpacked = (LayerRecord, Option<StagedSnapshot>);
+type Unpacked = StagedLayer;
 
 /// Unpacks the layers as their bytes arrive, several at once (unpacking
 /// one reads nothing of another), returning them bottom up; the pull names
@@ -680,39 +680,6 @@ fn unpack_chain(
         }
         result
     })
-}
-
-/// Makes a pull's blobs and snapshots durable and gives them their names:
-/// one `syncfs` (two if content and snapshots are on different
-/// filesystems), the renames (snapshots bottom up), then an fsync of each
-/// directory holding the names.
-fn publish(
-    content: ContentStore,
-    snapshots: Snapshotter,
-    blobs: Vec<VerifiedBlob>,
-    unpacked: Vec<Unpacked>,
-) -> Result<Vec<LayerRecord>, RegistryError> {
-    use std::os::unix::fs::MetadataExt;
-    content.sync_filesystem()?;
-    let dev = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.dev()).ok();
-    let content_dev = dev(content.dir());
-    let snapshot_dev = dev(snapshots.root());
-    if content_dev.is_none() || content_dev != snapshot_dev {
-        snapshots.sync_filesystem()?;
-    }
-    for b in blobs {
-        b.publish()?;
-    }
-    let mut records = Vec::with_capacity(unpacked.len());
-    for (record, staged) in unpacked {
-        if let Some(staged) = staged {
-            snapshots.name_staged(staged)?;
-        }
-        records.push(record);
-    }
-    content.sync_names()?;
-    snapshots.sync_names()?;
-    Ok(records)
 }
 
 /// An image whose blobs and snapshots are in the store, durable, but not
@@ -986,10 +953,11 @@ impl Store {
         };
         let content = self.content().clone();
         let snapshots = self.snapshotter().clone();
-        let layers =
-            tokio::task::spawn_blocking(move || publish(content, snapshots, verified, unpacked))
-                .await
-                .map_err(join_err("sync and name the pulled blobs and snapshots"))??;
+        let layers = tokio::task::spawn_blocking(move || {
+            publish_staged(&content, &snapshots, verified, unpacked)
+        })
+        .await
+        .map_err(join_err("sync and name the pulled blobs and snapshots"))??;
 
         Ok(PulledImage {
             reference,
