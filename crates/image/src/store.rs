@@ -1000,6 +1000,8 @@ impl Store {
                 report.blobs_removed.push(b.digest);
             }
         }
+        // Downloads kept for resuming a pull that never completed.
+        report.bytes_reclaimed += self.content.remove_ingests()?;
         for s in self.snapshots.list()? {
             if !chains.contains(&s.chain_id) {
                 self.snapshots.remove(&s.chain_id)?;

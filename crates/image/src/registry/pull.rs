@@ -32,8 +32,11 @@
 //! store always refers to data that is on disk, and the record only to
 //! names that are (the guarantee the per-file fsyncs gave, for a handful of
 //! flushes per pull instead of several per layer). A kill -9 or a crash
-//! before the names appear leaves temporary files that the next open
-//! removes; the retry downloads those layers again.
+//! before the names appear leaves temporary snapshot directories, which
+//! the next open removes, and the layers' downloads in `content/ingest/`
+//! (see [`ContentStore::resumable_writer`]): the retry re-hashes each,
+//! uses a complete one without a request and asks for the rest of a
+//! partial one (`Range`), so what was fetched is not fetched again.
 //!
 //! Retries: a transient failure (see `retry`) of the manifest, config or a
 //! layer request is retried up to [`RegistryOptions::max_retries`] times
@@ -293,8 +296,10 @@ async fn fetch_layer_once(
     let (mut resp, continues) = session.get_blob_from(&layer.digest, offset).await?;
     if offset > 0 && !continues {
         tracing::info!(blob = %layer.digest, offset, "the registry ignored the Range request; downloading the layer again from the start");
-        // Dropping the writer removes the partial file.
-        *writer = None;
+        // The partial file is of no more use, here or to a later pull.
+        if let Some(w) = writer.take() {
+            w.discard();
+        }
         *last = 0;
         feed.update(|s| {
             s.restarted = true;
@@ -364,22 +369,42 @@ async fn download_layer(
                     })?
             }
         };
-        let mut writer: Option<BlobWriter> = None;
-        let mut last = 0u64;
+        // What an earlier pull (killed, or failed elsewhere) left of this
+        // blob: re-hashed, then resumed from its end or, when complete
+        // and matching its digest, used without a request.
+        let c = content.clone();
+        let (d, size) = (layer.digest.clone(), layer.size);
+        let w = tokio::task::spawn_blocking(move || c.resumable_writer(&d, size))
+            .await
+            .map_err(join_err("resume a layer download"))??;
+        let resumed = w.resumed();
+        if resumed > 0 {
+            tracing::info!(blob = %layer.digest, bytes = resumed, "resuming what an earlier pull downloaded");
+        }
+        let reader = w.reopen()?;
+        feed.update(|s| {
+            s.written = resumed;
+            s.phase = Phase::Streaming(Some(reader));
+        });
+        let mut writer = Some(w);
+        let mut last = resumed;
         let mut tries = 0u32;
-        loop {
-            match fetch_layer_once(&session, &content, &layer, &feed, &tx, &mut writer, &mut last)
-                .await
-            {
-                Ok(()) => break,
-                Err(e) if tries < options.max_retries && retry::is_transient(&e) => {
-                    tries += 1;
-                    let wait = retry::delay(&options, tries, &e);
-                    tracing::info!(blob = %layer.digest, error = %e, attempt = tries, ?wait, "layer download failed; retrying");
-                    send(&tx, Progress::message(&id, retry::message(wait)));
-                    tokio::time::sleep(wait).await;
+        // A complete ingest file needs no request.
+        if resumed < layer.size {
+            loop {
+                match fetch_layer_once(&session, &content, &layer, &feed, &tx, &mut writer, &mut last)
+                    .await
+                {
+                    Ok(()) => break,
+                    Err(e) if tries < options.max_retries && retry::is_transient(&e) => {
+                        tries += 1;
+                        let wait = retry::delay(&options, tries, &e);
+                        tracing::info!(blob = %layer.digest, error = %e, attempt = tries, ?wait, "layer download failed; retrying");
+                        send(&tx, Progress::message(&id, retry::message(wait)));
+                        tokio::time::sleep(wait).await;
+                    }
+                    Err(e) => return Err(e),
                 }
-                Err(e) => return Err(e),
             }
         }
         let writer = writer.ok_or_else(|| RegistryError::Task {
