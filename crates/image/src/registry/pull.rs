@@ -67,7 +67,6 @@ use crate::snapshot::{Snapshotter, StagedSnapshot};
 use crate::store::{publish_staged, StagedLayer, Store};
 use oci_spec::image::ImageConfiguration;
 use std::fs::File;
-use std::future::Future;
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -252,33 +251,6 @@ fn join_err(op: &str) -> impl FnOnce(tokio::task::JoinError) -> RegistryError + 
     }
 }
 
-/// Runs `attempt` until it succeeds, fails for good, or the retries in
-/// `options` are spent; `notify` hears docker's "Retrying in N seconds".
-async fn with_retries<T, Fut>(
-    options: &RegistryOptions,
-    transient: fn(&RegistryError) -> bool,
-    mut notify: impl FnMut(String),
-    mut attempt: impl FnMut() -> Fut,
-) -> Result<T, RegistryError>
-where
-    Fut: Future<Output = Result<T, RegistryError>>,
-{
-    let mut tries = 0u32;
-    loop {
-        match attempt().await {
-            Ok(v) => return Ok(v),
-            Err(e) if tries < options.max_retries && transient(&e) => {
-                tries += 1;
-                let wait = retry::delay(options, tries, &e);
-                tracing::info!(error = %e, attempt = tries, ?wait, "transient registry failure; retrying");
-                notify(retry::message(wait));
-                tokio::time::sleep(wait).await;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
-
 /// One attempt at a layer's bytes: from where `writer` stopped (a Range
 /// request) or from the start, appending to `writer` (created on the
 /// first answer, replaced when the registry starts over).
@@ -396,14 +368,16 @@ async fn download_layer(
                     .await
                 {
                     Ok(()) => break,
-                    Err(e) if tries < options.max_retries && retry::is_transient(&e) => {
-                        tries += 1;
-                        let wait = retry::delay(&options, tries, &e);
-                        tracing::info!(blob = %layer.digest, error = %e, attempt = tries, ?wait, "layer download failed; retrying");
-                        send(&tx, Progress::message(&id, retry::message(wait)));
-                        tokio::time::sleep(wait).await;
-                    }
-                    Err(e) => return Err(e),
+                    // Not `with_retries`: each attempt goes on from what
+                    // the one before wrote (`writer`), which a closure
+                    // returning a new future cannot borrow.
+                    Err(e) => match retry::next_wait(&options, retry::is_transient, &mut tries, &e) {
+                        Some(wait) => {
+                            send(&tx, Progress::message(&id, retry::message(wait)));
+                            tokio::time::sleep(wait).await;
+                        }
+                        None => return Err(e),
+                    },
                 }
             }
         }
@@ -461,7 +435,7 @@ async fn fetch_config(
             None,
         ));
     }
-    let bytes = with_retries(
+    let bytes = retry::with_retries(
         &options,
         retry::is_transient,
         |m| send(&tx, Progress::message(digest.short(), m)),
@@ -756,7 +730,7 @@ impl Store {
         // A registry that refuses the first connection is not there (or
         // not yet): that fails at once, as docker's does; one that answers
         // "try later" or times out is retried.
-        let session = with_retries(
+        let session = retry::with_retries(
             &options,
             retry::is_transient_at_start,
             |m| progress(Progress::message("", m)),
@@ -777,7 +751,7 @@ impl Store {
             reason,
         };
 
-        let (bytes, media_type, top_digest) = with_retries(
+        let (bytes, media_type, top_digest) = retry::with_retries(
             &options,
             retry::is_transient,
             |m| progress(Progress::message(&tag_or_digest, m)),
@@ -798,7 +772,7 @@ impl Store {
                 let desc = manifest::select_platform(&index, &platform, Some(&top_digest))?;
                 let d = manifest::digest_of(desc.digest(), "index entry")?;
                 let d = d.to_string();
-                let (b, mt, got) = with_retries(
+                let (b, mt, got) = retry::with_retries(
                     &options,
                     retry::is_transient,
                     |m| progress(Progress::message(&tag_or_digest, m)),
