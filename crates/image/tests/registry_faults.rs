@@ -731,3 +731,59 @@ async fn a_push_refused_for_good_is_not_retried() {
     );
     server.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema1_manifests_are_refused_naming_the_image() {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1");
+    let port = listener.local_addr().expect("addr").port();
+    let schema1 = br#"{"schemaVersion":1,"name":"fake/a","tag":"signed","architecture":"amd64",
+        "fsLayers":[{"blobSum":"sha256:a3ed95caeb02ffe68cdd9fd84406680ae93d633cb16422d00e8a7c22955b46d4"}],
+        "history":[{"v1Compatibility":"{}"}]}"#
+        .to_vec();
+    let mut docs = HashMap::new();
+    docs.insert(
+        "signed".to_string(),
+        (
+            schema1.clone(),
+            image::manifest::DOCKER_SCHEMA1_SIGNED.to_string(),
+        ),
+    );
+    docs.insert(
+        "unsigned".to_string(),
+        (schema1.clone(), image::manifest::DOCKER_SCHEMA1.to_string()),
+    );
+    // Served without a schema 1 media type: recognised by its content.
+    docs.insert(
+        "plain".to_string(),
+        (schema1, "application/json".to_string()),
+    );
+    let (_fake, server) = serve_docs(listener, port, docs, true);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut store = open(tmp.path());
+    for (tag, shown) in [
+        ("signed", image::manifest::DOCKER_SCHEMA1_SIGNED),
+        ("unsigned", image::manifest::DOCKER_SCHEMA1),
+        ("plain", "schemaVersion 1"),
+    ] {
+        let name = format!("127.0.0.1:{port}/fake/a:{tag}");
+        let r = Reference::parse(&name).expect("ref");
+        let err = store
+            .pull(&client(), &r, None, &mut |_| {})
+            .await
+            .expect_err("a schema 1 manifest is refused");
+        assert!(matches!(err, RegistryError::Schema1 { .. }), "{err:?}");
+        let text = err.to_string();
+        eprintln!("{text}");
+        assert!(text.contains(&name), "the error names the image: {text}");
+        assert!(
+            text.contains("schema 1") && text.contains("not supported"),
+            "{text}"
+        );
+        assert!(text.contains(shown), "{text}");
+    }
+    assert!(store.list().is_empty());
+    assert!(store.content().list().expect("blobs").is_empty());
+    server.abort();
+}

@@ -758,7 +758,23 @@ impl Store {
             || session.get_manifest(&tag_or_digest),
         )
         .await?;
-        let doc = ManifestDocument::parse(&bytes, media_type.as_deref(), Some(&top_digest))?;
+        // Schema 1 is refused naming the image, not only a digest.
+        let schema1 = |served: Option<&str>| {
+            let reference = reference.to_string();
+            let media_type = served
+                .filter(|m| m.contains(".v1+"))
+                .unwrap_or("recognised by its schemaVersion 1")
+                .to_string();
+            move |e: manifest::ManifestError| match e {
+                manifest::ManifestError::Schema1(_) => RegistryError::Schema1 {
+                    reference,
+                    media_type,
+                },
+                other => other.into(),
+            }
+        };
+        let doc = ManifestDocument::parse(&bytes, media_type.as_deref(), Some(&top_digest))
+            .map_err(schema1(media_type.as_deref()))?;
         let (manifest_bytes, manifest_digest, manifest_media_type, image_manifest) = match doc {
             ManifestDocument::Image(m) => {
                 let mt = media_type
@@ -782,7 +798,9 @@ impl Store {
                 let mt = mt
                     .filter(|m| m != "application/json")
                     .unwrap_or_else(|| desc.media_type().to_string());
-                match ManifestDocument::parse(&b, Some(&mt), Some(&got))? {
+                match ManifestDocument::parse(&b, Some(&mt), Some(&got))
+                    .map_err(schema1(Some(&mt)))?
+                {
                     ManifestDocument::Image(m) => (b, got, mt, m),
                     ManifestDocument::Index(_) => {
                         return Err(bad(format!(
