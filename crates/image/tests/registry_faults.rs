@@ -262,7 +262,8 @@ fn push_answer(
             None => reply(404, String::new(), 0),
         },
         ("POST", Some(_), _, _) => {
-            let id = format!("u{}", uploads.len());
+            // Unique: the number of requests seen so far only grows.
+            let id = format!("u{}", fake.log.lock().expect("lock").len());
             uploads.insert(id.clone(), Vec::new());
             reply(
                 202,
