@@ -420,9 +420,7 @@ impl Store {
                 io::copy(&mut tee, &mut io::sink()).map_err(read_err)?;
                 // A blob that does not verify drops `staged` with it:
                 // nothing made from those bytes is kept.
-                let verified = writer.verify()?;
-                verified.start_writeback();
-                (Some(verified), staged)
+                (Some(writer.verify()?), staged)
             } else {
                 let verified = if blob_present {
                     None
@@ -435,9 +433,7 @@ impl Store {
                         count: 0,
                     };
                     io::copy(&mut tee, &mut io::sink()).map_err(read_err)?;
-                    let verified = writer.verify()?;
-                    verified.start_writeback();
-                    Some(verified)
+                    Some(writer.verify()?)
                 };
                 let Some(blob_path) = verified
                     .as_ref()
@@ -477,6 +473,11 @@ impl Store {
             let mut head =
                 BufReader::new(File::open(&blob_path).map_err(io_err("open", &blob_path))?);
             let compression = detect_compression(&mut head).map_err(io_err("read", &blob_path))?;
+            // Read for the last time: its writeback may start (it drops
+            // the pages already written, which nothing here reads again).
+            if let Some(v) = &written {
+                v.start_writeback();
+            }
             let media_type = ls
                 .media_type
                 .clone()
