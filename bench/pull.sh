@@ -23,7 +23,10 @@
 #   2. starts /usr/bin/docker-registry on 127.0.0.1 (a free port, storage in a temp dir)
 #      and pushes the layout with skopeo;
 #   3. for each round, runs hyperfine --runs 1 over the three pulls, each with a --prepare
-#      that empties that tool's store (so every run downloads and unpacks everything):
+#      that empties that tool's store (so every run downloads and unpacks everything) and
+#      runs sync(1), so that no run pays for writing back what the previous tool left
+#      dirty (podman and skopeo do not sync; berth's syncfs would flush their data too,
+#      and their writeback competes for the disk while the next tool runs):
 #        berth:  pull --root DIR --quiet pull 127.0.0.1:PORT/bench:latest
 #        skopeo: skopeo copy --src-tls-verify=false docker://… oci:DIR:bench  (no unpacking)
 #        podman: podman --root DIR --runroot DIR pull --tls-verify=false …     (unpacks)
@@ -44,7 +47,7 @@ while [ $# -gt 0 ]; do
         --mb) mb=$2; shift 2 ;;
         --rounds) rounds=$2; shift 2 ;;
         --berth) berth=$2; shift 2 ;;
-        -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
         *) echo "pull.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -143,9 +146,9 @@ mkdir -p "$out"
 b_cmd="$berth --root $work/berth --quiet pull $ref"
 s_cmd="skopeo --insecure-policy copy -q --src-tls-verify=false docker://$ref oci:$work/skopeo:bench"
 p_cmd="podman --root $work/podman-root --runroot $work/podman-run --storage-driver overlay pull -q --tls-verify=false $ref"
-b_prep="rm -rf $work/berth"
-s_prep="rm -rf $work/skopeo"
-p_prep="podman --root $work/podman-root --runroot $work/podman-run --storage-driver overlay rmi -a -f"
+b_prep="rm -rf $work/berth && sync"
+s_prep="rm -rf $work/skopeo && sync"
+p_prep="podman --root $work/podman-root --runroot $work/podman-run --storage-driver overlay rmi -a -f && sync"
 k=1
 while [ "$k" -le "$rounds" ]; do
     case $((k % 3)) in

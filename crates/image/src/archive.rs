@@ -629,10 +629,18 @@ impl<W: Write> LayoutSink for TarSink<W> {
     }
 }
 
-/// Writes into a directory (an OCI layout directory).
+/// Writes into a directory (an OCI layout directory). Files are written
+/// under temporary names without a flush each; [`DirSink::finish`] syncs
+/// the filesystem once, then names the blobs, then the top-level files in
+/// the order written (`oci-layout`, then `index.json`, which names the
+/// rest), so that a crash leaves either the old layout or the new one, and
+/// never a name on data that is not on disk.
 pub(crate) struct DirSink {
     root: PathBuf,
     written: HashSet<String>,
+    /// Written files waiting for their names: (temporary path, final path,
+    /// whether it lives under `blobs/`).
+    pending: Vec<(PathBuf, PathBuf, bool)>,
 }
 
 impl DirSink {
@@ -641,7 +649,44 @@ impl DirSink {
         Ok(DirSink {
             root: root.to_path_buf(),
             written: HashSet::new(),
+            pending: Vec::new(),
         })
+    }
+
+    /// Makes everything written durable and gives it its name: one
+    /// `syncfs`, the blobs renamed and their directories fsynced, then the
+    /// top-level files renamed in the order written and the root fsynced.
+    pub(crate) fn finish(mut self) -> io::Result<()> {
+        let pending = std::mem::take(&mut self.pending);
+        if pending.is_empty() {
+            return Ok(());
+        }
+        crate::durable::syncfs(&self.root)?;
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        for (tmp, path, _) in pending.iter().filter(|p| p.2) {
+            fs::rename(tmp, path)?;
+            if let Some(d) = path.parent() {
+                if !dirs.iter().any(|x| x == d) {
+                    dirs.push(d.to_path_buf());
+                }
+            }
+        }
+        for d in &dirs {
+            crate::durable::sync_dir(d)?;
+        }
+        for (tmp, path, _) in pending.iter().filter(|p| !p.2) {
+            fs::rename(tmp, path)?;
+        }
+        crate::durable::sync_dir(&self.root)
+    }
+}
+
+impl Drop for DirSink {
+    fn drop(&mut self) {
+        // Not finished (an error): what was written is not named.
+        for (tmp, _, _) in self.pending.drain(..) {
+            let _ = fs::remove_file(tmp);
+        }
     }
 }
 
@@ -656,21 +701,20 @@ impl LayoutSink for DirSink {
         }
         // Blobs already present in a layout directory are immutable by
         // digest; everything else (index.json) is replaced atomically.
-        if name.starts_with("blobs/") && path.is_file() {
+        let is_blob = name.starts_with("blobs/");
+        if is_blob && path.is_file() {
             self.written.insert(name.to_string());
             return Ok(());
         }
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
         let (mut f, tmp) = crate::durable::create_temp(&dir, "save")?;
-        let res = (|| {
-            io::copy(&mut data.take(size), &mut f)?;
-            f.sync_all()?;
-            fs::rename(&tmp, &path)
-        })();
-        if res.is_err() {
+        let res = io::copy(&mut data.take(size), &mut f);
+        if let Err(e) = res {
             let _ = fs::remove_file(&tmp);
+            return Err(e);
         }
-        res?;
+        crate::durable::start_writeback(&f);
+        self.pending.push((tmp, path, is_blob));
         self.written.insert(name.to_string());
         Ok(())
     }

@@ -13,6 +13,16 @@
 //! ([`VerifiedBlob::publish`], then [`ContentStore::sync_names`]): the same
 //! rule (no name before the data is durable) for one flush instead of two
 //! per blob.
+//!
+//! Downloads resume across processes: [`ContentStore::resumable_writer`]
+//! writes a blob of known digest to `<root>/content/ingest/<hex>`, a name
+//! the next open keeps (unlike temporary files). A pull killed part-way
+//! leaves there what it had fetched; the next one re-hashes that prefix
+//! (nothing on disk is trusted without it), asks only for the rest, and
+//! uses a complete one without a request. Ingest files are never blobs: they
+//! become one only through [`BlobWriter::verify`] and
+//! [`VerifiedBlob::publish`] like any other, and
+//! [`ContentStore::remove_ingests`] (garbage collection) removes them.
 
 use crate::digest::{Digest, Hasher};
 use crate::durable;
@@ -101,12 +111,28 @@ pub struct BlobWriter {
     hasher: Hasher,
     expected: Expected,
     what: String,
+    /// An ingest file (see [`ContentStore::resumable_writer`]): kept when
+    /// the writer is dropped, so that a later pull resumes it.
+    resumable: bool,
+    /// Bytes found in the ingest file and re-hashed when it was opened.
+    resumed: u64,
 }
 
 impl BlobWriter {
     /// Bytes written so far.
     pub fn written(&self) -> u64 {
         self.hasher.len()
+    }
+
+    /// Bytes that were already in the ingest file when this writer opened
+    /// it (re-hashed, not downloaded again); 0 for a fresh writer.
+    pub fn resumed(&self) -> u64 {
+        self.resumed
+    }
+
+    /// Removes what was written (an ingest file too) and drops the writer.
+    pub fn discard(mut self) {
+        self.resumable = false;
     }
 
     /// Opens the bytes written so far for reading while writing goes on,
@@ -154,6 +180,8 @@ impl BlobWriter {
     /// ever refers to data that a power loss could take back.
     pub fn verify(mut self) -> Result<VerifiedBlob, ContentError> {
         let size = self.hasher.len();
+        // Bytes that fail verification are not worth resuming.
+        let resumable = std::mem::replace(&mut self.resumable, false);
         if let Some(expected_size) = self.expected.size {
             if size != expected_size {
                 return Err(ContentError::SizeMismatch {
@@ -177,6 +205,7 @@ impl BlobWriter {
             tmp: self.tmp.take(),
             digest,
             size,
+            resumable,
         })
     }
 }
@@ -189,6 +218,8 @@ pub struct VerifiedBlob {
     tmp: Option<PathBuf>,
     digest: Digest,
     size: u64,
+    /// An ingest file: kept when dropped unpublished, for the next pull.
+    resumable: bool,
 }
 
 impl VerifiedBlob {
@@ -202,6 +233,15 @@ impl VerifiedBlob {
         &self.digest
     }
 
+    /// Starts writing its data to disk without waiting, so that the
+    /// `syncfs` that must precede [`VerifiedBlob::publish`] finds little
+    /// left to write. Only an optimisation: nothing is durable until then.
+    pub fn start_writeback(&self) {
+        if let Ok(f) = File::open(self.path()) {
+            durable::start_writeback(&f);
+        }
+    }
+
     /// Gives the blob its name, without any sync: the caller must have made
     /// its data durable ([`ContentStore::sync_filesystem`]) before, and
     /// syncs the name ([`ContentStore::sync_names`]) before anything that
@@ -210,6 +250,14 @@ impl VerifiedBlob {
         let dest = self.store.path(&self.digest);
         if let Some(tmp) = self.tmp.take() {
             if let Err(e) = fs::rename(&tmp, &dest) {
+                // Another pull of this host published the same ingest file
+                // first: the blob is in place.
+                if self.resumable && e.kind() == io::ErrorKind::NotFound && dest.is_file() {
+                    return Ok(BlobInfo {
+                        digest: self.digest.clone(),
+                        size: self.size,
+                    });
+                }
                 let _ = fs::remove_file(&tmp);
                 return Err(io_err("rename into place", &dest)(e));
             }
@@ -224,7 +272,9 @@ impl VerifiedBlob {
 impl Drop for VerifiedBlob {
     fn drop(&mut self) {
         if let Some(tmp) = self.tmp.take() {
-            let _ = fs::remove_file(tmp);
+            if !self.resumable {
+                let _ = fs::remove_file(tmp);
+            }
         }
     }
 }
@@ -243,7 +293,9 @@ impl Write for BlobWriter {
 impl Drop for BlobWriter {
     fn drop(&mut self) {
         if let Some(tmp) = self.tmp.take() {
-            let _ = fs::remove_file(tmp);
+            if !self.resumable {
+                let _ = fs::remove_file(tmp);
+            }
         }
     }
 }
@@ -252,6 +304,7 @@ impl Drop for BlobWriter {
 #[derive(Debug, Clone)]
 pub struct ContentStore {
     dir: PathBuf,
+    ingest: PathBuf,
 }
 
 impl ContentStore {
@@ -261,7 +314,9 @@ impl ContentStore {
         let dir = root.join("content").join("blobs").join("sha256");
         fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
         durable::remove_debris(&dir).map_err(io_err("remove temporary files in", &dir))?;
-        Ok(ContentStore { dir })
+        let ingest = root.join("content").join("ingest");
+        fs::create_dir_all(&ingest).map_err(io_err("create directory", &ingest))?;
+        Ok(ContentStore { dir, ingest })
     }
 
     /// The directory holding the blobs.
@@ -382,7 +437,104 @@ impl ContentStore {
             hasher: Hasher::new(),
             expected,
             what,
+            resumable: false,
+            resumed: 0,
         })
+    }
+
+    /// A writer for a blob of known digest and size that survives the
+    /// process: its bytes go to `ingest/<hex>`, kept when the writer is
+    /// dropped (or the process killed), and a later call finds them,
+    /// re-hashes them, and goes on from their end
+    /// ([`BlobWriter::resumed`], [`BlobWriter::written`]). A complete
+    /// ingest file that does not hash to `digest`, or one longer than
+    /// `size`, is emptied first. The file is locked (`flock`) while a
+    /// writer holds it; when another writer of this host holds it, this
+    /// one is an ordinary temporary writer instead.
+    pub fn resumable_writer(&self, digest: &Digest, size: u64) -> Result<BlobWriter, ContentError> {
+        let expected = Expected {
+            digest: Some(digest.clone()),
+            size: Some(size),
+        };
+        let path = self.ingest.join(digest.hex());
+        let mut file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io_err("open ingest file", &path))?;
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::WOULDBLOCK) => return self.writer(expected),
+            Err(e) => return Err(io_err("lock ingest file", &path)(e.into())),
+        }
+        let mut hasher = Hasher::new();
+        let on_disk = file
+            .metadata()
+            .map_err(io_err("stat ingest file", &path))?
+            .len();
+        if on_disk > 0 && on_disk <= size {
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = match file.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(io_err("re-hash ingest file", &path)(e)),
+                };
+                hasher.update(&buf[..n]);
+            }
+        }
+        let complete_but_wrong = hasher.len() == size && hasher.clone().finish() != *digest;
+        if on_disk > size || complete_but_wrong || hasher.len() != on_disk {
+            tracing::info!(blob = %digest, on_disk, "discarding an ingest file that cannot be resumed");
+            file.set_len(0)
+                .map_err(io_err("truncate ingest file", &path))?;
+            hasher = Hasher::new();
+        }
+        let resumed = hasher.len();
+        use std::io::Seek;
+        file.seek(io::SeekFrom::Start(resumed))
+            .map_err(io_err("seek ingest file", &path))?;
+        Ok(BlobWriter {
+            store: self.clone(),
+            file,
+            tmp: Some(path),
+            hasher,
+            expected,
+            what: digest.to_string(),
+            resumable: true,
+            resumed,
+        })
+    }
+
+    /// Removes the ingest files (partial or verified downloads kept for
+    /// resuming) that no writer holds, returning the bytes freed.
+    pub fn remove_ingests(&self) -> Result<u64, ContentError> {
+        let mut freed = 0;
+        let entries = match fs::read_dir(&self.ingest) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(io_err("list", &self.ingest)(e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(io_err("list", &self.ingest))?;
+            let path = entry.path();
+            let Ok(f) = File::open(&path) else { continue };
+            // A download in progress holds the lock: leave its file.
+            if rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err()
+            {
+                continue;
+            }
+            let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+            match fs::remove_file(&path) {
+                Ok(()) => freed += len,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err("remove", &path)(e)),
+            }
+        }
+        Ok(freed)
     }
 
     /// Flushes everything written to the store's filesystem (`syncfs`):
@@ -434,6 +586,49 @@ impl ContentStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ingest_files_outlive_their_writer_and_are_rehashed() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let store = ContentStore::open(root.path()).expect("open");
+        let data = b"the bytes of a layer, downloaded in two goes";
+        let digest = Digest::of_bytes(data);
+        let size = data.len() as u64;
+        let mut w = store.resumable_writer(&digest, size).expect("writer");
+        assert_eq!(w.resumed(), 0);
+        w.write_all(&data[..10]).expect("write");
+        // Another writer of the same blob meanwhile: an ordinary one.
+        let other = store
+            .resumable_writer(&digest, size)
+            .expect("second writer");
+        assert_eq!(other.resumed(), 0);
+        drop(other);
+        drop(w);
+        // Reopening the store (a new process) keeps the ingest file.
+        let store = ContentStore::open(root.path()).expect("reopen");
+        let mut w = store.resumable_writer(&digest, size).expect("resume");
+        assert_eq!(w.resumed(), 10);
+        assert_eq!(w.written(), 10);
+        w.write_all(&data[10..]).expect("write the rest");
+        let verified = w.verify().expect("verify");
+        drop(verified);
+        // Verified but unpublished: kept, and complete on the next try.
+        let w = store.resumable_writer(&digest, size).expect("complete");
+        assert_eq!(w.resumed(), size);
+        w.verify().expect("verify").publish().expect("publish");
+        assert_eq!(store.read(&digest).expect("read"), data);
+        assert!(!store.ingest.join(digest.hex()).exists());
+
+        // A complete ingest file with other bytes is emptied, not trusted.
+        let wrong = store.ingest.join(digest.hex());
+        fs::write(&wrong, vec![b'x'; data.len()]).expect("forge");
+        let w = store.resumable_writer(&digest, size).expect("writer");
+        assert_eq!(w.resumed(), 0);
+        drop(w);
+        fs::write(&wrong, b"12345").expect("partial");
+        assert_eq!(store.remove_ingests().expect("remove"), 5);
+        assert!(!wrong.exists());
+    }
 
     #[test]
     fn mismatch_stores_nothing() {

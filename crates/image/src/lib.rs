@@ -5,7 +5,9 @@
 //!
 //! Owns, under one data root:
 //! - `content/blobs/sha256/<hex>`: blobs, verified before they get their name
-//!   ([`content`], digests in [`digest`]);
+//!   ([`content`], digests in [`digest`]), and `content/ingest/<hex>`:
+//!   downloads kept across processes so that a pull resumes them
+//!   (re-hashed before use; removed by garbage collection);
 //! - `snapshots/<chainid-hex>/fs`: each layer unpacked once ([`unpack`],
 //!   [`snapshot`]), shared by every image and container using it, and
 //!   `snapshots/active/<container-id>/`: containers' writable layers;
@@ -56,6 +58,7 @@ pub mod content;
 pub mod digest;
 mod durable;
 pub mod export;
+mod gzip;
 pub mod manifest;
 pub mod metadata;
 pub mod progress;

@@ -15,7 +15,7 @@
 //! names; `gc` reclaims them, and a retried load reuses them.
 
 use crate::archive::{self, ArchiveError, ArchiveSource, DirSink, ImagePlan, SaveItem, TarSink};
-use crate::content::{BlobWriter, ContentError, ContentStore, Expected};
+use crate::content::{BlobWriter, ContentError, ContentStore, Expected, VerifiedBlob};
 use crate::digest::{Digest, HashingReader};
 use crate::durable;
 use crate::export::{self, ExportError, ExportStats};
@@ -23,7 +23,7 @@ use crate::manifest::{self, ManifestError, Platform};
 use crate::metadata::{ImageId, ImageRecord, LayerRecord, MetadataError, MetadataStore};
 use crate::progress::Progress;
 use crate::reference::{Reference, ReferenceError};
-use crate::snapshot::{MountSpec, SnapshotError, Snapshotter, SnapshotterKind};
+use crate::snapshot::{MountSpec, SnapshotError, Snapshotter, SnapshotterKind, StagedSnapshot};
 use crate::unpack::{self, detect_compression};
 use oci_spec::image::{History, ImageConfiguration};
 use std::collections::{BTreeSet, HashMap};
@@ -326,13 +326,21 @@ impl Store {
             archive: src.label().to_string(),
             reason,
         };
-        let config_info = self.content.write_bytes(
-            &plan.config,
-            Expected {
+        // As a pull does: every blob verified under a temporary name and
+        // every layer unpacked into a temporary directory, then one
+        // `syncfs` and the names ([`publish_staged`]); a failure or a kill
+        // before that leaves only temporary files, removed at the next open.
+        let mut blobs: Vec<VerifiedBlob> = Vec::new();
+        let config_size = plan.config.len() as u64;
+        if !self.content.contains(&plan.config_digest) {
+            let mut w = self.content.writer(Expected {
                 digest: Some(plan.config_digest.clone()),
-                size: None,
-            },
-        )?;
+                size: Some(config_size),
+            })?;
+            w.write_all(&plan.config)
+                .map_err(io_err("write the config of", Path::new(src.label())))?;
+            blobs.push(w.verify()?);
+        }
         let config = manifest::parse_config(&plan.config, &plan.config_digest)?;
         let diff_ids = manifest::diff_ids(&config, &plan.config_digest)?;
         if diff_ids.len() != plan.layers.len() {
@@ -342,7 +350,7 @@ impl Store {
                 plan.layers.len()
             )));
         }
-        let mut layers = Vec::new();
+        let mut layers: Vec<StagedLayer> = Vec::new();
         let mut parent: Option<Digest> = None;
         for (ls, diff_id) in plan.layers.iter().zip(&diff_ids) {
             let short = ls.digest.as_ref().unwrap_or(diff_id).short().to_string();
@@ -375,10 +383,26 @@ impl Store {
                     });
                 }
             };
-            let blob_present = ls.digest.as_ref().is_some_and(|d| self.content.contains(d));
-            let info = if !blob_present && !self.snapshots.exists(&chain) {
-                // One pass over the archive: the layer is unpacked as it is
-                // read, and the same bytes go to the content store.
+            let read_err = |source| ArchiveError::Io {
+                archive: src.label().to_string(),
+                op: format!("read {}", ls.name),
+                source,
+            };
+            let stored = ls
+                .digest
+                .as_ref()
+                .filter(|d| self.content.contains(d))
+                .map(|d| self.content.path(d));
+            let blob_present = stored.is_some();
+            let snapshot_present = self.snapshots.exists(&chain);
+            // The blob as stored (`None`) or as written for this load, and
+            // the layer's snapshot staged for this load (`None` when it
+            // exists already).
+            let (written, staged): (Option<VerifiedBlob>, Option<StagedSnapshot>) = if !blob_present
+                && !snapshot_present
+            {
+                // One pass over the archive: the layer is unpacked as
+                // it is read, and the same bytes go to the content store.
                 let mut writer = self.content.writer(expected)?;
                 let mut tee = Tee {
                     inner: reader,
@@ -386,29 +410,42 @@ impl Store {
                     report: &mut report,
                     count: 0,
                 };
-                self.snapshots
-                    .unpack(parent.as_ref(), diff_id, &mut tee, &mut |_| {})?;
+                let staged = self.snapshots.stage_unsynced(
+                    parent.as_ref(),
+                    diff_id,
+                    &mut tee,
+                    &mut |_| {},
+                )?;
                 // The decompressor may stop before the blob's last bytes.
-                io::copy(&mut tee, &mut io::sink()).map_err(|source| ArchiveError::Io {
-                    archive: src.label().to_string(),
-                    op: format!("read {}", ls.name),
-                    source,
-                })?;
-                match writer.commit() {
-                    Ok(info) => info,
-                    Err(e) => {
-                        // The bytes were not the blob the archive names:
-                        // keep nothing made from them.
-                        let _ = self.snapshots.remove(&chain);
-                        return Err(e.into());
-                    }
-                }
+                io::copy(&mut tee, &mut io::sink()).map_err(read_err)?;
+                // A blob that does not verify drops `staged` with it:
+                // nothing made from those bytes is kept.
+                (Some(writer.verify()?), staged)
             } else {
-                let info = self.content.ingest(reader, expected, &mut report)?;
-                let blob_path = self.content.path(&info.digest);
-                if self.snapshots.exists(&chain) {
+                let verified = if blob_present {
+                    None
+                } else {
+                    let mut writer = self.content.writer(expected)?;
+                    let mut tee = Tee {
+                        inner: reader,
+                        out: &mut writer,
+                        report: &mut report,
+                        count: 0,
+                    };
+                    io::copy(&mut tee, &mut io::sink()).map_err(read_err)?;
+                    Some(writer.verify()?)
+                };
+                let Some(blob_path) = verified
+                    .as_ref()
+                    .map(|v| v.path().to_path_buf())
+                    .or_else(|| stored.clone())
+                else {
+                    return Err(bad(format!("layer {} has no blob", ls.name)));
+                };
+                let open = || File::open(&blob_path).map_err(io_err("open", &blob_path));
+                let staged = if snapshot_present {
                     // The snapshot is shared; still prove this blob is that layer.
-                    let (_, tar) = unpack::decompress(self.content.open_blob(&info.digest)?)
+                    let (_, tar) = unpack::decompress_hashed(open()?)
                         .map_err(io_err("decompress", &blob_path))?;
                     let (actual, _) = HashingReader::new(tar)
                         .finish()
@@ -421,37 +458,52 @@ impl Store {
                         .into());
                     }
                     progress(Progress::message(short.clone(), "Already exists"));
+                    None
                 } else {
-                    self.snapshots.unpack(
-                        parent.as_ref(),
-                        diff_id,
-                        self.content.open_blob(&info.digest)?,
-                        &mut |_| {},
-                    )?;
-                }
-                info
+                    self.snapshots
+                        .stage_unsynced(parent.as_ref(), diff_id, open()?, &mut |_| {})?
+                };
+                (verified, staged)
             };
-            let mut head = BufReader::new(self.content.open_blob(&info.digest)?);
-            let compression = detect_compression(&mut head)
-                .map_err(io_err("read", &self.content.path(&info.digest)))?;
+            let (digest, blob_path) = match (&written, &ls.digest, stored) {
+                (Some(v), _, _) => (v.digest().clone(), v.path().to_path_buf()),
+                (None, Some(d), Some(path)) => (d.clone(), path),
+                _ => return Err(bad(format!("layer {} has no blob", ls.name))),
+            };
+            let mut head =
+                BufReader::new(File::open(&blob_path).map_err(io_err("open", &blob_path))?);
+            let compression = detect_compression(&mut head).map_err(io_err("read", &blob_path))?;
+            // Read for the last time: its writeback may start (it drops
+            // the pages already written, which nothing here reads again).
+            if let Some(v) = &written {
+                v.start_writeback();
+            }
             let media_type = ls
                 .media_type
                 .clone()
                 .unwrap_or_else(|| compression.oci_media_type().to_string());
-            let unpacked_size = self.snapshots.info(&chain)?.size;
-            layers.push(LayerRecord {
-                blob: info.digest,
-                media_type,
-                size: info.size,
-                diff_id: diff_id.clone(),
-                chain_id: chain.clone(),
-                unpacked_size,
-            });
+            let unpacked_size = match &staged {
+                Some(st) => st.size(),
+                None => self.snapshots.info(&chain)?.size,
+            };
+            layers.push((
+                LayerRecord {
+                    blob: digest,
+                    media_type,
+                    size: len,
+                    diff_id: diff_id.clone(),
+                    chain_id: chain.clone(),
+                    unpacked_size,
+                },
+                staged,
+            ));
+            blobs.extend(written);
             parent = Some(chain);
         }
+        let layers = publish_staged(&self.content, &self.snapshots, blobs, layers)?;
         self.commit_image(
             &plan.config_digest,
-            config_info.size,
+            config_size,
             &config,
             &plan.config_media_type,
             plan.manifest.as_ref(),
@@ -949,6 +1001,8 @@ impl Store {
                 report.blobs_removed.push(b.digest);
             }
         }
+        // Downloads kept for resuming a pull that never completed.
+        report.bytes_reclaimed += self.content.remove_ingests()?;
         for s in self.snapshots.list()? {
             if !chains.contains(&s.chain_id) {
                 self.snapshots.remove(&s.chain_id)?;
@@ -1093,7 +1147,9 @@ impl Store {
             Err(e) => return Err(io_err("read", &index_path)(e)),
         };
         let mut sink = DirSink::new(dir).map_err(io_err("create directory", dir))?;
-        self.write(names, &mut sink, false, &existing, progress)
+        self.write(names, &mut sink, false, &existing, progress)?;
+        sink.finish()
+            .map_err(io_err("sync and name the files of", dir))
     }
 
     /// Writes an image's merged filesystem as one tar (its layers flattened
@@ -1157,6 +1213,45 @@ impl Store {
 
 /// Passes a stream through while copying it into a blob writer and
 /// reporting the bytes read.
+/// A layer staged for an image being pulled or loaded: its record, and its
+/// snapshot staged (to be named after the filesystem sync) or `None` when
+/// it existed already.
+pub(crate) type StagedLayer = (LayerRecord, Option<StagedSnapshot>);
+
+/// Makes the blobs and snapshots of a pull or a load durable and gives them
+/// their names: one `syncfs` (two if content and snapshots are on different
+/// filesystems), the renames (snapshots bottom up, so a visible snapshot's
+/// parent is always visible), then an fsync of each directory holding the
+/// names. Only then may an image record name them.
+pub(crate) fn publish_staged(
+    content: &ContentStore,
+    snapshots: &Snapshotter,
+    blobs: Vec<VerifiedBlob>,
+    unpacked: Vec<StagedLayer>,
+) -> Result<Vec<LayerRecord>, StoreError> {
+    use std::os::unix::fs::MetadataExt;
+    content.sync_filesystem()?;
+    let dev = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.dev()).ok();
+    let content_dev = dev(content.dir());
+    let snapshot_dev = dev(snapshots.root());
+    if content_dev.is_none() || content_dev != snapshot_dev {
+        snapshots.sync_filesystem()?;
+    }
+    for b in blobs {
+        b.publish()?;
+    }
+    let mut records = Vec::with_capacity(unpacked.len());
+    for (record, staged) in unpacked {
+        if let Some(staged) = staged {
+            snapshots.name_staged(staged)?;
+        }
+        records.push(record);
+    }
+    content.sync_names()?;
+    snapshots.sync_names()?;
+    Ok(records)
+}
+
 struct Tee<'a, R> {
     inner: R,
     out: &'a mut BlobWriter,

@@ -30,11 +30,18 @@ use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, ResolveFlags, Xat
 use rustix::io::Errno;
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::rc::Rc;
+
+/// The size of the buffer a file's content is copied through.
+const COPY_BUFFER: usize = 1 << 20;
+
+/// Files at least this large have their writeback started as soon as
+/// they are written.
+const WRITEBACK_FROM: u64 = 1 << 20;
 
 /// The prefix of whiteout entries in a layer tar.
 pub const WHITEOUT_PREFIX: &str = ".wh.";
@@ -79,11 +86,28 @@ pub fn detect_compression(reader: &mut impl BufRead) -> io::Result<Compression> 
 
 /// Returns a reader of the decompressed tar stream.
 pub fn decompress<'a>(reader: impl Read + 'a) -> io::Result<(Compression, Box<dyn Read + 'a>)> {
+    decompress_with(reader, true)
+}
+
+/// [`decompress`] for a stream whose decompressed bytes the caller hashes
+/// and compares to a known digest (a layer's diff ID): gzip's CRC-32 is not
+/// computed, the SHA-256 covers every byte (see `gzip`).
+pub(crate) fn decompress_hashed<'a>(
+    reader: impl Read + 'a,
+) -> io::Result<(Compression, Box<dyn Read + 'a>)> {
+    decompress_with(reader, false)
+}
+
+fn decompress_with<'a>(
+    reader: impl Read + 'a,
+    gzip_crc: bool,
+) -> io::Result<(Compression, Box<dyn Read + 'a>)> {
     let mut buffered = BufReader::with_capacity(256 * 1024, reader);
     let compression = detect_compression(&mut buffered)?;
     let r: Box<dyn Read + 'a> = match compression {
         Compression::None => Box::new(buffered),
-        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
+        Compression::Gzip if gzip_crc => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
+        Compression::Gzip => Box::new(crate::gzip::UncheckedGzDecoder::new(buffered)),
         Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(buffered)?),
     };
     Ok((compression, r))
@@ -188,10 +212,12 @@ pub fn apply_layer(
         count: 0,
         report: progress,
     };
-    let (compression, tar_stream) = decompress(counting).map_err(|source| UnpackError::Stream {
-        after: "start of stream".into(),
-        source,
-    })?;
+    // The caller compares the returned diff ID with the expected one.
+    let (compression, tar_stream) =
+        decompress_hashed(counting).map_err(|source| UnpackError::Stream {
+            after: "start of stream".into(),
+            source,
+        })?;
     let mut archive = tar::Archive::new(HashingReader::new(tar_stream));
     let mut applier = Applier {
         root: root.as_fd(),
@@ -199,6 +225,7 @@ pub fn apply_layer(
         parent_cache: None,
         size: 0,
         entries: 0,
+        buf: Vec::new(),
     };
     let mut last = "start of stream".to_string();
     let entries = archive.entries().map_err(|source| UnpackError::Stream {
@@ -271,6 +298,8 @@ struct Applier<'a> {
     parent_cache: Option<(Vec<u8>, Rc<OwnedFd>)>,
     size: u64,
     entries: u64,
+    /// The buffer file contents go through (allocated on the first file).
+    buf: Vec<u8>,
 }
 
 /// Metadata every entry carries.
@@ -403,12 +432,17 @@ impl Applier<'_> {
                     })
                     .map_err(io_err("create file"))?;
                 let mut file = File::from(fd);
-                let n = io::copy(&mut entry, &mut file).map_err(|source| UnpackError::Io {
-                    entry: name.clone(),
-                    op: "write file content",
-                    source,
-                })?;
+                let n =
+                    self.copy_content(&mut entry, &mut file)
+                        .map_err(|source| UnpackError::Io {
+                            entry: name.clone(),
+                            op: "write file content",
+                            source,
+                        })?;
                 self.size += n;
+                if n >= WRITEBACK_FROM {
+                    crate::durable::start_writeback(&file);
+                }
                 self.set_fd_meta(&file, &meta, &name)?;
                 rfs::futimens(&file, &timestamps(meta.mtime)).map_err(io_err("set mtime"))?;
             }
@@ -493,6 +527,27 @@ impl Applier<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Copies a file's content through one large reused buffer: it is
+    /// decompressed into it and written from it in a few big calls
+    /// (`io::copy`'s 8 KiB stack buffer made a pull spend more time in
+    /// write calls and small inflate calls than in the bytes themselves).
+    fn copy_content(&mut self, from: &mut impl Read, to: &mut File) -> io::Result<u64> {
+        if self.buf.is_empty() {
+            self.buf = vec![0u8; COPY_BUFFER];
+        }
+        let mut total = 0u64;
+        loop {
+            let n = match from.read(&mut self.buf) {
+                Ok(0) => return Ok(total),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            to.write_all(&self.buf[..n])?;
+            total += n as u64;
+        }
     }
 
     fn meta<R: Read>(

@@ -349,10 +349,21 @@ fn corrupt_layer_stores_nothing() {
     assert!(store.list().is_empty(), "no image record");
     let blobs = tree(&root.join("content"));
     assert!(blobs.iter().all(|p| !p.contains(".tmp-")), "{blobs:?}");
-    // Only the base layer's snapshot (unpacked before the failure) may exist.
-    assert!(store.snapshotter().list().expect("list").len() <= 1);
-    store.gc().expect("gc");
-    assert!(store.content().list().expect("blobs").is_empty());
+    // A load names nothing before its one sync: neither the config, nor
+    // the base layer's blob and snapshot, staged before the failure.
+    assert!(
+        store.snapshotter().list().expect("list").is_empty(),
+        "a snapshot of the failed load is named"
+    );
+    assert!(
+        store.content().list().expect("blobs").is_empty(),
+        "a blob of the failed load is named"
+    );
+    let snapshots = tree(&root.join("snapshots"));
+    assert!(
+        snapshots.iter().all(|p| !p.contains(".tmp-")),
+        "{snapshots:?}"
+    );
 }
 
 #[test]

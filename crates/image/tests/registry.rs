@@ -11,11 +11,12 @@ use image::reference::Reference;
 use image::registry::{Credentials, RegistryClient, RegistryError, RegistryOptions};
 use image::snapshot::SnapshotterKind;
 use image::store::{Store, StoreOptions};
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
@@ -598,6 +599,114 @@ fn big_layer() -> Vec<u8> {
     common::layer_tar(&[common::Item::File("big.bin", 0o644, data)])
 }
 
+/// A loopback TCP proxy in front of a registry that counts what the
+/// registry sends and the Range requests clients make, so a test can tell
+/// what a pull fetched. Plain threads (not the test's runtime, whose
+/// workers a test may block); stopped on drop.
+struct CountingProxy {
+    port: u16,
+    from_registry: Arc<AtomicU64>,
+    ranges: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+}
+
+impl CountingProxy {
+    fn start(upstream: String) -> CountingProxy {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        let port = listener.local_addr().expect("proxy address").port();
+        let from_registry = Arc::new(AtomicU64::new(0));
+        let ranges = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (bytes, rng, stopped) = (from_registry.clone(), ranges.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stopped.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(client) = conn else { continue };
+                let Ok(server) = std::net::TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                let (mut c_read, mut s_write) = (
+                    client.try_clone().expect("clone client"),
+                    server.try_clone().expect("clone server"),
+                );
+                let (mut s_read, mut c_write) = (server, client);
+                let rng = rng.clone();
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 64 << 10];
+                    while let Ok(n) = c_read.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        let text = buf[..n].to_ascii_lowercase();
+                        let found = text.windows(13).filter(|w| w == b"range: bytes=").count();
+                        rng.fetch_add(found as u64, Ordering::SeqCst);
+                        if s_write.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = s_write.shutdown(std::net::Shutdown::Write);
+                });
+                let bytes = bytes.clone();
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 64 << 10];
+                    while let Ok(n) = s_read.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        bytes.fetch_add(n as u64, Ordering::SeqCst);
+                        if c_write.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = c_write.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        });
+        CountingProxy {
+            port,
+            from_registry,
+            ranges,
+            stop,
+        }
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Bytes the registry sent and Range requests made since the last call.
+    fn take(&self) -> (u64, u64) {
+        (
+            self.from_registry.swap(0, Ordering::SeqCst),
+            self.ranges.swap(0, Ordering::SeqCst),
+        )
+    }
+}
+
+impl Drop for CountingProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so that it sees the flag.
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// The ingest files (downloads kept for resuming) of a store, with sizes.
+fn ingest_files(root: &Path) -> Vec<(String, u64)> {
+    std::fs::read_dir(root.join("content/ingest"))
+        .expect("list ingest files")
+        .flatten()
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                e.metadata().expect("stat ingest file").len(),
+            )
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_pull_leaves_a_loadable_store_and_a_retry_completes() {
     let reg = Registry::start(None);
@@ -608,11 +717,29 @@ async fn a_killed_pull_leaves_a_loadable_store_and_a_retry_completes() {
         &["gzip", "plain"],
     );
     let mut src = store_with(&tmp.path().join("src"), &[&img]);
-    let name = format!("{}/berth/big:latest", reg.host());
-    src.tag("berth-test/big:latest", &name).expect("tag");
-    src.push(&client(None), &name, &mut |_| {})
+    let pushed = format!("{}/berth/big:latest", reg.host());
+    src.tag("berth-test/big:latest", &pushed).expect("tag");
+    src.push(&client(None), &pushed, &mut |_| {})
         .await
         .expect("push");
+    // Every pull goes through the counting proxy.
+    let proxy = CountingProxy::start(reg.host());
+    let name = format!("{}/berth/big:latest", proxy.host());
+    src.tag("berth-test/big:latest", &name).expect("tag");
+
+    // What a whole pull fetches, for comparison.
+    let mut fresh = open(&tmp.path().join("fresh"));
+    fresh
+        .pull(
+            &client(None),
+            &Reference::parse(&name).expect("ref"),
+            None,
+            &mut |_| {},
+        )
+        .await
+        .expect("a whole pull");
+    drop(fresh);
+    let (whole, _) = proxy.take();
 
     let root = tmp.path().join("dst");
     let exe = std::env::current_exe().expect("test binary");
@@ -656,6 +783,19 @@ async fn a_killed_pull_leaves_a_loadable_store_and_a_retry_completes() {
     let mut store = open(&root);
     no_debris(&root);
     assert!(store.list().is_empty(), "a half-pulled image is visible");
+    // What the killed pull had fetched survives the next open.
+    let kept = ingest_files(&root);
+    let kept_bytes: u64 = kept.iter().map(|(_, n)| n).sum();
+    assert!(kept_bytes > 0, "the killed pull left nothing to resume");
+    let sizes: std::collections::HashMap<String, u64> = img
+        .blobs
+        .iter()
+        .map(|(b, _)| (Digest::of_bytes(b).hex().to_string(), b.len() as u64))
+        .collect();
+    let partial = kept
+        .iter()
+        .any(|(name, n)| *n > 0 && sizes.get(name).is_some_and(|size| n < size));
+    proxy.take();
     let out = store
         .pull(
             &client(None),
@@ -665,8 +805,26 @@ async fn a_killed_pull_leaves_a_loadable_store_and_a_retry_completes() {
         )
         .await
         .expect("the retried pull completes");
+    let (retry, ranges) = proxy.take();
+    eprintln!(
+        "whole pull {whole} bytes; killed pull kept {kept_bytes} bytes in {kept:?}; retry {retry} bytes, {ranges} Range requests"
+    );
+    assert!(
+        retry + kept_bytes <= whole + (16 << 10),
+        "the retry fetched {retry} bytes: more than the {whole} of a whole pull less the {kept_bytes} kept"
+    );
+    if partial {
+        assert!(
+            ranges >= 1,
+            "a partial blob was not resumed with a Range request"
+        );
+    }
     assert_eq!(out.record.id.0, img.id());
     same_rootfs(&src, &store, "berth-test/big:latest", &name);
+    assert!(
+        ingest_files(&root).is_empty(),
+        "the published blobs left ingest files behind"
+    );
     drop(store);
     let store = open(&root);
     assert!(store.resolve(&name).is_ok());

@@ -1,8 +1,10 @@
-//! Pulls against a faulty registry written here on raw TCP (so it can cut
-//! a response off part-way): connections dropped mid-layer (resumed with a
-//! Range request, or restarted when the registry ignores ranges), 503s,
-//! 429 with Retry-After, 404, and a resume that delivers wrong bytes.
-//! Bound to 127.0.0.1 on a free port, stopped when the test ends.
+//! Pulls and pushes against a faulty registry written here on raw TCP (so
+//! it can cut a response off part-way): connections dropped mid-layer
+//! (resumed with a Range request, or restarted when the registry ignores
+//! ranges), 503s, 429 with Retry-After, 404, a resume that delivers wrong
+//! bytes, and for pushes 5xx, 429 and connections closed unanswered on the
+//! upload and manifest requests. Bound to 127.0.0.1 on a free port,
+//! stopped when the test ends.
 
 mod common;
 
@@ -28,11 +30,16 @@ enum Fault {
     DropAfter(usize),
     /// Answer a Range request with 206, but with every byte flipped.
     CorruptRange,
+    /// Close the connection without answering.
+    Hangup,
 }
 
 struct Fake {
     port: u16,
-    docs: HashMap<String, (Vec<u8>, String)>,
+    /// What the registry serves, by tag or digest; pushes add to it.
+    docs: Mutex<HashMap<String, (Vec<u8>, String)>>,
+    /// Upload sessions in progress: their bytes so far.
+    uploads: Mutex<HashMap<String, Vec<u8>>>,
     honour_range: bool,
     faults: Mutex<HashMap<String, VecDeque<Fault>>>,
     /// (path, Range header) of every request.
@@ -75,20 +82,40 @@ async fn answer(fake: &Fake, mut stream: TcpStream) -> std::io::Result<()> {
             return Ok(());
         }
     }
-    let text = String::from_utf8_lossy(&buf).to_string();
+    let head_end = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(buf.len(), |p| p + 4);
+    let text = String::from_utf8_lossy(&buf[..head_end]).to_string();
     let mut lines = text.lines();
     let request_line = lines.next().unwrap_or("");
     let mut parts = request_line.split_whitespace();
     let method = parts.next().unwrap_or("").to_string();
     let path = parts.next().unwrap_or("").to_string();
-    let range = lines
-        .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case("range"))
-        .map(|(_, v)| v.trim().to_string());
+    let header = |name: &str| {
+        text.lines()
+            .skip(1)
+            .filter_map(|l| l.split_once(':'))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let range = header("range");
     fake.log
         .lock()
         .expect("lock")
         .push((path.clone(), range.clone()));
+    // The request body (pushes send one), by its Content-Length.
+    let length = header("content-length")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = buf[head_end..].to_vec();
+    while body.len() < length {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
 
     let simple = |status: u16, reason: &str, extra: &str, body: &[u8]| {
         let mut out = format!(
@@ -103,6 +130,13 @@ async fn answer(fake: &Fake, mut stream: TcpStream) -> std::io::Result<()> {
         stream.write_all(&simple(200, "OK", "", b"{}")).await?;
         return stream.shutdown().await;
     }
+    if method != "GET" {
+        let reply = push_answer(fake, &method, &path, header("content-type"), body);
+        if let Some(reply) = reply {
+            stream.write_all(&reply).await?;
+        }
+        return stream.shutdown().await;
+    }
     let key = path
         .strip_prefix("/v2/fake/a/manifests/")
         .or_else(|| path.strip_prefix("/v2/fake/a/blobs/"))
@@ -114,7 +148,8 @@ async fn answer(fake: &Fake, mut stream: TcpStream) -> std::io::Result<()> {
         .expect("lock")
         .get_mut(&key)
         .and_then(|q| q.pop_front());
-    let Some((data, media_type)) = fake.docs.get(&key) else {
+    let doc = fake.docs.lock().expect("lock").get(&key).cloned();
+    let Some((data, media_type)) = doc else {
         let body = br#"{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown to registry"}]}"#;
         stream
             .write_all(&simple(404, "Not Found", "", body))
@@ -169,10 +204,106 @@ async fn answer(fake: &Fake, mut stream: TcpStream) -> std::io::Result<()> {
                     .write_all(&simple(206, "Partial Content", &extra, &data[from..]))
                     .await?;
             }
-            _ => stream.write_all(&simple(200, "OK", &ct, data)).await?,
+            _ => stream.write_all(&simple(200, "OK", &ct, &data)).await?,
         },
     }
     stream.shutdown().await
+}
+
+/// The fake's answer to a push request (`HEAD`, `POST`, `PATCH`, `PUT`)
+/// of repository fake/a, after its fault if one is queued; `None` hangs
+/// up. Fault keys: the blob digest (`HEAD`), `uploads` (`POST`), `upload`
+/// (`PATCH` and `PUT` of an upload) and the tag (manifest `PUT`).
+fn push_answer(
+    fake: &Fake,
+    method: &str,
+    path: &str,
+    content_type: Option<String>,
+    body: Vec<u8>,
+) -> Option<Vec<u8>> {
+    let reply = |status: u16, extra: String, len: usize| {
+        Some(
+            format!(
+                "HTTP/1.1 {status} X\r\nContent-Length: {len}\r\nConnection: close\r\n{extra}\r\n"
+            )
+            .into_bytes(),
+        )
+    };
+    let blob = path.strip_prefix("/v2/fake/a/blobs/");
+    let upload = path.strip_prefix("/v2/fake/a/blobs/uploads/");
+    let tag = path.strip_prefix("/v2/fake/a/manifests/");
+    let key = match (method, upload, blob, tag) {
+        ("POST", Some(_), _, _) => "uploads".to_string(),
+        ("PATCH" | "PUT", Some(_), _, _) => "upload".to_string(),
+        ("HEAD", None, Some(d), _) => d.to_string(),
+        ("PUT", None, None, Some(t)) => t.to_string(),
+        _ => return reply(405, String::new(), 0),
+    };
+    let fault = fake
+        .faults
+        .lock()
+        .expect("lock")
+        .get_mut(&key)
+        .and_then(|q| q.pop_front());
+    match fault {
+        Some(Fault::Hangup) => return None,
+        Some(Fault::Status(code, after)) => {
+            let extra = after.map_or(String::new(), |s| format!("Retry-After: {s}\r\n"));
+            return reply(code, extra, 0);
+        }
+        _ => {}
+    }
+    let mut docs = fake.docs.lock().expect("lock");
+    let mut uploads = fake.uploads.lock().expect("lock");
+    match (method, upload, blob, tag) {
+        ("HEAD", None, Some(d), _) => match docs.get(d) {
+            // A HEAD answer announces the length but carries no body.
+            Some((data, _)) => reply(200, String::new(), data.len()),
+            None => reply(404, String::new(), 0),
+        },
+        ("POST", Some(_), _, _) => {
+            // Unique: the number of requests seen so far only grows.
+            let id = format!("u{}", fake.log.lock().expect("lock").len());
+            uploads.insert(id.clone(), Vec::new());
+            reply(
+                202,
+                format!("Location: /v2/fake/a/blobs/uploads/{id}\r\n"),
+                0,
+            )
+        }
+        (_, Some(rest), _, _) => {
+            let (id, query) = rest.split_once('?').unwrap_or((rest, ""));
+            let Some(data) = uploads.get_mut(id) else {
+                return reply(404, String::new(), 0);
+            };
+            data.extend_from_slice(&body);
+            if method == "PATCH" {
+                return reply(
+                    202,
+                    format!("Location: /v2/fake/a/blobs/uploads/{id}\r\n"),
+                    0,
+                );
+            }
+            let digest = query
+                .strip_prefix("digest=")
+                .unwrap_or("")
+                .replace("%3A", ":");
+            let data = uploads.remove(id).unwrap_or_default();
+            if Digest::of_bytes(&data).to_string() != digest {
+                return reply(400, String::new(), 0);
+            }
+            docs.insert(digest.clone(), (data, "application/octet-stream".into()));
+            reply(201, format!("Docker-Content-Digest: {digest}\r\n"), 0)
+        }
+        ("PUT", None, None, Some(t)) => {
+            let digest = Digest::of_bytes(&body).to_string();
+            let mt = content_type.unwrap_or_default();
+            docs.insert(digest.clone(), (body.clone(), mt.clone()));
+            docs.insert(t.to_string(), (body, mt));
+            reply(201, format!("Docker-Content-Digest: {digest}\r\n"), 0)
+        }
+        _ => reply(405, String::new(), 0),
+    }
 }
 
 async fn serve(
@@ -196,9 +327,20 @@ async fn serve(
     for (b, _) in &fixture.blobs {
         docs.insert(Digest::of_bytes(b).to_string(), (b.clone(), octets.clone()));
     }
+    serve_docs(listener, port, docs, honour_range)
+}
+
+/// A fake serving `docs` (empty for a push) on `listener`.
+fn serve_docs(
+    listener: TcpListener,
+    port: u16,
+    docs: HashMap<String, (Vec<u8>, String)>,
+    honour_range: bool,
+) -> (Arc<Fake>, tokio::task::JoinHandle<()>) {
     let fake = Arc::new(Fake {
         port,
-        docs,
+        docs: Mutex::new(docs),
+        uploads: Mutex::new(HashMap::new()),
         honour_range,
         faults: Mutex::new(HashMap::new()),
         log: Mutex::new(Vec::new()),
@@ -468,5 +610,181 @@ async fn a_resume_with_wrong_bytes_stores_nothing() {
         "no snapshot may be named"
     );
     no_debris(tmp.path());
+    server.abort();
+}
+
+/// A store holding image A, tagged for the fake at `port`.
+fn store_with_a(root: &Path, port: u16) -> (Store, common::FixtureImage, String) {
+    let a = common::image_a();
+    let archive = root.with_extension("tar");
+    common::write_docker_archive(&archive, &[&a]);
+    let mut store = open(root);
+    store
+        .load_archive(&archive, &mut |_| {})
+        .expect("load image A");
+    let name = format!("127.0.0.1:{port}/fake/a:latest");
+    store.tag("berth-test/a:latest", &name).expect("tag");
+    (store, a, name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_retries_5xx_429_and_dropped_connections() {
+    if !need_root() {
+        return;
+    }
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1");
+    let port = listener.local_addr().expect("addr").port();
+    let (fake, server) = serve_docs(listener, port, HashMap::new(), true);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (mut store, a, name) = store_with_a(&tmp.path().join("src"), port);
+    let (layer, _) = base_layer(&a);
+    fake.inject(&layer, &[Fault::Status(502, None)]);
+    fake.inject("uploads", &[Fault::Status(503, None), Fault::Hangup]);
+    fake.inject("upload", &[Fault::Hangup]);
+    fake.inject(
+        "latest",
+        &[Fault::Status(429, Some(1)), Fault::Status(500, None)],
+    );
+    let mut events = Vec::new();
+    let started = Instant::now();
+    let out = store
+        .push(&client(), &name, &mut |p| events.push(p.status))
+        .await
+        .expect("the push is retried past every fault");
+    // The backoff alone waits milliseconds; Retry-After says 1 s.
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        events.iter().any(|e| e == "Retrying in 1 second"),
+        "{events:?}"
+    );
+    // The retries of layers and of the manifest are reported (the
+    // config's are silent, as its progress is).
+    let retries = events
+        .iter()
+        .filter(|e| e.starts_with("Retrying in"))
+        .count();
+    assert!(retries >= 3, "{events:?}");
+    assert_eq!(fake.requests("/manifests/latest").len(), 3);
+    assert!(
+        fake.faults
+            .lock()
+            .expect("lock")
+            .values()
+            .all(|q| q.is_empty()),
+        "every fault was met"
+    );
+    let docs = fake.docs.lock().expect("lock").clone();
+    for (b, _) in &a.blobs {
+        assert!(
+            docs.contains_key(&Digest::of_bytes(b).to_string()),
+            "a layer is missing"
+        );
+    }
+    assert!(
+        docs.contains_key(&a.id().to_string()),
+        "the config is missing"
+    );
+    assert_eq!(
+        docs.get(&out.digest.to_string()).map(|d| d.0.len() as u64),
+        Some(out.size)
+    );
+
+    // What was pushed pulls back whole.
+    let mut dst = open(&tmp.path().join("dst"));
+    let r = Reference::parse(&name).expect("ref");
+    let pulled = dst
+        .pull(&client(), &r, None, &mut |_| {})
+        .await
+        .expect("pull what was pushed");
+    assert_eq!(pulled.record.id.0, a.id());
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_refused_for_good_is_not_retried() {
+    if !need_root() {
+        return;
+    }
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1");
+    let port = listener.local_addr().expect("addr").port();
+    let (fake, server) = serve_docs(listener, port, HashMap::new(), true);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (mut store, _, name) = store_with_a(&tmp.path().join("src"), port);
+    fake.inject("latest", &[Fault::Status(400, None)]);
+    let mut events = Vec::new();
+    let err = store
+        .push(&client(), &name, &mut |p| events.push(p.status))
+        .await
+        .expect_err("a 400 on the manifest fails the push");
+    assert!(err.to_string().contains("manifest"), "{err}");
+    assert_eq!(fake.requests("/manifests/latest").len(), 1);
+    assert!(
+        !events.iter().any(|e| e.starts_with("Retrying")),
+        "{events:?}"
+    );
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema1_manifests_are_refused_naming_the_image() {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1");
+    let port = listener.local_addr().expect("addr").port();
+    let schema1 = br#"{"schemaVersion":1,"name":"fake/a","tag":"signed","architecture":"amd64",
+        "fsLayers":[{"blobSum":"sha256:a3ed95caeb02ffe68cdd9fd84406680ae93d633cb16422d00e8a7c22955b46d4"}],
+        "history":[{"v1Compatibility":"{}"}]}"#
+        .to_vec();
+    let mut docs = HashMap::new();
+    docs.insert(
+        "signed".to_string(),
+        (
+            schema1.clone(),
+            image::manifest::DOCKER_SCHEMA1_SIGNED.to_string(),
+        ),
+    );
+    docs.insert(
+        "unsigned".to_string(),
+        (schema1.clone(), image::manifest::DOCKER_SCHEMA1.to_string()),
+    );
+    // Served without a schema 1 media type: recognised by its content.
+    docs.insert(
+        "plain".to_string(),
+        (schema1, "application/json".to_string()),
+    );
+    let (_fake, server) = serve_docs(listener, port, docs, true);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut store = open(tmp.path());
+    for (tag, shown) in [
+        ("signed", image::manifest::DOCKER_SCHEMA1_SIGNED),
+        ("unsigned", image::manifest::DOCKER_SCHEMA1),
+        ("plain", "schemaVersion 1"),
+    ] {
+        let name = format!("127.0.0.1:{port}/fake/a:{tag}");
+        let r = Reference::parse(&name).expect("ref");
+        let err = store
+            .pull(&client(), &r, None, &mut |_| {})
+            .await
+            .expect_err("a schema 1 manifest is refused");
+        assert!(matches!(err, RegistryError::Schema1 { .. }), "{err:?}");
+        let text = err.to_string();
+        eprintln!("{text}");
+        assert!(text.contains(&name), "the error names the image: {text}");
+        assert!(
+            text.contains("schema 1") && text.contains("not supported"),
+            "{text}"
+        );
+        assert!(text.contains(shown), "{text}");
+    }
+    assert!(store.list().is_empty());
+    assert!(store.content().list().expect("blobs").is_empty());
     server.abort();
 }

@@ -206,6 +206,15 @@ pub enum RegistryError {
         /// Why.
         reason: String,
     },
+    /// The image's manifest is Docker schema 1 (deprecated since 2015 and
+    /// refused by docker 28 as well).
+    #[error("image {reference}: its manifest is Docker image manifest version 2, schema 1 ({media_type}), which is not supported; the image must be pushed again as an OCI image or with a Docker schema 2 manifest")]
+    Schema1 {
+        /// The reference pulled.
+        reference: String,
+        /// The manifest's media type as served (or how it was recognised).
+        media_type: String,
+    },
     /// The manifest or config is unusable.
     #[error("image {reference}: {reason}")]
     BadImage {

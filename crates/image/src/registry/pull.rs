@@ -24,15 +24,19 @@
 //! nothing waits on a per-file fsync (each verified blob's writeback is only
 //! started, in the background, so the disk works while other layers
 //! download; measured, that overlap is what keeps the single flush from
-//! costing more than the per-file ones). When everything is verified, one
+//! costing more than the per-file ones; the unpacker does the same for
+//! every large file it writes). When everything is verified, one
 //! `syncfs` flushes the store's filesystem, then the blobs and snapshots
 //! (bottom up) get their names, the two directories holding the names are
 //! fsynced, and only then is the image record written. So a name in the
 //! store always refers to data that is on disk, and the record only to
 //! names that are (the guarantee the per-file fsyncs gave, for a handful of
 //! flushes per pull instead of several per layer). A kill -9 or a crash
-//! before the names appear leaves temporary files that the next open
-//! removes; the retry downloads those layers again.
+//! before the names appear leaves temporary snapshot directories, which
+//! the next open removes, and the layers' downloads in `content/ingest/`
+//! (see [`ContentStore::resumable_writer`]): the retry re-hashes each,
+//! uses a complete one without a request and asks for the rest of a
+//! partial one (`Range`), so what was fetched is not fetched again.
 //!
 //! Retries: a transient failure (see `retry`) of the manifest, config or a
 //! layer request is retried up to [`RegistryOptions::max_retries`] times
@@ -60,10 +64,9 @@ use crate::metadata::{ImageRecord, LayerRecord};
 use crate::progress::Progress;
 use crate::reference::Reference;
 use crate::snapshot::{Snapshotter, StagedSnapshot};
-use crate::store::Store;
+use crate::store::{publish_staged, StagedLayer, Store};
 use oci_spec::image::ImageConfiguration;
 use std::fs::File;
-use std::future::Future;
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -248,33 +251,6 @@ fn join_err(op: &str) -> impl FnOnce(tokio::task::JoinError) -> RegistryError + 
     }
 }
 
-/// Runs `attempt` until it succeeds, fails for good, or the retries in
-/// `options` are spent; `notify` hears docker's "Retrying in N seconds".
-async fn with_retries<T, Fut>(
-    options: &RegistryOptions,
-    transient: fn(&RegistryError) -> bool,
-    mut notify: impl FnMut(String),
-    mut attempt: impl FnMut() -> Fut,
-) -> Result<T, RegistryError>
-where
-    Fut: Future<Output = Result<T, RegistryError>>,
-{
-    let mut tries = 0u32;
-    loop {
-        match attempt().await {
-            Ok(v) => return Ok(v),
-            Err(e) if tries < options.max_retries && transient(&e) => {
-                tries += 1;
-                let wait = retry::delay(options, tries, &e);
-                tracing::info!(error = %e, attempt = tries, ?wait, "transient registry failure; retrying");
-                notify(retry::message(wait));
-                tokio::time::sleep(wait).await;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
-
 /// One attempt at a layer's bytes: from where `writer` stopped (a Range
 /// request) or from the start, appending to `writer` (created on the
 /// first answer, replaced when the registry starts over).
@@ -292,8 +268,10 @@ async fn fetch_layer_once(
     let (mut resp, continues) = session.get_blob_from(&layer.digest, offset).await?;
     if offset > 0 && !continues {
         tracing::info!(blob = %layer.digest, offset, "the registry ignored the Range request; downloading the layer again from the start");
-        // Dropping the writer removes the partial file.
-        *writer = None;
+        // The partial file is of no more use, here or to a later pull.
+        if let Some(w) = writer.take() {
+            w.discard();
+        }
         *last = 0;
         feed.update(|s| {
             s.restarted = true;
@@ -363,22 +341,44 @@ async fn download_layer(
                     })?
             }
         };
-        let mut writer: Option<BlobWriter> = None;
-        let mut last = 0u64;
+        // What an earlier pull (killed, or failed elsewhere) left of this
+        // blob: re-hashed, then resumed from its end or, when complete
+        // and matching its digest, used without a request.
+        let c = content.clone();
+        let (d, size) = (layer.digest.clone(), layer.size);
+        let w = tokio::task::spawn_blocking(move || c.resumable_writer(&d, size))
+            .await
+            .map_err(join_err("resume a layer download"))??;
+        let resumed = w.resumed();
+        if resumed > 0 {
+            tracing::info!(blob = %layer.digest, bytes = resumed, "resuming what an earlier pull downloaded");
+        }
+        let reader = w.reopen()?;
+        feed.update(|s| {
+            s.written = resumed;
+            s.phase = Phase::Streaming(Some(reader));
+        });
+        let mut writer = Some(w);
+        let mut last = resumed;
         let mut tries = 0u32;
-        loop {
-            match fetch_layer_once(&session, &content, &layer, &feed, &tx, &mut writer, &mut last)
-                .await
-            {
-                Ok(()) => break,
-                Err(e) if tries < options.max_retries && retry::is_transient(&e) => {
-                    tries += 1;
-                    let wait = retry::delay(&options, tries, &e);
-                    tracing::info!(blob = %layer.digest, error = %e, attempt = tries, ?wait, "layer download failed; retrying");
-                    send(&tx, Progress::message(&id, retry::message(wait)));
-                    tokio::time::sleep(wait).await;
+        // A complete ingest file needs no request.
+        if resumed < layer.size {
+            loop {
+                match fetch_layer_once(&session, &content, &layer, &feed, &tx, &mut writer, &mut last)
+                    .await
+                {
+                    Ok(()) => break,
+                    // Not `with_retries`: each attempt goes on from what
+                    // the one before wrote (`writer`), which a closure
+                    // returning a new future cannot borrow.
+                    Err(e) => match retry::next_wait(&options, retry::is_transient, &mut tries, &e) {
+                        Some(wait) => {
+                            send(&tx, Progress::message(&id, retry::message(wait)));
+                            tokio::time::sleep(wait).await;
+                        }
+                        None => return Err(e),
+                    },
                 }
-                Err(e) => return Err(e),
             }
         }
         let writer = writer.ok_or_else(|| RegistryError::Task {
@@ -435,7 +435,7 @@ async fn fetch_config(
             None,
         ));
     }
-    let bytes = with_retries(
+    let bytes = retry::with_retries(
         &options,
         retry::is_transient,
         |m| send(&tx, Progress::message(digest.short(), m)),
@@ -580,7 +580,7 @@ type Slot = Option<Result<Option<StagedSnapshot>, RegistryError>>;
 
 /// A layer unpacked for this pull, its snapshot staged (to be named after
 /// the filesystem sync) or `None` when it existed already.
-type Unpacked = (LayerRecord, Option<StagedSnapshot>);
+type Unpacked = StagedLayer;
 
 /// Unpacks the layers as their bytes arrive, several at once (unpacking
 /// one reads nothing of another), returning them bottom up; the pull names
@@ -591,6 +591,7 @@ fn unpack_chain(
     content: ContentStore,
     layers: Vec<(LayerDesc, Digest)>,
     feeds: Vec<Arc<Feed>>,
+    concurrent_downloads: usize,
     tx: mpsc::UnboundedSender<Progress>,
 ) -> Result<Vec<Unpacked>, RegistryError> {
     let n = layers.len();
@@ -600,13 +601,14 @@ fn unpack_chain(
     let stop = AtomicBool::new(false);
     let slots: Mutex<Vec<Slot>> = Mutex::new((0..n).map(|_| None).collect());
     let ready = Condvar::new();
-    // Workers take layers bottom first, so the next layer to be named is
-    // always being worked on.
-    let workers = std::thread::available_parallelism()
-        .map(|p| p.get())
-        .unwrap_or(2)
-        .clamp(1, 4)
-        .min(n.max(1));
+    // Workers take layers bottom first. One worker per download in flight
+    // (at least one per core): the downloads share the bandwidth, so all
+    // the layers in flight arrive together, and with fewer workers the
+    // last ones, downloaded, waited for a worker while a core sat idle
+    // with a single layer left to unpack. Unpacking is mostly inflating
+    // and hashing, so extra workers on few cores only share them.
+    let cores = std::thread::available_parallelism().map_or(2, |p| p.get());
+    let workers = concurrent_downloads.max(cores).clamp(1, 8).min(n.max(1));
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| loop {
@@ -679,39 +681,6 @@ fn unpack_chain(
     })
 }
 
-/// Makes a pull's blobs and snapshots durable and gives them their names:
-/// one `syncfs` (two if content and snapshots are on different
-/// filesystems), the renames (snapshots bottom up), then an fsync of each
-/// directory holding the names.
-fn publish(
-    content: ContentStore,
-    snapshots: Snapshotter,
-    blobs: Vec<VerifiedBlob>,
-    unpacked: Vec<Unpacked>,
-) -> Result<Vec<LayerRecord>, RegistryError> {
-    use std::os::unix::fs::MetadataExt;
-    content.sync_filesystem()?;
-    let dev = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.dev()).ok();
-    let content_dev = dev(content.dir());
-    let snapshot_dev = dev(snapshots.root());
-    if content_dev.is_none() || content_dev != snapshot_dev {
-        snapshots.sync_filesystem()?;
-    }
-    for b in blobs {
-        b.publish()?;
-    }
-    let mut records = Vec::with_capacity(unpacked.len());
-    for (record, staged) in unpacked {
-        if let Some(staged) = staged {
-            snapshots.name_staged(staged)?;
-        }
-        records.push(record);
-    }
-    content.sync_names()?;
-    snapshots.sync_names()?;
-    Ok(records)
-}
-
 /// An image whose blobs and snapshots are in the store, durable, but not
 /// yet visible: [`Store::commit_pulled`] makes it so. Between the two, a
 /// garbage collection would take its blobs and snapshots for debris.
@@ -761,7 +730,7 @@ impl Store {
         // A registry that refuses the first connection is not there (or
         // not yet): that fails at once, as docker's does; one that answers
         // "try later" or times out is retried.
-        let session = with_retries(
+        let session = retry::with_retries(
             &options,
             retry::is_transient_at_start,
             |m| progress(Progress::message("", m)),
@@ -782,14 +751,30 @@ impl Store {
             reason,
         };
 
-        let (bytes, media_type, top_digest) = with_retries(
+        let (bytes, media_type, top_digest) = retry::with_retries(
             &options,
             retry::is_transient,
             |m| progress(Progress::message(&tag_or_digest, m)),
             || session.get_manifest(&tag_or_digest),
         )
         .await?;
-        let doc = ManifestDocument::parse(&bytes, media_type.as_deref(), Some(&top_digest))?;
+        // Schema 1 is refused naming the image, not only a digest.
+        let schema1 = |served: Option<&str>| {
+            let reference = reference.to_string();
+            let media_type = served
+                .filter(|m| m.contains(".v1+"))
+                .unwrap_or("recognised by its schemaVersion 1")
+                .to_string();
+            move |e: manifest::ManifestError| match e {
+                manifest::ManifestError::Schema1(_) => RegistryError::Schema1 {
+                    reference,
+                    media_type,
+                },
+                other => other.into(),
+            }
+        };
+        let doc = ManifestDocument::parse(&bytes, media_type.as_deref(), Some(&top_digest))
+            .map_err(schema1(media_type.as_deref()))?;
         let (manifest_bytes, manifest_digest, manifest_media_type, image_manifest) = match doc {
             ManifestDocument::Image(m) => {
                 let mt = media_type
@@ -803,7 +788,7 @@ impl Store {
                 let desc = manifest::select_platform(&index, &platform, Some(&top_digest))?;
                 let d = manifest::digest_of(desc.digest(), "index entry")?;
                 let d = d.to_string();
-                let (b, mt, got) = with_retries(
+                let (b, mt, got) = retry::with_retries(
                     &options,
                     retry::is_transient,
                     |m| progress(Progress::message(&tag_or_digest, m)),
@@ -813,7 +798,9 @@ impl Store {
                 let mt = mt
                     .filter(|m| m != "application/json")
                     .unwrap_or_else(|| desc.media_type().to_string());
-                match ManifestDocument::parse(&b, Some(&mt), Some(&got))? {
+                match ManifestDocument::parse(&b, Some(&mt), Some(&got))
+                    .map_err(schema1(Some(&mt)))?
+                {
                     ManifestDocument::Image(m) => (b, got, mt, m),
                     ManifestDocument::Index(_) => {
                         return Err(bad(format!(
@@ -930,8 +917,9 @@ impl Store {
                             let content = self.content().clone();
                             let plan: Vec<_> = layers.iter().cloned().zip(diff_ids).collect();
                             let feeds = feeds.clone();
+                            let downloads = options.max_concurrent_downloads.max(1);
                             if let Some(tx) = unpacker_tx.take() {
-                                unpacker.spawn_blocking(move || unpack_chain(snapshots, content, plan, feeds, tx));
+                                unpacker.spawn_blocking(move || unpack_chain(snapshots, content, plan, feeds, downloads, tx));
                             }
                         }
                         Err(e) => failure = Some(e),
@@ -982,10 +970,11 @@ impl Store {
         };
         let content = self.content().clone();
         let snapshots = self.snapshotter().clone();
-        let layers =
-            tokio::task::spawn_blocking(move || publish(content, snapshots, verified, unpacked))
-                .await
-                .map_err(join_err("sync and name the pulled blobs and snapshots"))??;
+        let layers = tokio::task::spawn_blocking(move || {
+            publish_staged(&content, &snapshots, verified, unpacked)
+        })
+        .await
+        .map_err(join_err("sync and name the pulled blobs and snapshots"))??;
 
         Ok(PulledImage {
             reference,

@@ -2,9 +2,17 @@
 //! the same registry when the image is known there, or uploaded (one `PUT`
 //! for small blobs, `PATCH` chunks then `PUT` for large ones), layers in
 //! parallel; then the config, then the manifest under the tag.
+//!
+//! Retries, as a pull's (the same policy and loop, `retry`): a transient
+//! failure (408, 429 honouring `Retry-After`, 5xx, a dropped or timed-out
+//! connection) of the first contact, of a blob's push or of the manifest's
+//! `PUT` is retried with backoff, reported as docker does ("Retrying in N
+//! seconds"). A blob's push is retried whole: it asks again whether the
+//! registry has the blob and opens a new upload, since an upload session
+//! cut off part-way cannot be trusted to hold what was sent.
 
 use super::client::{Access, RegistryClient, Session};
-use super::RegistryError;
+use super::{retry, RegistryError};
 use crate::content::ContentStore;
 use crate::digest::Digest;
 use crate::progress::Progress;
@@ -174,9 +182,14 @@ impl Store {
             .filter(|r| r.domain() == reference.domain() && r.path() != reference.path())
             .map(|r| r.path().to_string())
             .collect();
-        let session = client
-            .session(&reference, Access::Push, &mount_from)
-            .await?;
+        let options = Arc::new(client.options().clone());
+        let session = retry::with_retries(
+            &options,
+            retry::is_transient_at_start,
+            |m| progress(Progress::message("", m)),
+            || client.session(&reference, Access::Push, &mount_from),
+        )
+        .await?;
         progress(Progress::message(
             "",
             format!("The push refers to repository [{}]", reference.name()),
@@ -199,12 +212,13 @@ impl Store {
         blobs.retain(|b| seen.insert(b.0.clone()));
         blobs.push((record.id.0.clone(), record.config_size, false));
         for (digest, size, show) in blobs {
-            let (session, content, mount_from, tx, slots) = (
+            let (session, content, mount_from, tx, slots, options) = (
                 session.clone(),
                 self.content().clone(),
                 mount_from.clone(),
                 tx.clone(),
                 slots.clone(),
+                options.clone(),
             );
             tasks.spawn(async move {
                 let id = digest.short().to_string();
@@ -223,15 +237,26 @@ impl Store {
                             })?
                     }
                 };
-                let sent = push_blob(
-                    session,
-                    content,
-                    digest,
-                    size,
-                    mount_from,
-                    chunk,
-                    show,
-                    tx.clone(),
+                let sent = retry::with_retries(
+                    &options,
+                    retry::is_transient,
+                    |m| {
+                        if show {
+                            let _ = tx.send(Progress::message(&id, m));
+                        }
+                    },
+                    || {
+                        push_blob(
+                            session.clone(),
+                            content.clone(),
+                            digest.clone(),
+                            size,
+                            mount_from.clone(),
+                            chunk,
+                            show,
+                            tx.clone(),
+                        )
+                    },
                 )
                 .await?;
                 if show {
@@ -270,9 +295,13 @@ impl Store {
             return Err(e);
         }
         let size = manifest_bytes.len() as u64;
-        let digest = session
-            .put_manifest(&tag, &record.manifest_media_type, manifest_bytes)
-            .await?;
+        let digest = retry::with_retries(
+            &options,
+            retry::is_transient,
+            |m| progress(Progress::message(&tag, m)),
+            || session.put_manifest(&tag, &record.manifest_media_type, manifest_bytes.clone()),
+        )
+        .await?;
         self.add_repo_digest(&id, format!("{}@{digest}", reference.name()))?;
         progress(Progress::message(
             "",

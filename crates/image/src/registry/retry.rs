@@ -1,4 +1,5 @@
-//! Which failures a pull retries, and how long it waits in between.
+//! Which failures a pull or a push retries, how long it waits in between,
+//! and the loop that does it ([`with_retries`]), shared by both.
 //!
 //! Transient: the connection failed, was reset or timed out (reqwest's
 //! connect, request, body and timeout errors), and statuses that say "try
@@ -14,6 +15,7 @@
 
 use super::client::RegistryOptions;
 use super::RegistryError;
+use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
@@ -78,6 +80,51 @@ pub(crate) fn delay(options: &RegistryOptions, attempt: u32, e: &RegistryError) 
         random() % (spread + 1)
     };
     half + Duration::from_nanos(jitter)
+}
+
+/// Whether to try again after `e`, and after how long: `None` when `e` is
+/// final or the retries in `options` are spent. `tries` counts the retries
+/// made so far and is incremented when one is granted.
+pub(crate) fn next_wait(
+    options: &RegistryOptions,
+    transient: fn(&RegistryError) -> bool,
+    tries: &mut u32,
+    e: &RegistryError,
+) -> Option<Duration> {
+    if *tries >= options.max_retries || !transient(e) {
+        return None;
+    }
+    *tries += 1;
+    let wait = delay(options, *tries, e);
+    tracing::info!(error = %e, attempt = *tries, ?wait, "transient registry failure; retrying");
+    Some(wait)
+}
+
+/// Runs `attempt` until it succeeds, fails for good, or the retries in
+/// `options` are spent; `notify` hears docker's "Retrying in N seconds"
+/// before each wait.
+pub(crate) async fn with_retries<T, Fut>(
+    options: &RegistryOptions,
+    transient: fn(&RegistryError) -> bool,
+    mut notify: impl FnMut(String),
+    mut attempt: impl FnMut() -> Fut,
+) -> Result<T, RegistryError>
+where
+    Fut: Future<Output = Result<T, RegistryError>>,
+{
+    let mut tries = 0u32;
+    loop {
+        match attempt().await {
+            Ok(v) => return Ok(v),
+            Err(e) => match next_wait(options, transient, &mut tries, &e) {
+                Some(wait) => {
+                    notify(message(wait));
+                    tokio::time::sleep(wait).await;
+                }
+                None => return Err(e),
+            },
+        }
+    }
 }
 
 /// Docker's wording for the wait, in whole seconds rounded up.
