@@ -39,7 +39,7 @@ use super::options::{parse_options, ParsedOptions};
 use super::secure_join::display;
 use super::{mountinfo, Result, RootfsError};
 
-/// The detached, ID-mapped trees made by [`prepare`], by mount index.
+/// The detached, ID-mapped trees made by [`prepare_idmapped`](super::prepare_idmapped), by mount index.
 /// Cloning shares the descriptors (the init gets them through the clone).
 #[derive(Debug, Clone, Default)]
 pub struct IdmappedTrees {
