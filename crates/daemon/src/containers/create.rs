@@ -42,6 +42,7 @@ impl Daemon {
         let inner = &self.inner;
         let host = body.host_config.clone().unwrap_or_default();
         spec::refuse_unsupported(&host)?;
+        spec::host::check_hostname(&host, body.hostname.as_deref())?;
         log_options(&host)?;
         let image_name = body
             .image
@@ -77,6 +78,9 @@ impl Daemon {
             Ok((id, inspect.config_json))
         })
         .await?;
+        if let Some(wanted) = query.platform.as_deref() {
+            check_platform(&image_name, wanted, &image_json)?;
+        }
         let config = ContainerConfig {
             hostname: body.hostname.clone(),
             domainname: body.domainname.clone(),
@@ -141,6 +145,17 @@ impl Daemon {
             primary_disconnected: false,
         };
         let mut warnings = Vec::new();
+        if body.network_disabled == Some(true) {
+            // dockerd gives such a container a namespace with loopback only: `none`.
+            let m = record.host_config.network_mode.as_deref().unwrap_or("");
+            if m == "host" || m.starts_with("container:") {
+                return Err(ApiError::InvalidParameter(format!(
+                    "conflicting options: NetworkDisabled and network mode {m}"
+                )));
+            }
+            record.host_config.network_mode = Some("none".into());
+            record.endpoints_config.clear();
+        }
         {
             let mut mode = record.host_config.network_mode.clone().unwrap_or_default();
             if mode.is_empty() || mode == "default" {
@@ -349,5 +364,49 @@ impl Daemon {
                 Err(e)
             }
         }
+    }
+}
+
+/// `POST /containers/create?platform=os/arch[/variant]`: the local image must be of that
+/// platform, as dockerd requires (a 404, so the docker CLI pulls the right one).
+fn check_platform(name: &str, wanted: &str, image: &serde_json::Value) -> Result<(), ApiError> {
+    let mut parts = wanted.split('/');
+    let os = parts.next().unwrap_or("");
+    let arch = parts.next();
+    let variant = parts.next();
+    if os.is_empty() || parts.next().is_some() {
+        return Err(ApiError::InvalidParameter(format!(
+            "invalid platform {wanted:?}: expected os[/arch[/variant]]"
+        )));
+    }
+    let field = |k: &str| image[k].as_str().unwrap_or("");
+    let matches = field("os") == os
+        && arch.is_none_or(|a| field("architecture") == a)
+        && variant.is_none_or(|v| field("variant").is_empty() || field("variant") == v);
+    if matches {
+        return Ok(());
+    }
+    let have = [field("os"), field("architecture"), field("variant")]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("/");
+    Err(ApiError::NotFound(format!(
+        "image with reference {name} was found but its platform ({have}) does not match the specified platform ({wanted})"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_platform;
+
+    #[test]
+    fn platform_must_match_the_image() {
+        let image = serde_json::json!({"os": "linux", "architecture": "amd64"});
+        check_platform("busybox", "linux", &image).expect("os only");
+        check_platform("busybox", "linux/amd64", &image).expect("same platform");
+        let e = check_platform("busybox", "linux/arm64", &image).expect_err("other arch");
+        assert!(e.to_string().contains("linux/amd64"), "{e}");
+        assert!(check_platform("busybox", "", &image).is_err());
     }
 }

@@ -117,6 +117,7 @@ impl Daemon {
                 stdin: None,
                 stdout: query.stdout,
                 stderr: query.stderr,
+                detach_keys: None,
             };
             if let Err(e) = self.inner.connect_attach(&c, a).await {
                 tracing::debug!("container {}: follow: {e}", c.id);

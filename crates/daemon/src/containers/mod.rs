@@ -50,6 +50,9 @@ struct PendingAttach {
     stdin: Option<tokio::io::DuplexStream>,
     stdout: bool,
     stderr: bool,
+    /// The key sequence that ends this attach without touching the container (a tty
+    /// container's stdin only, as dockerd).
+    detach_keys: Option<Vec<u8>>,
 }
 
 /// A container in memory.

@@ -13,6 +13,10 @@ use serde_json::{json, Value};
 
 use crate::state::ContainerRecord;
 
+pub mod host;
+
+use host::NsMode;
+
 /// The PATH a container gets when its image sets none (dockerd's).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -298,18 +302,7 @@ pub fn refuse_unsupported(host: &HostConfig) -> Result<(), ApiError> {
             "--network container: needs a container name or ID".to_string(),
         ));
     }
-    for mode in [
-        &host.pid_mode,
-        &host.ipc_mode,
-        &host.uts_mode,
-        &host.userns_mode,
-    ] {
-        if let Some(m) = mode.as_deref().filter(|m| !m.is_empty() && *m != "private") {
-            return not_yet(&format!(
-                "namespace mode {m:?} (--pid, --ipc, --uts, --userns)"
-            ));
-        }
-    }
+    host::check(host)?;
     crate::restart::validate(host).map_err(ApiError::InvalidParameter)?;
     for opt in host.security_opt.iter().flatten() {
         let ok = matches!(
@@ -473,6 +466,7 @@ pub fn process(
             "the working directory '{cwd}' is invalid, it needs to be an absolute path"
         )));
     }
+    let gids = host::additional_gids(host, || read_layered(&record.rootfs, "group"))?;
     let mut p = json!({
         "terminal": tty,
         "user": {"uid": uid, "gid": gid},
@@ -488,6 +482,12 @@ pub fn process(
     });
     if !rlimits.is_empty() {
         p["rlimits"] = Value::Array(rlimits);
+    }
+    if !gids.is_empty() {
+        p["user"]["additionalGids"] = json!(gids);
+    }
+    if let Some(adj) = host.oom_score_adj.filter(|a| *a != 0) {
+        p["oomScoreAdj"] = json!(adj);
     }
     Ok(p)
 }
@@ -508,7 +508,8 @@ pub fn hostname(record: &ContainerRecord) -> String {
     if let Some(h) = record.config.hostname.as_deref().filter(|h| !h.is_empty()) {
         return h.to_string();
     }
-    if record.host_config.network_mode.as_deref() == Some("host") {
+    let host_uts = host::uts_mode(&record.host_config).is_ok_and(|m| m == NsMode::Host);
+    if host_uts || record.host_config.network_mode.as_deref() == Some("host") {
         if let Ok(h) = nix::unistd::gethostname() {
             return h.to_string_lossy().into_owned();
         }
@@ -710,7 +711,21 @@ pub fn build(
     argv.push(record.path.clone());
     argv.extend(record.args.iter().cloned());
     let tty = record.config.tty == Some(true);
-    let process = process(record, argv, &[], None, None, tty, &hostname)?;
+    let mut process = process(record, argv, &[], None, None, tty, &hostname)?;
+    // The docker CLI sends the terminal's size with a -t container so its first lines are laid
+    // out right before any resize arrives.
+    if let Some([h, w]) = host.console_size.as_deref().map(|s| [s.first(), s.get(1)]) {
+        if let (true, Some(&h), Some(&w)) = (tty, h, w) {
+            if h > 0 && w > 0 {
+                process["consoleSize"] = json!({"height": h, "width": w});
+            }
+        }
+    }
+    let (pid_ns, ipc_ns, uts_ns) = (
+        host::pid_mode(host)?,
+        host::ipc_mode(host)?,
+        host::uts_mode(host)?,
+    );
     let privileged = host.privileged == Some(true);
     let host_net = host.network_mode.as_deref() == Some("host");
 
@@ -721,11 +736,16 @@ pub fn build(
         json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", if privileged { "rw" } else { "ro" }]}),
         json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", if privileged { "rw" } else { "ro" }]}),
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
-        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={}", host.shm_size.filter(|s| *s > 0).unwrap_or(64 << 20))]}),
         json!({"destination": "/etc/resolv.conf", "type": "bind", "source": net.files_dir.join("resolv.conf"), "options": ["rbind", "rprivate"]}),
         json!({"destination": "/etc/hostname", "type": "bind", "source": net.files_dir.join("hostname"), "options": ["rbind", "rprivate"]}),
         json!({"destination": "/etc/hosts", "type": "bind", "source": net.files_dir.join("hosts"), "options": ["rbind", "rprivate"]}),
     ];
+    match ipc_ns {
+        NsMode::Private => mounts.push(json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={}", host.shm_size.filter(|s| *s > 0).unwrap_or(64 << 20))]})),
+        // The host's IPC namespace comes with the host's shared memory, as dockerd binds it.
+        NsMode::Host => mounts.push(json!({"destination": "/dev/shm", "type": "bind", "source": "/dev/shm", "options": ["rbind", "rprivate"]})),
+        NsMode::NoShm => {}
+    }
     if let (true, Some(init)) = (with_init, init_path) {
         mounts.push(json!({"destination": "/sbin/docker-init", "type": "bind", "source": init, "options": ["rbind", "ro", "rprivate"]}));
     }
@@ -739,12 +759,19 @@ pub fn build(
     }
     let root_propagation = user_mounts(&mut mounts, &record.mounts)?;
 
-    let mut namespaces = vec![
-        json!({"type": "pid"}),
-        json!({"type": "ipc"}),
-        json!({"type": "uts"}),
-        json!({"type": "mount"}),
-    ];
+    let mut namespaces = vec![json!({"type": "mount"})];
+    if pid_ns != NsMode::Host {
+        namespaces.push(json!({"type": "pid"}));
+    }
+    if ipc_ns != NsMode::Host {
+        namespaces.push(json!({"type": "ipc"}));
+    }
+    if uts_ns != NsMode::Host {
+        namespaces.push(json!({"type": "uts"}));
+    }
+    if host::private_cgroupns(host) {
+        namespaces.push(json!({"type": "cgroup"}));
+    }
     match net.netns {
         Some(path) => namespaces.push(json!({"type": "network", "path": path})),
         None if !host_net => namespaces.push(json!({"type": "network"})),
@@ -755,8 +782,8 @@ pub fn build(
     if privileged {
         resources = json!({"devices": [{"allow": true, "access": "rwm"}]});
     }
-    let memory = host.memory.filter(|m| *m > 0);
-    if let Some(m) = memory {
+    let mut memory = serde_json::Map::new();
+    if let Some(m) = host.memory.filter(|m| *m > 0) {
         if m < 6 << 20 {
             return Err(invalid("Minimum memory limit allowed is 6MB"));
         }
@@ -772,13 +799,19 @@ pub fn build(
             }
             _ => m * 2,
         };
-        resources["memory"] = json!({"limit": m, "swap": swap});
+        memory.insert("limit".into(), json!(m));
+        memory.insert("swap".into(), json!(swap));
     } else if host.memory_swap.is_some_and(|s| s > 0) {
         return Err(invalid(
             "You should always set the Memory limit when using Memoryswap limit, see usage",
         ));
     }
+    host::memory_extras(host, &mut memory)?;
+    if !memory.is_empty() {
+        resources["memory"] = Value::Object(memory);
+    }
     let mut cpu = serde_json::Map::new();
+    host::cpu_realtime(host, &mut cpu)?;
     if let Some(s) = host.cpu_shares.filter(|s| *s > 0) {
         cpu.insert("shares".into(), json!(s));
     }
@@ -807,6 +840,9 @@ pub fn build(
     if !cpu.is_empty() {
         resources["cpu"] = Value::Object(cpu);
     }
+    if let Some(b) = host::block_io(host)? {
+        resources["blockIO"] = b;
+    }
     if let Some(p) = host.pids_limit.filter(|p| *p > 0) {
         resources["pids"] = json!({"limit": p});
     }
@@ -819,17 +855,38 @@ pub fn build(
             list.push(rule);
         }
     }
+    if !privileged {
+        for rule in host.device_cgroup_rules.iter().flatten() {
+            let rule = host::device_cgroup_rule(rule)?;
+            if let Some(list) = resources["devices"].as_array_mut() {
+                list.push(rule);
+            }
+        }
+    }
+    let parent = host
+        .cgroup_parent
+        .as_deref()
+        .filter(|p| !p.trim_matches('/').is_empty())
+        .unwrap_or(cgroup_parent);
     let mut linux = json!({
         "namespaces": namespaces,
         "resources": resources,
-        "cgroupsPath": format!("/{}/{}", cgroup_parent.trim_matches('/'), record.id),
+        "cgroupsPath": format!("/{}/{}", parent.trim_matches('/'), record.id),
     });
     if !devices.is_empty() {
         linux["devices"] = Value::Array(devices);
     }
     if !privileged {
-        linux["maskedPaths"] = json!(MASKED_PATHS);
-        linux["readonlyPaths"] = json!(READONLY_PATHS);
+        // dockerd's rule: lists the client gives (`--security-opt systempaths=unconfined` sends
+        // empty ones) replace the defaults.
+        linux["maskedPaths"] = match &host.masked_paths {
+            Some(p) => json!(p),
+            None => json!(MASKED_PATHS),
+        };
+        linux["readonlyPaths"] = match &host.readonly_paths {
+            Some(p) => json!(p),
+            None => json!(READONLY_PATHS),
+        };
     }
     if let Some(p) = root_propagation {
         linux["rootfsPropagation"] = json!(p);
@@ -840,14 +897,21 @@ pub fn build(
     if let Some(profile) = seccomp(host, &capabilities(host)?)? {
         linux["seccomp"] = profile;
     }
-    Ok(json!({
+    let mut spec = json!({
         "ociVersion": "1.2.0",
         "process": process,
         "root": {"path": "rootfs", "readonly": host.readonly_rootfs == Some(true)},
-        "hostname": hostname,
         "mounts": mounts,
         "linux": linux,
-    }))
+    });
+    // A hostname needs a UTS namespace of the container's own.
+    if uts_ns != NsMode::Host {
+        spec["hostname"] = json!(hostname);
+    }
+    if let Some(a) = host.annotations.as_ref().filter(|a| !a.is_empty()) {
+        spec["annotations"] = json!(a.iter().collect::<BTreeMap<_, _>>());
+    }
+    Ok(spec)
 }
 
 #[cfg(test)]
