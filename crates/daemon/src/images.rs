@@ -500,6 +500,11 @@ impl ImageBackend for Daemon {
             let store = images.read().await;
             for n in &names {
                 store.resolve(n).map_err(|e| store_err(n, e))?;
+                // berthd keeps one platform per image: a push names it or fails.
+                if let Some(p) = query.platform.as_deref().filter(|p| !p.is_empty()) {
+                    let config = store.inspect(n).map_err(|e| store_err(n, e))?.config_json;
+                    check_platform(n, p, &config)?;
+                }
             }
         }
         let client = self.registry_client(&auth)?;
@@ -717,9 +722,52 @@ impl ImageBackend for Daemon {
     }
 }
 
+/// `platform=os/arch[/variant]` of create and push: the local image must be of that platform,
+/// as dockerd requires (a 404, so the docker CLI pulls the right one).
+pub(crate) fn check_platform(
+    name: &str,
+    wanted: &str,
+    image: &serde_json::Value,
+) -> Result<(), ApiError> {
+    let mut parts = wanted.split('/');
+    let os = parts.next().unwrap_or("");
+    let arch = parts.next();
+    let variant = parts.next();
+    if os.is_empty() || parts.next().is_some() {
+        return Err(ApiError::InvalidParameter(format!(
+            "invalid platform {wanted:?}: expected os[/arch[/variant]]"
+        )));
+    }
+    let field = |k: &str| image[k].as_str().unwrap_or("");
+    let matches = field("os") == os
+        && arch.is_none_or(|a| field("architecture") == a)
+        && variant.is_none_or(|v| field("variant").is_empty() || field("variant") == v);
+    if matches {
+        return Ok(());
+    }
+    let have = [field("os"), field("architecture"), field("variant")]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("/");
+    Err(ApiError::NotFound(format!(
+        "image with reference {name} was found but its platform ({have}) does not match the specified platform ({wanted})"
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn platform_must_match_the_image() {
+        let image = serde_json::json!({"os": "linux", "architecture": "amd64"});
+        check_platform("busybox", "linux", &image).expect("os only");
+        check_platform("busybox", "linux/amd64", &image).expect("same platform");
+        let e = check_platform("busybox", "linux/arm64", &image).expect_err("other arch");
+        assert!(e.to_string().contains("linux/amd64"), "{e}");
+        assert!(check_platform("busybox", "", &image).is_err());
+    }
 
     #[test]
     fn reference_filters_glob_like_dockerd() {

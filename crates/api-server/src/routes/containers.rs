@@ -8,8 +8,8 @@ use api_types::models::{
 use api_types::query::{
     ContainerAttachQuery, ContainerCreateQuery, ContainerInspectQuery, ContainerKillQuery,
     ContainerListQuery, ContainerLogsQuery, ContainerRemoveQuery, ContainerRenameQuery,
-    ContainerStatsQuery, ContainerStopQuery, ContainerTopQuery, ContainerWaitQuery, PruneQuery,
-    ResizeQuery,
+    ContainerStartQuery, ContainerStatsQuery, ContainerStopQuery, ContainerTopQuery,
+    ContainerWaitQuery, PruneQuery, ResizeQuery,
 };
 use hyper::StatusCode;
 
@@ -107,7 +107,14 @@ pub(super) async fn start<B: Backend>(
     b: Arc<B>,
     mut cx: RequestContext,
 ) -> Result<Reply, ApiError> {
+    let query: ContainerStartQuery = cx.query()?;
     let body: Option<serde_json::Value> = cx.json_opt().await?;
+    if query.checkpoint.is_some() || query.checkpoint_dir.is_some() {
+        return Err(ApiError::InvalidParameter(
+            "checkpoint and checkpoint-dir (docker start --checkpoint) are not supported by berthd"
+                .to_string(),
+        ));
+    }
     if body.is_some_and(|v| !v.is_null() && v != serde_json::json!({})) {
         return Err(ApiError::InvalidParameter(
             "starting container with non-empty request body was deprecated since API v1.22 and removed in v1.24".to_string(),

@@ -8,7 +8,8 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use monitor_protocol::{FrameKind, Request, Response};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::mpsc;
+use tokio::net::unix::OwnedWriteHalf;
+use tokio::sync::{mpsc, oneshot};
 
 use super::{lock, Container, PendingAttach};
 use crate::monitor_client::{self, Connection};
@@ -36,64 +37,45 @@ impl Inner {
             return Err(ApiError::Internal(message));
         }
         let Connection {
-            mut reader,
-            mut writer,
-            ..
+            mut reader, writer, ..
         } = conn;
         let tx = a.tx;
-        // On the detach keys the stdin task hands its half of the connection over here: the
-        // client's output ends, and the connection is kept (and drained) until the container
-        // exits, since closing it would read as the end of the container's stdin.
-        let (detached_tx, mut detached) = tokio::sync::oneshot::channel();
+        let (keep_tx, mut keep_rx) = oneshot::channel();
         tokio::spawn(async move {
-            loop {
-                let frame = tokio::select! {
-                    f = monitor_client::next_frame(&mut reader) => f,
-                    kept = &mut detached => {
-                        drop(tx);
-                        let _kept = kept;
-                        while let Ok(Some(_)) = monitor_client::next_frame(&mut reader).await {}
-                        return;
-                    }
-                };
-                let Ok(Some((kind, data))) = frame else {
-                    break;
-                };
+            let mut kept = None;
+            while let Ok(Some((kind, data))) = monitor_client::next_frame(&mut reader).await {
                 let stream = match kind {
                     FrameKind::Stderr => StdStream::Stderr,
                     _ => StdStream::Stdout,
                 };
-                if tx
+                let gone = tx
                     .send(Ok(OutputChunk {
                         stream,
                         data: Bytes::from(data),
                     }))
-                    .is_err()
-                {
-                    break;
+                    .is_err();
+                if gone {
+                    // A client that detached leaves the connection open (closing it would
+                    // end the container's stdin): drained until the container exits.
+                    kept = kept.or_else(|| keep_rx.try_recv().ok());
+                    if kept.is_none() {
+                        break;
+                    }
                 }
             }
         });
-        if let Some(mut input) = a.stdin {
-            let mut escape = Escape::new(a.detach_keys.unwrap_or_default());
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 32 * 1024];
-                loop {
-                    let n = match input.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => n,
-                    };
-                    let (pass, detach) = escape.feed(&buf[..n]);
-                    if writer.write_all(&pass).await.is_err() {
-                        break;
-                    }
-                    if detach {
-                        let _ = detached_tx.send(writer);
-                        return;
-                    }
-                }
-                let _ = writer.shutdown().await;
+        if let Some(input) = a.stdin {
+            let (keys, signal) = a.detach.unzip();
+            let detach = signal.map(|signal| Detach {
+                keep: keep_tx,
+                signal,
             });
+            tokio::spawn(copy_input(
+                input,
+                writer,
+                Escape::new(keys.unwrap_or_default()),
+                detach,
+            ));
         } else {
             // Kept open: closing it would read as nothing, but the monitor ignores input here.
             tokio::spawn(async move {
@@ -105,8 +87,58 @@ impl Inner {
     }
 }
 
+/// Where the input task reports the detach keys: `keep` takes the connection's input half
+/// (held until the process exits), then `signal` ends the client's stream.
+pub(crate) struct Detach {
+    /// Receives the input half of the monitor connection.
+    pub(crate) keep: oneshot::Sender<OwnedWriteHalf>,
+    /// Fires on the keys only (dropped otherwise).
+    pub(crate) signal: oneshot::Sender<()>,
+}
+
+/// Copies a client's input to the process, watching for the detach keys; at the client's end
+/// of input the process's stdin is closed, at the keys it is left open.
+pub(crate) async fn copy_input(
+    mut input: tokio::io::DuplexStream,
+    mut writer: OwnedWriteHalf,
+    mut escape: Escape,
+    detach: Option<Detach>,
+) {
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let n = match input.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let (pass, keys) = escape.feed(&buf[..n]);
+        if writer.write_all(&pass).await.is_err() {
+            break;
+        }
+        if keys {
+            if let Some(d) = detach {
+                // The connection first, so the reader holds it before the client is gone.
+                let _ = d.keep.send(writer);
+                let _ = d.signal.send(());
+                return;
+            }
+        }
+    }
+    let _ = writer.shutdown().await;
+}
+
+/// The client's output, ended when the detach keys are typed (not when input merely ends).
+pub(crate) fn until_detached(output: OutputStream, signal: oneshot::Receiver<()>) -> OutputStream {
+    output
+        .take_until(async move {
+            if signal.await.is_err() {
+                std::future::pending::<()>().await
+            }
+        })
+        .boxed()
+}
+
 /// dockerd's default detach sequence.
-pub(super) const DEFAULT_DETACH_KEYS: &str = "ctrl-p,ctrl-q";
+pub(crate) const DEFAULT_DETACH_KEYS: &str = "ctrl-p,ctrl-q";
 
 /// Parses a detach sequence as dockerd does: comma-separated keys, each one character or
 /// `ctrl-` and one of `a`-`z`, `@`, `[`, `\`, `]`, `^`, `_`.
@@ -225,6 +257,7 @@ impl Daemon {
             });
         }
         let (tx, rx) = mpsc::unbounded_channel();
+        let (signal_tx, signal_rx) = oneshot::channel();
         let want_stdin = query.stdin && record.config.open_stdin == Some(true);
         let (client_in, our_in) = if want_stdin {
             let (a, b) = tokio::io::duplex(64 * 1024);
@@ -237,7 +270,7 @@ impl Daemon {
             stdin: our_in,
             stdout: query.stdout,
             stderr: query.stderr,
-            detach_keys: tty.then_some(keys),
+            detach: tty.then_some((keys, signal_tx)),
         };
         match record.state.status {
             Status::Running => self.inner.connect_attach(&c, a).await?,
@@ -248,7 +281,7 @@ impl Daemon {
                 ))
             }
         }
-        let live = output_stream(rx);
+        let live = until_detached(output_stream(rx), signal_rx);
         Ok(AttachSession {
             tty,
             output: match replay {

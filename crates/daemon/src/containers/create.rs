@@ -79,7 +79,7 @@ impl Daemon {
         })
         .await?;
         if let Some(wanted) = query.platform.as_deref() {
-            check_platform(&image_name, wanted, &image_json)?;
+            crate::images::check_platform(&image_name, wanted, &image_json)?;
         }
         let config = ContainerConfig {
             hostname: body.hostname.clone(),
@@ -364,49 +364,5 @@ impl Daemon {
                 Err(e)
             }
         }
-    }
-}
-
-/// `POST /containers/create?platform=os/arch[/variant]`: the local image must be of that
-/// platform, as dockerd requires (a 404, so the docker CLI pulls the right one).
-fn check_platform(name: &str, wanted: &str, image: &serde_json::Value) -> Result<(), ApiError> {
-    let mut parts = wanted.split('/');
-    let os = parts.next().unwrap_or("");
-    let arch = parts.next();
-    let variant = parts.next();
-    if os.is_empty() || parts.next().is_some() {
-        return Err(ApiError::InvalidParameter(format!(
-            "invalid platform {wanted:?}: expected os[/arch[/variant]]"
-        )));
-    }
-    let field = |k: &str| image[k].as_str().unwrap_or("");
-    let matches = field("os") == os
-        && arch.is_none_or(|a| field("architecture") == a)
-        && variant.is_none_or(|v| field("variant").is_empty() || field("variant") == v);
-    if matches {
-        return Ok(());
-    }
-    let have = [field("os"), field("architecture"), field("variant")]
-        .into_iter()
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join("/");
-    Err(ApiError::NotFound(format!(
-        "image with reference {name} was found but its platform ({have}) does not match the specified platform ({wanted})"
-    )))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::check_platform;
-
-    #[test]
-    fn platform_must_match_the_image() {
-        let image = serde_json::json!({"os": "linux", "architecture": "amd64"});
-        check_platform("busybox", "linux", &image).expect("os only");
-        check_platform("busybox", "linux/amd64", &image).expect("same platform");
-        let e = check_platform("busybox", "linux/arm64", &image).expect_err("other arch");
-        assert!(e.to_string().contains("linux/amd64"), "{e}");
-        assert!(check_platform("busybox", "", &image).is_err());
     }
 }
