@@ -274,7 +274,19 @@ impl ImageBackend for Daemon {
                         containers: if used.contains(&id) { 1 } else { 0 },
                         id,
                         parent_id: String::new(),
-                        repo_tags: d.tags,
+                        // As dockerd: with a reference filter, only the tags it matched.
+                        repo_tags: if f.contains("reference") {
+                            d.tags
+                                .iter()
+                                .filter(|t| {
+                                    f.get("reference")
+                                        .any(|r| reference_matches(r, std::slice::from_ref(t)))
+                                })
+                                .cloned()
+                                .collect()
+                        } else {
+                            d.tags
+                        },
                         repo_digests: d.repo_digests,
                         created: d.created,
                         size: d.summary.size as i64,
