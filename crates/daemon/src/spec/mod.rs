@@ -313,7 +313,13 @@ pub fn refuse_unsupported(host: &HostConfig) -> Result<(), ApiError> {
                 | "no-new-privileges:false"
                 | "no-new-privileges=false"
         ) || opt.starts_with("seccomp=")
-            || opt.starts_with("seccomp:");
+            || opt.starts_with("seccomp:")
+            // berthd gives containers neither an AppArmor profile nor an SELinux label, so
+            // asking for none is what already happens; naming a profile or label is refused.
+            || matches!(
+                opt.as_str(),
+                "apparmor=unconfined" | "apparmor:unconfined" | "label=disable" | "label:disable"
+            );
         if !ok {
             return not_yet(&format!("--security-opt {opt}"));
         }
@@ -984,6 +990,146 @@ mod tests {
         assert_eq!(mounts[3]["options"], json!(["rbind", "rprivate", "ro"]));
         assert_eq!(mounts[4]["source"], "/mine");
         assert_eq!(mounts[2]["type"], "tmpfs");
+    }
+
+    fn record(host: HostConfig) -> ContainerRecord {
+        ContainerRecord {
+            id: "ab".repeat(32),
+            name: "web".into(),
+            created: String::new(),
+            image: "busybox".into(),
+            image_id: String::new(),
+            path: "sh".into(),
+            args: Vec::new(),
+            config: ContainerConfig {
+                tty: Some(true),
+                ..Default::default()
+            },
+            host_config: host,
+            rootfs: RootfsMount {
+                typ: "bind".into(),
+                source: "/nonexistent-rootfs".into(),
+                options: Vec::new(),
+            },
+            state: Default::default(),
+            restart_count: 0,
+            manually_stopped: false,
+            endpoints_config: Default::default(),
+            net: Default::default(),
+            primary_disconnected: false,
+            mounts: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn host_config_fields_reach_the_oci_config() {
+        let files = Path::new("/nonexistent-files");
+        let net = NetJoin {
+            netns: None,
+            files_dir: files,
+        };
+        let host = HostConfig {
+            oom_score_adj: Some(-200),
+            group_add: Some(vec!["5".into()]),
+            pid_mode: Some("host".into()),
+            uts_mode: Some("host".into()),
+            ipc_mode: Some("none".into()),
+            cgroupns_mode: Some(api_types::models::generated::HostConfigCgroupnsModeEnum::PRIVATE),
+            cgroup_parent: Some("/mine/".into()),
+            memory_reservation: Some(1 << 20),
+            device_cgroup_rules: Some(vec!["b 8:* r".into()]),
+            annotations: Some([("k".to_string(), "v".to_string())].into()),
+            masked_paths: Some(Vec::new()),
+            console_size: Some(vec![40, 120]),
+            ..Default::default()
+        };
+        let spec = build(&record(host), "berth", None, &net).expect("builds");
+        assert_eq!(spec["process"]["oomScoreAdj"], -200);
+        assert_eq!(spec["process"]["user"]["additionalGids"], json!([5]));
+        assert_eq!(
+            spec["process"]["consoleSize"],
+            json!({"height": 40, "width": 120})
+        );
+        let kinds: Vec<&str> = spec["linux"]["namespaces"]
+            .as_array()
+            .expect("namespaces")
+            .iter()
+            .filter_map(|n| n["type"].as_str())
+            .collect();
+        assert_eq!(kinds, ["mount", "ipc", "cgroup", "network"]);
+        assert!(
+            spec.get("hostname").is_none(),
+            "--uts host sets no hostname"
+        );
+        assert!(
+            !spec["mounts"]
+                .as_array()
+                .expect("mounts")
+                .iter()
+                .any(|m| m["destination"] == "/dev/shm"),
+            "--ipc none has no /dev/shm"
+        );
+        assert_eq!(
+            spec["linux"]["cgroupsPath"],
+            format!("/mine/{}", "ab".repeat(32))
+        );
+        assert_eq!(
+            spec["linux"]["resources"]["memory"],
+            json!({"reservation": 1 << 20})
+        );
+        assert!(spec["linux"]["resources"]["devices"]
+            .as_array()
+            .expect("device rules")
+            .contains(&json!({"allow": true, "type": "b", "major": 8, "access": "r"})));
+        assert_eq!(spec["annotations"], json!({"k": "v"}));
+        assert_eq!(spec["linux"]["maskedPaths"], json!([]));
+        assert_eq!(spec["linux"]["readonlyPaths"], json!(READONLY_PATHS));
+
+        let plain = build(&record(HostConfig::default()), "berth", None, &net).expect("builds");
+        assert_eq!(
+            plain["linux"]["cgroupsPath"],
+            format!("/berth/{}", "ab".repeat(32))
+        );
+        assert_eq!(plain["hostname"], "abababababab");
+        assert!(plain["process"].get("oomScoreAdj").is_none());
+        let ipc_host = build(
+            &record(HostConfig {
+                ipc_mode: Some("host".into()),
+                ..Default::default()
+            }),
+            "berth",
+            None,
+            &net,
+        )
+        .expect("builds");
+        assert!(ipc_host["mounts"]
+            .as_array()
+            .expect("mounts")
+            .contains(&json!({"destination": "/dev/shm", "type": "bind", "source": "/dev/shm", "options": ["rbind", "rprivate"]})));
+    }
+
+    #[test]
+    fn security_opts_asking_for_nothing_pass_and_profiles_are_refused() {
+        let with = |opt: &str| HostConfig {
+            security_opt: Some(vec![opt.to_string()]),
+            ..Default::default()
+        };
+        for ok in [
+            "label=disable",
+            "label:disable",
+            "apparmor=unconfined",
+            "no-new-privileges",
+        ] {
+            refuse_unsupported(&with(ok)).expect(ok);
+        }
+        for bad in [
+            "label=type:svirt_t",
+            "apparmor=docker-default",
+            "systempaths=unconfined",
+        ] {
+            let e = refuse_unsupported(&with(bad)).expect_err(bad).to_string();
+            assert!(e.contains(bad), "{e}");
+        }
     }
 
     #[test]
