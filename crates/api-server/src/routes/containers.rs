@@ -45,11 +45,25 @@ pub(super) async fn create<B: Backend>(
     let query: ContainerCreateQuery = cx.query()?;
     // The body is read before the name is judged: answering first would close the connection
     // under a client still writing its body, which then sees a broken pipe, not the message.
-    let body = cx.json::<ContainerCreateBody>().await;
+    let body = cx.json::<serde_json::Value>().await;
     if let Some(name) = &query.name {
         validate_name(name)?;
     }
-    json(StatusCode::CREATED, &b.create(query, body?).await?)
+    let body = body?;
+    // Read here, as the body model (the current API's) has no such field any more.
+    if body["MacAddress"].as_str().is_some_and(|m| !m.is_empty()) {
+        return Err(ApiError::NotImplemented(
+            "Config.MacAddress (--mac-address) is not supported by berthd yet".to_string(),
+        ));
+    }
+    let body: ContainerCreateBody = serde_path_to_error::deserialize(body).map_err(|e| {
+        let path = e.path().to_string();
+        match path.as_str() {
+            "" | "." => ApiError::InvalidParameter(format!("invalid JSON: {}", e.inner())),
+            _ => ApiError::InvalidParameter(format!("invalid JSON: {path}: {}", e.inner())),
+        }
+    })?;
+    json(StatusCode::CREATED, &b.create(query, body).await?)
 }
 
 /// `POST /containers/prune`.
