@@ -1535,6 +1535,32 @@ fn host_config_fields_reach_the_container_or_are_refused() {
         host_ns("pid"),
         "the default is a PID namespace of the container's own"
     );
+    assert_ne!(
+        inside(&[
+            "--cgroupns",
+            "private",
+            "busybox",
+            "readlink",
+            "/proc/self/ns/cgroup"
+        ]),
+        host_ns("cgroup")
+    );
+    assert_eq!(
+        inside(&["busybox", "readlink", "/proc/self/ns/cgroup"]),
+        host_ns("cgroup"),
+        "on a cgroup v1 host the default is the host's cgroup namespace, as dockerd's"
+    );
+    assert_eq!(
+        inside(&[
+            "--ipc",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            "test -e /dev/shm || echo no-shm"
+        ]),
+        "no-shm"
+    );
     let out = d.docker(&[
         "run", "--rm", "--uts", "host", "-h", "web", "busybox", "true",
     ]);

@@ -138,6 +138,9 @@ pub fn check(host: &HostConfig) -> Result<(), ApiError> {
             )))
         }
     }
+    if host.shm_size.is_some_and(|s| s < 0) {
+        return Err(invalid("SHM size can not be less than 0"));
+    }
     if let Some(adj) = host.oom_score_adj.filter(|a| *a != 0) {
         if !(-1000..=1000).contains(&adj) {
             return Err(invalid(format!(
