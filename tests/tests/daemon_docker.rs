@@ -1561,6 +1561,19 @@ fn host_config_fields_reach_the_container_or_are_refused() {
         ]),
         "no-shm"
     );
+    // --pid container: shares a running container's PID namespace.
+    d.ok(&["run", "-d", "--name", "donor", "busybox", "sleep", "600"]);
+    let donor_ns = d.ok(&["exec", "donor", "readlink", "/proc/self/ns/pid"]);
+    assert_eq!(
+        inside(&[
+            "--pid",
+            "container:donor",
+            "busybox",
+            "readlink",
+            "/proc/self/ns/pid"
+        ]),
+        donor_ns.trim()
+    );
     let out = d.docker(&[
         "run", "--rm", "--uts", "host", "-h", "web", "busybox", "true",
     ]);
@@ -1614,7 +1627,8 @@ fn host_config_fields_reach_the_container_or_are_refused() {
     for (args, field) in [
         (&["--gpus", "all"][..], "DeviceRequests"),
         (&["--storage-opt", "size=1G"][..], "StorageOpt"),
-        (&["--pid", "container:nosuch"][..], "PidMode"),
+        (&["--ipc", "container:donor"][..], "IpcMode"),
+        (&["--pid", "container:nosuch"][..], "no such container"),
         (&["--volume-driver", "nfs"][..], "VolumeDriver"),
         (&["--isolation", "hyperv"][..], "isolation"),
     ] {
@@ -1625,6 +1639,7 @@ fn host_config_fields_reach_the_container_or_are_refused() {
         assert_ne!(out.status.code(), Some(0), "{args:?} was accepted");
         assert!(stderr(&out).contains(field), "{args:?}: {}", stderr(&out));
     }
+    d.ok(&["rm", "-f", "donor"]);
     assert_eq!(
         d.ok(&["ps", "-aq"]).trim(),
         "",

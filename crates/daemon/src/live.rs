@@ -181,6 +181,7 @@ impl Inner {
             &crate::spec::NetJoin {
                 netns: None,
                 files_dir: &self.container_dir(c.id()),
+                pid_ns: None,
             },
         )?;
         if record.state.status == Status::Running {

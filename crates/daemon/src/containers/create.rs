@@ -43,6 +43,14 @@ impl Daemon {
         let host = body.host_config.clone().unwrap_or_default();
         spec::refuse_unsupported(&host)?;
         spec::host::check_hostname(&host, body.hostname.as_deref())?;
+        if let Some(other) = spec::host::pid_container(&host) {
+            // Not a 404, which the docker CLI would take for a missing image and pull.
+            inner.resolve(other).map_err(|_| {
+                ApiError::InvalidParameter(format!(
+                    "cannot join the PID namespace of container {other}: no such container"
+                ))
+            })?;
+        }
         log_options(&host)?;
         let image_name = body
             .image
@@ -327,6 +335,7 @@ impl Daemon {
                 &spec::NetJoin {
                     netns: None,
                     files_dir: &inner.container_dir(&id),
+                    pid_ns: None,
                 },
             )?;
             inner.persist(&record)?;

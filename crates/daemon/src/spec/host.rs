@@ -28,6 +28,8 @@ pub enum NsMode {
     Host,
     /// `IpcMode: none`: a private IPC namespace without /dev/shm.
     NoShm,
+    /// `PidMode: container:NAME`: that container's namespace, found at start.
+    Joined,
 }
 
 /// The PID namespace mode (`--pid`).
@@ -35,14 +37,19 @@ pub fn pid_mode(host: &HostConfig) -> Result<NsMode, ApiError> {
     match host.pid_mode.as_deref().unwrap_or("") {
         "" | "private" => Ok(NsMode::Private),
         "host" => Ok(NsMode::Host),
-        m if m.starts_with("container:") => Err(refused(
-            &format!("PidMode {m:?} (--pid container:)"),
-            "joining another container's PID namespace is not implemented; use --pid host or none",
-        )),
+        m if m.len() > "container:".len() && m.starts_with("container:") => Ok(NsMode::Joined),
         m => Err(invalid(format!(
             "invalid PidMode {m:?}: expected host or container:NAME"
         ))),
     }
+}
+
+/// The container whose PID namespace `--pid container:NAME` joins.
+pub fn pid_container(host: &HostConfig) -> Option<&str> {
+    host.pid_mode
+        .as_deref()
+        .and_then(|m| m.strip_prefix("container:"))
+        .filter(|n| !n.is_empty())
 }
 
 /// The IPC namespace mode (`--ipc`); `shareable` is private (others could join it).
@@ -53,7 +60,7 @@ pub fn ipc_mode(host: &HostConfig) -> Result<NsMode, ApiError> {
         "none" => Ok(NsMode::NoShm),
         m if m.starts_with("container:") => Err(refused(
             &format!("IpcMode {m:?} (--ipc container:)"),
-            "joining another container's IPC namespace is not implemented",
+            "joining another container's IPC namespace (and its /dev/shm) is not implemented",
         )),
         m => Err(invalid(format!(
             "invalid IPC mode {m:?}: expected private, shareable, host, none or container:NAME"
@@ -418,7 +425,7 @@ mod tests {
             ),
             (
                 HostConfig {
-                    pid_mode: Some("container:web".into()),
+                    pid_mode: Some("container:".into()),
                     ..Default::default()
                 },
                 "PidMode",
@@ -487,6 +494,12 @@ mod tests {
         assert_eq!(uts_mode(&h).expect("uts"), NsMode::Host);
         assert!(check_hostname(&h, Some("web")).is_err());
         assert!(check_hostname(&h, Some("")).is_ok());
+        let joined = HostConfig {
+            pid_mode: Some("container:db".into()),
+            ..Default::default()
+        };
+        assert_eq!(pid_mode(&joined).expect("pid"), NsMode::Joined);
+        assert_eq!(pid_container(&joined), Some("db"));
     }
 
     #[test]

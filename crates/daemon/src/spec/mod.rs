@@ -507,6 +507,9 @@ pub struct NetJoin<'a> {
     /// The directory holding the `hosts`, `hostname` and `resolv.conf` bind-mounted in: the
     /// container's own, or the one whose namespace it joins.
     pub files_dir: &'a Path,
+    /// The PID namespace to join (`--pid container:NAME`: the other container's, found at
+    /// start), else a new one (or the host's with `--pid host`).
+    pub pid_ns: Option<&'a Path>,
 }
 
 /// The container's hostname: `-h`, or the host's with `--network host`, or the short ID.
@@ -750,7 +753,7 @@ pub fn build(
         NsMode::Private => mounts.push(json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={}", host.shm_size.filter(|s| *s > 0).unwrap_or(64 << 20))]})),
         // The host's IPC namespace comes with the host's shared memory, as dockerd binds it.
         NsMode::Host => mounts.push(json!({"destination": "/dev/shm", "type": "bind", "source": "/dev/shm", "options": ["rbind", "rprivate"]})),
-        NsMode::NoShm => {}
+        NsMode::NoShm | NsMode::Joined => {}
     }
     if let (true, Some(init)) = (with_init, init_path) {
         mounts.push(json!({"destination": "/sbin/docker-init", "type": "bind", "source": init, "options": ["rbind", "ro", "rprivate"]}));
@@ -766,8 +769,11 @@ pub fn build(
     let root_propagation = user_mounts(&mut mounts, &record.mounts)?;
 
     let mut namespaces = vec![json!({"type": "mount"})];
-    if pid_ns != NsMode::Host {
-        namespaces.push(json!({"type": "pid"}));
+    match (pid_ns, net.pid_ns) {
+        (NsMode::Host, _) => {}
+        (NsMode::Joined, Some(path)) => namespaces.push(json!({"type": "pid", "path": path})),
+        // At create (a check only) the other container's namespace is not looked up yet.
+        _ => namespaces.push(json!({"type": "pid"})),
     }
     if ipc_ns != NsMode::Host {
         namespaces.push(json!({"type": "ipc"}));
@@ -1027,6 +1033,7 @@ mod tests {
         let net = NetJoin {
             netns: None,
             files_dir: files,
+            pid_ns: None,
         };
         let host = HostConfig {
             oom_score_adj: Some(-200),
@@ -1057,6 +1064,23 @@ mod tests {
             .filter_map(|n| n["type"].as_str())
             .collect();
         assert_eq!(kinds, ["mount", "ipc", "cgroup", "network"]);
+        let joined = build(
+            &record(HostConfig {
+                pid_mode: Some("container:db".into()),
+                ..Default::default()
+            }),
+            "berth",
+            None,
+            &NetJoin {
+                pid_ns: Some(Path::new("/proc/42/ns/pid")),
+                ..net
+            },
+        )
+        .expect("builds");
+        assert!(joined["linux"]["namespaces"]
+            .as_array()
+            .expect("namespaces")
+            .contains(&json!({"type": "pid", "path": "/proc/42/ns/pid"})));
         assert!(
             spec.get("hostname").is_none(),
             "--uts host sets no hostname"
