@@ -129,6 +129,13 @@ impl ExecBackend for Daemon {
         }
         let cfg = &entry.config;
         let tty = cfg.tty == Some(true) || start.tty == Some(true);
+        // Checked at exec create; read before the process starts all the same.
+        let keys = crate::containers::detach_keys(
+            cfg.detach_keys
+                .as_deref()
+                .filter(|k| !k.is_empty())
+                .unwrap_or(crate::containers::DEFAULT_DETACH_KEYS),
+        )?;
         let mut rec = record.clone();
         if cfg.privileged == Some(true) {
             rec.host_config.privileged = Some(true);
@@ -260,12 +267,6 @@ impl ExecBackend for Daemon {
         } else {
             (None, None)
         };
-        let keys = crate::containers::detach_keys(
-            cfg.detach_keys
-                .as_deref()
-                .filter(|k| !k.is_empty())
-                .unwrap_or(crate::containers::DEFAULT_DETACH_KEYS),
-        )?;
         // As dockerd, only a tty exec's input is watched for the detach keys.
         let (signal_tx, signal_rx) = tokio::sync::oneshot::channel();
         let escape = crate::containers::Escape::new(if tty { keys } else { Vec::new() });
