@@ -1494,3 +1494,279 @@ fn ps_filters_sizes_and_prune_filters() {
     d.ok(&["volume", "rm", "fvol"]);
     d.finish();
 }
+
+/// HostConfig fields that used to be accepted and dropped: each now reaches the container
+/// (seen from inside it or in its cgroup) or is refused with its name.
+#[test]
+fn host_config_fields_reach_the_container_or_are_refused() {
+    let d = berthd_with_busybox("daemon-hostfields");
+    let inside = |args: &[&str]| -> String {
+        let mut all = vec!["run", "--rm"];
+        all.extend_from_slice(args);
+        d.ok(&all).trim().to_string()
+    };
+    assert_eq!(
+        inside(&[
+            "--oom-score-adj",
+            "300",
+            "busybox",
+            "cat",
+            "/proc/self/oom_score_adj"
+        ]),
+        "300"
+    );
+    let groups = inside(&[
+        "--group-add",
+        "1234",
+        "busybox",
+        "sh",
+        "-c",
+        "grep ^Groups: /proc/self/status",
+    ]);
+    assert!(
+        groups.split_whitespace().any(|g| g == "1234"),
+        "--group-add 1234: {groups}"
+    );
+    let host_ns = |kind: &str| {
+        std::fs::read_link(format!("/proc/self/ns/{kind}"))
+            .expect("read this process's namespace link")
+            .to_string_lossy()
+            .into_owned()
+    };
+    assert_eq!(
+        inside(&["--pid", "host", "busybox", "readlink", "/proc/self/ns/pid"]),
+        host_ns("pid")
+    );
+    assert_eq!(
+        inside(&["--ipc", "host", "busybox", "readlink", "/proc/self/ns/ipc"]),
+        host_ns("ipc")
+    );
+    assert_eq!(
+        inside(&["--uts", "host", "busybox", "readlink", "/proc/self/ns/uts"]),
+        host_ns("uts")
+    );
+    assert_ne!(
+        inside(&["busybox", "readlink", "/proc/self/ns/pid"]),
+        host_ns("pid"),
+        "the default is a PID namespace of the container's own"
+    );
+    assert_ne!(
+        inside(&[
+            "--cgroupns",
+            "private",
+            "busybox",
+            "readlink",
+            "/proc/self/ns/cgroup"
+        ]),
+        host_ns("cgroup")
+    );
+    assert_eq!(
+        inside(&["busybox", "readlink", "/proc/self/ns/cgroup"]),
+        host_ns("cgroup"),
+        "on a cgroup v1 host the default is the host's cgroup namespace, as dockerd's"
+    );
+    assert_eq!(
+        inside(&[
+            "--ipc",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            "test -e /dev/shm || echo no-shm"
+        ]),
+        "no-shm"
+    );
+    // --pid container: shares a running container's PID namespace.
+    d.ok(&["run", "-d", "--name", "donor", "busybox", "sleep", "600"]);
+    let donor_ns = d.ok(&["exec", "donor", "readlink", "/proc/self/ns/pid"]);
+    assert_eq!(
+        inside(&[
+            "--pid",
+            "container:donor",
+            "busybox",
+            "readlink",
+            "/proc/self/ns/pid"
+        ]),
+        donor_ns.trim()
+    );
+    let out = d.docker(&[
+        "run", "--rm", "--uts", "host", "-h", "web", "busybox", "true",
+    ]);
+    assert!(
+        stderr(&out).contains("hostname and the UTS mode"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Cgroup settings: a parent of the container's own, a reservation, a device rule.
+    let parent = format!("{}/custom", d.sandbox.tag);
+    let id = d.ok(&[
+        "run",
+        "-d",
+        "--cgroup-parent",
+        &parent,
+        "--memory-reservation",
+        "16m",
+        "--device-cgroup-rule",
+        "c 42:7 mr",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    let id = id.trim();
+    let cg = |ctrl: &str, file: &str| {
+        std::fs::read_to_string(format!("/sys/fs/cgroup/{ctrl}/{parent}/{id}/{file}"))
+            .unwrap_or_else(|e| panic!("read {ctrl}/{parent}/{id}/{file}: {e}"))
+    };
+    assert_eq!(
+        cg("memory", "memory.soft_limit_in_bytes").trim(),
+        (16u64 << 20).to_string()
+    );
+    assert!(
+        cg("devices", "devices.list")
+            .lines()
+            // The kernel lists access as r, w, m in that order.
+            .any(|l| l == "c 42:7 rm"),
+        "devices.list: {}",
+        cg("devices", "devices.list")
+    );
+    d.ok(&["rm", "-f", id]);
+    for ctrl in std::fs::read_dir("/sys/fs/cgroup")
+        .expect("list /sys/fs/cgroup")
+        .flatten()
+    {
+        let _ = std::fs::remove_dir(ctrl.path().join(&parent));
+    }
+
+    // Refused by name, leaving nothing behind.
+    for (args, field) in [
+        (&["--gpus", "all"][..], "DeviceRequests"),
+        (&["--storage-opt", "size=1G"][..], "StorageOpt"),
+        (&["--ipc", "container:donor"][..], "IpcMode"),
+        (&["--pid", "container:nosuch"][..], "no such container"),
+        (&["--volume-driver", "nfs"][..], "VolumeDriver"),
+        (&["--isolation", "hyperv"][..], "isolation"),
+    ] {
+        let mut all = vec!["create"];
+        all.extend_from_slice(args);
+        all.extend(["busybox", "true"]);
+        let out = d.docker(&all);
+        assert_ne!(out.status.code(), Some(0), "{args:?} was accepted");
+        assert!(stderr(&out).contains(field), "{args:?}: {}", stderr(&out));
+    }
+    d.ok(&["rm", "-f", "donor"]);
+    assert_eq!(
+        d.ok(&["ps", "-aq"]).trim(),
+        "",
+        "a refused create left a container"
+    );
+    d.finish();
+}
+
+/// Attach's logs, stream and detachKeys, and the image list and prune filters, as a client
+/// sends them.
+#[test]
+fn attach_replays_and_detaches_and_image_filters_apply() {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    let d = berthd_with_busybox("daemon-attach-images");
+    d.ok(&[
+        "run",
+        "--name",
+        "talker",
+        "busybox",
+        "echo",
+        "hello-from-log",
+    ]);
+    // logs=1&stream=0: the log so far, then the end, as dockerd answers it (also for a
+    // container that has exited).
+    let raw = |request: &str| -> Vec<u8> {
+        let mut s = UnixStream::connect(&d.socket).expect("connect to berthd");
+        s.set_read_timeout(Some(T)).expect("read timeout");
+        s.write_all(request.as_bytes()).expect("send the request");
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        out
+    };
+    let answer = raw(
+        "POST /containers/talker/attach?logs=1&stream=0&stdout=1&stderr=1 HTTP/1.1\r\nHost: berthd\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+    );
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.contains("hello-from-log"), "attach logs=1: {text}");
+
+    // A tty container: the detach keys end the attach and the container runs on.
+    d.ok(&["run", "-dit", "--name", "shell", "busybox", "sh"]);
+    let mut s = UnixStream::connect(&d.socket).expect("connect to berthd");
+    s.set_read_timeout(Some(T)).expect("read timeout");
+    s.write_all(
+        b"POST /containers/shell/attach?stream=1&stdin=1&stdout=1&stderr=1&detachKeys=ctrl-x HTTP/1.1\r\nHost: berthd\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n",
+    )
+    .expect("attach");
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut read_until = |s: &mut UnixStream, seen: &mut Vec<u8>, what: &str| {
+        while !String::from_utf8_lossy(seen).contains(what) {
+            let n = s
+                .read(&mut buf)
+                .unwrap_or_else(|e| panic!("waiting for {what:?}: {e}"));
+            assert!(
+                n > 0,
+                "closed before {what:?}: {}",
+                String::from_utf8_lossy(seen)
+            );
+            seen.extend_from_slice(&buf[..n]);
+        }
+    };
+    read_until(&mut s, &mut seen, "101");
+    s.write_all(b"echo mark$((40+2))\n")
+        .expect("type a command");
+    read_until(&mut s, &mut seen, "mark42");
+    s.write_all(&[0x18]).expect("type ctrl-x");
+    let mut rest = Vec::new();
+    let end = s.read_to_end(&mut rest);
+    assert!(end.is_ok(), "the attach did not end at ctrl-x: {end:?}");
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Running}}", "shell"])
+            .trim(),
+        "true",
+        "detaching stopped the container"
+    );
+    let answer = raw(
+        "POST /containers/shell/attach?stream=1&stdout=1&detachKeys=ctrl-1 HTTP/1.1\r\nHost: berthd\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+    );
+    let text = String::from_utf8_lossy(&answer);
+    assert!(
+        text.starts_with("HTTP/1.1 400") && text.contains("Invalid detach keys (ctrl-1)"),
+        "{text}"
+    );
+    d.ok(&["rm", "-f", "talker", "shell"]);
+
+    // Image list filters and a prune narrowed by label.
+    d.ok(&["tag", "busybox", "mybox:1"]);
+    let listed = |filter: &str| -> Vec<String> {
+        let mut v: Vec<String> = d
+            .ok(&[
+                "images",
+                "--filter",
+                filter,
+                "--format",
+                "{{.Repository}}:{{.Tag}}",
+            ])
+            .lines()
+            .map(str::to_string)
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(listed("reference=my*"), ["mybox:1"]);
+    assert_eq!(listed("reference=busy*:latest"), ["busybox:latest"]);
+    assert!(listed("before=busybox").is_empty());
+    assert!(listed("since=busybox").is_empty());
+    assert!(listed("label=nosuch").is_empty());
+    let out = d.docker(&["images", "--filter", "before=nosuch"]);
+    assert!(stderr(&out).contains("No such image"), "{}", stderr(&out));
+    let pruned = d.ok(&["image", "prune", "-a", "-f", "--filter", "label=nosuch"]);
+    assert!(pruned.contains("Total reclaimed space: 0B"), "{pruned}");
+    assert_eq!(listed("reference=busybox"), ["busybox:latest"]);
+    d.finish();
+}

@@ -649,14 +649,64 @@ pub struct ImageRemoveQuery {
     pub force: bool,
     /// Keep untagged parents.
     pub noprune: bool,
+    /// Only these platforms' variants (API ≥ 1.50), each a JSON OCI platform.
+    pub platforms: Vec<PlatformSpec>,
 }
 
 impl FromQuery for ImageRemoveQuery {
     fn from_query(q: &Query) -> Result<Self, QueryError> {
+        let platforms = q
+            .get_all("platforms")
+            .iter()
+            .filter(|v| !v.is_empty())
+            .map(|v| PlatformSpec::parse(v))
+            .collect::<Result<_, _>>()?;
         Ok(Self {
             force: q.bool("force"),
             noprune: q.bool("noprune"),
+            platforms,
         })
+    }
+}
+
+/// `POST /containers/{id}/start`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerStartQuery {
+    /// Restore from this checkpoint (experimental in dockerd).
+    pub checkpoint: Option<String>,
+    /// Where the checkpoint is.
+    pub checkpoint_dir: Option<String>,
+}
+
+impl FromQuery for ContainerStartQuery {
+    fn from_query(q: &Query) -> Result<Self, QueryError> {
+        Ok(Self {
+            checkpoint: q.string("checkpoint"),
+            checkpoint_dir: q.string("checkpoint-dir"),
+        })
+    }
+}
+
+/// What `GET /system/df?type=` asks for; all of them when none is given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DiskUsageQuery {
+    /// Containers, images, volumes, build cache.
+    pub types: Vec<String>,
+}
+
+impl FromQuery for DiskUsageQuery {
+    fn from_query(q: &Query) -> Result<Self, QueryError> {
+        let types = q.get_all("type").to_vec();
+        for t in &types {
+            if !matches!(t.as_str(), "container" | "image" | "volume" | "build-cache") {
+                return Err(QueryError::Invalid {
+                    name: "type",
+                    value: t.clone(),
+                    expected: "expected container, image, volume or build-cache",
+                });
+            }
+        }
+        Ok(Self { types })
     }
 }
 
@@ -665,13 +715,90 @@ impl FromQuery for ImageRemoveQuery {
 pub struct ImageLoadQuery {
     /// Only report the result, no progress.
     pub quiet: bool,
+    /// The platform to load from a multi-platform archive (API ≥ 1.48).
+    pub platform: Option<PlatformSpec>,
 }
 
 impl FromQuery for ImageLoadQuery {
     fn from_query(q: &Query) -> Result<Self, QueryError> {
         Ok(Self {
             quiet: q.bool("quiet"),
+            platform: PlatformSpec::from_query(q)?,
         })
+    }
+}
+
+/// A `platform` parameter of the image endpoints that take one as JSON (API ≥ 1.48: save,
+/// load, history, inspect), or as `os/arch[/variant]` text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlatformSpec {
+    /// `linux`.
+    pub os: String,
+    /// `amd64`; empty for any.
+    pub architecture: String,
+    /// `v8`; empty for any.
+    pub variant: String,
+}
+
+impl PlatformSpec {
+    /// Reads `platform` (the last one given), if any.
+    pub fn from_query(q: &Query) -> Result<Option<Self>, QueryError> {
+        match q.get_all("platform").last().filter(|v| !v.is_empty()) {
+            Some(v) => Self::parse(v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Parses one platform, JSON or text.
+    pub fn parse(v: &str) -> Result<Self, QueryError> {
+        let bad = || QueryError::Invalid {
+            name: "platform",
+            value: v.to_string(),
+            expected: "expected a JSON OCI platform or os[/arch[/variant]]",
+        };
+        let spec = if v.trim_start().starts_with('{') {
+            let j: serde_json::Value = serde_json::from_str(v).map_err(|_| bad())?;
+            let field = |k: &str| j[k].as_str().unwrap_or("").to_string();
+            Self {
+                os: field("os"),
+                architecture: field("architecture"),
+                variant: field("variant"),
+            }
+        } else {
+            let mut parts = v.split('/').map(str::to_string);
+            let spec = Self {
+                os: parts.next().unwrap_or_default(),
+                architecture: parts.next().unwrap_or_default(),
+                variant: parts.next().unwrap_or_default(),
+            };
+            if parts.next().is_some() {
+                return Err(bad());
+            }
+            spec
+        };
+        if spec.os.is_empty() {
+            return Err(bad());
+        }
+        Ok(spec)
+    }
+
+    /// Whether an image of `os`/`architecture`/`variant` is of this platform.
+    pub fn matches(&self, os: &str, architecture: &str, variant: &str) -> bool {
+        self.os == os
+            && (self.architecture.is_empty() || self.architecture == architecture)
+            && (self.variant.is_empty() || variant.is_empty() || self.variant == variant)
+    }
+}
+
+impl std::fmt::Display for PlatformSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts = [&self.os, &self.architecture, &self.variant];
+        let text: Vec<&str> = parts
+            .iter()
+            .map(|s| s.as_str())
+            .filter(|s| !s.is_empty())
+            .collect();
+        f.write_str(&text.join("/"))
     }
 }
 
@@ -680,12 +807,34 @@ impl FromQuery for ImageLoadQuery {
 pub struct ImageSaveQuery {
     /// The images to put in the archive.
     pub names: Vec<String>,
+    /// Only images of this platform (API ≥ 1.48).
+    pub platform: Option<PlatformSpec>,
 }
 
 impl FromQuery for ImageSaveQuery {
     fn from_query(q: &Query) -> Result<Self, QueryError> {
         Ok(Self {
             names: q.get_all("names").to_vec(),
+            platform: PlatformSpec::from_query(q)?,
+        })
+    }
+}
+
+/// `GET /images/{name}/json` and `/history` (API ≥ 1.48 adds `platform`; inspect also
+/// `manifests`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageInspectQuery {
+    /// The platform the image must be of.
+    pub platform: Option<PlatformSpec>,
+    /// Fill `Manifests` (inspect only).
+    pub manifests: bool,
+}
+
+impl FromQuery for ImageInspectQuery {
+    fn from_query(q: &Query) -> Result<Self, QueryError> {
+        Ok(Self {
+            platform: PlatformSpec::from_query(q)?,
+            manifests: q.bool("manifests"),
         })
     }
 }
@@ -772,6 +921,21 @@ mod tests {
                 .to_string(),
             "invalid filter 'bogus'"
         );
+        let q = Query::parse(
+            "platform=%7B%22os%22%3A%22linux%22%2C%22architecture%22%3A%22arm64%22%7D",
+        )
+        .expect("parse");
+        let p = ImageSaveQuery::from_query(&q)
+            .expect("save")
+            .platform
+            .expect("platform given");
+        assert_eq!(p.to_string(), "linux/arm64");
+        assert!(p.matches("linux", "arm64", "v8") && !p.matches("linux", "amd64", ""));
+        let q = Query::parse("platform=linux").expect("parse");
+        let p = ImageInspectQuery::from_query(&q).expect("inspect").platform;
+        assert!(p.is_some_and(|p| p.matches("linux", "amd64", "")));
+        let q = Query::parse("platform=%7Bnot").expect("parse");
+        assert!(ImageLoadQuery::from_query(&q).is_err());
         let q = Query::parse("stream=0").expect("parse");
         assert!(!ContainerStatsQuery::from_query(&q).expect("stats").stream);
         assert!(

@@ -97,6 +97,19 @@ fn matches(filters: &Filters, e: &EventMessage) -> bool {
             attrs.get("image").is_some_and(|i| i == v) || (typ == "image" && id == v)
         })
         && filters.labels_match("label", |k| attrs.get(k).map(String::as_str))
+        && check("scope", &|v| e.scope.is_some_and(|s| s.to_string() == v))
+        && [
+            "network", "volume", "daemon", "plugin", "node", "service", "secret", "config",
+        ]
+        .iter()
+        .all(|name| {
+            // dockerd's fuzzy match: the actor's ID or name, whole or by prefix.
+            let name_attr = attrs.get("name").map(String::as_str).unwrap_or("");
+            check(name, &|v| {
+                (!id.is_empty() && id.starts_with(v))
+                    || (!name_attr.is_empty() && name_attr.starts_with(v))
+            })
+        })
 }
 
 impl EventsBackend for Daemon {
@@ -160,5 +173,51 @@ impl EventsBackend for Daemon {
             None => live.boxed(),
         };
         Ok(past.chain(live).boxed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(typ: EventMessageTypeEnum, id: &str, name: &str) -> EventMessage {
+        EventMessage {
+            typ: Some(typ),
+            action: Some("create".into()),
+            actor: Some(EventActor {
+                id: Some(id.into()),
+                attributes: Some([("name".to_string(), name.to_string())].into()),
+            }),
+            scope: Some(EventMessageScopeEnum::LOCAL),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn network_volume_daemon_and_scope_filters_apply() {
+        let net = event(EventMessageTypeEnum::NETWORK, "abc123", "backend");
+        let vol = event(EventMessageTypeEnum::VOLUME, "data", "data");
+        let mut f = Filters::new();
+        f.add("network", "backend");
+        assert!(matches(&f, &net));
+        assert!(!matches(&f, &vol));
+        let mut f = Filters::new();
+        f.add("network", "abc");
+        assert!(matches(&f, &net));
+        let mut f = Filters::new();
+        f.add("volume", "data");
+        assert!(matches(&f, &vol) && !matches(&f, &net));
+        let mut f = Filters::new();
+        f.add("daemon", "nosuch");
+        assert!(!matches(&f, &net));
+        let mut f = Filters::new();
+        f.add("scope", "swarm");
+        assert!(!matches(&f, &net));
+        let mut f = Filters::new();
+        f.add("scope", "local");
+        assert!(matches(&f, &net));
+        let mut f = Filters::new();
+        f.add("service", "x");
+        assert!(!matches(&f, &net), "berthd has no services");
     }
 }

@@ -10,7 +10,6 @@ use api_types::StdStream;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use monitor_protocol::{FrameKind, Request, Response};
-use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use crate::monitor_client::{self, Connection};
@@ -69,6 +68,9 @@ impl ExecBackend for Daemon {
         container: &str,
         config: ExecConfig,
     ) -> Result<IdResponse, ApiError> {
+        if let Some(keys) = config.detach_keys.as_deref().filter(|k| !k.is_empty()) {
+            crate::containers::detach_keys(keys)?;
+        }
         let c = self.inner.resolve(container)?;
         let record = c.record();
         if record.state.status != Status::Running {
@@ -127,6 +129,13 @@ impl ExecBackend for Daemon {
         }
         let cfg = &entry.config;
         let tty = cfg.tty == Some(true) || start.tty == Some(true);
+        // Checked at exec create; read before the process starts all the same.
+        let keys = crate::containers::detach_keys(
+            cfg.detach_keys
+                .as_deref()
+                .filter(|k| !k.is_empty())
+                .unwrap_or(crate::containers::DEFAULT_DETACH_KEYS),
+        )?;
         let mut rec = record.clone();
         if cfg.privileged == Some(true) {
             rec.host_config.privileged = Some(true);
@@ -201,9 +210,7 @@ impl ExecBackend for Daemon {
             &[("execID", entry.id.clone())],
         );
         let Connection {
-            mut reader,
-            mut writer,
-            ..
+            mut reader, writer, ..
         } = conn;
         let (tx, rx) = mpsc::unbounded_channel::<Result<OutputChunk, ApiError>>();
         let (want_out, want_err) = (
@@ -213,7 +220,11 @@ impl ExecBackend for Daemon {
         let detach = start.detach == Some(true);
         let e2 = entry.clone();
         let inner = self.inner.clone();
+        // On the detach keys the client's stream ends and the exec runs on; its connection's
+        // input half waits in `keep_rx` (this task holds it) until the exec exits.
+        let (keep_tx, keep_rx) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
+            let _keep = keep_rx;
             let mut code = None;
             while let Ok(Some((kind, data))) = monitor_client::next_frame(&mut reader).await {
                 let stream = match kind {
@@ -256,21 +267,29 @@ impl ExecBackend for Daemon {
         } else {
             (None, None)
         };
+        // As dockerd, only a tty exec's input is watched for the detach keys.
+        let (signal_tx, signal_rx) = tokio::sync::oneshot::channel();
+        let escape = crate::containers::Escape::new(if tty { keys } else { Vec::new() });
+        let detach = crate::containers::Detach {
+            keep: keep_tx,
+            signal: signal_tx,
+        };
         tokio::spawn(async move {
-            if let Some(mut input) = our_in {
-                let _ = tokio::io::copy(&mut input, &mut writer).await;
-                let _ = writer.shutdown().await;
+            if let Some(input) = our_in {
+                crate::containers::copy_input(input, writer, escape, Some(detach)).await;
             } else {
                 let _keep = writer;
                 std::future::pending::<()>().await
             }
         });
-        let output =
+        let output = crate::containers::until_detached(
             futures_util::stream::unfold(
                 rx,
                 |mut rx| async move { rx.recv().await.map(|i| (i, rx)) },
             )
-            .boxed();
+            .boxed(),
+            signal_rx,
+        );
         if let Some(size) = start.console_size.as_ref().or(cfg.console_size.as_ref()) {
             if let (Some(&h), Some(&w)) = (size.first(), size.get(1)) {
                 if h > 0 && w > 0 {

@@ -114,52 +114,191 @@ fn tokio_stream_of(
         .boxed()
 }
 
+/// An image as the list and prune filters see it.
+struct ListedImage {
+    summary: image::store::ImageSummary,
+    tags: Vec<String>,
+    repo_digests: Vec<String>,
+    labels: HashMap<String, String>,
+    /// Unix seconds.
+    created: i64,
+    /// Each layer's chain ID and unpacked size.
+    layers: Vec<(String, u64)>,
+}
+
+fn listed_images(store: &Store) -> Result<Vec<ListedImage>, ApiError> {
+    let mut out = Vec::new();
+    for summary in store.list() {
+        let id = summary.id.to_string();
+        let inspect = store.inspect(&id).map_err(|e| store_err(&id, e))?;
+        let labels = inspect.config_json["config"]["Labels"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.push(ListedImage {
+            tags: summary.tags.iter().map(|t| t.familiar()).collect(),
+            repo_digests: inspect.record.repo_digests.clone(),
+            labels,
+            created: unix_time(summary.created.as_deref()),
+            layers: inspect
+                .record
+                .layers
+                .iter()
+                .map(|l| (l.chain_id.to_string(), l.unpacked_size))
+                .collect(),
+            summary,
+        });
+    }
+    Ok(out)
+}
+
+/// `path.Match`-style glob (`*`, `?`) as dockerd matches `reference` filters; `*` stops at `/`.
+fn glob(pattern: &[u8], text: &[u8]) -> bool {
+    match (pattern.first(), text.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => {
+            glob(&pattern[1..], text)
+                || (text.first().is_some_and(|c| *c != b'/') && glob(pattern, &text[1..]))
+        }
+        (Some(b'?'), Some(c)) if *c != b'/' => glob(&pattern[1..], &text[1..]),
+        (Some(p), Some(c)) if p == c => glob(&pattern[1..], &text[1..]),
+        _ => false,
+    }
+}
+
+/// Whether a `reference` filter value matches one of an image's familiar tags: the whole
+/// `name:tag`, or the name alone when the pattern has no tag.
+fn reference_matches(pattern: &str, tags: &[String]) -> bool {
+    tags.iter().any(|t| {
+        let name = t
+            .rsplit_once(':')
+            .filter(|(_, tag)| !tag.contains('/'))
+            .map_or(t.as_str(), |(n, _)| n);
+        glob(pattern.as_bytes(), t.as_bytes()) || glob(pattern.as_bytes(), name.as_bytes())
+    })
+}
+
+/// The `GET /images/json` filters (dangling, reference, before, since, until, label) as one
+/// predicate.
+fn image_filter<'a>(
+    store: &Store,
+    details: &[ListedImage],
+    f: &'a api_types::Filters,
+) -> Result<impl Fn(&ListedImage) -> bool + 'a, ApiError> {
+    let created_of = |name: &str| -> Result<i64, ApiError> {
+        let (id, _) = store
+            .resolve(name)
+            .map_err(|_| ApiError::no_such_image(name))?;
+        let id = id.to_string();
+        Ok(details
+            .iter()
+            .find(|d| d.summary.id.to_string() == id)
+            .map_or(0, |d| d.created))
+    };
+    let before = f
+        .get("before")
+        .map(created_of)
+        .collect::<Result<Vec<_>, _>>()?;
+    let since = f
+        .get("since")
+        .map(created_of)
+        .collect::<Result<Vec<_>, _>>()?;
+    let until = f
+        .get("until")
+        .map(crate::until_seconds)
+        .collect::<Result<Vec<_>, _>>()?;
+    for v in f.get("dangling") {
+        if v != "true" && v != "false" {
+            return Err(ApiError::InvalidParameter(format!(
+                "invalid filter 'dangling={v}'"
+            )));
+        }
+    }
+    Ok(move |d: &ListedImage| {
+        let mut refs = f.get("reference").peekable();
+        f.get("dangling")
+            .all(|v| (v == "true") == d.tags.is_empty())
+            && (refs.peek().is_none() || refs.any(|r| reference_matches(r, &d.tags)))
+            && before.iter().all(|t| d.created < *t)
+            && since.iter().all(|t| d.created > *t)
+            && until.iter().all(|t| d.created < *t)
+            && f.labels_match("label", |k| d.labels.get(k).map(String::as_str))
+    })
+}
+
 fn reg_image_ids(reg: &crate::containers::Registry) -> HashSet<String> {
     reg.image_ids()
 }
 
 impl ImageBackend for Daemon {
     async fn image_list(&self, query: ImageListQuery) -> Result<Vec<ImageSummary>, ApiError> {
-        if !query.filters.is_empty() {
-            let names: Vec<&str> = query.filters.names().collect();
-            if names.iter().any(|n| *n != "reference" && *n != "dangling") {
-                return Err(ApiError::NotImplemented(format!("image filters {names:?} are not supported by berthd yet (reference and dangling are)")));
-            }
+        if query.manifests {
+            return Err(ApiError::InvalidParameter(
+                "manifests=1 (docker image ls --tree) is not supported by berthd: it keeps one platform's manifest per image".into(),
+            ));
         }
         let images = self.inner.images.clone();
         let used = self.images_in_use();
-        let list = blocking(move || Ok(crate::store_read(&images).list())).await?;
-        let f = &query.filters;
-        Ok(list
-            .into_iter()
-            .filter(|s| {
-                let tags: Vec<String> = s.tags.iter().map(|t| t.familiar()).collect();
-                let dangling_ok = f.get("dangling").all(|v| (v == "true") == tags.is_empty());
-                let mut refs = f.get("reference").peekable();
-                let ref_ok = refs.peek().is_none()
-                    || refs.any(|r| {
-                        tags.iter()
-                            .any(|t| t == r || t.split(':').next() == Some(r))
-                    });
-                dangling_ok && ref_ok
-            })
-            .map(|s| {
-                let id = s.id.to_string();
-                ImageSummary {
-                    containers: if used.contains(&id) { 1 } else { 0 },
-                    id,
-                    parent_id: String::new(),
-                    repo_tags: s.tags.iter().map(|t| t.familiar()).collect(),
-                    repo_digests: Vec::new(),
-                    created: unix_time(s.created.as_deref()),
-                    size: s.size as i64,
-                    shared_size: -1,
-                    labels: HashMap::new(),
-                    manifests: None,
-                    descriptor: None,
+        let f = query.filters.clone();
+        let shared = query.shared_size;
+        blocking(move || {
+            let store = crate::store_read(&images);
+            let details = listed_images(&store)?;
+            let keep = image_filter(&store, &details, &f)?;
+            // A layer's bytes count as shared when another image has the same chain.
+            let mut users: HashMap<String, usize> = HashMap::new();
+            for d in &details {
+                for l in &d.layers {
+                    *users.entry(l.0.clone()).or_default() += 1;
                 }
-            })
-            .collect())
+            }
+            Ok(details
+                .into_iter()
+                .filter(|d| keep(d))
+                .map(|d| {
+                    let id = d.summary.id.to_string();
+                    let shared_size = if shared {
+                        d.layers
+                            .iter()
+                            .filter(|l| users.get(&l.0).is_some_and(|n| *n > 1))
+                            .map(|l| l.1 as i64)
+                            .sum()
+                    } else {
+                        -1
+                    };
+                    ImageSummary {
+                        containers: if used.contains(&id) { 1 } else { 0 },
+                        id,
+                        parent_id: String::new(),
+                        // As dockerd: with a reference filter, only the tags it matched.
+                        repo_tags: if f.contains("reference") {
+                            d.tags
+                                .iter()
+                                .filter(|t| {
+                                    f.get("reference")
+                                        .any(|r| reference_matches(r, std::slice::from_ref(t)))
+                                })
+                                .cloned()
+                                .collect()
+                        } else {
+                            d.tags
+                        },
+                        repo_digests: d.repo_digests,
+                        created: d.created,
+                        size: d.summary.size as i64,
+                        shared_size,
+                        labels: d.labels,
+                        manifests: None,
+                        descriptor: None,
+                    }
+                })
+                .collect())
+        })
+        .await
     }
 
     async fn image_inspect(&self, name: &str) -> Result<ImageInspect, ApiError> {
@@ -373,6 +512,11 @@ impl ImageBackend for Daemon {
             let store = images.read().await;
             for n in &names {
                 store.resolve(n).map_err(|e| store_err(n, e))?;
+                // berthd keeps one platform per image: a push names it or fails.
+                if let Some(p) = query.platform.as_deref().filter(|p| !p.is_empty()) {
+                    let config = store.inspect(n).map_err(|e| store_err(n, e))?.config_json;
+                    check_platform(n, p, &config)?;
+                }
             }
         }
         let client = self.registry_client(&auth)?;
@@ -532,8 +676,35 @@ impl ImageBackend for Daemon {
         let all = query.filters.get("dangling").any(|v| v == "false");
         let images = self.inner.images.clone();
         let used = self.images_in_use();
+        let f = query.filters;
         let report = blocking(move || {
-            let in_use = |id: &image::metadata::ImageId| used.contains(&id.to_string());
+            // until and label narrow what may go: the images they exclude are kept, as if used.
+            let spared: HashSet<String> = {
+                let store = crate::store_read(&images);
+                let details = listed_images(&store)?;
+                let until = f
+                    .get("until")
+                    .map(crate::until_seconds)
+                    .collect::<Result<Vec<_>, _>>()?;
+                details
+                    .iter()
+                    .filter(|d| {
+                        let old_enough = until.iter().all(|u| d.created < *u);
+                        let labelled = f
+                            .labels_match("label", |k| d.labels.get(k).map(String::as_str))
+                            && !(f.contains("label!")
+                                && f.any_label_matches("label!", |k| {
+                                    d.labels.get(k).map(String::as_str)
+                                }));
+                        !(old_enough && labelled)
+                    })
+                    .map(|d| d.summary.id.to_string())
+                    .collect()
+            };
+            let in_use = |id: &image::metadata::ImageId| {
+                let id = id.to_string();
+                used.contains(&id) || spared.contains(&id)
+            };
             lock(&images)
                 .prune(all, &in_use)
                 .map_err(|e| ApiError::Internal(e.to_string()))
@@ -560,5 +731,73 @@ impl ImageBackend for Daemon {
             images_deleted: Some(deleted),
             space_reclaimed: Some(report.gc.bytes_reclaimed as i64),
         })
+    }
+}
+
+/// `platform=os/arch[/variant]` of create and push: the local image must be of that platform,
+/// as dockerd requires (a 404, so the docker CLI pulls the right one).
+pub(crate) fn check_platform(
+    name: &str,
+    wanted: &str,
+    image: &serde_json::Value,
+) -> Result<(), ApiError> {
+    let mut parts = wanted.split('/');
+    let os = parts.next().unwrap_or("");
+    let arch = parts.next();
+    let variant = parts.next();
+    if os.is_empty() || parts.next().is_some() {
+        return Err(ApiError::InvalidParameter(format!(
+            "invalid platform {wanted:?}: expected os[/arch[/variant]]"
+        )));
+    }
+    let field = |k: &str| image[k].as_str().unwrap_or("");
+    let matches = field("os") == os
+        && arch.is_none_or(|a| field("architecture") == a)
+        && variant.is_none_or(|v| field("variant").is_empty() || field("variant") == v);
+    if matches {
+        return Ok(());
+    }
+    let have = [field("os"), field("architecture"), field("variant")]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("/");
+    Err(ApiError::NotFound(format!(
+        "image with reference {name} was found but its platform ({have}) does not match the specified platform ({wanted})"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platform_must_match_the_image() {
+        let image = serde_json::json!({"os": "linux", "architecture": "amd64"});
+        check_platform("busybox", "linux", &image).expect("os only");
+        check_platform("busybox", "linux/amd64", &image).expect("same platform");
+        let e = check_platform("busybox", "linux/arm64", &image).expect_err("other arch");
+        assert!(e.to_string().contains("linux/amd64"), "{e}");
+        assert!(check_platform("busybox", "", &image).is_err());
+    }
+
+    #[test]
+    fn reference_filters_glob_like_dockerd() {
+        let tags = vec![
+            "busybox:latest".to_string(),
+            "localhost:5000/app:v1".to_string(),
+        ];
+        assert!(reference_matches("busybox", &tags));
+        assert!(reference_matches("busybox:latest", &tags));
+        assert!(reference_matches("busy*", &tags));
+        assert!(reference_matches("*:latest", &tags));
+        assert!(reference_matches("localhost:5000/app", &tags));
+        assert!(reference_matches("localhost:5000/*:v?", &tags));
+        assert!(!reference_matches("busybox:1", &tags));
+        assert!(!reference_matches(
+            "*",
+            &["localhost:5000/app:v1".to_string()]
+        ));
+        assert!(!reference_matches("box", &tags));
     }
 }

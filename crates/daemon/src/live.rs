@@ -52,6 +52,67 @@ fn cpu_stats(s: &CgroupStats) -> ContainerCpuStats {
     }
 }
 
+/// The fields of `docker update` berthd does not change on a container, refused by name when
+/// set (dockerd too changes neither devices nor ulimits of a running container).
+fn refuse_update_fields(body: &api_types::models::ContainerUpdateBody) -> Result<(), ApiError> {
+    let listed = |v: Option<usize>| v.is_some_and(|n| n > 0);
+    let set = [
+        ("BlkioWeight", body.blkio_weight.is_some_and(|w| w > 0)),
+        (
+            "BlkioWeightDevice",
+            listed(body.blkio_weight_device.as_ref().map(Vec::len)),
+        ),
+        (
+            "BlkioDeviceReadBps",
+            listed(body.blkio_device_read_bps.as_ref().map(Vec::len)),
+        ),
+        (
+            "BlkioDeviceWriteBps",
+            listed(body.blkio_device_write_bps.as_ref().map(Vec::len)),
+        ),
+        (
+            "BlkioDeviceReadIOps",
+            listed(body.blkio_device_read_iops.as_ref().map(Vec::len)),
+        ),
+        (
+            "BlkioDeviceWriteIOps",
+            listed(body.blkio_device_write_iops.as_ref().map(Vec::len)),
+        ),
+        ("Devices", listed(body.devices.as_ref().map(Vec::len))),
+        (
+            "DeviceCgroupRules",
+            listed(body.device_cgroup_rules.as_ref().map(Vec::len)),
+        ),
+        (
+            "DeviceRequests",
+            listed(body.device_requests.as_ref().map(Vec::len)),
+        ),
+        ("Ulimits", listed(body.ulimits.as_ref().map(Vec::len))),
+        (
+            "CgroupParent",
+            body.cgroup_parent.as_deref().is_some_and(|p| !p.is_empty()),
+        ),
+        ("OomKillDisable", body.oom_kill_disable == Some(true)),
+        ("Init", body.init == Some(true)),
+        ("CpuCount", body.cpu_count.is_some_and(|v| v != 0)),
+        ("CpuPercent", body.cpu_percent.is_some_and(|v| v != 0)),
+        (
+            "IOMaximumIOps",
+            body.io_maximum_iops.is_some_and(|v| v != 0),
+        ),
+        (
+            "IOMaximumBandwidth",
+            body.io_maximum_bandwidth.is_some_and(|v| v != 0),
+        ),
+    ];
+    match set.iter().find(|(_, on)| *on) {
+        Some((field, _)) => Err(ApiError::InvalidParameter(format!(
+            "{field} is not supported by berthd's docker update: set it when the container is created"
+        ))),
+        None => Ok(()),
+    }
+}
+
 impl Inner {
     fn require_running(&self, c: &Container) -> Result<(), ApiError> {
         if c.record().state.status != Status::Running {
@@ -105,16 +166,13 @@ impl Inner {
             cpuset_cpus,
             cpuset_mems,
             pids_limit,
+            memory_swappiness,
+            cpu_realtime_period,
+            cpu_realtime_runtime,
             restart_policy
         );
-        if body.blkio_weight.is_some_and(|w| w > 0)
-            || body.devices.as_ref().is_some_and(|d| !d.is_empty())
-            || body.ulimits.as_ref().is_some_and(|u| !u.is_empty())
-        {
-            return Err(ApiError::NotImplemented(
-                "docker update of blkio, devices or ulimits is not supported by berthd yet".into(),
-            ));
-        }
+        refuse_update_fields(&body)?;
+        crate::spec::host::check(&record.host_config)?;
         crate::restart::validate(&record.host_config).map_err(ApiError::InvalidParameter)?;
         let spec = crate::spec::build(
             &record,
@@ -123,6 +181,7 @@ impl Inner {
             &crate::spec::NetJoin {
                 netns: None,
                 files_dir: &self.container_dir(c.id()),
+                pid_ns: None,
             },
         )?;
         if record.state.status == Status::Running {

@@ -649,6 +649,11 @@ impl VolumeBackend for Daemon {
     }
 
     async fn volume_create(&self, body: VolumeCreateRequest) -> Result<ApiVolume, ApiError> {
+        if body.cluster_volume_spec.is_some() {
+            return Err(ApiError::InvalidParameter(
+                "ClusterVolumeSpec is not supported by berthd: cluster volumes need a swarm".into(),
+            ));
+        }
         let inner = self.inner.clone();
         blocking(move || {
             let name = body.name.clone().filter(|n| !n.is_empty());

@@ -8,8 +8,8 @@ use api_types::models::{
 use api_types::query::{
     ContainerAttachQuery, ContainerCreateQuery, ContainerInspectQuery, ContainerKillQuery,
     ContainerListQuery, ContainerLogsQuery, ContainerRemoveQuery, ContainerRenameQuery,
-    ContainerStatsQuery, ContainerStopQuery, ContainerTopQuery, ContainerWaitQuery, PruneQuery,
-    ResizeQuery,
+    ContainerStartQuery, ContainerStatsQuery, ContainerStopQuery, ContainerTopQuery,
+    ContainerWaitQuery, PruneQuery, ResizeQuery,
 };
 use hyper::StatusCode;
 
@@ -45,11 +45,25 @@ pub(super) async fn create<B: Backend>(
     let query: ContainerCreateQuery = cx.query()?;
     // The body is read before the name is judged: answering first would close the connection
     // under a client still writing its body, which then sees a broken pipe, not the message.
-    let body = cx.json::<ContainerCreateBody>().await;
+    let body = cx.json::<serde_json::Value>().await;
     if let Some(name) = &query.name {
         validate_name(name)?;
     }
-    json(StatusCode::CREATED, &b.create(query, body?).await?)
+    let body = body?;
+    // Read here, as the body model (the current API's) has no such field any more.
+    if body["MacAddress"].as_str().is_some_and(|m| !m.is_empty()) {
+        return Err(ApiError::NotImplemented(
+            "Config.MacAddress (--mac-address) is not supported by berthd yet".to_string(),
+        ));
+    }
+    let body: ContainerCreateBody = serde_path_to_error::deserialize(body).map_err(|e| {
+        let path = e.path().to_string();
+        match path.as_str() {
+            "" | "." => ApiError::InvalidParameter(format!("invalid JSON: {}", e.inner())),
+            _ => ApiError::InvalidParameter(format!("invalid JSON: {path}: {}", e.inner())),
+        }
+    })?;
+    json(StatusCode::CREATED, &b.create(query, body).await?)
 }
 
 /// `POST /containers/prune`.
@@ -107,7 +121,14 @@ pub(super) async fn start<B: Backend>(
     b: Arc<B>,
     mut cx: RequestContext,
 ) -> Result<Reply, ApiError> {
+    let query: ContainerStartQuery = cx.query()?;
     let body: Option<serde_json::Value> = cx.json_opt().await?;
+    if query.checkpoint.is_some() || query.checkpoint_dir.is_some() {
+        return Err(ApiError::InvalidParameter(
+            "checkpoint and checkpoint-dir (docker start --checkpoint) are not supported by berthd"
+                .to_string(),
+        ));
+    }
     if body.is_some_and(|v| !v.is_null() && v != serde_json::json!({})) {
         return Err(ApiError::InvalidParameter(
             "starting container with non-empty request body was deprecated since API v1.22 and removed in v1.24".to_string(),

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use api_types::query::{
-    ImageCreateQuery, ImageListQuery, ImageLoadQuery, ImagePushQuery, ImageRemoveQuery,
-    ImageSaveQuery, ImageTagQuery, PruneQuery,
+    ImageCreateQuery, ImageInspectQuery, ImageListQuery, ImageLoadQuery, ImagePushQuery,
+    ImageRemoveQuery, ImageSaveQuery, ImageTagQuery, PlatformSpec, PruneQuery,
 };
 use api_types::RegistryAuth;
 use hyper::StatusCode;
@@ -15,6 +15,31 @@ use crate::{ApiError, Backend};
 fn registry_auth(cx: &RequestContext) -> Result<RegistryAuth, ApiError> {
     RegistryAuth::from_header(cx.header("x-registry-auth").unwrap_or(""))
         .map_err(|e| ApiError::InvalidParameter(e.to_string()))
+}
+
+/// A `platform` parameter applied: berth keeps one platform per image, so the image named
+/// must be of it (dockerd's 404 when the store has no such variant).
+async fn require_platform<B: Backend>(
+    b: &B,
+    name: &str,
+    platform: Option<&PlatformSpec>,
+) -> Result<(), ApiError> {
+    let Some(p) = platform else {
+        return Ok(());
+    };
+    let image = b.image_inspect(name).await?;
+    let field = |v: &Option<String>| v.clone().unwrap_or_default();
+    let (os, arch, variant) = (
+        field(&image.os),
+        field(&image.architecture),
+        field(&image.variant),
+    );
+    if p.matches(&os, &arch, &variant) {
+        return Ok(());
+    }
+    Err(ApiError::NotFound(format!(
+        "image {name} is {os}/{arch}, not of the requested platform {p}"
+    )))
 }
 
 /// `GET /images/json`.
@@ -39,6 +64,11 @@ pub(super) async fn create<B: Backend>(b: Arc<B>, cx: RequestContext) -> Result<
 /// `POST /images/load`: the archive streams in, progress streams out.
 pub(super) async fn load<B: Backend>(b: Arc<B>, mut cx: RequestContext) -> Result<Reply, ApiError> {
     let query: ImageLoadQuery = cx.query()?;
+    if let Some(p) = &query.platform {
+        return Err(ApiError::InvalidParameter(format!(
+            "platform={p} is not supported by berthd's image load: it loads the archive's one platform"
+        )));
+    }
     let archive = cx.byte_stream()?;
     Ok(progress_lines(b.image_load(archive, query.quiet).await?))
 }
@@ -60,6 +90,9 @@ pub(super) async fn save<B: Backend>(b: Arc<B>, cx: RequestContext) -> Result<Re
             "no image names given: expected ?names=IMAGE".to_string(),
         ));
     }
+    for n in &query.names {
+        require_platform(&*b, n, query.platform.as_ref()).await?;
+    }
     Ok(byte_body(
         "application/x-tar",
         b.image_save(query.names).await?,
@@ -69,6 +102,8 @@ pub(super) async fn save<B: Backend>(b: Arc<B>, cx: RequestContext) -> Result<Re
 /// `GET /images/{name}/get`.
 pub(super) async fn save_one<B: Backend>(b: Arc<B>, cx: RequestContext) -> Result<Reply, ApiError> {
     let name = cx.param("name")?.to_string();
+    let query: ImageSaveQuery = cx.query()?;
+    require_platform(&*b, &name, query.platform.as_ref()).await?;
     Ok(byte_body(
         "application/x-tar",
         b.image_save(vec![name]).await?,
@@ -77,12 +112,24 @@ pub(super) async fn save_one<B: Backend>(b: Arc<B>, cx: RequestContext) -> Resul
 
 /// `GET /images/{name}/json`.
 pub(super) async fn inspect<B: Backend>(b: Arc<B>, cx: RequestContext) -> Result<Reply, ApiError> {
-    json(StatusCode::OK, &b.image_inspect(cx.param("name")?).await?)
+    let query: ImageInspectQuery = cx.query()?;
+    if query.manifests {
+        return Err(ApiError::InvalidParameter(
+            "manifests=1 is not supported by berthd: it keeps one platform's manifest per image"
+                .to_string(),
+        ));
+    }
+    let name = cx.param("name")?;
+    require_platform(&*b, name, query.platform.as_ref()).await?;
+    json(StatusCode::OK, &b.image_inspect(name).await?)
 }
 
 /// `GET /images/{name}/history`.
 pub(super) async fn history<B: Backend>(b: Arc<B>, cx: RequestContext) -> Result<Reply, ApiError> {
-    json(StatusCode::OK, &b.image_history(cx.param("name")?).await?)
+    let query: ImageInspectQuery = cx.query()?;
+    let name = cx.param("name")?;
+    require_platform(&*b, name, query.platform.as_ref()).await?;
+    json(StatusCode::OK, &b.image_history(name).await?)
 }
 
 /// `POST /images/{name}/push`.
@@ -110,6 +157,18 @@ pub(super) async fn tag<B: Backend>(b: Arc<B>, cx: RequestContext) -> Result<Rep
 /// `DELETE /images/{name}`.
 pub(super) async fn remove<B: Backend>(b: Arc<B>, cx: RequestContext) -> Result<Reply, ApiError> {
     let query: ImageRemoveQuery = cx.query()?;
+    if !query.platforms.is_empty() {
+        // One platform per image: removing "its" platform removes the image, any other is a 404.
+        let name = cx.param("name")?;
+        let mut last = Ok(());
+        for p in &query.platforms {
+            last = require_platform(&*b, name, Some(p)).await;
+            if last.is_ok() {
+                break;
+            }
+        }
+        last?;
+    }
     json(
         StatusCode::OK,
         &b.image_remove(cx.param("name")?, query).await?,

@@ -106,9 +106,28 @@ pub(super) async fn info<B: Backend>(b: Arc<B>, _cx: RequestContext) -> Result<R
 /// `GET /system/df`.
 pub(super) async fn disk_usage<B: Backend>(
     b: Arc<B>,
-    _cx: RequestContext,
+    cx: RequestContext,
 ) -> Result<Reply, ApiError> {
-    json(StatusCode::OK, &b.disk_usage().await?)
+    let query: api_types::query::DiskUsageQuery = cx.query()?;
+    let mut usage = b.disk_usage().await?;
+    // `type=` narrows the answer, as dockerd's: what was not asked for is left empty.
+    if !query.types.is_empty() {
+        let asked = |t: &str| query.types.iter().any(|q| q == t);
+        if !asked("container") {
+            usage.containers.clear();
+        }
+        if !asked("image") {
+            usage.images.clear();
+            usage.layers_size = 0;
+        }
+        if !asked("volume") {
+            usage.volumes.clear();
+        }
+        if !asked("build-cache") {
+            usage.build_cache.clear();
+        }
+    }
+    json(StatusCode::OK, &usage)
 }
 
 /// `POST /auth`: what `docker login` sends; the body's problems are 400s in dockerd's words.

@@ -42,6 +42,15 @@ impl Daemon {
         let inner = &self.inner;
         let host = body.host_config.clone().unwrap_or_default();
         spec::refuse_unsupported(&host)?;
+        spec::host::check_hostname(&host, body.hostname.as_deref())?;
+        if let Some(other) = spec::host::pid_container(&host) {
+            // Not a 404, which the docker CLI would take for a missing image and pull.
+            inner.resolve(other).map_err(|_| {
+                ApiError::InvalidParameter(format!(
+                    "cannot join the PID namespace of container {other}: no such container"
+                ))
+            })?;
+        }
         log_options(&host)?;
         let image_name = body
             .image
@@ -77,6 +86,9 @@ impl Daemon {
             Ok((id, inspect.config_json))
         })
         .await?;
+        if let Some(wanted) = query.platform.as_deref() {
+            crate::images::check_platform(&image_name, wanted, &image_json)?;
+        }
         let config = ContainerConfig {
             hostname: body.hostname.clone(),
             domainname: body.domainname.clone(),
@@ -141,6 +153,17 @@ impl Daemon {
             primary_disconnected: false,
         };
         let mut warnings = Vec::new();
+        if body.network_disabled == Some(true) {
+            // dockerd gives such a container a namespace with loopback only: `none`.
+            let m = record.host_config.network_mode.as_deref().unwrap_or("");
+            if m == "host" || m.starts_with("container:") {
+                return Err(ApiError::InvalidParameter(format!(
+                    "conflicting options: NetworkDisabled and network mode {m}"
+                )));
+            }
+            record.host_config.network_mode = Some("none".into());
+            record.endpoints_config.clear();
+        }
         {
             let mut mode = record.host_config.network_mode.clone().unwrap_or_default();
             if mode.is_empty() || mode == "default" {
@@ -321,6 +344,7 @@ impl Daemon {
                 &spec::NetJoin {
                     netns: None,
                     files_dir: &inner.container_dir(&id),
+                    pid_ns: None,
                 },
             )?;
             inner.persist(&record)?;

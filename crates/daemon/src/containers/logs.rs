@@ -109,7 +109,11 @@ impl Daemon {
         let since = parse(&query.since)?;
         let until = parse(&query.until)?;
         let (tx, rx) = mpsc::unbounded_channel();
-        let live = query.follow && record.state.status == Status::Running;
+        let now_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
+        // `until` in the past ends a follow at once; in the future, at that time (dockerd's).
+        let live = query.follow
+            && record.state.status == Status::Running
+            && until.is_none_or(|u| u > now_ns);
         if live {
             // Attached first, so no line falls between the file and the live stream.
             let a = PendingAttach {
@@ -117,6 +121,7 @@ impl Daemon {
                 stdin: None,
                 stdout: query.stdout,
                 stderr: query.stderr,
+                detach: None,
             };
             if let Err(e) = self.inner.connect_attach(&c, a).await {
                 tracing::debug!("container {}: follow: {e}", c.id);
@@ -203,6 +208,14 @@ impl Daemon {
                     chunk
                 })
             });
+            let live = match until {
+                Some(u) => live
+                    .take_until(tokio::time::sleep(std::time::Duration::from_nanos(
+                        u.saturating_sub(now_ns).max(0) as u64,
+                    )))
+                    .boxed(),
+                None => live.boxed(),
+            };
             return Ok(LogStream {
                 tty,
                 output: past.chain(live).boxed(),

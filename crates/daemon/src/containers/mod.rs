@@ -33,6 +33,9 @@ use tokio::sync::{mpsc, watch};
 use crate::state::{ContainerRecord, Status};
 use crate::Daemon;
 
+pub(crate) use attach::{
+    copy_input, detach_keys, until_detached, Detach, Escape, DEFAULT_DETACH_KEYS,
+};
 pub(crate) use network_index::NetworkIndex;
 
 /// What waiters watch: a count of exits, so "the next exit" is well defined.
@@ -50,6 +53,9 @@ struct PendingAttach {
     stdin: Option<tokio::io::DuplexStream>,
     stdout: bool,
     stderr: bool,
+    /// The key sequence that ends this attach without touching the container (a tty
+    /// container's stdin only, as dockerd), and where to report it.
+    detach: Option<(Vec<u8>, tokio::sync::oneshot::Sender<()>)>,
 }
 
 /// A container in memory.

@@ -93,6 +93,19 @@ impl Inner {
             Some(other) => Some(netns_of(other)?),
             None => None,
         };
+        let pid_ns = match spec::host::pid_container(&record.host_config) {
+            Some(other) => {
+                let o = self.resolve(other)?.record();
+                if o.state.status != Status::Running {
+                    return Err(ApiError::Conflict(format!(
+                        "cannot join PID namespace of a non running container: {}",
+                        o.id
+                    )));
+                }
+                Some(PathBuf::from(format!("/proc/{}/ns/pid", o.state.pid)))
+            }
+            None => None,
+        };
         let networks = self.networks.clone();
         let rec = record.clone();
         let attachment = match blocking(move || networks.attach(&rec)).await {
@@ -124,6 +137,7 @@ impl Inner {
                 &spec::NetJoin {
                     netns: joined.as_ref().map(|(p, _)| p.as_path()),
                     files_dir: joined.as_ref().map(|(_, d)| d.as_path()).unwrap_or(&dir),
+                    pid_ns: pid_ns.as_deref(),
                 },
             )
         });

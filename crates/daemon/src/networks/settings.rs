@@ -10,7 +10,8 @@ use super::{Networks, DEFAULT_NETWORK};
 use crate::state::ContainerRecord;
 
 /// Refuses the endpoint settings berthd does not apply, rather than ignoring them: a chosen
-/// MAC address (`--mac-address`), legacy links, driver options and link-local addresses.
+/// MAC address (`--mac-address`), legacy links, a gateway priority, driver options and
+/// link-local addresses.
 pub fn refuse_unsupported_endpoint(network: &str, s: &EndpointSettings) -> Result<(), ApiError> {
     let refused = |what: &str| {
         Err(ApiError::NotImplemented(format!(
@@ -22,6 +23,9 @@ pub fn refuse_unsupported_endpoint(network: &str, s: &EndpointSettings) -> Resul
     }
     if s.links.as_ref().is_some_and(|l| !l.is_empty()) {
         return refused("legacy links (--link)");
+    }
+    if s.gw_priority.is_some_and(|p| p != 0) {
+        return refused("a gateway priority (--network gw-priority=)");
     }
     if s.driver_opts.as_ref().is_some_and(|o| !o.is_empty()) {
         return refused("endpoint driver options (--driver-opt)");

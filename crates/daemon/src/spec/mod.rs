@@ -13,6 +13,10 @@ use serde_json::{json, Value};
 
 use crate::state::ContainerRecord;
 
+pub mod host;
+
+use host::NsMode;
+
 /// The PATH a container gets when its image sets none (dockerd's).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -298,18 +302,7 @@ pub fn refuse_unsupported(host: &HostConfig) -> Result<(), ApiError> {
             "--network container: needs a container name or ID".to_string(),
         ));
     }
-    for mode in [
-        &host.pid_mode,
-        &host.ipc_mode,
-        &host.uts_mode,
-        &host.userns_mode,
-    ] {
-        if let Some(m) = mode.as_deref().filter(|m| !m.is_empty() && *m != "private") {
-            return not_yet(&format!(
-                "namespace mode {m:?} (--pid, --ipc, --uts, --userns)"
-            ));
-        }
-    }
+    host::check(host)?;
     crate::restart::validate(host).map_err(ApiError::InvalidParameter)?;
     for opt in host.security_opt.iter().flatten() {
         let ok = matches!(
@@ -320,7 +313,13 @@ pub fn refuse_unsupported(host: &HostConfig) -> Result<(), ApiError> {
                 | "no-new-privileges:false"
                 | "no-new-privileges=false"
         ) || opt.starts_with("seccomp=")
-            || opt.starts_with("seccomp:");
+            || opt.starts_with("seccomp:")
+            // berthd gives containers neither an AppArmor profile nor an SELinux label, so
+            // asking for none is what already happens; naming a profile or label is refused.
+            || matches!(
+                opt.as_str(),
+                "apparmor=unconfined" | "apparmor:unconfined" | "label=disable" | "label:disable"
+            );
         if !ok {
             return not_yet(&format!("--security-opt {opt}"));
         }
@@ -473,6 +472,7 @@ pub fn process(
             "the working directory '{cwd}' is invalid, it needs to be an absolute path"
         )));
     }
+    let gids = host::additional_gids(host, || read_layered(&record.rootfs, "group"))?;
     let mut p = json!({
         "terminal": tty,
         "user": {"uid": uid, "gid": gid},
@@ -489,6 +489,12 @@ pub fn process(
     if !rlimits.is_empty() {
         p["rlimits"] = Value::Array(rlimits);
     }
+    if !gids.is_empty() {
+        p["user"]["additionalGids"] = json!(gids);
+    }
+    if let Some(adj) = host.oom_score_adj.filter(|a| *a != 0) {
+        p["oomScoreAdj"] = json!(adj);
+    }
     Ok(p)
 }
 
@@ -501,6 +507,9 @@ pub struct NetJoin<'a> {
     /// The directory holding the `hosts`, `hostname` and `resolv.conf` bind-mounted in: the
     /// container's own, or the one whose namespace it joins.
     pub files_dir: &'a Path,
+    /// The PID namespace to join (`--pid container:NAME`: the other container's, found at
+    /// start), else a new one (or the host's with `--pid host`).
+    pub pid_ns: Option<&'a Path>,
 }
 
 /// The container's hostname: `-h`, or the host's with `--network host`, or the short ID.
@@ -508,7 +517,8 @@ pub fn hostname(record: &ContainerRecord) -> String {
     if let Some(h) = record.config.hostname.as_deref().filter(|h| !h.is_empty()) {
         return h.to_string();
     }
-    if record.host_config.network_mode.as_deref() == Some("host") {
+    let host_uts = host::uts_mode(&record.host_config).is_ok_and(|m| m == NsMode::Host);
+    if host_uts || record.host_config.network_mode.as_deref() == Some("host") {
         if let Ok(h) = nix::unistd::gethostname() {
             return h.to_string_lossy().into_owned();
         }
@@ -710,7 +720,21 @@ pub fn build(
     argv.push(record.path.clone());
     argv.extend(record.args.iter().cloned());
     let tty = record.config.tty == Some(true);
-    let process = process(record, argv, &[], None, None, tty, &hostname)?;
+    let mut process = process(record, argv, &[], None, None, tty, &hostname)?;
+    // The docker CLI sends the terminal's size with a -t container so its first lines are laid
+    // out right before any resize arrives.
+    if let Some([h, w]) = host.console_size.as_deref().map(|s| [s.first(), s.get(1)]) {
+        if let (true, Some(&h), Some(&w)) = (tty, h, w) {
+            if h > 0 && w > 0 {
+                process["consoleSize"] = json!({"height": h, "width": w});
+            }
+        }
+    }
+    let (pid_ns, ipc_ns, uts_ns) = (
+        host::pid_mode(host)?,
+        host::ipc_mode(host)?,
+        host::uts_mode(host)?,
+    );
     let privileged = host.privileged == Some(true);
     let host_net = host.network_mode.as_deref() == Some("host");
 
@@ -721,11 +745,16 @@ pub fn build(
         json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", if privileged { "rw" } else { "ro" }]}),
         json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", if privileged { "rw" } else { "ro" }]}),
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
-        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={}", host.shm_size.filter(|s| *s > 0).unwrap_or(64 << 20))]}),
         json!({"destination": "/etc/resolv.conf", "type": "bind", "source": net.files_dir.join("resolv.conf"), "options": ["rbind", "rprivate"]}),
         json!({"destination": "/etc/hostname", "type": "bind", "source": net.files_dir.join("hostname"), "options": ["rbind", "rprivate"]}),
         json!({"destination": "/etc/hosts", "type": "bind", "source": net.files_dir.join("hosts"), "options": ["rbind", "rprivate"]}),
     ];
+    match ipc_ns {
+        NsMode::Private => mounts.push(json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={}", host.shm_size.filter(|s| *s > 0).unwrap_or(64 << 20))]})),
+        // The host's IPC namespace comes with the host's shared memory, as dockerd binds it.
+        NsMode::Host => mounts.push(json!({"destination": "/dev/shm", "type": "bind", "source": "/dev/shm", "options": ["rbind", "rprivate"]})),
+        NsMode::NoShm | NsMode::Joined => {}
+    }
     if let (true, Some(init)) = (with_init, init_path) {
         mounts.push(json!({"destination": "/sbin/docker-init", "type": "bind", "source": init, "options": ["rbind", "ro", "rprivate"]}));
     }
@@ -739,12 +768,22 @@ pub fn build(
     }
     let root_propagation = user_mounts(&mut mounts, &record.mounts)?;
 
-    let mut namespaces = vec![
-        json!({"type": "pid"}),
-        json!({"type": "ipc"}),
-        json!({"type": "uts"}),
-        json!({"type": "mount"}),
-    ];
+    let mut namespaces = vec![json!({"type": "mount"})];
+    match (pid_ns, net.pid_ns) {
+        (NsMode::Host, _) => {}
+        (NsMode::Joined, Some(path)) => namespaces.push(json!({"type": "pid", "path": path})),
+        // At create (a check only) the other container's namespace is not looked up yet.
+        _ => namespaces.push(json!({"type": "pid"})),
+    }
+    if ipc_ns != NsMode::Host {
+        namespaces.push(json!({"type": "ipc"}));
+    }
+    if uts_ns != NsMode::Host {
+        namespaces.push(json!({"type": "uts"}));
+    }
+    if host::private_cgroupns(host) {
+        namespaces.push(json!({"type": "cgroup"}));
+    }
     match net.netns {
         Some(path) => namespaces.push(json!({"type": "network", "path": path})),
         None if !host_net => namespaces.push(json!({"type": "network"})),
@@ -755,8 +794,8 @@ pub fn build(
     if privileged {
         resources = json!({"devices": [{"allow": true, "access": "rwm"}]});
     }
-    let memory = host.memory.filter(|m| *m > 0);
-    if let Some(m) = memory {
+    let mut memory = serde_json::Map::new();
+    if let Some(m) = host.memory.filter(|m| *m > 0) {
         if m < 6 << 20 {
             return Err(invalid("Minimum memory limit allowed is 6MB"));
         }
@@ -772,13 +811,19 @@ pub fn build(
             }
             _ => m * 2,
         };
-        resources["memory"] = json!({"limit": m, "swap": swap});
+        memory.insert("limit".into(), json!(m));
+        memory.insert("swap".into(), json!(swap));
     } else if host.memory_swap.is_some_and(|s| s > 0) {
         return Err(invalid(
             "You should always set the Memory limit when using Memoryswap limit, see usage",
         ));
     }
+    host::memory_extras(host, &mut memory)?;
+    if !memory.is_empty() {
+        resources["memory"] = Value::Object(memory);
+    }
     let mut cpu = serde_json::Map::new();
+    host::cpu_realtime(host, &mut cpu)?;
     if let Some(s) = host.cpu_shares.filter(|s| *s > 0) {
         cpu.insert("shares".into(), json!(s));
     }
@@ -807,6 +852,9 @@ pub fn build(
     if !cpu.is_empty() {
         resources["cpu"] = Value::Object(cpu);
     }
+    if let Some(b) = host::block_io(host)? {
+        resources["blockIO"] = b;
+    }
     if let Some(p) = host.pids_limit.filter(|p| *p > 0) {
         resources["pids"] = json!({"limit": p});
     }
@@ -819,17 +867,38 @@ pub fn build(
             list.push(rule);
         }
     }
+    if !privileged {
+        for rule in host.device_cgroup_rules.iter().flatten() {
+            let rule = host::device_cgroup_rule(rule)?;
+            if let Some(list) = resources["devices"].as_array_mut() {
+                list.push(rule);
+            }
+        }
+    }
+    let parent = host
+        .cgroup_parent
+        .as_deref()
+        .filter(|p| !p.trim_matches('/').is_empty())
+        .unwrap_or(cgroup_parent);
     let mut linux = json!({
         "namespaces": namespaces,
         "resources": resources,
-        "cgroupsPath": format!("/{}/{}", cgroup_parent.trim_matches('/'), record.id),
+        "cgroupsPath": format!("/{}/{}", parent.trim_matches('/'), record.id),
     });
     if !devices.is_empty() {
         linux["devices"] = Value::Array(devices);
     }
     if !privileged {
-        linux["maskedPaths"] = json!(MASKED_PATHS);
-        linux["readonlyPaths"] = json!(READONLY_PATHS);
+        // dockerd's rule: lists the client gives (`--security-opt systempaths=unconfined` sends
+        // empty ones) replace the defaults.
+        linux["maskedPaths"] = match &host.masked_paths {
+            Some(p) => json!(p),
+            None => json!(MASKED_PATHS),
+        };
+        linux["readonlyPaths"] = match &host.readonly_paths {
+            Some(p) => json!(p),
+            None => json!(READONLY_PATHS),
+        };
     }
     if let Some(p) = root_propagation {
         linux["rootfsPropagation"] = json!(p);
@@ -840,14 +909,21 @@ pub fn build(
     if let Some(profile) = seccomp(host, &capabilities(host)?)? {
         linux["seccomp"] = profile;
     }
-    Ok(json!({
+    let mut spec = json!({
         "ociVersion": "1.2.0",
         "process": process,
         "root": {"path": "rootfs", "readonly": host.readonly_rootfs == Some(true)},
-        "hostname": hostname,
         "mounts": mounts,
         "linux": linux,
-    }))
+    });
+    // A hostname needs a UTS namespace of the container's own.
+    if uts_ns != NsMode::Host {
+        spec["hostname"] = json!(hostname);
+    }
+    if let Some(a) = host.annotations.as_ref().filter(|a| !a.is_empty()) {
+        spec["annotations"] = json!(a.iter().collect::<BTreeMap<_, _>>());
+    }
+    Ok(spec)
 }
 
 #[cfg(test)]
@@ -920,6 +996,164 @@ mod tests {
         assert_eq!(mounts[3]["options"], json!(["rbind", "rprivate", "ro"]));
         assert_eq!(mounts[4]["source"], "/mine");
         assert_eq!(mounts[2]["type"], "tmpfs");
+    }
+
+    fn record(host: HostConfig) -> ContainerRecord {
+        ContainerRecord {
+            id: "ab".repeat(32),
+            name: "web".into(),
+            created: String::new(),
+            image: "busybox".into(),
+            image_id: String::new(),
+            path: "sh".into(),
+            args: Vec::new(),
+            config: ContainerConfig {
+                tty: Some(true),
+                ..Default::default()
+            },
+            host_config: host,
+            rootfs: RootfsMount {
+                typ: "bind".into(),
+                source: "/nonexistent-rootfs".into(),
+                options: Vec::new(),
+            },
+            state: Default::default(),
+            restart_count: 0,
+            manually_stopped: false,
+            endpoints_config: Default::default(),
+            net: Default::default(),
+            primary_disconnected: false,
+            mounts: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn host_config_fields_reach_the_oci_config() {
+        let files = Path::new("/nonexistent-files");
+        let net = NetJoin {
+            netns: None,
+            files_dir: files,
+            pid_ns: None,
+        };
+        let host = HostConfig {
+            oom_score_adj: Some(-200),
+            group_add: Some(vec!["5".into()]),
+            pid_mode: Some("host".into()),
+            uts_mode: Some("host".into()),
+            ipc_mode: Some("none".into()),
+            cgroupns_mode: Some(api_types::models::generated::HostConfigCgroupnsModeEnum::PRIVATE),
+            cgroup_parent: Some("/mine/".into()),
+            memory_reservation: Some(1 << 20),
+            device_cgroup_rules: Some(vec!["b 8:* r".into()]),
+            annotations: Some([("k".to_string(), "v".to_string())].into()),
+            masked_paths: Some(Vec::new()),
+            console_size: Some(vec![40, 120]),
+            ..Default::default()
+        };
+        let spec = build(&record(host), "berth", None, &net).expect("builds");
+        assert_eq!(spec["process"]["oomScoreAdj"], -200);
+        assert_eq!(spec["process"]["user"]["additionalGids"], json!([5]));
+        assert_eq!(
+            spec["process"]["consoleSize"],
+            json!({"height": 40, "width": 120})
+        );
+        let kinds: Vec<&str> = spec["linux"]["namespaces"]
+            .as_array()
+            .expect("namespaces")
+            .iter()
+            .filter_map(|n| n["type"].as_str())
+            .collect();
+        assert_eq!(kinds, ["mount", "ipc", "cgroup", "network"]);
+        let joined = build(
+            &record(HostConfig {
+                pid_mode: Some("container:db".into()),
+                ..Default::default()
+            }),
+            "berth",
+            None,
+            &NetJoin {
+                pid_ns: Some(Path::new("/proc/42/ns/pid")),
+                ..net
+            },
+        )
+        .expect("builds");
+        assert!(joined["linux"]["namespaces"]
+            .as_array()
+            .expect("namespaces")
+            .contains(&json!({"type": "pid", "path": "/proc/42/ns/pid"})));
+        assert!(
+            spec.get("hostname").is_none(),
+            "--uts host sets no hostname"
+        );
+        assert!(
+            !spec["mounts"]
+                .as_array()
+                .expect("mounts")
+                .iter()
+                .any(|m| m["destination"] == "/dev/shm"),
+            "--ipc none has no /dev/shm"
+        );
+        assert_eq!(
+            spec["linux"]["cgroupsPath"],
+            format!("/mine/{}", "ab".repeat(32))
+        );
+        assert_eq!(
+            spec["linux"]["resources"]["memory"],
+            json!({"reservation": 1 << 20})
+        );
+        assert!(spec["linux"]["resources"]["devices"]
+            .as_array()
+            .expect("device rules")
+            .contains(&json!({"allow": true, "type": "b", "major": 8, "access": "r"})));
+        assert_eq!(spec["annotations"], json!({"k": "v"}));
+        assert_eq!(spec["linux"]["maskedPaths"], json!([]));
+        assert_eq!(spec["linux"]["readonlyPaths"], json!(READONLY_PATHS));
+
+        let plain = build(&record(HostConfig::default()), "berth", None, &net).expect("builds");
+        assert_eq!(
+            plain["linux"]["cgroupsPath"],
+            format!("/berth/{}", "ab".repeat(32))
+        );
+        assert_eq!(plain["hostname"], "abababababab");
+        assert!(plain["process"].get("oomScoreAdj").is_none());
+        let ipc_host = build(
+            &record(HostConfig {
+                ipc_mode: Some("host".into()),
+                ..Default::default()
+            }),
+            "berth",
+            None,
+            &net,
+        )
+        .expect("builds");
+        assert!(ipc_host["mounts"]
+            .as_array()
+            .expect("mounts")
+            .contains(&json!({"destination": "/dev/shm", "type": "bind", "source": "/dev/shm", "options": ["rbind", "rprivate"]})));
+    }
+
+    #[test]
+    fn security_opts_asking_for_nothing_pass_and_profiles_are_refused() {
+        let with = |opt: &str| HostConfig {
+            security_opt: Some(vec![opt.to_string()]),
+            ..Default::default()
+        };
+        for ok in [
+            "label=disable",
+            "label:disable",
+            "apparmor=unconfined",
+            "no-new-privileges",
+        ] {
+            refuse_unsupported(&with(ok)).expect(ok);
+        }
+        for bad in [
+            "label=type:svirt_t",
+            "apparmor=docker-default",
+            "systempaths=unconfined",
+        ] {
+            let e = refuse_unsupported(&with(bad)).expect_err(bad).to_string();
+            assert!(e.contains(bad), "{e}");
+        }
     }
 
     #[test]
