@@ -152,151 +152,58 @@ impl ExecBackend for Daemon {
         let process = serde_json::from_value(process)
             .map_err(|e| ApiError::Internal(format!("exec {id}: build its OCI process: {e}")))?;
         let with_stdin = cfg.attach_stdin == Some(true) && start.detach != Some(true);
-        let conn = monitor_client::connect(
-            &self.inner.socket(c.id()),
-            c.id(),
-            Request::Exec {
-                process: Box::new(process),
-                stdin: with_stdin,
-            },
-        )
-        .await?;
-        let pid = match conn.response {
-            Response::ExecStarted { pid } => pid,
-            Response::Error { message } => {
-                let code = if message.contains("executable file not found")
-                    || message.contains("no such file")
-                {
-                    127
-                } else {
-                    126
-                };
-                let text = format!("OCI runtime exec failed: exec failed: {message}: unknown");
-                {
-                    let mut st = lock(&entry.state);
-                    st.exit_code = Some(code);
-                    st.running = false;
-                }
-                if start.detach == Some(true) {
-                    return Err(ApiError::InvalidParameter(text));
-                }
-                // As dockerd: the stream is open, carries the error, and the exit code
-                // (126 or 127) is what exec inspect reports.
-                let chunk = OutputChunk {
-                    stream: StdStream::Stderr,
-                    data: Bytes::from(format!("{text}\n")),
-                };
-                return Ok(Some(AttachSession {
-                    tty,
-                    output: futures_util::stream::iter([Ok(chunk)]).boxed(),
-                    stdin: None,
-                }));
-            }
-            other => {
-                return Err(ApiError::Internal(format!(
-                    "exec {id}: monitor answered {other:?}"
-                )));
-            }
-        };
-        {
-            let mut st = lock(&entry.state);
-            st.running = true;
-            st.pid = pid as i64;
-        }
-        let cmd = cfg.cmd.clone().unwrap_or_default().join(" ");
-        self.inner.container_event_with(
-            &format!("exec_start: {cmd}"),
-            &record,
-            &[("execID", entry.id.clone())],
-        );
-        let Connection {
-            mut reader, writer, ..
-        } = conn;
-        let (tx, rx) = mpsc::unbounded_channel::<Result<OutputChunk, ApiError>>();
-        let (want_out, want_err) = (
-            cfg.attach_stdout == Some(true),
-            cfg.attach_stderr == Some(true),
-        );
         let detach = start.detach == Some(true);
-        let e2 = entry.clone();
-        let inner = self.inner.clone();
-        // On the detach keys the client's stream ends and the exec runs on; its connection's
-        // input half waits in `keep_rx` (this task holds it) until the exec exits.
-        let (keep_tx, keep_rx) = tokio::sync::oneshot::channel();
-        tokio::spawn(async move {
-            let _keep = keep_rx;
-            let mut code = None;
-            while let Ok(Some((kind, data))) = monitor_client::next_frame(&mut reader).await {
-                let stream = match kind {
-                    FrameKind::Exit => {
-                        code = data
-                            .get(..4)
-                            .and_then(|b| b.try_into().ok())
-                            .map(|b| i32::from_be_bytes(b) as i64);
-                        break;
-                    }
-                    FrameKind::Stdout if want_out => StdStream::Stdout,
-                    FrameKind::Stderr if want_err => StdStream::Stderr,
-                    _ => continue,
-                };
-                if !detach {
-                    let _ = tx.send(Ok(OutputChunk {
-                        stream,
-                        data: Bytes::from(data),
-                    }));
-                }
-            }
-            let mut st = lock(&e2.state);
-            st.running = false;
-            let code = code.unwrap_or(126);
-            st.exit_code = Some(code);
-            drop(st);
-            inner.container_event_with(
-                "exec_die",
-                &record,
-                &[("execID", e2.id.clone()), ("exitCode", code.to_string())],
-            );
-            drop(tx);
-        });
-        if detach {
-            return Ok(None);
-        }
+        let (tx, rx) = mpsc::unbounded_channel::<Result<OutputChunk, ApiError>>();
         let (client_in, our_in) = if with_stdin {
             let (a, b) = tokio::io::duplex(64 * 1024);
             (Some(a), Some(b))
         } else {
             (None, None)
         };
-        // As dockerd, only a tty exec's input is watched for the detach keys.
         let (signal_tx, signal_rx) = tokio::sync::oneshot::channel();
-        let escape = crate::containers::Escape::new(if tty { keys } else { Vec::new() });
-        let detach = crate::containers::Detach {
-            keep: keep_tx,
+        let run = ExecRun {
+            daemon: self.clone(),
+            entry: entry.clone(),
+            container: c.id().to_string(),
+            record,
+            process,
+            with_stdin,
+            detach,
+            tty,
+            keys,
+            console: start.console_size.clone().or(cfg.console_size.clone()),
+            tx: tx.clone(),
+            input: our_in,
             signal: signal_tx,
         };
+        if detach {
+            drop((tx, rx));
+            return run.go().await.map(|()| None);
+        }
+        // The process starts when the client is first asked for output, which for an upgraded
+        // connection is after the 101 has gone out. Started sooner, a fast command's output
+        // followed the 101 so closely that a client reading the response through a buffer
+        // (docker-py's `exec_start(socket=True)`, so docker-compose exec) took it in with the
+        // headers and lost it when it took the bare socket. dockerd starts the process after
+        // the 101 as well.
+        let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
-            if let Some(input) = our_in {
-                crate::containers::copy_input(input, writer, escape, Some(detach)).await;
-            } else {
-                let _keep = writer;
-                std::future::pending::<()>().await
+            if go_rx.await.is_ok() {
+                if let Err(e) = run.go().await {
+                    let _ = tx.send(Err(e));
+                }
             }
         });
-        let output = crate::containers::until_detached(
+        let go = futures_util::stream::once(async move {
+            let _ = go_tx.send(());
+        })
+        .filter_map(|()| async { None::<Result<OutputChunk, ApiError>> });
+        let received =
             futures_util::stream::unfold(
                 rx,
                 |mut rx| async move { rx.recv().await.map(|i| (i, rx)) },
-            )
-            .boxed(),
-            signal_rx,
-        );
-        if let Some(size) = start.console_size.as_ref().or(cfg.console_size.as_ref()) {
-            if let (Some(&h), Some(&w)) = (size.first(), size.get(1)) {
-                if h > 0 && w > 0 {
-                    let _ = self.resize_exec(&entry, h as u32, w as u32).await;
-                }
-            }
-        }
+            );
+        let output = crate::containers::until_detached(go.chain(received).boxed(), signal_rx);
         Ok(Some(AttachSession {
             tty,
             output,
@@ -354,4 +261,173 @@ impl ExecBackend for Daemon {
 /// ever run.
 pub(crate) fn forget(inner: &crate::Inner, container: &str) {
     lock(&inner.execs).retain(|_, e| e.container != container);
+}
+
+/// An exec's start, made when its client is ready (or at once when detached).
+struct ExecRun {
+    daemon: Daemon,
+    entry: Arc<ExecEntry>,
+    container: String,
+    record: crate::state::ContainerRecord,
+    process: oci_spec::runtime::Process,
+    with_stdin: bool,
+    detach: bool,
+    tty: bool,
+    keys: Vec<u8>,
+    console: Option<Vec<usize>>,
+    /// Where the output goes (unused when detached).
+    tx: mpsc::UnboundedSender<Result<OutputChunk, ApiError>>,
+    /// The client's input, when the exec takes stdin.
+    input: Option<tokio::io::DuplexStream>,
+    /// Fires when the client types the detach keys.
+    signal: tokio::sync::oneshot::Sender<()>,
+}
+
+impl ExecRun {
+    /// Starts the process in the container's monitor and pumps its output and input. A start
+    /// the runtime refuses is an error when detached, and the stream's stderr (with 126 or 127
+    /// as the exit code) when attached, as dockerd has it.
+    async fn go(self) -> Result<(), ApiError> {
+        let ExecRun {
+            daemon,
+            entry,
+            container,
+            record,
+            process,
+            with_stdin,
+            detach,
+            tty,
+            keys,
+            console,
+            tx,
+            input,
+            signal,
+        } = self;
+        let id = entry.id.clone();
+        let inner = daemon.inner.clone();
+        let conn = monitor_client::connect(
+            &inner.socket(&container),
+            &container,
+            Request::Exec {
+                process: Box::new(process),
+                stdin: with_stdin,
+            },
+        )
+        .await?;
+        let pid = match conn.response {
+            Response::ExecStarted { pid } => pid,
+            Response::Error { message } => {
+                let code = if message.contains("executable file not found")
+                    || message.contains("no such file")
+                {
+                    127
+                } else {
+                    126
+                };
+                let text = format!("OCI runtime exec failed: exec failed: {message}: unknown");
+                {
+                    let mut st = lock(&entry.state);
+                    st.exit_code = Some(code);
+                    st.running = false;
+                }
+                if detach {
+                    return Err(ApiError::InvalidParameter(text));
+                }
+                let _ = tx.send(Ok(OutputChunk {
+                    stream: StdStream::Stderr,
+                    data: Bytes::from(format!("{text}\n")),
+                }));
+                return Ok(());
+            }
+            other => {
+                return Err(ApiError::Internal(format!(
+                    "exec {id}: monitor answered {other:?}"
+                )));
+            }
+        };
+        {
+            let mut st = lock(&entry.state);
+            st.running = true;
+            st.pid = pid as i64;
+        }
+        let cfg = &entry.config;
+        let cmd = cfg.cmd.clone().unwrap_or_default().join(" ");
+        inner.container_event_with(
+            &format!("exec_start: {cmd}"),
+            &record,
+            &[("execID", entry.id.clone())],
+        );
+        let Connection {
+            mut reader, writer, ..
+        } = conn;
+        let (want_out, want_err) = (
+            cfg.attach_stdout == Some(true),
+            cfg.attach_stderr == Some(true),
+        );
+        let e2 = entry.clone();
+        // On the detach keys the client's stream ends and the exec runs on; its connection's
+        // input half waits in `keep_rx` (this task holds it) until the exec exits.
+        let (keep_tx, keep_rx) = tokio::sync::oneshot::channel();
+        let inner2 = inner.clone();
+        tokio::spawn(async move {
+            let _keep = keep_rx;
+            let mut code = None;
+            while let Ok(Some((kind, data))) = monitor_client::next_frame(&mut reader).await {
+                let stream = match kind {
+                    FrameKind::Exit => {
+                        code = data
+                            .get(..4)
+                            .and_then(|b| b.try_into().ok())
+                            .map(|b| i32::from_be_bytes(b) as i64);
+                        break;
+                    }
+                    FrameKind::Stdout if want_out => StdStream::Stdout,
+                    FrameKind::Stderr if want_err => StdStream::Stderr,
+                    _ => continue,
+                };
+                if !detach {
+                    let _ = tx.send(Ok(OutputChunk {
+                        stream,
+                        data: Bytes::from(data),
+                    }));
+                }
+            }
+            let mut st = lock(&e2.state);
+            st.running = false;
+            let code = code.unwrap_or(126);
+            st.exit_code = Some(code);
+            drop(st);
+            inner2.container_event_with(
+                "exec_die",
+                &record,
+                &[("execID", e2.id.clone()), ("exitCode", code.to_string())],
+            );
+            drop(tx);
+        });
+        if detach {
+            return Ok(());
+        }
+        // As dockerd, only a tty exec's input is watched for the detach keys.
+        let escape = crate::containers::Escape::new(if tty { keys } else { Vec::new() });
+        let detach = crate::containers::Detach {
+            keep: keep_tx,
+            signal,
+        };
+        tokio::spawn(async move {
+            if let Some(input) = input {
+                crate::containers::copy_input(input, writer, escape, Some(detach)).await;
+            } else {
+                let _keep = writer;
+                std::future::pending::<()>().await
+            }
+        });
+        if let Some(size) = console {
+            if let (Some(&h), Some(&w)) = (size.first(), size.get(1)) {
+                if h > 0 && w > 0 {
+                    let _ = daemon.resize_exec(&entry, h as u32, w as u32).await;
+                }
+            }
+        }
+        Ok(())
+    }
 }
