@@ -53,6 +53,9 @@ struct Undo<'a> {
     id: String,
     cgroup: Option<Cgroup>,
     init: Option<Pid>,
+    /// A container without a mount namespace: its rootfs and the mounts
+    /// there to keep; the others are its own and removed.
+    host_mounts: Option<(PathBuf, Vec<u64>)>,
     armed: bool,
 }
 
@@ -64,6 +67,12 @@ impl Drop for Undo<'_> {
         if let Some(pid) = self.init {
             let _ = kill(pid, Signal::SIGKILL);
             let _ = nix::sys::wait::waitpid(pid, None);
+        }
+        // After the init is gone (it made them, and could still add some).
+        if let Some((rootfs, kept)) = &self.host_mounts {
+            if let Err(e) = rootfs::remove_host_mounts(rootfs, kept) {
+                tracing::warn!("container {}: {e}", self.id);
+            }
         }
         if let Some(cg) = &self.cgroup {
             if let Err(e) = cg.destroy() {
@@ -151,6 +160,7 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
         id: opts.id.clone(),
         cgroup: None,
         init: None,
+        host_mounts: None,
         armed: true,
     };
     // Rootless without a delegated cgroup: no hierarchy, nothing to make
@@ -210,7 +220,15 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
         owner,
         config: config.clone(),
         cgroup: cgroup.clone(),
+        host_mounts: None,
     };
+    if plan.shares_host_mounts() {
+        // Before anything is mounted: what is there now is not the
+        // container's, and `delete` must leave it.
+        let kept = rootfs::mounts_at_or_below(&rootfs)?;
+        undo.host_mounts = Some((rootfs.clone(), kept.clone()));
+        record.host_mounts = Some(state::HostMounts { kept });
+    }
     // Recorded at once (status "creating"), so a runtime killed half-way
     // leaves a container that `delete --force` can clean up.
     root.save(&record)?;
