@@ -198,6 +198,43 @@ fn mounts_under(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// The mount points and propagation fields (`shared:N`, `master:N`, ...) of the host's
+/// mounts, in /proc/self/mountinfo's order.
+fn propagation_table() -> Vec<(PathBuf, String)> {
+    fs::read_to_string("/proc/self/mountinfo")
+        .expect("read /proc/self/mountinfo")
+        .lines()
+        .filter_map(|l| {
+            let fields: Vec<&str> = l.split(' ').collect();
+            let point = PathBuf::from(fields.get(4)?);
+            let end = fields.iter().position(|f| *f == "-")?;
+            Some((point, fields.get(6..end)?.join(" ")))
+        })
+        .collect()
+}
+
+/// The propagation of the host's `/` and of the mount holding `dir` (its mount point found
+/// now, its first entry read again by [`propagation_at`]).
+fn propagation_around(dir: &Path) -> Vec<(PathBuf, String)> {
+    let table = propagation_table();
+    let holder = table
+        .iter()
+        .filter(|(p, _)| dir.starts_with(p))
+        .map(|(p, _)| p.clone())
+        .max_by_key(|p| p.as_os_str().len())
+        .expect("some mount holds the bundle");
+    propagation_at(&[PathBuf::from("/"), holder])
+}
+
+/// The propagation of the first (lowest) mount at each of `points`.
+fn propagation_at(points: &[PathBuf]) -> Vec<(PathBuf, String)> {
+    let table = propagation_table();
+    points
+        .iter()
+        .filter_map(|want| table.iter().find(|(p, _)| p == want).cloned())
+        .collect()
+}
+
 /// Detaches, when dropped, whatever is still mounted under a bundle (a failed test, or a
 /// runtime such as runc that leaves the mounts of a container without a mount namespace):
 /// the bundle's temporary directory is removed after it, and must not recurse into a proc,
@@ -240,13 +277,20 @@ fn cleans_host_mounts(rt: &Runtime) -> bool {
 
 #[test]
 fn without_a_mount_namespace_the_hosts_is_shared_and_no_mount_is_left() {
-    let (b, rootfs, _guard) = bundle_without(&["mount"]);
+    let (mut b, rootfs, _guard) = bundle_without(&["mount"]);
     let rt = runtime();
+    if !rt.is_berth() {
+        // runc refuses masked and read-only paths without a mount namespace; berth applies
+        // them (on its own bind of the rootfs).
+        b.spec_mut()["linux"]["maskedPaths"] = serde_json::json!([]);
+        b.spec_mut()["linux"]["readonlyPaths"] = serde_json::json!([]);
+    }
     let before = mounts_under(&rootfs);
     assert!(before.is_empty(), "a fresh bundle has no mount: {before:?}");
+    let propagation = propagation_around(&rootfs);
     let b = b.shell(&format!(
         "{}; test -r /proc/self/status && echo proc=yes; test -e /bin/busybox && echo root=yes; \
-         touch /rootro-probe 2>/dev/null || echo rootro=yes",
+         touch /rootro-probe 2>/dev/null || echo rootro=yes; echo timers=$(wc -c < /proc/timer_list)",
         ns_script(&["mnt", "pid", "net"])
     ));
     let out = rt.run_ok("nomnt", &b).expect("run");
@@ -270,10 +314,20 @@ fn without_a_mount_namespace_the_hosts_is_shared_and_no_mount_is_left() {
         "yes",
         "the process is chrooted in its rootfs: {out:?}"
     );
-    assert_eq!(get("rootro"), "yes", "root.readonly holds: {out:?}");
+    if rt.is_berth() {
+        // runc 1.1 leaves the root writable without a mount namespace.
+        assert_eq!(get("rootro"), "yes", "root.readonly holds: {out:?}");
+        assert_eq!(get("timers"), "0", "/proc/timer_list is masked: {out:?}");
+    }
     // The read-only root is the runtime's own bind: the host's filesystem under the bundle
     // stays writable.
     fs::write(b.path().join("still-writable"), b"x").expect("the bundle is still writable");
+    let points: Vec<PathBuf> = propagation.iter().map(|(p, _)| p.clone()).collect();
+    assert_eq!(
+        propagation_at(&points),
+        propagation,
+        "the propagation of the host's / and of the bundle's mount is unchanged"
+    );
     if cleans_host_mounts(&rt) {
         assert_eq!(
             mounts_under(&rootfs),
@@ -285,14 +339,16 @@ fn without_a_mount_namespace_the_hosts_is_shared_and_no_mount_is_left() {
 
 #[test]
 fn ns_itype_no_namespaces_at_all_inherits_every_one_and_delete_unmounts() {
-    // contest's ns_itype and runtime-tools' linux_ns_itype: every namespace inherited (no
-    // hostname, which needs a uts namespace), masked and read-only paths kept as the default
-    // spec has them.
+    // contest's ns_itype and runtime-tools' linux_ns_itype: every namespace inherited, no
+    // hostname (it needs a uts namespace), and no masked or read-only paths (runc refuses
+    // them without a mount namespace).
     let (mut b, rootfs, _guard) = bundle_without(&["pid", "network", "ipc", "uts", "mount"]);
     b.spec_mut()
         .as_object_mut()
         .expect("the spec is an object")
         .remove("hostname");
+    b.spec_mut()["linux"]["maskedPaths"] = serde_json::json!([]);
+    b.spec_mut()["linux"]["readonlyPaths"] = serde_json::json!([]);
     let b = b.args(&["sleep", "1000"]);
     // Before create: the container's read-only root is a bind at the rootfs, on the host too.
     fs::write(rootfs.join("berth-marker"), b"inside\n").expect("write a marker in the rootfs");
@@ -318,18 +374,21 @@ fn ns_itype_no_namespaces_at_all_inherits_every_one_and_delete_unmounts() {
             .into_owned();
         assert_eq!(theirs, host_ns(&kind), "{kind} is inherited from the host");
     }
-    // An exec'd process joins the container's root too, not the host's.
     rt.start(&id).expect("start").ok().expect("start succeeds");
-    let out = rt
-        .exec(&id, &["cat", "/berth-marker"])
-        .expect("exec")
-        .ok()
-        .expect("exec succeeds");
-    assert_eq!(
-        out.stdout.trim(),
-        "inside",
-        "exec runs in the container's root"
-    );
+    if rt.is_berth() {
+        // An exec'd process joins the container's root too, not the host's (runc 1.1 fails to
+        // exec into a container with no namespace to join).
+        let out = rt
+            .exec(&id, &["cat", "/berth-marker"])
+            .expect("exec")
+            .ok()
+            .expect("exec succeeds");
+        assert_eq!(
+            out.stdout.trim(),
+            "inside",
+            "exec runs in the container's root"
+        );
+    }
     rt.kill(&id, "KILL")
         .expect("kill")
         .ok()
