@@ -454,3 +454,36 @@ fn a_user_namespace_without_a_mount_namespace_is_refused() {
     );
     assert_eq!(mounts_under(&rootfs), Vec::<PathBuf>::new());
 }
+
+#[test]
+fn a_second_container_without_a_mount_namespace_on_the_same_rootfs_is_refused() {
+    let (b, rootfs, _guard) = bundle_without(&["mount"]);
+    let b = b.args(&["sleep", "1000"]);
+    let rt = runtime();
+    if !rt.is_berth() {
+        eprintln!("berth's own refusal: not checked for {:?}", rt.flavor());
+        return;
+    }
+    let first = rt.new_id("nomnt1");
+    rt.create(&first, &b)
+        .expect("create")
+        .ok()
+        .expect("the first container is made");
+    let second = rt.new_id("nomnt2");
+    let out = rt.create(&second, &b).expect("create");
+    assert!(!out.success(), "{out:?}");
+    assert!(
+        out.stderr
+            .contains(&format!("container {first} already uses this rootfs")),
+        "{out:?}"
+    );
+    assert!(
+        mounts_under(&rootfs).contains(&rootfs.join("proc")),
+        "the refusal left the first container's mounts alone"
+    );
+    rt.delete_force(&first)
+        .expect("delete")
+        .ok()
+        .expect("delete succeeds");
+    assert_eq!(mounts_under(&rootfs), Vec::<PathBuf>::new());
+}

@@ -154,6 +154,9 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
         "config validated"
     );
 
+    if plan.shares_host_mounts() {
+        refuse_shared_rootfs(root, &rootfs)?;
+    }
     let dir = root.claim(&opts.id)?;
     let mut undo = Undo {
         root,
@@ -346,6 +349,25 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
     }
     undo.armed = false;
     Ok(record)
+}
+
+/// Refuses a second container without a mount namespace on a rootfs that
+/// one under this root already mounts on in the host's namespace: the
+/// mounts of the two could not be told apart, and deleting either would
+/// unmount both.
+fn refuse_shared_rootfs(root: &Root, rootfs: &Path) -> Result<()> {
+    for id in root.ids()? {
+        // A record being written or removed is not one to compare with.
+        let Ok(other) = root.load(&id) else { continue };
+        if other.host_mounts.is_some() && other.rootfs == rootfs {
+            return Err(Error::Invalid(format!(
+                "root.path {:?}: container {id} already uses this rootfs without a mount \
+                 namespace; a second one without a mount namespace cannot share it",
+                rootfs.display().to_string()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Makes a fifo in the container's directory and opens it `O_PATH` for the
