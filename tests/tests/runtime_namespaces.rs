@@ -487,3 +487,108 @@ fn a_second_container_without_a_mount_namespace_on_the_same_rootfs_is_refused() 
         .expect("delete succeeds");
     assert_eq!(mounts_under(&rootfs), Vec::<PathBuf>::new());
 }
+
+/// A tmpfs made shared at a fresh directory, with a peer bind of it at another: what a host
+/// whose `/` is shared (systemd's default) looks like, in miniature. Unmounted when dropped.
+struct SharedMount {
+    top: tempfile::TempDir,
+    peer: tempfile::TempDir,
+}
+
+impl SharedMount {
+    fn new() -> SharedMount {
+        use nix::mount::{mount, MsFlags};
+        let top = tempfile::Builder::new()
+            .prefix("berth-shared-")
+            .tempdir()
+            .expect("a directory for the shared mount");
+        let peer = tempfile::Builder::new()
+            .prefix("berth-peer-")
+            .tempdir()
+            .expect("a directory for its peer");
+        let this = SharedMount { top, peer };
+        mount(
+            Some("tmpfs"),
+            this.top.path(),
+            Some("tmpfs"),
+            MsFlags::empty(),
+            Some("mode=755"),
+        )
+        .expect("mount a tmpfs");
+        mount(
+            None::<&str>,
+            this.top.path(),
+            None::<&str>,
+            MsFlags::MS_SHARED,
+            None::<&str>,
+        )
+        .expect("make it shared");
+        mount(
+            Some(this.top.path()),
+            this.peer.path(),
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .expect("bind it at its peer");
+        this
+    }
+}
+
+impl Drop for SharedMount {
+    fn drop(&mut self) {
+        for dir in [self.peer.path(), self.top.path()] {
+            let mut left = mounts_under(dir);
+            left.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+            for p in left {
+                let _ = nix::mount::umount2(&p, nix::mount::MntFlags::MNT_DETACH);
+            }
+        }
+    }
+}
+
+#[test]
+fn without_a_mount_namespace_nothing_propagates_to_the_hosts_peers() {
+    let shared = SharedMount::new();
+    let top = fs::canonicalize(shared.top.path()).expect("the shared mount");
+    let peer = fs::canonicalize(shared.peer.path()).expect("its peer");
+    let b = Bundle::new_in(&top)
+        .expect("a bundle on the shared mount")
+        .without_namespace("mount")
+        .args(&["sleep", "1000"]);
+    let rootfs = fs::canonicalize(b.rootfs()).expect("the bundle's rootfs");
+    let _guard = DetachLeftovers(rootfs.clone());
+    let rt = runtime();
+    let propagation = propagation_at(&[top.clone(), peer.clone()]);
+    assert_eq!(propagation.len(), 2, "{propagation:?}");
+    let id = rt.new_id("nomntshared");
+    rt.create(&id, &b)
+        .expect("create")
+        .ok()
+        .expect("create succeeds");
+    let peer_rootfs = peer.join(rootfs.strip_prefix(&top).expect("the rootfs is on top"));
+    let at_peer = mounts_under(&peer_rootfs);
+    assert!(
+        !at_peer.iter().any(|p| p != &peer_rootfs),
+        "the peer gets a copy of the rootfs's bind (made under a shared mount) and none of the \
+         container's mounts on it: {at_peer:?}"
+    );
+    assert_eq!(
+        propagation_at(&[top.clone(), peer.clone()]),
+        propagation,
+        "the host's mounts keep their propagation"
+    );
+    rt.delete_force(&id)
+        .expect("delete")
+        .ok()
+        .expect("delete succeeds");
+    if cleans_host_mounts(&rt) {
+        assert_eq!(mounts_under(&rootfs), Vec::<PathBuf>::new());
+        assert_eq!(
+            mounts_under(&peer_rootfs),
+            Vec::<PathBuf>::new(),
+            "nothing left at the peer either"
+        );
+    }
+    assert_eq!(propagation_at(&[top, peer]), propagation);
+}

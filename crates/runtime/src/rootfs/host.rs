@@ -8,7 +8,9 @@
 //! - the rootfs gets a fresh bind mount of its own, made a recursive slave: the
 //!   container's mounts sit on that bind, so none of them propagates to the
 //!   host's peers, and a read-only root or a remount touches the bind, never
-//!   the host's filesystem the bundle lives on;
+//!   the host's filesystem the bundle lives on. (On a shared mount the bind
+//!   itself is copied to the peers, as any mount there is; its unmount
+//!   propagates the same way and removes the copies.)
 //! - no `pivot_root` and no `MS_MOVE` onto `/` (both would change the host's
 //!   root): the init `chroot`s into the rootfs;
 //! - the runtime records which mounts existed at or below the rootfs before
