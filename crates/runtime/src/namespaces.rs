@@ -109,6 +109,17 @@ impl Plan {
         self.in_user_namespace()
     }
 
+    /// Whether the container has no mount namespace of its own (none new,
+    /// none joined): it then inherits the runtime's, the host's, and its
+    /// mounts are made there (see `rootfs::prepare_in_host_namespace`).
+    pub fn shares_host_mounts(&self) -> bool {
+        !self.clone_flags.contains(CloneFlags::CLONE_NEWNS)
+            && !self
+                .joins
+                .iter()
+                .any(|(t, _)| *t == LinuxNamespaceType::Mount)
+    }
+
     /// Whether the container gets a new user namespace or joins one.
     pub fn in_user_namespace(&self) -> bool {
         self.new_user
@@ -172,6 +183,17 @@ mod tests {
         assert!(plan.needs_intermediate());
         assert!(plan.in_user_namespace());
         assert!(!plan.new_user);
+        assert!(!plan.shares_host_mounts());
+    }
+
+    #[test]
+    fn mount_namespace_new_joined_or_none() {
+        assert!(Plan::from_config(&[]).shares_host_mounts());
+        assert!(Plan::from_config(&[ns(LinuxNamespaceType::Pid, None)]).shares_host_mounts());
+        assert!(
+            !Plan::from_config(&[ns(LinuxNamespaceType::Mount, Some("/proc/1/ns/mnt"))])
+                .shares_host_mounts()
+        );
     }
 
     #[test]

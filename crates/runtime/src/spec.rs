@@ -197,10 +197,28 @@ pub fn validate(spec: &Spec) -> Result<()> {
     }
     let has = |t: LinuxNamespaceType| seen.contains(&t);
     if !has(LinuxNamespaceType::Mount) {
-        return Err(Error::Invalid(
-            "linux.namespaces: a mount namespace is required (berth never changes the host's mounts)"
-                .into(),
-        ));
+        // The runtime spec: a namespace type left out is inherited from the
+        // runtime. The container's mounts are then made in the host's mount
+        // namespace (and removed by `delete`); what only a mount namespace
+        // of its own can give is refused here.
+        if has(LinuxNamespaceType::User) {
+            return Err(Error::Invalid(
+                "linux.namespaces: a user namespace needs a mount namespace too (the container's \
+                 mounts would be made in the host's mount namespace, where a user namespace may \
+                 not mount)"
+                    .into(),
+            ));
+        }
+        if let Some(p) = linux
+            .rootfs_propagation()
+            .as_deref()
+            .filter(|p| !p.is_empty())
+        {
+            return Err(Error::Invalid(format!(
+                "linux.rootfsPropagation {p:?}: needs a mount namespace in linux.namespaces \
+                 (without one it would change the propagation of the host's mounts)"
+            )));
+        }
     }
 
     let user_ns = namespaces
@@ -476,8 +494,15 @@ mod tests {
             ),
             (|v| v["ociVersion"] = "2.0.0".into(), "ociVersion"),
             (
-                |v| v["linux"]["namespaces"] = serde_json::json!([{"type": "pid"}]),
-                "mount namespace is required",
+                |v| v["linux"]["namespaces"] = serde_json::json!([{"type": "user"}]),
+                "linux.namespaces: a user namespace needs a mount namespace",
+            ),
+            (
+                |v| {
+                    v["linux"]["namespaces"] = serde_json::json!([{"type": "pid"}]);
+                    v["linux"]["rootfsPropagation"] = "shared".into();
+                },
+                "linux.rootfsPropagation \"shared\": needs a mount namespace",
             ),
             (
                 |v| {
@@ -536,6 +561,16 @@ mod tests {
             let e = check(v).expect_err(want);
             assert!(e.contains(want), "{e:?} should mention {want:?}");
         }
+    }
+
+    #[test]
+    fn no_mount_namespace_is_accepted() {
+        let mut v = minimal();
+        v["linux"]["namespaces"] = serde_json::json!([{"type": "pid"}]);
+        check(v).expect("a pid namespace alone");
+        let mut v = minimal();
+        v["linux"]["namespaces"] = serde_json::json!([]);
+        check(v).expect("no namespaces at all");
     }
 
     #[test]

@@ -75,6 +75,21 @@ pub struct Record {
     pub config: Spec,
     /// The container's cgroup.
     pub cgroup: Cgroup,
+    /// Set when the container has no mount namespace: its mounts are in the
+    /// host's, under the rootfs, and `delete` removes them. Absent from the
+    /// file otherwise, so the records of other containers are unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_mounts: Option<HostMounts>,
+}
+
+/// What `delete` needs to remove the mounts of a container that has no mount
+/// namespace: they were made in the host's, at or below [`Record::rootfs`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostMounts {
+    /// The ids of the mounts at or below the rootfs before the container
+    /// was created (the rootfs's own mount, if it is one): they are left in
+    /// place; every other mount there is the container's.
+    pub kept: Vec<u64>,
 }
 
 /// The runtime's root directory (`--root`), holding one directory per container.

@@ -53,6 +53,9 @@ struct Undo<'a> {
     id: String,
     cgroup: Option<Cgroup>,
     init: Option<Pid>,
+    /// A container without a mount namespace: its rootfs and the mounts
+    /// there to keep; the others are its own and removed.
+    host_mounts: Option<(PathBuf, Vec<u64>)>,
     armed: bool,
 }
 
@@ -64,6 +67,12 @@ impl Drop for Undo<'_> {
         if let Some(pid) = self.init {
             let _ = kill(pid, Signal::SIGKILL);
             let _ = nix::sys::wait::waitpid(pid, None);
+        }
+        // After the init is gone (it made them, and could still add some).
+        if let Some((rootfs, kept)) = &self.host_mounts {
+            if let Err(e) = rootfs::remove_host_mounts(rootfs, kept) {
+                tracing::warn!("container {}: {e}", self.id);
+            }
         }
         if let Some(cg) = &self.cgroup {
             if let Err(e) = cg.destroy() {
@@ -145,12 +154,16 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
         "config validated"
     );
 
+    if plan.shares_host_mounts() {
+        refuse_shared_rootfs(root, &rootfs)?;
+    }
     let dir = root.claim(&opts.id)?;
     let mut undo = Undo {
         root,
         id: opts.id.clone(),
         cgroup: None,
         init: None,
+        host_mounts: None,
         armed: true,
     };
     // Rootless without a delegated cgroup: no hierarchy, nothing to make
@@ -210,7 +223,15 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
         owner,
         config: config.clone(),
         cgroup: cgroup.clone(),
+        host_mounts: None,
     };
+    if plan.shares_host_mounts() {
+        // Before anything is mounted: what is there now is not the
+        // container's, and `delete` must leave it.
+        let kept = rootfs::mounts_at_or_below(&rootfs)?;
+        undo.host_mounts = Some((rootfs.clone(), kept.clone()));
+        record.host_mounts = Some(state::HostMounts { kept });
+    }
     // Recorded at once (status "creating"), so a runtime killed half-way
     // leaves a container that `delete --force` can clean up.
     root.save(&record)?;
@@ -328,6 +349,25 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Record> {
     }
     undo.armed = false;
     Ok(record)
+}
+
+/// Refuses a second container without a mount namespace on a rootfs that
+/// one under this root already mounts on in the host's namespace: the
+/// mounts of the two could not be told apart, and deleting either would
+/// unmount both.
+fn refuse_shared_rootfs(root: &Root, rootfs: &Path) -> Result<()> {
+    for id in root.ids()? {
+        // A record being written or removed is not one to compare with.
+        let Ok(other) = root.load(&id) else { continue };
+        if other.host_mounts.is_some() && other.rootfs == rootfs {
+            return Err(Error::Invalid(format!(
+                "root.path {:?}: container {id} already uses this rootfs without a mount \
+                 namespace; a second one without a mount namespace cannot share it",
+                rootfs.display().to_string()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Makes a fifo in the container's directory and opens it `O_PATH` for the

@@ -1,5 +1,7 @@
 //! `delete`: removes a container: its processes (with `force`, or when it was
-//! never started), its cgroup and its record; then runs the poststop hooks.
+//! never started), the mounts it made in the host's mount namespace when it
+//! has none of its own, its cgroup and its record; then runs the poststop
+//! hooks.
 
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
@@ -39,6 +41,13 @@ pub fn delete(root: &Root, id: &str, force: bool) -> Result<()> {
     }
     kill_all(&record, status)?;
     let mut failures = Vec::new();
+    // A container without a mount namespace mounted in the host's: remove
+    // those mounts now that none of its processes is left.
+    if let Some(host) = &record.host_mounts {
+        if let Err(e) = crate::rootfs::remove_host_mounts(&record.rootfs, &host.kept) {
+            failures.push(e.to_string());
+        }
+    }
     if let Err(e) = record.cgroup.destroy() {
         failures.push(e.to_string());
     }

@@ -1,6 +1,8 @@
 //! `exec`: runs another process in a running container: joins all of the
 //! init's namespaces and its cgroup, applies the process's identity, and execs
-//! through the sealed trampoline like the init does.
+//! through the sealed trampoline like the init does. A container without a
+//! mount namespace has no namespace to hold its root: the process is
+//! chrooted into the init's root instead.
 
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
@@ -106,7 +108,24 @@ pub fn exec(root: &Root, id: &str, process: &Process, opts: &ExecOptions) -> Res
         })
         .collect();
     let plan = Plan::from_config(&joins);
-    if plan.joins.is_empty() {
+    // The init's root, opened now (by the runtime, which may read the
+    // init's /proc entry) for the process to chroot into.
+    let chroot_to = if record.host_mounts.is_some() {
+        let path = format!("/proc/{}/root", record.pid);
+        Some(
+            nix::fcntl::open(
+                path.as_str(),
+                nix::fcntl::OFlag::O_PATH
+                    | nix::fcntl::OFlag::O_DIRECTORY
+                    | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(|e| Error::sys(format!("open {path}, the container's root"), e))?,
+        )
+    } else {
+        None
+    };
+    if plan.joins.is_empty() && chroot_to.is_none() {
         return Err(Error::Invalid(
             "linux.namespaces: the container has none to join".into(),
         ));
@@ -138,6 +157,7 @@ pub fn exec(root: &Root, id: &str, process: &Process, opts: &ExecOptions) -> Res
     let (pid, channel) = process::spawn(&plan, &[], |ch| {
         child(
             process,
+            chroot_to,
             &finalize::Confinement {
                 personality,
                 memory_policy: record
@@ -191,6 +211,7 @@ pub fn exec(root: &Root, id: &str, process: &Process, opts: &ExecOptions) -> Res
 
 fn child(
     process: &Process,
+    chroot_to: Option<OwnedFd>,
     confinement: &finalize::Confinement<'_>,
     console_socket: Option<OwnedFd>,
     stdio: Option<&finalize::Stdio>,
@@ -215,6 +236,13 @@ fn child(
             .filter(|l| !l.is_empty())
         {
             process::attributes::set_cpu_affinity("process.execCPUAffinity.final", list)?;
+        }
+        if let Some(root) = chroot_to {
+            nix::unistd::fchdir(&root)
+                .map_err(|e| Error::sys("chdir into the container's root", e))?;
+            nix::unistd::chroot(".")
+                .map_err(|e| Error::sys("chroot into the container's root", e))?;
+            nix::unistd::chdir("/").map_err(|e| Error::sys("chdir to the container's /", e))?;
         }
         let trampoline =
             Trampoline::new().map_err(|e| Error::sys("make the exec trampoline (memfd)", e))?;

@@ -226,7 +226,11 @@ fn setup(
         idmapped: ctx.idmapped.clone(),
     };
     phase(t0, "init: namespaces, cgroup, keyring, hostname");
-    rootfs::prepare(ctx.spec, ctx.rootfs, &opts)?;
+    if ctx.plan.shares_host_mounts() {
+        rootfs::prepare_in_host_namespace(ctx.spec, ctx.rootfs, &opts)?;
+    } else {
+        rootfs::prepare(ctx.spec, ctx.rootfs, &opts)?;
+    }
     phase(t0, "init: mounts");
 
     // Any hook at all: the parent runs its own (prestart, createRuntime) and
@@ -260,7 +264,13 @@ fn setup(
         hooks::run_hooks(HookPhase::CreateContainer, &list, state.as_bytes())?;
     }
 
-    rootfs::pivot(ctx.rootfs, ctx.no_pivot)?;
+    if ctx.plan.shares_host_mounts() {
+        // --no-pivot changes nothing here: both roads would change the
+        // host's root.
+        rootfs::enter_chroot(ctx.rootfs)?;
+    } else {
+        rootfs::pivot(ctx.rootfs, ctx.no_pivot)?;
+    }
     phase(t0, "init: pivot_root");
 
     if let Some(sysctl) = ctx.spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {

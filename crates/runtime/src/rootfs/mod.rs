@@ -18,6 +18,11 @@
 //! 6. [`finish`]: root propagation again, read-only `/dev`, read-only and
 //!    masked paths, `process.cwd` made if missing, read-only root.
 //!
+//! A container without a mount namespace takes another road through the
+//! same steps (see [`prepare_in_host_namespace`]): its mounts are made in the
+//! host's namespace on a bind of the rootfs, [`enter_chroot`] replaces
+//! [`pivot`], and [`remove_host_mounts`] undoes them when it is deleted.
+//!
 //! # Why it is built this way
 //!
 //! Every destination is resolved inside the rootfs by the kernel
@@ -35,6 +40,7 @@ use nix::errno::Errno;
 use oci_spec::runtime::Spec;
 
 mod dev;
+mod host;
 mod idmap;
 mod mountinfo;
 mod mounts;
@@ -209,4 +215,40 @@ pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {
 pub fn finish(spec: &Spec) -> Result<()> {
     let _span = tracing::debug_span!("rootfs.finish").entered();
     paths::finish(spec)
+}
+
+/// The ids of the mounts at the rootfs or below it, read by the runtime
+/// before it creates a container without a mount namespace: the mounts
+/// [`remove_host_mounts`] must leave in place.
+pub fn mounts_at_or_below(rootfs: &Path) -> Result<Vec<u64>> {
+    host::mounts_at_or_below(rootfs)
+}
+
+/// [`prepare`] for a container without a mount namespace, in the host's:
+/// the rootfs is bind-mounted onto itself and that bind made a recursive
+/// slave (the host's propagation is not touched), then every `spec.mounts`
+/// entry and `/dev` are made on it as usual.
+pub fn prepare_in_host_namespace(spec: &Spec, rootfs: &Path, opts: &RootfsOptions) -> Result<()> {
+    let _span =
+        tracing::debug_span!("rootfs.prepare_in_host_namespace", rootfs = %rootfs.display())
+            .entered();
+    host::prepare(spec, rootfs, opts)
+}
+
+/// [`pivot`] for a container without a mount namespace: `chroot(2)` into the
+/// rootfs, since `pivot_root` or a move onto `/` would change the host's
+/// root.
+pub fn enter_chroot(rootfs: &Path) -> Result<()> {
+    let _span = tracing::debug_span!("rootfs.enter_chroot").entered();
+    host::enter(rootfs)
+}
+
+/// Detaches, deepest first, every mount at the rootfs or below it in this
+/// (the host's) mount namespace but those `kept` (from
+/// [`mounts_at_or_below`]): what a container without a mount namespace
+/// mounted. Call it once the container's processes are gone.
+pub fn remove_host_mounts(rootfs: &Path, kept: &[u64]) -> Result<()> {
+    let _span =
+        tracing::debug_span!("rootfs.remove_host_mounts", rootfs = %rootfs.display()).entered();
+    host::unmount(rootfs, kept)
 }

@@ -1,5 +1,7 @@
-//! Just enough of `/proc/self/mountinfo` (proc(5)) for the two rare paths
-//! that need the mount table: a shared root propagation and `--no-pivot`.
+//! Just enough of `/proc/self/mountinfo` (proc(5)) for the rare paths that
+//! need the mount table: a shared root propagation, `--no-pivot`, and a
+//! container without a mount namespace (whose mounts are found and removed
+//! by id).
 //! The common path never reads it: the table is long on a busy host and
 //! reading it takes the namespace lock.
 
@@ -8,6 +10,8 @@ use std::path::PathBuf;
 /// One line of `/proc/self/mountinfo`, the fields berth uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountEntry {
+    /// The mount's unique id (field 1); ids of live mounts are never shared.
+    pub id: u64,
     /// The root of the mount within its filesystem (field 4).
     pub root: PathBuf,
     /// Where it is mounted (field 5).
@@ -56,7 +60,7 @@ pub fn parse(text: &str) -> Vec<MountEntry> {
 
 fn parse_line(line: &str) -> Option<MountEntry> {
     let mut fields = line.split(' ');
-    let _id = fields.next()?;
+    let id = fields.next()?.parse().ok()?;
     let _parent = fields.next()?;
     let _dev = fields.next()?;
     let root = unescape(fields.next()?);
@@ -71,6 +75,7 @@ fn parse_line(line: &str) -> Option<MountEntry> {
     }
     let fs_type = fields.next()?.to_owned();
     Some(MountEntry {
+        id,
         root,
         mount_point,
         options,
@@ -97,6 +102,7 @@ mod tests {
         let m = parse(text);
         assert_eq!(m.len(), 3);
         assert_eq!(m[0].mount_point, PathBuf::from("/proc"));
+        assert_eq!((m[0].id, m[1].id), (22, 30));
         assert!(m[0].is_shared());
         assert_eq!(m[0].fs_type, "proc");
         assert_eq!(m[0].options, vec!["rw", "nosuid"]);

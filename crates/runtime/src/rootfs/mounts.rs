@@ -40,10 +40,10 @@ const PROC_MOUNTS_ALLOWED: &[&str] = &[
 /// are made with exact modes (a 0666 `/dev/null`), which the caller's umask
 /// would otherwise narrow; one `umask` call each way is cheaper than a
 /// `chmod` per node.
-struct UmaskGuard(Mode);
+pub(super) struct UmaskGuard(Mode);
 
 impl UmaskGuard {
-    fn zero() -> Self {
+    pub(super) fn zero() -> Self {
         Self(umask(Mode::empty()))
     }
 }
@@ -96,7 +96,14 @@ pub(super) fn prepare(spec: &Spec, rootfs: &Path, opts: &RootfsOptions) -> Resul
         make_parent_private(rootfs)?;
     }
     make_mount_point(rootfs, opts, shared)?;
+    mount_all(spec, rootfs, opts)
+}
 
+/// Every `spec.mounts` entry in order, then `/dev`'s devices when the spec
+/// mounts a fresh filesystem there. The rootfs is ready (a mount point, its
+/// propagation set) and the umask is zero.
+pub(super) fn mount_all(spec: &Spec, rootfs: &Path, opts: &RootfsOptions) -> Result<()> {
+    let linux = spec.linux().as_ref();
     let namespaces = linux.and_then(|l| l.namespaces().as_deref()).unwrap_or(&[]);
     let ctx = Context {
         root: Root::open(rootfs)
