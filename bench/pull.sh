@@ -37,6 +37,8 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 berth="$repo/target/release/examples/pull"
+# shellcheck source=bench/layers.sh
+. "$here/layers.sh"
 layers=5
 mb=60
 rounds=5
@@ -76,19 +78,13 @@ diff_ids=
 layer_descs=
 i=0
 while [ "$i" -lt "$layers" ]; do
-    d="$work/gen/l$i"
-    mkdir -p "$d/data$i"
-    half=$((mb / 2))
-    head -c "${half}M" /dev/urandom > "$d/data$i/random.bin"
-    head -c "$((half * 3 / 4))M" /dev/urandom | base64 > "$d/data$i/text.txt"
-    for f in 1 2 3 4 5 6 7 8; do echo "small file $f of layer $i" > "$d/data$i/small-$f"; done
-    tar -C "$d" --numeric-owner --owner=0 --group=0 -cf "$work/gen/l$i.tar" .
+    mkdir -p "$work/gen"
+    gen_layer "$work/gen" "$i" "$mb"
     diff=$(sha256sum "$work/gen/l$i.tar" | cut -d' ' -f1)
-    gzip -1 -c "$work/gen/l$i.tar" > "$work/gen/l$i.tar.gz"
     blob=$(sha256sum "$work/gen/l$i.tar.gz" | cut -d' ' -f1)
     size=$(stat -c %s "$work/gen/l$i.tar.gz")
     mv "$work/gen/l$i.tar.gz" "$layout/blobs/sha256/$blob"
-    rm -rf "$d" "$work/gen/l$i.tar"
+    rm -f "$work/gen/l$i.tar"
     diff_ids="$diff_ids${diff_ids:+,}\"sha256:$diff\""
     layer_descs="$layer_descs${layer_descs:+,}{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\"sha256:$blob\",\"size\":$size}"
     i=$((i + 1))
