@@ -170,6 +170,15 @@ impl Podman {
 
     /// What podman left after its containers are gone, then the forced cleanup's problems.
     fn finish(mut self) -> Vec<String> {
+        // conmon (a container's, and an exec session's) exits on its own after the container
+        // or exec it watched, running podman's cleanup first: `podman rm` does not wait for
+        // it. Give it a bounded while before counting it as left behind.
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while !self.sandbox.processes_naming_root().is_empty()
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let mut left: Vec<String> = self
             .sandbox
             .processes_naming_root()
