@@ -226,20 +226,22 @@ impl Daemon {
                     _ => "none",
                 };
                 let labels = r.config.labels.clone().unwrap_or_default();
-                let networks = NetworkIndex::networks_of(r);
-                let bound: Vec<&str> = r
-                    .host_config
-                    .port_bindings
-                    .iter()
-                    .flat_map(|m| m.keys().map(String::as_str))
-                    .collect();
-                let exposed: Vec<&str> = r
-                    .config
-                    .exposed_ports
-                    .iter()
-                    .flatten()
-                    .map(String::as_str)
-                    .collect();
+                // The ports are gathered only when a port filter asks for them.
+                let bound = || -> Vec<&str> {
+                    r.host_config
+                        .port_bindings
+                        .iter()
+                        .flat_map(|m| m.keys().map(String::as_str))
+                        .collect()
+                };
+                let exposed = || -> Vec<&str> {
+                    r.config
+                        .exposed_ports
+                        .iter()
+                        .flatten()
+                        .map(String::as_str)
+                        .collect()
+                };
                 (query.all || r.state.status == Status::Running || f.contains("status"))
                     && check("id", &|v| r.id.starts_with(v))
                     && check("name", &|v| r.name.contains(v.trim_start_matches('/')))
@@ -251,7 +253,7 @@ impl Daemon {
                     && f.labels_match("label", |k| labels.get(k).map(String::as_str))
                     && check("health", &|v| v == health)
                     && check("network", &|v| {
-                        networks.iter().any(|n| {
+                        NetworkIndex::networks_of(r).iter().any(|n| {
                             let n = if n == "default" { "bridge" } else { n.as_str() };
                             n == v || network_ids.get(n).is_some_and(|id| id.starts_with(v))
                         })
@@ -259,8 +261,14 @@ impl Daemon {
                     && check("volume", &|v| {
                         r.mounts.iter().any(|m| m.name == v || m.destination == v)
                     })
-                    && (publish.is_empty() || publish.iter().any(|p| p.matches(&bound)))
-                    && (expose.is_empty() || expose.iter().any(|p| p.matches(&exposed)))
+                    && (publish.is_empty() || {
+                        let bound = bound();
+                        publish.iter().any(|p| p.matches(&bound))
+                    })
+                    && (expose.is_empty() || {
+                        let exposed = exposed();
+                        expose.iter().any(|p| p.matches(&exposed))
+                    })
                     && before.as_ref().is_none_or(|t| r.created < *t)
                     && since.as_ref().is_none_or(|t| r.created > *t)
                     && check("isolation", &|v| v == "default")

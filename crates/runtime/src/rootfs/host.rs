@@ -59,22 +59,7 @@ pub(super) fn prepare(spec: &Spec, rootfs: &Path, opts: &RootfsOptions) -> Resul
     let _umask = UmaskGuard::zero();
     // Recursive, so mounts the host already has under the rootfs stay
     // visible on the bind (as copies, which the cleanup removes with it).
-    mount(
-        Some(rootfs),
-        rootfs,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .map_err(|e| {
-        RootfsError::sys(
-            format!(
-                "bind-mount the rootfs {} onto itself in the host's mount namespace",
-                display(rootfs)
-            ),
-            e,
-        )
-    })?;
+    super::mounts::bind_onto_itself(rootfs, " in the host's mount namespace")?;
     // Only the bind made above and its copies: the host's mounts keep their
     // propagation, and the container's mounts stay off the host's peers.
     mount(

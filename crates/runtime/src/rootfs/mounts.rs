@@ -176,6 +176,12 @@ fn make_mount_point(rootfs: &Path, opts: &RootfsOptions, shared: bool) -> Result
     if !opts.in_user_namespace && !shared && is_mount_root(rootfs) {
         return Ok(());
     }
+    bind_onto_itself(rootfs, "")
+}
+
+/// Bind-mounts the rootfs onto itself, recursively; `context` ends the error's operation (which
+/// mount namespace, for instance).
+pub(super) fn bind_onto_itself(rootfs: &Path, context: &str) -> Result<()> {
     mount(
         Some(rootfs),
         rootfs,
@@ -185,7 +191,10 @@ fn make_mount_point(rootfs: &Path, opts: &RootfsOptions, shared: bool) -> Result
     )
     .map_err(|e| {
         RootfsError::sys(
-            format!("bind-mount the rootfs {} onto itself", display(rootfs)),
+            format!(
+                "bind-mount the rootfs {} onto itself{context}",
+                display(rootfs)
+            ),
             e,
         )
     })
