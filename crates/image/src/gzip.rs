@@ -11,8 +11,14 @@
 //!
 //! Several members in a row are one stream, as `gzip -d` and Docker read
 //! them.
+//!
+//! The DEFLATE engine is ISA-L's ([`berth_sys::inflate`], 1.6x zlib-rs on
+//! layers). It reads its input eight bytes at a time, so at a member's end
+//! it has taken up to eight bytes of what follows (the trailer, perhaps the
+//! next header) from buffers already consumed; they are given back through
+//! [`Rewound`], which the framing reads before the stream.
 
-use flate2::{Decompress, FlushDecompress, Status};
+use berth_sys::inflate::RawInflate;
 use std::io::{self, BufRead, Read};
 
 const FHCRC: u8 = 1 << 1;
@@ -30,12 +36,59 @@ enum State {
     Done,
 }
 
+/// A buffered reader with up to eight bytes given back in front of it.
+struct Rewound<R> {
+    back: [u8; 8],
+    start: usize,
+    end: usize,
+    inner: R,
+}
+
+impl<R: BufRead> Rewound<R> {
+    fn give_back(&mut self, bytes: &[u8]) {
+        debug_assert_eq!(self.start, self.end, "given back twice");
+        self.back[..bytes.len()].copy_from_slice(bytes);
+        (self.start, self.end) = (0, bytes.len());
+    }
+}
+
+impl<R: BufRead> Read for Rewound<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = {
+            let avail = self.fill_buf()?;
+            let n = avail.len().min(buf.len());
+            buf[..n].copy_from_slice(&avail[..n]);
+            n
+        };
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for Rewound<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.start < self.end {
+            Ok(&self.back[self.start..self.end])
+        } else {
+            self.inner.fill_buf()
+        }
+    }
+
+    fn consume(&mut self, n: usize) {
+        if self.start < self.end {
+            self.start += n.min(self.end - self.start);
+        } else {
+            self.inner.consume(n);
+        }
+    }
+}
+
 /// A reader of the inflated bytes of a gzip stream (one or more members)
 /// that checks the framing but not the CRC-32; see the module doc for when
 /// that is sound.
 pub(crate) struct UncheckedGzDecoder<R> {
-    inner: R,
-    inflate: Decompress,
+    inner: Rewound<R>,
+    inflate: RawInflate,
     state: State,
 }
 
@@ -59,8 +112,13 @@ impl<R: BufRead> UncheckedGzDecoder<R> {
     /// Wraps a buffered gzip stream.
     pub(crate) fn new(inner: R) -> Self {
         UncheckedGzDecoder {
-            inner,
-            inflate: Decompress::new(false),
+            inner: Rewound {
+                back: [0; 8],
+                start: 0,
+                end: 0,
+                inner,
+            },
+            inflate: RawInflate::new(),
             state: State::Header,
         }
     }
@@ -139,7 +197,7 @@ impl<R: BufRead> Read for UncheckedGzDecoder<R> {
                 State::Done => return Ok(0),
                 State::Header => {
                     if self.header()? {
-                        self.inflate.reset(false);
+                        self.inflate.reset();
                         self.state = State::Body(0);
                     } else {
                         self.state = State::Done;
@@ -148,25 +206,23 @@ impl<R: BufRead> Read for UncheckedGzDecoder<R> {
                 State::Body(so_far) => {
                     let input = self.inner.fill_buf()?;
                     let at_eof = input.is_empty();
-                    let (in_before, out_before) =
-                        (self.inflate.total_in(), self.inflate.total_out());
-                    let status = self
+                    let step = self
                         .inflate
-                        .decompress(input, buf, FlushDecompress::None)
+                        .inflate(input, buf)
                         .map_err(|e| bad(format!("inflating gzip data: {e}")))?;
-                    let consumed = (self.inflate.total_in() - in_before) as usize;
-                    let produced = (self.inflate.total_out() - out_before) as usize;
-                    self.inner.consume(consumed);
-                    let inflated = so_far + produced as u64;
+                    self.inner.consume(step.consumed);
+                    let inflated = so_far + step.produced as u64;
                     self.state = State::Body(inflated);
-                    if status == Status::StreamEnd {
+                    if step.finished {
+                        let (tail, n) = self.inflate.unused_tail();
+                        self.inner.give_back(&tail[..n]);
                         self.trailer(inflated)?;
                         self.state = State::Header;
                     }
-                    if produced > 0 {
-                        return Ok(produced);
+                    if step.produced > 0 {
+                        return Ok(step.produced);
                     }
-                    if status != Status::StreamEnd && consumed == 0 && at_eof {
+                    if !step.finished && step.consumed == 0 && at_eof {
                         return Err(io::Error::new(
                             io::ErrorKind::UnexpectedEof,
                             "gzip stream cut off inside a member",
@@ -243,6 +299,21 @@ mod tests {
             );
         }
         assert_eq!(inflate(&[], 512).expect("empty stream"), Vec::<u8>::new());
+    }
+
+    #[test]
+    fn member_ends_fall_anywhere_in_the_input_buffers() {
+        // ISA-L reads ahead past a member's end; what it took from earlier
+        // buffers is given back wherever the buffer boundaries fall.
+        let data = sample();
+        let pieces = [&data[..1], &data[1..3000], &data[3000..3001], &data[3001..]];
+        let stream: Vec<u8> = pieces.iter().flat_map(|p| gz(p)).collect();
+        for size in (1..=24).chain([4093, 1 << 20]) {
+            let mut d = UncheckedGzDecoder::new(BufReader::with_capacity(size, &stream[..]));
+            let mut out = Vec::new();
+            d.read_to_end(&mut out).expect("inflate");
+            assert!(out == data, "input buffers of {size}");
+        }
     }
 
     #[test]

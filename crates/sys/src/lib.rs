@@ -18,6 +18,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod bpf;
+pub mod inflate;
 pub mod memory;
 pub mod misc;
 pub mod mount;
