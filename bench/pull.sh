@@ -1,7 +1,9 @@
 #!/bin/sh
 # bench/pull.sh: pull of a generated multi-layer image (a few hundred MB) from a local
 # docker-registry, by berth (crates/image/examples/pull.rs), `skopeo copy docker://… oci:DIR`
-# and `podman pull`, side by side.
+# and `podman pull`, side by side; berth twice: the pull as berthd answers it (the image
+# whole and usable, its flush to disk still to come), and the pull followed by that flush
+# (`--settle`: what berthd then does in the background).
 #
 # How to run it (as root; no network needed beyond 127.0.0.1):
 #
@@ -22,13 +24,16 @@
 #   1. generates an OCI layout (gzip layers, config, manifest) with tar, gzip and sha256sum;
 #   2. starts /usr/bin/docker-registry on 127.0.0.1 (a free port, storage in a temp dir)
 #      and pushes the layout with skopeo;
-#   3. for each round, runs hyperfine --runs 1 over the three pulls, each with a --prepare
+#   3. for each round, runs hyperfine --runs 1 over the four pulls, each with a --prepare
 #      that empties that tool's store (so every run downloads and unpacks everything) and
 #      runs sync(1), so that no run pays for writing back what the previous tool left
-#      dirty (podman and skopeo do not sync; berth's syncfs would flush their data too,
-#      and their writeback competes for the disk while the next tool runs):
+#      dirty (berth without --settle and podman leave much of it to the kernel; a syncfs
+#      would flush it too, and its writeback competes for the disk while the next tool
+#      runs):
 #        berth:  pull --root DIR --quiet pull 127.0.0.1:PORT/bench:latest
-#        skopeo: skopeo copy --src-tls-verify=false docker://… oci:DIR:bench  (no unpacking)
+#        berth+settle: the same with --settle (syncfs before exiting)
+#        skopeo: skopeo copy --src-tls-verify=false docker://… oci:DIR:bench  (no unpacking;
+#                fsyncs each blob it writes)
 #        podman: podman --root DIR --runroot DIR pull --tls-verify=false …     (unpacks)
 #   4. writes bench/results/pull-<UTC time>/round-<k>.json and summary.md, and prints the
 #      median of each tool and the ratios berth/skopeo and berth/podman.
@@ -49,7 +54,7 @@ while [ $# -gt 0 ]; do
         --mb) mb=$2; shift 2 ;;
         --rounds) rounds=$2; shift 2 ;;
         --berth) berth=$2; shift 2 ;;
-        -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,40p' "$0"; exit 0 ;;
         *) echo "pull.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -140,22 +145,26 @@ rm -f "$work/ddtest"
 out="$here/results/pull-$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$out"
 b_cmd="$berth --root $work/berth --quiet pull $ref"
+d_cmd="$berth --root $work/berth-settle --quiet --settle pull $ref"
 s_cmd="skopeo --insecure-policy copy -q --src-tls-verify=false docker://$ref oci:$work/skopeo:bench"
 p_cmd="podman --root $work/podman-root --runroot $work/podman-run --storage-driver overlay pull -q --tls-verify=false $ref"
 b_prep="rm -rf $work/berth && sync"
+d_prep="rm -rf $work/berth-settle && sync"
 s_prep="rm -rf $work/skopeo && sync"
 p_prep="podman --root $work/podman-root --runroot $work/podman-run --storage-driver overlay rmi -a -f && sync"
 k=1
 while [ "$k" -le "$rounds" ]; do
-    case $((k % 3)) in
-        1) order="b s p" ;;
-        2) order="s p b" ;;
-        0) order="p b s" ;;
+    case $((k % 4)) in
+        1) order="b d s p" ;;
+        2) order="d s p b" ;;
+        3) order="s p b d" ;;
+        0) order="p b d s" ;;
     esac
     set --
     for t in $order; do
         case $t in
             b) set -- "$@" --prepare "$b_prep" -n berth "$b_cmd" ;;
+            d) set -- "$@" --prepare "$d_prep" -n berth+settle "$d_cmd" ;;
             s) set -- "$@" --prepare "$s_prep" -n skopeo "$s_cmd" ;;
             p) set -- "$@" --prepare "$p_prep" -n podman "$p_cmd" ;;
         esac
@@ -170,7 +179,7 @@ jq -s '[.[].results[]] | group_by(.command) | map({tool: .[0].command,
                else (.[length/2-1] + .[length/2]) / 2 end),
       runs: length})' "$out"/round-*.json > "$out/medians.json"
 med() { jq -r --arg t "$1" '.[] | select(.tool == $t) | .median' "$out/medians.json"; }
-b=$(med berth); s=$(med skopeo); p=$(med podman)
+b=$(med berth); d=$(med berth+settle); s=$(med skopeo); p=$(med podman)
 {
     echo "# pull of a $layers-layer image ($total MB compressed, about $unpacked MB unpacked) from a local docker-registry"
     echo
@@ -178,10 +187,11 @@ b=$(med berth); s=$(med skopeo); p=$(med podman)
     echo
     echo "median of $rounds alternating runs each (seconds):"
     echo
-    echo "| tool | median s | berth / tool |"
-    echo "| --- | --- | --- |"
-    echo "| berth (examples/pull) | $b | 1.00 |"
-    echo "| skopeo copy → oci: (no unpack) | $s | $(echo "$b $s" | awk '{printf "%.2f", $1/$2}') |"
-    echo "| podman pull | $p | $(echo "$b $p" | awk '{printf "%.2f", $1/$2}') |"
+    echo "| tool | median s | berth / tool | berth+settle / tool |"
+    echo "| --- | --- | --- | --- |"
+    echo "| berth (examples/pull) | $b | 1.00 | $(echo "$d $b" | awk '{printf "%.2f", $1/$2}') |"
+    echo "| berth --settle (then syncfs) | $d | $(echo "$b $d" | awk '{printf "%.2f", $1/$2}') | 1.00 |"
+    echo "| skopeo copy → oci: (no unpack) | $s | $(echo "$b $s" | awk '{printf "%.2f", $1/$2}') | $(echo "$d $s" | awk '{printf "%.2f", $1/$2}') |"
+    echo "| podman pull | $p | $(echo "$b $p" | awk '{printf "%.2f", $1/$2}') | $(echo "$d $p" | awk '{printf "%.2f", $1/$2}') |"
 } > "$out/summary.md"
 cat "$out/summary.md"

@@ -106,8 +106,59 @@ pub fn file_contains(
     needle: &str,
     timeout: Duration,
 ) -> Result<String, WaitError> {
+    let read = || {
+        std::fs::read(path)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    };
+    watch_until(
+        path,
+        rustix::fs::inotify::WatchFlags::MODIFY | rustix::fs::inotify::WatchFlags::CLOSE_WRITE,
+        format!("{} to contain {needle:?}", path.display()),
+        timeout,
+        || {
+            let text = read();
+            (text.contains(needle), text)
+        },
+    )
+}
+
+/// Waits until the directory at `path` has no entry, for at most `timeout`, woken by inotify
+/// each time an entry leaves it.
+pub fn dir_empty(path: &std::path::Path, timeout: Duration) -> Result<(), WaitError> {
+    use rustix::fs::inotify::WatchFlags;
+    let names = || -> Vec<String> {
+        std::fs::read_dir(path)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    watch_until(
+        path,
+        WatchFlags::DELETE | WatchFlags::MOVED_FROM,
+        format!("{} to be empty", path.display()),
+        timeout,
+        || {
+            let left = names();
+            (left.is_empty(), format!("{left:?}"))
+        },
+    )
+    .map(|_| ())
+}
+
+/// Checks `done` (true, and what to report), then again after each inotify event of `flags`
+/// on `path`, for at most `timeout`.
+fn watch_until(
+    path: &std::path::Path,
+    flags: rustix::fs::inotify::WatchFlags,
+    what: String,
+    timeout: Duration,
+    mut done: impl FnMut() -> (bool, String),
+) -> Result<String, WaitError> {
     use rustix::fs::inotify;
-    let what = format!("{} to contain {needle:?}", path.display());
     let sys = |syscall: &'static str| {
         let what = what.clone();
         move |source| WaitError::Sys {
@@ -116,38 +167,28 @@ pub fn file_contains(
             source,
         }
     };
-    let read = || {
-        std::fs::read(path)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default()
-    };
     let fd = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)
         .map_err(sys("inotify_init"))?;
-    inotify::add_watch(
-        &fd,
-        path,
-        inotify::WatchFlags::MODIFY | inotify::WatchFlags::CLOSE_WRITE,
-    )
-    .map_err(sys("inotify_add_watch"))?;
+    inotify::add_watch(&fd, path, flags).map_err(sys("inotify_add_watch"))?;
     let deadline = Instant::now() + timeout;
     let mut events = [0u8; 4096];
     loop {
-        let text = read();
-        if text.contains(needle) {
-            return Ok(text);
+        let (finished, state) = done();
+        if finished {
+            return Ok(state);
         }
         let left = deadline.saturating_duration_since(Instant::now());
         match readable(&fd, left, &what) {
             Err(WaitError::Timeout { .. }) => {
                 return Err(WaitError::Timeout {
-                    what: format!("{what} (it holds {text:?})"),
+                    what: format!("{what} (it holds {state})"),
                     timeout,
                 });
             }
             Err(other) => return Err(other),
             Ok(()) => {}
         }
-        // Drain the events; the file's content is what counts.
+        // Drain the events; the state is what counts.
         match rustix::io::read(&fd, &mut events) {
             Ok(_) | Err(Errno::AGAIN) | Err(Errno::INTR) => {}
             Err(source) => {

@@ -1083,6 +1083,10 @@ fn push_and_pull_through_a_local_registry() {
         pulled.contains("Status: Downloaded newer image for") && pulled.contains(&name),
         "docker pull said: {pulled}"
     );
+    // The pull answered before its data was flushed to disk; berthd flushes
+    // it right after, in the background, and removes the pull's marker.
+    let pending = d.sandbox.dir("data").join("image").join("pending");
+    berth_tests::wait::dir_empty(&pending, T).expect("berthd settles the pull");
     let up_to_date = d.ok(&["pull", &name]);
     assert!(
         up_to_date.contains("Image is up to date"),

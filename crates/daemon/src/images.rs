@@ -23,6 +23,19 @@ use tokio::io::AsyncWriteExt;
 
 use crate::{blocking, Daemon};
 
+/// Makes what a pull or load just named durable (one `syncfs`), off the
+/// request's path: the image is whole and visible already, and a crash
+/// before this ends makes the next start drop it rather than show it torn
+/// (see the image crate's `pending` module).
+async fn settle_in_background(images: &tokio::sync::RwLock<Store>) {
+    let settler = images.read().await.settler();
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = settler.settle() {
+            tracing::warn!(error = %e, "cannot flush the images just pulled or loaded to disk; the next start retries");
+        }
+    });
+}
+
 fn lock(m: &tokio::sync::RwLock<Store>) -> tokio::sync::RwLockWriteGuard<'_, Store> {
     crate::store_write(m)
 }
@@ -463,7 +476,10 @@ impl ImageBackend for Daemon {
             };
             match outcome {
                 Ok(o) => {
-                    daemon.image_event("pull", &o.record.id.to_string(), &o.reference.familiar())
+                    daemon.image_event("pull", &o.record.id.to_string(), &o.reference.familiar());
+                    // The client has its answer; durability follows.
+                    drop(tx);
+                    settle_in_background(&images).await;
                 }
                 Err(e) => {
                     let _ = tx.send(Err(e));
@@ -611,6 +627,7 @@ impl ImageBackend for Daemon {
             Ok(lines)
         })
         .await?;
+        settle_in_background(&self.inner.images).await;
         let mut msgs = Vec::new();
         for (id, line) in loaded {
             self.image_event("load", &id, &line);

@@ -9,7 +9,11 @@
 //!
 //! Options before the verb: `--root DIR` (the store; required),
 //! `--insecure-registry HOST` (repeatable), `--quiet` (no progress lines),
-//! `--copy` (the copying snapshotter instead of probing for overlay).
+//! `--copy` (the copying snapshotter instead of probing for overlay),
+//! `--settle` (flush what the verb named to disk before exiting, as berthd
+//! does in the background after answering; without it, the next open of the
+//! store does it, and a machine crash before then makes that open drop the
+//! image rather than show it torn).
 //! Progress prints as docker's lines (`ID: status`), byte counts omitted.
 
 use image::manifest::Platform;
@@ -21,7 +25,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 fn usage() -> ExitCode {
-    eprintln!("usage: pull --root DIR [--insecure-registry HOST]... [--quiet] [--copy] (pull REF [--platform P] | push REF | load PATH | tag SRC DST)");
+    eprintln!("usage: pull --root DIR [--insecure-registry HOST]... [--quiet] [--copy] [--settle] (pull REF [--platform P] | push REF | load PATH | tag SRC DST)");
     ExitCode::from(2)
 }
 
@@ -31,6 +35,7 @@ fn main() -> ExitCode {
     let mut options = RegistryOptions::default();
     let mut quiet = false;
     let mut copy = false;
+    let mut settle = false;
     let mut rest = Vec::new();
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -41,6 +46,7 @@ fn main() -> ExitCode {
             },
             "--quiet" => quiet = true,
             "--copy" => copy = true,
+            "--settle" => settle = true,
             _ => rest.push(a),
         }
     }
@@ -111,6 +117,17 @@ fn main() -> ExitCode {
                 .map_err(|e| e.to_string()),
             ["tag", src, dst] => store.tag(src, dst).map(|_| ()).map_err(|e| e.to_string()),
             _ => Err("unknown verb".into()),
+        }
+    });
+    let result = result.and_then(|()| {
+        if settle {
+            store
+                .settler()
+                .settle()
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        } else {
+            Ok(())
         }
     });
     match result {

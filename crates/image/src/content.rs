@@ -233,19 +233,11 @@ impl VerifiedBlob {
         &self.digest
     }
 
-    /// Starts writing its data to disk without waiting, so that the
-    /// `syncfs` that must precede [`VerifiedBlob::publish`] finds little
-    /// left to write. Only an optimisation: nothing is durable until then.
-    pub fn start_writeback(&self) {
-        if let Ok(f) = File::open(self.path()) {
-            durable::start_writeback(&f);
-        }
-    }
-
-    /// Gives the blob its name, without any sync: the caller must have made
-    /// its data durable ([`ContentStore::sync_filesystem`]) before, and
-    /// syncs the name ([`ContentStore::sync_names`]) before anything that
-    /// must survive a crash refers to it.
+    /// Gives the blob its name, without any sync: the caller must either
+    /// have made its data durable ([`ContentStore::sync_filesystem`]) before
+    /// and sync the name ([`ContentStore::sync_names`]) before anything that
+    /// must survive a crash refers to it, or have recorded it in a
+    /// pending-names marker first (see `pending`).
     pub fn publish(mut self) -> Result<BlobInfo, ContentError> {
         let dest = self.store.path(&self.digest);
         if let Some(tmp) = self.tmp.take() {

@@ -15,8 +15,14 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// A fresh temporary path in `dir`, unique within this process and across processes.
 pub(crate) fn temp_path(dir: &Path, what: &str) -> PathBuf {
+    dir.join(format!("{TEMP_PREFIX}{}", unique_name(what)))
+}
+
+/// `what-<pid>-<n>`: unique among the names this process makes, and among
+/// those of the processes running beside it.
+pub(crate) fn unique_name(what: &str) -> String {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    dir.join(format!("{TEMP_PREFIX}{what}-{}-{n}", std::process::id()))
+    format!("{what}-{}-{n}", std::process::id())
 }
 
 /// Creates a new temporary file in `dir`, returning it and its path.

@@ -13,6 +13,9 @@
 //!   `snapshots/active/<container-id>/`: containers' writable layers;
 //! - `metadata/images.json`: image records and tags, replaced atomically
 //!   ([`metadata`]);
+//! - `pending/`: one marker per pull or load whose names are given but not
+//!   yet flushed to disk (see [`store::Settler`]); removed by the
+//!   settle that follows, or, after a crash, used to drop what may be torn;
 //! - `tmp/`: scratch space for archives being loaded; `lock`: one process
 //!   at a time.
 //!
@@ -32,7 +35,8 @@
 //! a throwaway directory), know about containers' processes (removal asks the
 //! caller's `in_use` predicate), write outside its data root while
 //! unpacking a layer, or give a blob, snapshot or image record its final
-//! name before it is complete and durable.
+//! name before it is complete, and durable or covered by a durable
+//! pending-names marker (so that a crash never leaves a torn image visible).
 //!
 //! Synchronous by design: unpacking and snapshotting are blocking syscalls;
 //! only the [`registry`] module is async (tokio), and it runs unpacking on
@@ -61,6 +65,7 @@ pub mod export;
 mod gzip;
 pub mod manifest;
 pub mod metadata;
+mod pending;
 pub mod progress;
 pub mod reference;
 pub mod registry;

@@ -402,12 +402,16 @@ impl Snapshotter {
         };
         let fs_dir = tmp.join("fs");
         fs::create_dir_all(&fs_dir).map_err(io_err("create directory", &fs_dir))?;
-        let stats: UnpackStats =
-            unpack::apply_layer(blob, &fs_dir, progress).map_err(|source| {
-                SnapshotError::Unpack {
-                    diff_id: diff_id.clone(),
-                    source,
-                }
+        // A staged snapshot is flushed by a later settle, off the pull's path.
+        let writeback = if sync {
+            unpack::Writeback::Early
+        } else {
+            unpack::Writeback::Lazy
+        };
+        let stats: UnpackStats = unpack::apply_layer_with(blob, &fs_dir, progress, writeback)
+            .map_err(|source| SnapshotError::Unpack {
+                diff_id: diff_id.clone(),
+                source,
             })?;
         if stats.diff_id != *diff_id {
             return Err(SnapshotError::DiffIdMismatch {

@@ -21,12 +21,13 @@ use crate::durable;
 use crate::export::{self, ExportError, ExportStats};
 use crate::manifest::{self, ManifestError, Platform};
 use crate::metadata::{ImageId, ImageRecord, LayerRecord, MetadataError, MetadataStore};
+use crate::pending::{Marker, Pending};
 use crate::progress::Progress;
 use crate::reference::{Reference, ReferenceError};
 use crate::snapshot::{MountSpec, SnapshotError, Snapshotter, SnapshotterKind, StagedSnapshot};
 use crate::unpack::{self, detect_compression};
 use oci_spec::image::{History, ImageConfiguration};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -216,8 +217,59 @@ pub struct Store {
     content: ContentStore,
     snapshots: Snapshotter,
     metadata: MetadataStore,
+    pending: Pending,
     platform: Platform,
     _lock: File,
+}
+
+/// Makes what pulls and loads named durable, and forgets their markers
+/// (see the `pending` module); cheap to clone, usable without the store's
+/// lock (berthd runs it in the background after each pull or load).
+#[derive(Debug, Clone)]
+pub struct Settler {
+    content: ContentStore,
+    snapshots: Snapshotter,
+    pending: Pending,
+}
+
+impl Settler {
+    /// Flushes the store's filesystem(s) and the directories holding the
+    /// names, then removes the markers of every pull or load that finished
+    /// naming before the flush began. Returns how many markers it removed
+    /// (0, without a flush, when none waited).
+    pub fn settle(&self) -> Result<usize, StoreError> {
+        let dir = self.pending.dir().to_path_buf();
+        self.pending.settle(
+            || flush_all(&self.content, &self.snapshots),
+            |source| StoreError::Io {
+                op: "remove settled markers in",
+                path: dir,
+                source,
+            },
+        )
+    }
+}
+
+/// Makes every blob, snapshot and name written so far durable: one
+/// `syncfs` (two if content and snapshots are on different filesystems),
+/// then an fsync of each directory holding names.
+fn flush_all(content: &ContentStore, snapshots: &Snapshotter) -> Result<(), StoreError> {
+    flush_data(content, snapshots)?;
+    content.sync_names()?;
+    snapshots.sync_names()?;
+    Ok(())
+}
+
+fn flush_data(content: &ContentStore, snapshots: &Snapshotter) -> Result<(), StoreError> {
+    use std::os::unix::fs::MetadataExt;
+    content.sync_filesystem()?;
+    let dev = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.dev()).ok();
+    let content_dev = dev(content.dir());
+    let snapshot_dev = dev(snapshots.root());
+    if content_dev.is_none() || content_dev != snapshot_dev {
+        snapshots.sync_filesystem()?;
+    }
+    Ok(())
 }
 
 impl Store {
@@ -247,14 +299,83 @@ impl Store {
             None => Snapshotter::open(root)?,
         };
         let metadata = MetadataStore::open(root)?;
-        Ok(Store {
+        let pending_dir = root.join("pending");
+        let (pending, earlier) = Pending::open(root)
+            .map_err(io_err("open the pending-names markers in", &pending_dir))?;
+        let mut store = Store {
             root: root.to_path_buf(),
             content,
             snapshots,
             metadata,
+            pending,
             platform: options.platform,
             _lock: lock,
-        })
+        };
+        if !earlier.is_empty() {
+            store.recover(earlier)?;
+        }
+        // What earlier processes of this boot named is on disk or in the
+        // page cache; make it durable now rather than leave it to a crash.
+        store.settler().settle()?;
+        Ok(store)
+    }
+
+    /// After a crash (markers from an earlier boot): removes the snapshots
+    /// and blobs the markers list, which may be torn, and every image using
+    /// one of them, then the markers.
+    fn recover(&mut self, earlier: Vec<(PathBuf, Marker)>) -> Result<(), StoreError> {
+        let mut blobs = HashSet::new();
+        let mut chains = HashSet::new();
+        for (_, m) in &earlier {
+            blobs.extend(m.blobs.iter().cloned());
+            chains.extend(m.snapshots.iter().cloned());
+        }
+        let suspect = |r: &ImageRecord| {
+            blobs.contains(&r.id.0)
+                || blobs.contains(&r.manifest)
+                || r.layers
+                    .iter()
+                    .any(|l| blobs.contains(&l.blob) || chains.contains(&l.chain_id))
+        };
+        let gone: Vec<ImageId> = self
+            .metadata
+            .state()
+            .images
+            .values()
+            .filter(|r| suspect(r))
+            .map(|r| r.id.clone())
+            .collect();
+        for id in &gone {
+            tracing::warn!(image = %id, "removing an image pulled or loaded just before a crash: its data may not have reached the disk (pull or load it again)");
+        }
+        self.metadata.update(|s| -> Result<(), StoreError> {
+            for id in &gone {
+                s.images.remove(id);
+            }
+            s.tags.retain(|_, id| !gone.contains(id));
+            Ok(())
+        })?;
+        for chain in &chains {
+            self.snapshots.remove(chain)?;
+        }
+        for blob in &blobs {
+            self.content.delete(blob)?;
+        }
+        flush_all(&self.content, &self.snapshots)?;
+        let dir = self.pending.dir().to_path_buf();
+        self.pending
+            .forget(earlier.iter().map(|(p, _)| p.as_path()))
+            .map_err(io_err("remove recovered markers in", &dir))
+    }
+
+    /// A handle that makes what pulls and loads named durable
+    /// ([`Settler::settle`]); berthd runs it after each, off the request.
+    pub fn settler(&self) -> Settler {
+        Settler {
+            content: self.content.clone(),
+            snapshots: self.snapshots.clone(),
+            pending: self.pending.clone(),
+        }
     }
 
     /// The data root.
@@ -270,6 +391,11 @@ impl Store {
     /// The content store.
     pub fn content(&self) -> &ContentStore {
         &self.content
+    }
+
+    /// The markers of names given before their data is durable.
+    pub(crate) fn pending(&self) -> &Pending {
+        &self.pending
     }
 
     /// The snapshotter (its kind and fallback reason tell which one runs).
@@ -327,9 +453,10 @@ impl Store {
             reason,
         };
         // As a pull does: every blob verified under a temporary name and
-        // every layer unpacked into a temporary directory, then one
-        // `syncfs` and the names ([`publish_staged`]); a failure or a kill
-        // before that leaves only temporary files, removed at the next open.
+        // every layer unpacked into a temporary directory, then a
+        // pending-names marker and the names ([`publish_staged`]); a failure
+        // or a kill before that leaves only temporary files, removed at the
+        // next open.
         let mut blobs: Vec<VerifiedBlob> = Vec::new();
         let config_size = plan.config.len() as u64;
         if !self.content.contains(&plan.config_digest) {
@@ -473,11 +600,6 @@ impl Store {
             let mut head =
                 BufReader::new(File::open(&blob_path).map_err(io_err("open", &blob_path))?);
             let compression = detect_compression(&mut head).map_err(io_err("read", &blob_path))?;
-            // Read for the last time: its writeback may start (it drops
-            // the pages already written, which nothing here reads again).
-            if let Some(v) = &written {
-                v.start_writeback();
-            }
             let media_type = ls
                 .media_type
                 .clone()
@@ -500,7 +622,7 @@ impl Store {
             blobs.extend(written);
             parent = Some(chain);
         }
-        let layers = publish_staged(&self.content, &self.snapshots, blobs, layers)?;
+        let layers = publish_staged(&self.content, &self.snapshots, &self.pending, blobs, layers)?;
         self.commit_image(
             &plan.config_digest,
             config_size,
@@ -516,7 +638,7 @@ impl Store {
 
     /// Stores (or synthesises) the manifest, then makes the image and its
     /// tags visible in one metadata write. Everything the record names must
-    /// be durable already.
+    /// be durable already, or covered by a pending-names marker.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn commit_image(
         &mut self,
@@ -1218,38 +1340,58 @@ impl Store {
 /// it existed already.
 pub(crate) type StagedLayer = (LayerRecord, Option<StagedSnapshot>);
 
-/// Makes the blobs and snapshots of a pull or a load durable and gives them
-/// their names: one `syncfs` (two if content and snapshots are on different
-/// filesystems), the renames (snapshots bottom up, so a visible snapshot's
-/// parent is always visible), then an fsync of each directory holding the
-/// names. Only then may an image record name them.
+/// Gives the blobs and snapshots of a pull or a load their names
+/// (snapshots bottom up, so a visible snapshot's parent is always visible)
+/// without waiting for the disk: a marker listing them is written durably
+/// first, and a later settle (or, after a crash, the next open) deals with
+/// it (the `pending` module). Where no marker can be kept (no boot ID), the
+/// data is flushed before the names and the names after, as before.
 pub(crate) fn publish_staged(
     content: &ContentStore,
     snapshots: &Snapshotter,
+    pending: &Pending,
     blobs: Vec<VerifiedBlob>,
     unpacked: Vec<StagedLayer>,
 ) -> Result<Vec<LayerRecord>, StoreError> {
-    use std::os::unix::fs::MetadataExt;
-    content.sync_filesystem()?;
-    let dev = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.dev()).ok();
-    let content_dev = dev(content.dir());
-    let snapshot_dev = dev(snapshots.root());
-    if content_dev.is_none() || content_dev != snapshot_dev {
-        snapshots.sync_filesystem()?;
+    let named_blobs: Vec<Digest> = blobs.iter().map(|b| b.digest().clone()).collect();
+    let named_chains: Vec<Digest> = unpacked
+        .iter()
+        .filter_map(|(_, staged)| staged.as_ref().map(|s| s.chain_id().clone()))
+        .collect();
+    let marker = if named_blobs.is_empty() && named_chains.is_empty() {
+        None
+    } else {
+        pending
+            .record(named_blobs, named_chains)
+            .map_err(io_err("write a pending-names marker in", pending.dir()))?
+    };
+    let lazy = marker.is_some();
+    if !lazy {
+        flush_data(content, snapshots)?;
     }
-    for b in blobs {
-        b.publish()?;
-    }
-    let mut records = Vec::with_capacity(unpacked.len());
-    for (record, staged) in unpacked {
-        if let Some(staged) = staged {
-            snapshots.name_staged(staged)?;
+    let named = (|| {
+        for b in blobs {
+            b.publish()?;
         }
-        records.push(record);
+        let mut records = Vec::with_capacity(unpacked.len());
+        for (record, staged) in unpacked {
+            if let Some(staged) = staged {
+                snapshots.name_staged(staged)?;
+            }
+            records.push(record);
+        }
+        Ok::<_, StoreError>(records)
+    })();
+    match marker {
+        // Queued even when the naming stopped part-way: a settle makes
+        // whatever was named durable.
+        Some(m) => pending.named(m),
+        None => {
+            content.sync_names()?;
+            snapshots.sync_names()?;
+        }
     }
-    content.sync_names()?;
-    snapshots.sync_names()?;
-    Ok(records)
+    named
 }
 
 struct Tee<'a, R> {

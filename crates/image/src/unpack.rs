@@ -198,6 +198,28 @@ pub fn apply_layer(
     dest: &Path,
     progress: &mut dyn FnMut(u64),
 ) -> Result<UnpackStats, UnpackError> {
+    apply_layer_with(blob, dest, progress, Writeback::Early)
+}
+
+/// When the files an unpacking writes are sent to the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Writeback {
+    /// Each file of 1 MiB or more has its writeback started as soon as it
+    /// is written, so that a flush right after the unpacking finds little
+    /// left to write.
+    Early,
+    /// Left to the kernel (and to a later flush): nothing waits on the
+    /// disk, and no CPU goes to starting writeback while the unpacking runs.
+    Lazy,
+}
+
+/// [`apply_layer`], choosing when the written files go to the disk.
+pub fn apply_layer_with(
+    blob: impl Read,
+    dest: &Path,
+    progress: &mut dyn FnMut(u64),
+    writeback: Writeback,
+) -> Result<UnpackStats, UnpackError> {
     let root: OwnedFd = rfs::open(
         dest,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -226,6 +248,7 @@ pub fn apply_layer(
         size: 0,
         entries: 0,
         buf: Vec::new(),
+        writeback,
     };
     let mut last = "start of stream".to_string();
     let entries = archive.entries().map_err(|source| UnpackError::Stream {
@@ -300,6 +323,7 @@ struct Applier<'a> {
     entries: u64,
     /// The buffer file contents go through (allocated on the first file).
     buf: Vec<u8>,
+    writeback: Writeback,
 }
 
 /// Metadata every entry carries.
@@ -440,7 +464,7 @@ impl Applier<'_> {
                             source,
                         })?;
                 self.size += n;
-                if n >= WRITEBACK_FROM {
+                if n >= WRITEBACK_FROM && self.writeback == Writeback::Early {
                     crate::durable::start_writeback(&file);
                 }
                 self.set_fd_meta(&file, &meta, &name)?;

@@ -147,3 +147,86 @@ fn crash_at_any_point_leaves_a_loadable_store() {
     let store = verify(&root);
     assert!(store.resolve("berth-test/a:latest").is_ok());
 }
+
+/// Rewrites every pending-names marker as if written in an earlier boot:
+/// what a power cut right after a load leaves for the next start.
+fn pretend_reboot(root: &Path) -> usize {
+    let mut n = 0;
+    for e in std::fs::read_dir(root.join("pending")).expect("list markers") {
+        let path = e.expect("entry").path();
+        let mut marker: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).expect("read marker")).expect("json");
+        marker["boot_id"] = serde_json::Value::from("a-boot-before-the-power-cut");
+        std::fs::write(&path, serde_json::to_vec(&marker).expect("json")).expect("rewrite");
+        n += 1;
+    }
+    n
+}
+
+#[test]
+fn a_crash_before_the_settle_drops_only_the_unsettled_image() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (common::image_a(), common::image_b());
+    let (archive_a, archive_b) = (tmp.path().join("a.tar"), tmp.path().join("b.tar"));
+    common::write_docker_archive(&archive_a, &[&a]);
+    common::write_docker_archive(&archive_b, &[&b]);
+    let root = tmp.path().join("store");
+
+    // A is loaded and settled; B is loaded, and the process ends before
+    // any settle (berthd's runs right after the load; a crash can beat it).
+    let mut store = Store::open_with(&root, options()).expect("open");
+    store.load_archive(&archive_a, &mut |_| {}).expect("load a");
+    assert!(store.settler().settle().expect("settle") >= 1);
+    store.load_archive(&archive_b, &mut |_| {}).expect("load b");
+    drop(store);
+    assert_eq!(pretend_reboot(&root), 1, "one marker: b's load");
+
+    // The next start cannot know how much of B reached the disk: B goes,
+    // with the blobs and snapshots its load named; A, settled, stays whole.
+    let store = verify(&root);
+    assert!(
+        store.resolve("berth-test/a:latest").is_ok(),
+        "the settled image stays"
+    );
+    assert!(
+        store.resolve("berth-test/b:1.0").is_err(),
+        "the unsettled image is dropped"
+    );
+    let a_record = store.inspect("berth-test/a:latest").expect("a").record;
+    let remaining = store.list();
+    assert_eq!(remaining.len(), 1);
+    assert!(
+        !store.content().contains(&b.id()),
+        "b's config blob went with it"
+    );
+    let snapshots = store.snapshotter().list().expect("snapshots");
+    assert_eq!(
+        snapshots.len(),
+        a_record.layers.len(),
+        "only a's snapshots are left (b's own layer was removed, the shared base kept)"
+    );
+    assert_eq!(
+        std::fs::read_dir(root.join("pending"))
+            .expect("list")
+            .count(),
+        0,
+        "the recovered marker is gone"
+    );
+    drop(store);
+
+    // Loading B again works, and a reopen in the same boot settles it.
+    let mut store = Store::open_with(&root, options()).expect("reopen");
+    store
+        .load_archive(&archive_b, &mut |_| {})
+        .expect("load b again");
+    drop(store);
+    let store = verify(&root);
+    assert!(store.resolve("berth-test/b:1.0").is_ok());
+    assert_eq!(
+        std::fs::read_dir(root.join("pending"))
+            .expect("list")
+            .count(),
+        0,
+        "an open in the same boot settles what the last process left"
+    );
+}

@@ -19,24 +19,22 @@
 //! is removed; the image record is written last, in one atomic metadata
 //! update.
 //!
-//! Durability with few flushes: blobs are verified but left under their
-//! temporary names, snapshots are unpacked into temporary directories, and
-//! nothing waits on a per-file fsync (each verified blob's writeback is only
-//! started, in the background, so the disk works while other layers
-//! download; measured, that overlap is what keeps the single flush from
-//! costing more than the per-file ones; the unpacker does the same for
-//! every large file it writes). When everything is verified, one
-//! `syncfs` flushes the store's filesystem, then the blobs and snapshots
-//! (bottom up) get their names, the two directories holding the names are
-//! fsynced, and only then is the image record written. So a name in the
-//! store always refers to data that is on disk, and the record only to
-//! names that are (the guarantee the per-file fsyncs gave, for a handful of
-//! flushes per pull instead of several per layer). A kill -9 or a crash
-//! before the names appear leaves temporary snapshot directories, which
-//! the next open removes, and the layers' downloads in `content/ingest/`
-//! (see [`ContentStore::resumable_writer`]): the retry re-hashes each,
-//! uses a complete one without a request and asks for the rest of a
-//! partial one (`Range`), so what was fetched is not fetched again.
+//! Durability without waiting for the disk: blobs are verified under
+//! temporary names and snapshots unpacked into temporary directories; when
+//! everything is verified, a marker listing them is written durably
+//! (`pending`), then the blobs and snapshots (bottom up) get their names and
+//! the image record is written. Nothing waits on the writeback of the
+//! 500 MB a pull writes: the pages are in the page cache, which a kill -9
+//! does not lose, and [`Settler::settle`](crate::store::Settler::settle)
+//! (berthd runs it right after the pull, in the background) flushes them
+//! and removes the marker. A crash of the machine before that leaves the
+//! marker, and the next open drops the image and what it named instead of
+//! showing it torn. A kill -9 or a crash before the names appear leaves
+//! temporary snapshot directories, which the next open removes, and the
+//! layers' downloads in `content/ingest/` (see
+//! [`ContentStore::resumable_writer`]): the retry re-hashes each, uses a
+//! complete one without a request and asks for the rest of a partial one
+//! (`Range`), so what was fetched is not fetched again.
 //!
 //! Retries: a transient failure (see `retry`) of the manifest, config or a
 //! layer request is retried up to [`RegistryOptions::max_retries`] times
@@ -390,16 +388,6 @@ async fn download_layer(
         // I/O, so no blocking thread (whose result would outlive an abort).
         let verified = writer.verify()?;
         let path = verified.path().to_path_buf();
-        // Start the blob's writeback now, off the pipeline, so that the
-        // disk works while the other layers download; the durability
-        // point is still the one syncfs before the names appear, which
-        // then finds little left to write. Nothing waits on this.
-        let early = path.clone();
-        drop(tokio::task::spawn_blocking(move || {
-            if let Ok(f) = File::open(&early) {
-                let _ = f.sync_data();
-            }
-        }));
         feed.update(|s| {
             s.blob = Some(path);
             s.phase = Phase::Committed;
@@ -681,9 +669,10 @@ fn unpack_chain(
     })
 }
 
-/// An image whose blobs and snapshots are in the store, durable, but not
-/// yet visible: [`Store::commit_pulled`] makes it so. Between the two, a
-/// garbage collection would take its blobs and snapshots for debris.
+/// An image whose blobs and snapshots are named in the store (durable, or
+/// covered by a pending-names marker), but not yet visible:
+/// [`Store::commit_pulled`] makes it so. Between the two, a garbage
+/// collection would take its blobs and snapshots for debris.
 #[derive(Debug)]
 pub struct PulledImage {
     reference: Reference,
@@ -970,8 +959,9 @@ impl Store {
         };
         let content = self.content().clone();
         let snapshots = self.snapshotter().clone();
+        let pending = self.pending().clone();
         let layers = tokio::task::spawn_blocking(move || {
-            publish_staged(&content, &snapshots, verified, unpacked)
+            publish_staged(&content, &snapshots, &pending, verified, unpacked)
         })
         .await
         .map_err(join_err("sync and name the pulled blobs and snapshots"))??;
