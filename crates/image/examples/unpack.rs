@@ -8,6 +8,7 @@
 //! cargo run --release -p image --example unpack -- LAYER DEST
 //! ```
 
+use image::unpack::Writeback;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::PathBuf;
@@ -26,7 +27,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match image::unpack::apply_layer(blob, &PathBuf::from(dest), &mut |_| {}) {
+    // As a pull or load unpacks: the flush to disk comes later (a settle).
+    match image::unpack::apply_layer_with(blob, &PathBuf::from(dest), &mut |_| {}, Writeback::Lazy)
+    {
         Ok(stats) => {
             println!(
                 "{} {:?} {} bytes in {} entries",
