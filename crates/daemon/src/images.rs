@@ -24,9 +24,9 @@ use tokio::io::AsyncWriteExt;
 use crate::{blocking, Daemon};
 
 /// Makes what a pull or load just named durable (one `syncfs`), off the
-/// request's path: the image is whole and visible already, and a crash
-/// before this ends makes the next start drop it rather than show it torn
-/// (see the image crate's `pending` module).
+/// request's path: the image is whole and visible already, and after a
+/// crash before this ends the next start checks and remakes what it named,
+/// or drops it, never shows it torn (see the image crate's `pending` module).
 async fn settle_in_background(images: &tokio::sync::RwLock<Store>) {
     let settler = images.read().await.settler();
     tokio::task::spawn_blocking(move || {

@@ -12,8 +12,8 @@
 //! `--copy` (the copying snapshotter instead of probing for overlay),
 //! `--settle` (flush what the verb named to disk before exiting, as berthd
 //! does in the background after answering; without it, the next open of the
-//! store does it, and a machine crash before then makes that open drop the
-//! image rather than show it torn).
+//! store does it, and after a machine crash before then that open checks
+//! and remakes what the pull named, or drops it, rather than show it torn).
 //! Progress prints as docker's lines (`ID: status`), byte counts omitted.
 
 use image::manifest::Platform;

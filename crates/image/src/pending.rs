@@ -14,15 +14,17 @@
 //!   (`syncfs`) and the directories holding the names, and only then
 //!   removes the markers whose names were all given before that flush began;
 //! - a store opened in a later boot that still finds a marker cannot know
-//!   how much of those files reached the disk: it removes the snapshots and
-//!   blobs the marker lists and every image that uses one of them, so a
-//!   torn layer is never shown as an image (pull it again).
+//!   how much of those files reached the disk: it hashes each listed blob
+//!   again (kept if whole, removed if not) and makes each listed snapshot
+//!   again from its layer's blob (checked against the diff ID); what cannot
+//!   be made whole is removed with every image using it (pull it again). So
+//!   a torn layer is never shown, and after a clean reboot nothing is lost.
 //!
 //! Why: waiting for the disk at the end of every pull (one `syncfs`, with
 //! the writeback of each blob and large file started early) cost a pull
 //! about 15 % of its wall time on the bench, for a guarantee that only a
 //! crash in the moment after the pull needs, and that this gives at a
-//! settle instead, with the same outcome for a torn image: it never appears.
+//! settle instead: a torn image never appears, then or now.
 //! Where `boot_id` cannot be read, the store flushes before naming, as
 //! before ([`Pending::record`] returns `None`).
 

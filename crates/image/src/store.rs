@@ -320,52 +320,128 @@ impl Store {
         Ok(store)
     }
 
-    /// After a crash (markers from an earlier boot): removes the snapshots
-    /// and blobs the markers list, which may be torn, and every image using
-    /// one of them, then the markers.
+    /// After a crash (markers from an earlier boot), or a reboot before a
+    /// settle: the blobs and snapshots the markers list may be torn. Each
+    /// listed blob is hashed again and kept only if it still matches its
+    /// digest; each listed snapshot is made again from its layer's blob
+    /// (verified against its diff ID), bottom up, where an image record says
+    /// how. What cannot be made whole goes, with every image using it; then
+    /// the markers go. A crash during this leaves the markers, and the next
+    /// open does it again.
     fn recover(&mut self, earlier: Vec<(PathBuf, Marker)>) -> Result<(), StoreError> {
-        let mut blobs = HashSet::new();
-        let mut chains = HashSet::new();
+        let mut listed_blobs = HashSet::new();
+        let mut listed_chains = HashSet::new();
         for (_, m) in &earlier {
-            blobs.extend(m.blobs.iter().cloned());
-            chains.extend(m.snapshots.iter().cloned());
+            listed_blobs.extend(m.blobs.iter().cloned());
+            listed_chains.extend(m.snapshots.iter().cloned());
         }
-        let suspect = |r: &ImageRecord| {
-            blobs.contains(&r.id.0)
-                || blobs.contains(&r.manifest)
+        let mut lost: HashSet<Digest> = HashSet::new();
+        for blob in &listed_blobs {
+            if !self.blob_is_whole(blob) {
+                tracing::warn!(%blob, "a blob named just before a crash is not whole; removing it");
+                self.content.delete(blob)?;
+                lost.insert(blob.clone());
+            }
+        }
+        let mut remade: HashSet<Digest> = HashSet::new();
+        let mut broken: HashSet<Digest> = HashSet::new();
+        let records: Vec<ImageRecord> = self.metadata.state().images.values().cloned().collect();
+        for r in &records {
+            let mut parent: Option<&Digest> = None;
+            for l in &r.layers {
+                let chain = &l.chain_id;
+                if listed_chains.contains(chain)
+                    && !remade.contains(chain)
+                    && !broken.contains(chain)
+                {
+                    let parent_ok = parent.is_none_or(|p| !broken.contains(p));
+                    let result = if !parent_ok {
+                        Err("its parent layer could not be made again".to_string())
+                    } else if lost.contains(&l.blob) {
+                        Err(format!("its blob {} is not whole", l.blob))
+                    } else {
+                        self.remake_snapshot(parent, l).map_err(|e| e.to_string())
+                    };
+                    match result {
+                        Ok(()) => {
+                            tracing::info!(%chain, blob = %l.blob, "made a layer named just before a crash again from its blob");
+                            remade.insert(chain.clone());
+                        }
+                        Err(why) => {
+                            tracing::warn!(%chain, reason = %why, "cannot make a layer named just before a crash again; removing it");
+                            self.snapshots.remove(chain)?;
+                            broken.insert(chain.clone());
+                        }
+                    }
+                }
+                parent = Some(chain);
+            }
+        }
+        // Listed snapshots that no image uses: garbage, and possibly torn.
+        for chain in &listed_chains {
+            if !remade.contains(chain) && !broken.contains(chain) {
+                self.snapshots.remove(chain)?;
+                broken.insert(chain.clone());
+            }
+        }
+        let damaged = |r: &ImageRecord| {
+            lost.contains(&r.id.0)
+                || lost.contains(&r.manifest)
                 || r.layers
                     .iter()
-                    .any(|l| blobs.contains(&l.blob) || chains.contains(&l.chain_id))
+                    .any(|l| lost.contains(&l.blob) || broken.contains(&l.chain_id))
         };
-        let gone: Vec<ImageId> = self
-            .metadata
-            .state()
-            .images
-            .values()
-            .filter(|r| suspect(r))
+        let gone: Vec<ImageId> = records
+            .iter()
+            .filter(|r| damaged(r))
             .map(|r| r.id.clone())
             .collect();
         for id in &gone {
-            tracing::warn!(image = %id, "removing an image pulled or loaded just before a crash: its data may not have reached the disk (pull or load it again)");
+            tracing::warn!(image = %id, "removing an image whose data did not reach the disk before a crash (pull or load it again)");
         }
-        self.metadata.update(|s| -> Result<(), StoreError> {
-            for id in &gone {
-                s.images.remove(id);
-            }
-            s.tags.retain(|_, id| !gone.contains(id));
-            Ok(())
-        })?;
-        for chain in &chains {
-            self.snapshots.remove(chain)?;
-        }
-        for blob in &blobs {
-            self.content.delete(blob)?;
+        if !gone.is_empty() {
+            self.metadata.update(|s| -> Result<(), StoreError> {
+                for id in &gone {
+                    s.images.remove(id);
+                }
+                s.tags.retain(|_, id| !gone.contains(id));
+                Ok(())
+            })?;
         }
         flush_all(&self.content, &self.snapshots)?;
         let dir = self.pending.dir().to_path_buf();
         self.pending
             .forget(earlier.iter().map(|(p, _)| p.as_path()))
             .map_err(io_err("remove recovered markers in", &dir))
+    }
+
+    /// Whether a blob's bytes still hash to its digest.
+    fn blob_is_whole(&self, digest: &Digest) -> bool {
+        let Ok(file) = self.content.open_blob(digest) else {
+            return false;
+        };
+        let reader = HashingReader::new(BufReader::with_capacity(1 << 20, file));
+        matches!(reader.finish(), Ok((actual, _)) if actual == *digest)
+    }
+
+    /// Replaces a layer's snapshot with one unpacked again from its blob.
+    fn remake_snapshot(
+        &self,
+        parent: Option<&Digest>,
+        layer: &LayerRecord,
+    ) -> Result<(), StoreError> {
+        self.snapshots.remove(&layer.chain_id)?;
+        let blob = self.content.open_blob(&layer.blob)?;
+        let staged = self.snapshots.stage_unsynced(
+            parent,
+            &layer.diff_id,
+            BufReader::with_capacity(1 << 20, blob),
+            &mut |_| {},
+        )?;
+        if let Some(staged) = staged {
+            self.snapshots.name_staged(staged)?;
+        }
+        Ok(())
     }
 
     /// A handle that makes what pulls and loads named durable

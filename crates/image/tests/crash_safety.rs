@@ -163,26 +163,82 @@ fn pretend_reboot(root: &Path) -> usize {
     n
 }
 
-#[test]
-fn a_crash_before_the_settle_drops_only_the_unsettled_image() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+/// Loads A (then settles) and B (no settle, as if the machine went down
+/// before berthd's settle ran), and returns the store root and B's top
+/// layer (its own, `b.txt`).
+fn a_settled_and_b_unsettled(tmp: &Path) -> (PathBuf, image::metadata::LayerRecord) {
     let (a, b) = (common::image_a(), common::image_b());
-    let (archive_a, archive_b) = (tmp.path().join("a.tar"), tmp.path().join("b.tar"));
+    let (archive_a, archive_b) = (tmp.join("a.tar"), tmp.join("b.tar"));
     common::write_docker_archive(&archive_a, &[&a]);
     common::write_docker_archive(&archive_b, &[&b]);
-    let root = tmp.path().join("store");
-
-    // A is loaded and settled; B is loaded, and the process ends before
-    // any settle (berthd's runs right after the load; a crash can beat it).
+    let root = tmp.join("store");
     let mut store = Store::open_with(&root, options()).expect("open");
     store.load_archive(&archive_a, &mut |_| {}).expect("load a");
     assert!(store.settler().settle().expect("settle") >= 1);
     store.load_archive(&archive_b, &mut |_| {}).expect("load b");
+    let top = store
+        .inspect("berth-test/b:1.0")
+        .expect("b")
+        .record
+        .layers
+        .last()
+        .cloned()
+        .expect("b has layers");
     drop(store);
     assert_eq!(pretend_reboot(&root), 1, "one marker: b's load");
+    (root, top)
+}
 
-    // The next start cannot know how much of B reached the disk: B goes,
-    // with the blobs and snapshots its load named; A, settled, stays whole.
+fn markers_left(root: &Path) -> usize {
+    std::fs::read_dir(root.join("pending"))
+        .expect("list")
+        .count()
+}
+
+#[test]
+fn after_a_reboot_before_the_settle_whole_data_is_kept() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (root, _) = a_settled_and_b_unsettled(tmp.path());
+    // A clean reboot (the kernel wrote everything back): B's blobs hash to
+    // their digests and its layers are made again from them; both images stay.
+    let store = verify(&root);
+    assert!(store.resolve("berth-test/a:latest").is_ok());
+    assert!(store.resolve("berth-test/b:1.0").is_ok());
+    assert_eq!(markers_left(&root), 0, "the recovered marker is gone");
+}
+
+#[test]
+fn a_torn_layer_is_made_again_from_its_blob() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (root, top) = a_settled_and_b_unsettled(tmp.path());
+    // What a power cut can leave: the file's name, not its data.
+    let file = root
+        .join("snapshots")
+        .join(top.chain_id.hex())
+        .join("fs/b.txt");
+    std::fs::write(&file, b"").expect("truncate b.txt");
+    let store = verify(&root);
+    assert!(store.resolve("berth-test/b:1.0").is_ok(), "b stays");
+    assert_eq!(
+        std::fs::read(&file).expect("b.txt"),
+        b"image b\n",
+        "the layer was unpacked again from its blob"
+    );
+    assert_eq!(markers_left(&root), 0);
+}
+
+#[test]
+fn a_torn_blob_drops_only_the_unsettled_image() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (root, top) = a_settled_and_b_unsettled(tmp.path());
+    let blob = root.join("content/blobs/sha256").join(top.blob.hex());
+    let mut bytes = std::fs::read(&blob).expect("read b's top blob");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&blob, &bytes).expect("tear b's top blob");
+
+    // B cannot be made whole: it goes, with its torn blob and its own layer;
+    // A, settled before, stays whole (and shares B's base layer).
     let store = verify(&root);
     assert!(
         store.resolve("berth-test/a:latest").is_ok(),
@@ -190,31 +246,31 @@ fn a_crash_before_the_settle_drops_only_the_unsettled_image() {
     );
     assert!(
         store.resolve("berth-test/b:1.0").is_err(),
-        "the unsettled image is dropped"
+        "the torn image is dropped"
     );
-    let a_record = store.inspect("berth-test/a:latest").expect("a").record;
-    let remaining = store.list();
-    assert_eq!(remaining.len(), 1);
     assert!(
-        !store.content().contains(&b.id()),
-        "b's config blob went with it"
+        !store.content().contains(&top.blob),
+        "the torn blob is removed"
     );
-    let snapshots = store.snapshotter().list().expect("snapshots");
+    assert!(
+        !store.snapshotter().exists(&top.chain_id),
+        "its layer is removed"
+    );
+    let a_layers = store
+        .inspect("berth-test/a:latest")
+        .expect("a")
+        .record
+        .layers;
     assert_eq!(
-        snapshots.len(),
-        a_record.layers.len(),
-        "only a's snapshots are left (b's own layer was removed, the shared base kept)"
+        store.snapshotter().list().expect("snapshots").len(),
+        a_layers.len(),
+        "only a's snapshots are left"
     );
-    assert_eq!(
-        std::fs::read_dir(root.join("pending"))
-            .expect("list")
-            .count(),
-        0,
-        "the recovered marker is gone"
-    );
+    assert_eq!(markers_left(&root), 0, "the recovered marker is gone");
     drop(store);
 
     // Loading B again works, and a reopen in the same boot settles it.
+    let archive_b = tmp.path().join("b.tar");
     let mut store = Store::open_with(&root, options()).expect("reopen");
     store
         .load_archive(&archive_b, &mut |_| {})
@@ -223,9 +279,7 @@ fn a_crash_before_the_settle_drops_only_the_unsettled_image() {
     let store = verify(&root);
     assert!(store.resolve("berth-test/b:1.0").is_ok());
     assert_eq!(
-        std::fs::read_dir(root.join("pending"))
-            .expect("list")
-            .count(),
+        markers_left(&root),
         0,
         "an open in the same boot settles what the last process left"
     );

@@ -28,8 +28,9 @@
 //! does not lose, and [`Settler::settle`](crate::store::Settler::settle)
 //! (berthd runs it right after the pull, in the background) flushes them
 //! and removes the marker. A crash of the machine before that leaves the
-//! marker, and the next open drops the image and what it named instead of
-//! showing it torn. A kill -9 or a crash before the names appear leaves
+//! marker, and the next open hashes the blobs again and unpacks the layers
+//! again from them, dropping only what cannot be made whole: a torn image is
+//! never shown. A kill -9 or a crash before the names appear leaves
 //! temporary snapshot directories, which the next open removes, and the
 //! layers' downloads in `content/ingest/` (see
 //! [`ContentStore::resumable_writer`]): the retry re-hashes each, uses a
