@@ -29,6 +29,23 @@ pub(super) fn mac_text(mac: [u8; 6]) -> String {
         .join(":")
 }
 
+/// The address a container asked for in one family's field of its endpoint settings (`--ip`,
+/// `--ip6`); an empty field asks for none. `family` (`IPv4`, `IPv6`) names the field in the error.
+fn requested(field: Option<&str>, family: &str) -> Result<Option<IpAddr>, ApiError> {
+    field
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<IpAddr>()
+                .map_err(|_| ApiError::InvalidParameter(format!("invalid {family} address: {s}")))
+        })
+        .transpose()
+}
+
+/// An endpoint's addresses, IPv4 first: the order its interface and DNS names list them in.
+fn addresses(ep: &EndpointState) -> impl Iterator<Item = IpNet> {
+    ep.ipv4.into_iter().chain(ep.ipv6)
+}
+
 impl Networks {
     /// The networks a container joins when it starts: its `--network` (resolved; `default`
     /// is the default bridge) first, then the other endpoints it was connected to.
@@ -123,28 +140,9 @@ impl Networks {
                 .nets
                 .get_mut(&net.id)
                 .ok_or_else(|| ApiError::NotFound(format!("network {} not found", net.name)))?;
-            let want4 = settings
-                .ipam_config
-                .as_ref()
-                .and_then(|c| c.ipv4_address.as_deref())
-                .filter(|s| !s.is_empty())
-                .map(|s| {
-                    s.parse::<IpAddr>().map_err(|_| {
-                        ApiError::InvalidParameter(format!("invalid IPv4 address: {s}"))
-                    })
-                })
-                .transpose()?;
-            let want6 = settings
-                .ipam_config
-                .as_ref()
-                .and_then(|c| c.ipv6_address.as_deref())
-                .filter(|s| !s.is_empty())
-                .map(|s| {
-                    s.parse::<IpAddr>().map_err(|_| {
-                        ApiError::InvalidParameter(format!("invalid IPv6 address: {s}"))
-                    })
-                })
-                .transpose()?;
+            let ipam = settings.ipam_config.as_ref();
+            let want4 = requested(ipam.and_then(|c| c.ipv4_address.as_deref()), "IPv4")?;
+            let want6 = requested(ipam.and_then(|c| c.ipv6_address.as_deref()), "IPv6")?;
             if (want4.is_some() || want6.is_some()) && n.record.predefined {
                 return Err(ApiError::InvalidParameter(
                     "user specified IP address is supported on user defined networks only".into(),
@@ -167,23 +165,18 @@ impl Networks {
                 } else {
                     want6
                 };
-                let addr = n.ipams[k].allocate(&r.id, want).map_err(|e| match e {
-                    network::ipam::IpamError::InUse { .. } => {
-                        ApiError::Forbidden(format!("network {}: {e}", n.record.name))
-                    }
-                    other => ApiError::Forbidden(format!("network {}: {other}", n.record.name)),
-                })?;
+                let addr = n.ipams[k]
+                    .allocate(&r.id, want)
+                    .map_err(|e| ApiError::Forbidden(format!("network {}: {e}", n.record.name)))?;
                 let net = IpNet::new(addr, s.subnet.prefix_len()).map_err(internal)?;
-                if addr.is_ipv4() {
-                    ep.ipv4 = Some(net);
-                    if !n.record.internal {
-                        ep.gateway = Some(s.gateway);
-                    }
+                let (slot, gateway) = if addr.is_ipv4() {
+                    (&mut ep.ipv4, &mut ep.gateway)
                 } else {
-                    ep.ipv6 = Some(net);
-                    if !n.record.internal {
-                        ep.gateway6 = Some(s.gateway);
-                    }
+                    (&mut ep.ipv6, &mut ep.gateway6)
+                };
+                *slot = Some(net);
+                if !n.record.internal {
+                    *gateway = Some(s.gateway);
                 }
                 att.state
                     .endpoints
@@ -210,41 +203,24 @@ impl Networks {
                 }
                 ep.dns_names = names;
                 if let Some((_, records)) = &n.dns {
-                    let addrs: Vec<IpAddr> = ep
-                        .ipv4
-                        .iter()
-                        .chain(ep.ipv6.iter())
-                        .map(|a| a.addr())
-                        .collect();
+                    let addrs: Vec<IpAddr> = addresses(&ep).map(|a| a.addr()).collect();
                     records.set(&r.id, &ep.dns_names, &addrs);
                     if att.embedded_dns.is_none() {
                         att.embedded_dns = n.record.gateway4().map(IpAddr::V4);
                     }
                 }
             }
+            // The default route goes through the first network only, as dockerd's (an
+            // interface added later must not fight over it).
+            let routed = !n.record.internal && i == 0;
             att.interfaces.push(Interface {
                 bridge: n.record.bridge.clone(),
                 host_ifname: ep.host_ifname.clone(),
                 ifname: ep.ifname.clone(),
                 mac: Some(mac),
-                addresses: ep
-                    .ipv4
-                    .iter()
-                    .chain(ep.ipv6.iter())
-                    .map(|a| (a.addr(), a.prefix_len()))
-                    .collect(),
-                // The default route goes through the first network only, as dockerd's
-                // (an interface added later must not fight over it).
-                gateway: if n.record.internal || i > 0 {
-                    None
-                } else {
-                    n.record.gateway4()
-                },
-                gateway6: if n.record.internal || i > 0 {
-                    None
-                } else {
-                    n.record.gateway6()
-                },
+                addresses: addresses(&ep).map(|a| (a.addr(), a.prefix_len())).collect(),
+                gateway: n.record.gateway4().filter(|_| routed),
+                gateway6: n.record.gateway6().filter(|_| routed),
                 mtu: self.mtu(&n.record),
             });
             att.state.endpoints.insert(n.record.name.clone(), ep);
@@ -413,12 +389,7 @@ impl Networks {
                     ..
                 }) = st.nets.get(&ep.network_id)
                 {
-                    let addrs: Vec<IpAddr> = ep
-                        .ipv4
-                        .iter()
-                        .chain(ep.ipv6.iter())
-                        .map(|a| a.addr())
-                        .collect();
+                    let addrs: Vec<IpAddr> = addresses(ep).map(|a| a.addr()).collect();
                     records.set(&r.id, &ep.dns_names, &addrs);
                 }
             }
@@ -445,5 +416,58 @@ impl Networks {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_or_missing_field_asks_for_no_address() {
+        assert_eq!(requested(None, "IPv4"), Ok(None));
+        assert_eq!(requested(Some(""), "IPv6"), Ok(None));
+    }
+
+    #[test]
+    fn a_requested_address_is_parsed() {
+        let v4: IpAddr = "172.30.0.5".parse().expect("an IPv4 literal");
+        let v6: IpAddr = "fd00::5".parse().expect("an IPv6 literal");
+        assert_eq!(requested(Some("172.30.0.5"), "IPv4"), Ok(Some(v4)));
+        assert_eq!(requested(Some("fd00::5"), "IPv6"), Ok(Some(v6)));
+    }
+
+    #[test]
+    fn a_malformed_address_is_refused_naming_its_family() {
+        assert_eq!(
+            requested(Some("300.1.1.1"), "IPv4"),
+            Err(ApiError::InvalidParameter(
+                "invalid IPv4 address: 300.1.1.1".into()
+            ))
+        );
+        assert_eq!(
+            requested(Some("fd00:::5"), "IPv6"),
+            Err(ApiError::InvalidParameter(
+                "invalid IPv6 address: fd00:::5".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn an_endpoints_addresses_list_ipv4_first() {
+        let v4: IpNet = "172.30.0.5/16".parse().expect("an IPv4 network");
+        let v6: IpNet = "fd00::5/64".parse().expect("an IPv6 network");
+        let ep = EndpointState {
+            ipv4: Some(v4),
+            ipv6: Some(v6),
+            ..Default::default()
+        };
+        assert_eq!(addresses(&ep).collect::<Vec<_>>(), vec![v4, v6]);
+        let only6 = EndpointState {
+            ipv6: Some(v6),
+            ..Default::default()
+        };
+        assert_eq!(addresses(&only6).collect::<Vec<_>>(), vec![v6]);
+        assert_eq!(addresses(&EndpointState::default()).count(), 0);
     }
 }
