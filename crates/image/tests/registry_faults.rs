@@ -14,7 +14,7 @@ use image::registry::{PullOutcome, PushOutcome, RegistryClient, RegistryError, R
 use image::snapshot::SnapshotterKind;
 use image::store::{Store, StoreOptions};
 use std::collections::{HashMap, VecDeque};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -403,13 +403,8 @@ fn need_root() -> bool {
     true
 }
 
-/// Pulls `fake/a:latest`, collecting the progress statuses.
-async fn pull(store: &mut Store, fake: &Fake) -> (Result<PullOutcome, RegistryError>, Vec<String>) {
-    pull_tag(store, fake, "latest").await
-}
-
 /// Pulls `fake/a:<tag>`, collecting the progress statuses.
-async fn pull_tag(
+async fn pull(
     store: &mut Store,
     fake: &Fake,
     tag: &str,
@@ -474,8 +469,6 @@ struct Case {
     len: usize,
     fake: Server,
     store: Store,
-    /// The store's root.
-    root: PathBuf,
     /// `fake/a:latest` at the fake.
     name: String,
     tmp: tempfile::TempDir,
@@ -491,8 +484,8 @@ impl Case {
         let a = common::image_a();
         let fake = serve(&a, honour_range).await;
         let tmp = tempfile::tempdir().expect("tempdir");
-        let root = tmp.path().to_path_buf();
-        Some(Case::new(a, fake, open(&root), root, tmp))
+        let store = open(tmp.path());
+        Some(Case::new(a, fake, store, tmp))
     }
 
     /// An empty fake and a store holding image A, tagged as `name`;
@@ -511,20 +504,14 @@ impl Case {
         store
             .load_archive(&archive, &mut |_| {})
             .expect("load image A");
-        let mut case = Case::new(a, fake, store, root, tmp);
+        let mut case = Case::new(a, fake, store, tmp);
         case.store
             .tag("berth-test/a:latest", &case.name)
             .expect("tag");
         Some(case)
     }
 
-    fn new(
-        a: common::FixtureImage,
-        fake: Server,
-        store: Store,
-        root: PathBuf,
-        tmp: tempfile::TempDir,
-    ) -> Case {
+    fn new(a: common::FixtureImage, fake: Server, store: Store, tmp: tempfile::TempDir) -> Case {
         let (b, _) = &a.blobs[0];
         let (layer, len) = (Digest::of_bytes(b).to_string(), b.len());
         let name = format!("127.0.0.1:{}/fake/a:latest", fake.port);
@@ -534,14 +521,13 @@ impl Case {
             len,
             fake,
             store,
-            root,
             name,
             tmp,
         }
     }
 
     async fn pull(&mut self) -> (Result<PullOutcome, RegistryError>, Vec<String>) {
-        pull(&mut self.store, &self.fake).await
+        pull(&mut self.store, &self.fake, "latest").await
     }
 
     async fn push(&mut self) -> (Result<PushOutcome, RegistryError>, Vec<String>) {
@@ -556,10 +542,6 @@ impl Case {
     /// The requests for the base layer, by their Range headers.
     fn layer_requests(&self) -> Vec<Option<String>> {
         self.fake.requests(&self.layer)
-    }
-
-    fn no_debris(&self) {
-        no_debris(&self.root);
     }
 }
 
@@ -586,7 +568,7 @@ async fn a_layer_cut_off_resumes_with_a_range_request() {
         .read(&Digest::parse(&t.layer).expect("digest"))
         .expect("the resumed blob is stored");
     assert_eq!(blob, t.a.blobs[0].0);
-    t.no_debris();
+    no_debris(t.tmp.path());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -605,14 +587,14 @@ async fn a_registry_that_ignores_ranges_gets_the_layer_again_from_the_start() {
     // Pulled again into a fresh store without faults, the rootfs is the same.
     let tmp2 = tempfile::tempdir().expect("tempdir");
     let mut clean = open(tmp2.path());
-    let (out2, _) = pull(&mut clean, &t.fake).await;
+    let (out2, _) = pull(&mut clean, &t.fake, "latest").await;
     let out2 = out2.expect("a clean pull");
     let tree = |s: &Store, o: &PullOutcome| {
         let chain = &o.record.layers[0].chain_id;
         common::tree(&s.snapshotter().snapshot_dir(chain).join("fs"))
     };
     assert_eq!(tree(&t.store, &out), tree(&clean, &out2));
-    t.no_debris();
+    no_debris(t.tmp.path());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -650,7 +632,7 @@ async fn not_found_is_not_retried() {
     let Some(mut t) = Case::pull_from(true).await else {
         return;
     };
-    let (out, _) = pull_tag(&mut t.store, &t.fake, "nope").await;
+    let (out, _) = pull(&mut t.store, &t.fake, "nope").await;
     let err = out.expect_err("no such tag");
     assert!(matches!(err, RegistryError::NotFound { .. }), "{err}");
     assert!(err.to_string().contains("not found"), "{err}");
@@ -664,7 +646,7 @@ async fn not_found_is_not_retried() {
     assert!(err.to_string().contains(&t.layer), "{err}");
     assert_eq!(t.layer_requests().len(), 1);
     assert_not_retried(&events);
-    t.no_debris();
+    no_debris(t.tmp.path());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -693,7 +675,7 @@ async fn a_resume_with_wrong_bytes_stores_nothing() {
         t.store.snapshotter().list().expect("list").is_empty(),
         "no snapshot may be named"
     );
-    t.no_debris();
+    no_debris(t.tmp.path());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -744,7 +726,7 @@ async fn a_push_retries_5xx_429_and_dropped_connections() {
 
     // What was pushed pulls back whole.
     let mut dst = open(&t.tmp.path().join("dst"));
-    let (pulled, _) = pull(&mut dst, &t.fake).await;
+    let (pulled, _) = pull(&mut dst, &t.fake, "latest").await;
     let pulled = pulled.expect("pull what was pushed");
     assert_eq!(pulled.record.id.0, t.a.id());
 }
@@ -791,7 +773,7 @@ async fn schema1_manifests_are_refused_naming_the_image() {
     let mut store = open(tmp.path());
     for (tag, _, shown) in cases {
         let name = format!("127.0.0.1:{}/fake/a:{tag}", fake.port);
-        let (out, _) = pull_tag(&mut store, &fake, tag).await;
+        let (out, _) = pull(&mut store, &fake, tag).await;
         let err = out.expect_err("a schema 1 manifest is refused");
         assert!(matches!(err, RegistryError::Schema1 { .. }), "{err:?}");
         let text = err.to_string();
