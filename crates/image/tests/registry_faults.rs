@@ -10,7 +10,7 @@ mod common;
 
 use image::digest::Digest;
 use image::reference::Reference;
-use image::registry::{RegistryClient, RegistryError, RegistryOptions};
+use image::registry::{PullOutcome, PushOutcome, RegistryClient, RegistryError, RegistryOptions};
 use image::snapshot::SnapshotterKind;
 use image::store::{Store, StoreOptions};
 use std::collections::{HashMap, VecDeque};
@@ -306,14 +306,27 @@ fn push_answer(
     }
 }
 
-async fn serve(
-    fixture: &common::FixtureImage,
-    honour_range: bool,
-) -> (Arc<Fake>, tokio::task::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind 127.0.0.1");
-    let port = listener.local_addr().expect("addr").port();
+/// A running fake; dropping it stops the server, also when a test fails.
+struct Server {
+    fake: Arc<Fake>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl std::ops::Deref for Server {
+    type Target = Fake;
+    fn deref(&self) -> &Fake {
+        &self.fake
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A fake serving image A.
+async fn serve(fixture: &common::FixtureImage, honour_range: bool) -> Server {
     let mut docs = HashMap::new();
     let manifest = fixture.manifest();
     let mt = image::manifest::OCI_MANIFEST.to_string();
@@ -327,16 +340,15 @@ async fn serve(
     for (b, _) in &fixture.blobs {
         docs.insert(Digest::of_bytes(b).to_string(), (b.clone(), octets.clone()));
     }
-    serve_docs(listener, port, docs, honour_range)
+    serve_docs(docs, honour_range).await
 }
 
-/// A fake serving `docs` (empty for a push) on `listener`.
-fn serve_docs(
-    listener: TcpListener,
-    port: u16,
-    docs: HashMap<String, (Vec<u8>, String)>,
-    honour_range: bool,
-) -> (Arc<Fake>, tokio::task::JoinHandle<()>) {
+/// A fake serving `docs` (empty for a push) on a free loopback port.
+async fn serve_docs(docs: HashMap<String, (Vec<u8>, String)>, honour_range: bool) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1");
+    let port = listener.local_addr().expect("addr").port();
     let fake = Arc::new(Fake {
         port,
         docs: Mutex::new(docs),
@@ -346,7 +358,7 @@ fn serve_docs(
         log: Mutex::new(Vec::new()),
     });
     let f2 = fake.clone();
-    let server = tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 return;
@@ -357,7 +369,7 @@ fn serve_docs(
             });
         }
     });
-    (fake, server)
+    Server { fake, task }
 }
 
 /// Retries in milliseconds, so the tests wait only as long as the code's
@@ -391,21 +403,13 @@ fn need_root() -> bool {
     true
 }
 
-/// The biggest layer (the plain busybox base) of image A, as a key.
-fn base_layer(a: &common::FixtureImage) -> (String, usize) {
-    let (b, _) = &a.blobs[0];
-    (Digest::of_bytes(b).to_string(), b.len())
-}
-
-/// Pulls `fake/a:latest`, collecting the progress statuses.
+/// Pulls `fake/a:<tag>`, collecting the progress statuses.
 async fn pull(
     store: &mut Store,
     fake: &Fake,
-) -> (
-    Result<image::registry::PullOutcome, RegistryError>,
-    Vec<String>,
-) {
-    let r = Reference::parse(&format!("127.0.0.1:{}/fake/a:latest", fake.port)).expect("ref");
+    tag: &str,
+) -> (Result<PullOutcome, RegistryError>, Vec<String>) {
+    let r = Reference::parse(&format!("127.0.0.1:{}/fake/a:{tag}", fake.port)).expect("ref");
     let mut events = Vec::new();
     let out = store
         .pull(&client(), &r, None, &mut |p| events.push(p.status))
@@ -425,114 +429,24 @@ fn no_debris(root: &Path) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_layer_cut_off_resumes_with_a_range_request() {
-    if !need_root() {
-        return;
-    }
-    let a = common::image_a();
-    let (layer, len) = base_layer(&a);
-    let (fake, server) = serve(&a, true).await;
-    let cut = len / 3;
-    fake.inject(&layer, &[Fault::DropAfter(cut)]);
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let mut store = open(tmp.path());
-    let (out, events) = pull(&mut store, &fake).await;
-    let out = out.expect("the pull resumes and completes");
-    assert_eq!(out.record.id.0, a.id());
-    let reqs = fake.requests(&layer);
-    assert_eq!(reqs.len(), 2, "{reqs:?}");
-    assert_eq!(reqs[0], None);
-    assert_eq!(reqs[1].as_deref(), Some(format!("bytes={cut}-").as_str()));
-    assert!(
-        events.iter().any(|e| e.starts_with("Retrying in")),
-        "{events:?}"
-    );
-    // The unpacked layer is whole: its diff ID was checked, and the files
-    // are there.
-    let blob = store
-        .content()
-        .read(&Digest::parse(&layer).expect("digest"))
-        .expect("the resumed blob is stored");
-    assert_eq!(blob, a.blobs[0].0);
-    no_debris(tmp.path());
-    server.abort();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_registry_that_ignores_ranges_gets_the_layer_again_from_the_start() {
-    if !need_root() {
-        return;
-    }
-    let a = common::image_a();
-    let (layer, len) = base_layer(&a);
-    let (fake, server) = serve(&a, false).await;
-    let cut = len / 2;
-    fake.inject(&layer, &[Fault::DropAfter(cut)]);
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let mut store = open(tmp.path());
-    let (out, _) = pull(&mut store, &fake).await;
-    let out = out.expect("the pull restarts the layer and completes");
-    assert_eq!(out.record.id.0, a.id());
-    let reqs = fake.requests(&layer);
-    assert_eq!(reqs.len(), 2, "{reqs:?}");
-    assert_eq!(reqs[1].as_deref(), Some(format!("bytes={cut}-").as_str()));
-    // Pulled again into a fresh store without faults, the rootfs is the same.
-    let tmp2 = tempfile::tempdir().expect("tempdir");
-    let mut clean = open(tmp2.path());
-    let (out2, _) = pull(&mut clean, &fake).await;
-    let out2 = out2.expect("a clean pull");
-    let tree = |s: &Store, o: &image::registry::PullOutcome| {
-        let chain = &o.record.layers[0].chain_id;
-        common::tree(&s.snapshotter().snapshot_dir(chain).join("fs"))
-    };
-    assert_eq!(tree(&store, &out), tree(&clean, &out2));
-    no_debris(tmp.path());
-    server.abort();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unavailable_twice_then_served_is_retried() {
-    if !need_root() {
-        return;
-    }
-    let a = common::image_a();
-    let (layer, _) = base_layer(&a);
-    let (fake, server) = serve(&a, true).await;
-    fake.inject(
-        &layer,
-        &[Fault::Status(503, None), Fault::Status(503, None)],
-    );
-    fake.inject("latest", &[Fault::Status(502, None)]);
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let mut store = open(tmp.path());
-    let (out, events) = pull(&mut store, &fake).await;
-    out.expect("retried past the 503s");
-    assert_eq!(fake.requests(&layer).len(), 3);
-    assert_eq!(fake.requests("/manifests/latest").len(), 2);
-    let retries = events
+/// How many retries the progress statuses announce.
+fn retries(events: &[String]) -> usize {
+    events
         .iter()
         .filter(|e| e.starts_with("Retrying in"))
-        .count();
-    assert_eq!(retries, 3, "{events:?}");
-    server.abort();
+        .count()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn too_many_requests_waits_as_long_as_retry_after_says() {
-    if !need_root() {
-        return;
-    }
-    let a = common::image_a();
-    let (layer, _) = base_layer(&a);
-    let (fake, server) = serve(&a, true).await;
-    fake.inject(&layer, &[Fault::Status(429, Some(1))]);
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let mut store = open(tmp.path());
-    let started = Instant::now();
-    let (out, events) = pull(&mut store, &fake).await;
-    out.expect("retried after the 429");
-    // The backoff alone would wait milliseconds; Retry-After says 1 s.
+fn assert_not_retried(events: &[String]) {
+    assert!(
+        !events.iter().any(|e| e.starts_with("Retrying")),
+        "{events:?}"
+    );
+}
+
+/// The client waited for a `Retry-After: 1` rather than only its own
+/// backoff (which waits milliseconds), and said so.
+fn assert_waited_retry_after(started: Instant, events: &[String]) {
     assert!(
         started.elapsed() >= Duration::from_secs(1),
         "{:?}",
@@ -542,152 +456,267 @@ async fn too_many_requests_waits_as_long_as_retry_after_says() {
         events.iter().any(|e| e == "Retrying in 1 second"),
         "{events:?}"
     );
-    assert_eq!(fake.requests(&layer).len(), 2);
-    server.abort();
+}
+
+/// What every fault test starts from: image A, a fake registry on
+/// loopback (faults are injected into `fake`), and a store to pull into
+/// or push from.
+struct Case {
+    a: common::FixtureImage,
+    /// The biggest layer (the plain busybox base) of image A, as a key.
+    layer: String,
+    /// That layer's length in bytes.
+    len: usize,
+    fake: Server,
+    store: Store,
+    /// `fake/a:latest` at the fake.
+    name: String,
+    tmp: tempfile::TempDir,
+}
+
+impl Case {
+    /// An empty store and a fake serving image A; `None` (said loudly)
+    /// without root.
+    async fn pull_from(honour_range: bool) -> Option<Case> {
+        if !need_root() {
+            return None;
+        }
+        let a = common::image_a();
+        let fake = serve(&a, honour_range).await;
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let store = open(tmp.path());
+        Some(Case::new(a, fake, store, tmp))
+    }
+
+    /// An empty fake and a store holding image A, tagged as `name`;
+    /// `None` (said loudly) without root.
+    async fn push_to() -> Option<Case> {
+        if !need_root() {
+            return None;
+        }
+        let fake = serve_docs(HashMap::new(), true).await;
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path().join("src");
+        let a = common::image_a();
+        let archive = root.with_extension("tar");
+        common::write_docker_archive(&archive, &[&a]);
+        let mut store = open(&root);
+        store
+            .load_archive(&archive, &mut |_| {})
+            .expect("load image A");
+        let mut case = Case::new(a, fake, store, tmp);
+        case.store
+            .tag("berth-test/a:latest", &case.name)
+            .expect("tag");
+        Some(case)
+    }
+
+    fn new(a: common::FixtureImage, fake: Server, store: Store, tmp: tempfile::TempDir) -> Case {
+        let (b, _) = &a.blobs[0];
+        let (layer, len) = (Digest::of_bytes(b).to_string(), b.len());
+        let name = format!("127.0.0.1:{}/fake/a:latest", fake.port);
+        Case {
+            a,
+            layer,
+            len,
+            fake,
+            store,
+            name,
+            tmp,
+        }
+    }
+
+    async fn pull(&mut self) -> (Result<PullOutcome, RegistryError>, Vec<String>) {
+        pull(&mut self.store, &self.fake, "latest").await
+    }
+
+    async fn push(&mut self) -> (Result<PushOutcome, RegistryError>, Vec<String>) {
+        let mut events = Vec::new();
+        let out = self
+            .store
+            .push(&client(), &self.name, &mut |p| events.push(p.status))
+            .await;
+        (out, events)
+    }
+
+    /// The requests for the base layer, by their Range headers.
+    fn layer_requests(&self) -> Vec<Option<String>> {
+        self.fake.requests(&self.layer)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_layer_cut_off_resumes_with_a_range_request() {
+    let Some(mut t) = Case::pull_from(true).await else {
+        return;
+    };
+    let cut = t.len / 3;
+    t.fake.inject(&t.layer, &[Fault::DropAfter(cut)]);
+    let (out, events) = t.pull().await;
+    let out = out.expect("the pull resumes and completes");
+    assert_eq!(out.record.id.0, t.a.id());
+    let reqs = t.layer_requests();
+    assert_eq!(reqs.len(), 2, "{reqs:?}");
+    assert_eq!(reqs[0], None);
+    assert_eq!(reqs[1].as_deref(), Some(format!("bytes={cut}-").as_str()));
+    assert!(retries(&events) > 0, "{events:?}");
+    // The unpacked layer is whole: its diff ID was checked, and the files
+    // are there.
+    let blob = t
+        .store
+        .content()
+        .read(&Digest::parse(&t.layer).expect("digest"))
+        .expect("the resumed blob is stored");
+    assert_eq!(blob, t.a.blobs[0].0);
+    no_debris(t.tmp.path());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_that_ignores_ranges_gets_the_layer_again_from_the_start() {
+    let Some(mut t) = Case::pull_from(false).await else {
+        return;
+    };
+    let cut = t.len / 2;
+    t.fake.inject(&t.layer, &[Fault::DropAfter(cut)]);
+    let (out, _) = t.pull().await;
+    let out = out.expect("the pull restarts the layer and completes");
+    assert_eq!(out.record.id.0, t.a.id());
+    let reqs = t.layer_requests();
+    assert_eq!(reqs.len(), 2, "{reqs:?}");
+    assert_eq!(reqs[1].as_deref(), Some(format!("bytes={cut}-").as_str()));
+    // Pulled again into a fresh store without faults, the rootfs is the same.
+    let tmp2 = tempfile::tempdir().expect("tempdir");
+    let mut clean = open(tmp2.path());
+    let (out2, _) = pull(&mut clean, &t.fake, "latest").await;
+    let out2 = out2.expect("a clean pull");
+    let tree = |s: &Store, o: &PullOutcome| {
+        let chain = &o.record.layers[0].chain_id;
+        common::tree(&s.snapshotter().snapshot_dir(chain).join("fs"))
+    };
+    assert_eq!(tree(&t.store, &out), tree(&clean, &out2));
+    no_debris(t.tmp.path());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unavailable_twice_then_served_is_retried() {
+    let Some(mut t) = Case::pull_from(true).await else {
+        return;
+    };
+    t.fake.inject(
+        &t.layer,
+        &[Fault::Status(503, None), Fault::Status(503, None)],
+    );
+    t.fake.inject("latest", &[Fault::Status(502, None)]);
+    let (out, events) = t.pull().await;
+    out.expect("retried past the 503s");
+    assert_eq!(t.layer_requests().len(), 3);
+    assert_eq!(t.fake.requests("/manifests/latest").len(), 2);
+    assert_eq!(retries(&events), 3, "{events:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_requests_waits_as_long_as_retry_after_says() {
+    let Some(mut t) = Case::pull_from(true).await else {
+        return;
+    };
+    t.fake.inject(&t.layer, &[Fault::Status(429, Some(1))]);
+    let started = Instant::now();
+    let (out, events) = t.pull().await;
+    out.expect("retried after the 429");
+    assert_waited_retry_after(started, &events);
+    assert_eq!(t.layer_requests().len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn not_found_is_not_retried() {
-    if !need_root() {
+    let Some(mut t) = Case::pull_from(true).await else {
         return;
-    }
-    let a = common::image_a();
-    let (fake, server) = serve(&a, true).await;
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let mut store = open(tmp.path());
-    let r = Reference::parse(&format!("127.0.0.1:{}/fake/a:nope", fake.port)).expect("ref");
-    let err = store
-        .pull(&client(), &r, None, &mut |_| {})
-        .await
-        .expect_err("no such tag");
+    };
+    let (out, _) = pull(&mut t.store, &t.fake, "nope").await;
+    let err = out.expect_err("no such tag");
     assert!(matches!(err, RegistryError::NotFound { .. }), "{err}");
     assert!(err.to_string().contains("not found"), "{err}");
-    assert_eq!(fake.requests("/manifests/nope").len(), 1);
+    assert_eq!(t.fake.requests("/manifests/nope").len(), 1);
 
     // A layer the registry does not have: one request, a clear error.
-    let (layer, _) = base_layer(&a);
-    fake.inject(&layer, &[Fault::Status(404, None)]);
-    let (out, events) = pull(&mut store, &fake).await;
+    t.fake.inject(&t.layer, &[Fault::Status(404, None)]);
+    let (out, events) = t.pull().await;
     let err = out.expect_err("a missing layer fails the pull");
     assert!(matches!(err, RegistryError::NotFound { .. }), "{err}");
-    assert!(err.to_string().contains(&layer), "{err}");
-    assert_eq!(fake.requests(&layer).len(), 1);
-    assert!(
-        !events.iter().any(|e| e.starts_with("Retrying")),
-        "{events:?}"
-    );
-    no_debris(tmp.path());
-    server.abort();
+    assert!(err.to_string().contains(&t.layer), "{err}");
+    assert_eq!(t.layer_requests().len(), 1);
+    assert_not_retried(&events);
+    no_debris(t.tmp.path());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resume_with_wrong_bytes_stores_nothing() {
-    if !need_root() {
+    let Some(mut t) = Case::pull_from(true).await else {
         return;
-    }
-    let a = common::image_a();
-    let (layer, len) = base_layer(&a);
-    let (fake, server) = serve(&a, true).await;
-    let cut = len / 4;
-    fake.inject(&layer, &[Fault::DropAfter(cut), Fault::CorruptRange]);
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let mut store = open(tmp.path());
-    let (out, _) = pull(&mut store, &fake).await;
+    };
+    let cut = t.len / 4;
+    t.fake
+        .inject(&t.layer, &[Fault::DropAfter(cut), Fault::CorruptRange]);
+    let (out, _) = t.pull().await;
     let err = out.expect_err("the corrupted resume must fail the pull");
     let text = err.to_string();
     assert!(
         text.contains("hashed to") || text.contains("diff ID"),
         "the error names the mismatch: {text}"
     );
-    let reqs = fake.requests(&layer);
+    let reqs = t.layer_requests();
     assert_eq!(reqs.len(), 2, "a mismatch is not retried: {reqs:?}");
-    assert!(!store
+    assert!(!t
+        .store
         .content()
-        .contains(&Digest::parse(&layer).expect("digest")));
-    assert!(store.list().is_empty(), "no image may be visible");
+        .contains(&Digest::parse(&t.layer).expect("digest")));
+    assert!(t.store.list().is_empty(), "no image may be visible");
     assert!(
-        store.snapshotter().list().expect("list").is_empty(),
+        t.store.snapshotter().list().expect("list").is_empty(),
         "no snapshot may be named"
     );
-    no_debris(tmp.path());
-    server.abort();
-}
-
-/// A store holding image A, tagged for the fake at `port`.
-fn store_with_a(root: &Path, port: u16) -> (Store, common::FixtureImage, String) {
-    let a = common::image_a();
-    let archive = root.with_extension("tar");
-    common::write_docker_archive(&archive, &[&a]);
-    let mut store = open(root);
-    store
-        .load_archive(&archive, &mut |_| {})
-        .expect("load image A");
-    let name = format!("127.0.0.1:{port}/fake/a:latest");
-    store.tag("berth-test/a:latest", &name).expect("tag");
-    (store, a, name)
+    no_debris(t.tmp.path());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_retries_5xx_429_and_dropped_connections() {
-    if !need_root() {
+    let Some(mut t) = Case::push_to().await else {
         return;
-    }
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind 127.0.0.1");
-    let port = listener.local_addr().expect("addr").port();
-    let (fake, server) = serve_docs(listener, port, HashMap::new(), true);
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let (mut store, a, name) = store_with_a(&tmp.path().join("src"), port);
-    let (layer, _) = base_layer(&a);
-    fake.inject(&layer, &[Fault::Status(502, None)]);
-    fake.inject("uploads", &[Fault::Status(503, None), Fault::Hangup]);
-    fake.inject("upload", &[Fault::Hangup]);
-    fake.inject(
+    };
+    t.fake.inject(&t.layer, &[Fault::Status(502, None)]);
+    t.fake
+        .inject("uploads", &[Fault::Status(503, None), Fault::Hangup]);
+    t.fake.inject("upload", &[Fault::Hangup]);
+    t.fake.inject(
         "latest",
         &[Fault::Status(429, Some(1)), Fault::Status(500, None)],
     );
-    let mut events = Vec::new();
     let started = Instant::now();
-    let out = store
-        .push(&client(), &name, &mut |p| events.push(p.status))
-        .await
-        .expect("the push is retried past every fault");
-    // The backoff alone waits milliseconds; Retry-After says 1 s.
-    assert!(
-        started.elapsed() >= Duration::from_secs(1),
-        "{:?}",
-        started.elapsed()
-    );
-    assert!(
-        events.iter().any(|e| e == "Retrying in 1 second"),
-        "{events:?}"
-    );
+    let (out, events) = t.push().await;
+    let out = out.expect("the push is retried past every fault");
+    assert_waited_retry_after(started, &events);
     // The retries of layers and of the manifest are reported (the
     // config's are silent, as its progress is).
-    let retries = events
-        .iter()
-        .filter(|e| e.starts_with("Retrying in"))
-        .count();
-    assert!(retries >= 3, "{events:?}");
-    assert_eq!(fake.requests("/manifests/latest").len(), 3);
+    assert!(retries(&events) >= 3, "{events:?}");
+    assert_eq!(t.fake.requests("/manifests/latest").len(), 3);
     assert!(
-        fake.faults
+        t.fake
+            .faults
             .lock()
             .expect("lock")
             .values()
             .all(|q| q.is_empty()),
         "every fault was met"
     );
-    let docs = fake.docs.lock().expect("lock").clone();
-    for (b, _) in &a.blobs {
+    let docs = t.fake.docs.lock().expect("lock").clone();
+    for (b, _) in &t.a.blobs {
         assert!(
             docs.contains_key(&Digest::of_bytes(b).to_string()),
             "a layer is missing"
         );
     }
     assert!(
-        docs.contains_key(&a.id().to_string()),
+        docs.contains_key(&t.a.id().to_string()),
         "the config is missing"
     );
     assert_eq!(
@@ -696,84 +725,56 @@ async fn a_push_retries_5xx_429_and_dropped_connections() {
     );
 
     // What was pushed pulls back whole.
-    let mut dst = open(&tmp.path().join("dst"));
-    let r = Reference::parse(&name).expect("ref");
-    let pulled = dst
-        .pull(&client(), &r, None, &mut |_| {})
-        .await
-        .expect("pull what was pushed");
-    assert_eq!(pulled.record.id.0, a.id());
-    server.abort();
+    let mut dst = open(&t.tmp.path().join("dst"));
+    let (pulled, _) = pull(&mut dst, &t.fake, "latest").await;
+    let pulled = pulled.expect("pull what was pushed");
+    assert_eq!(pulled.record.id.0, t.a.id());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_refused_for_good_is_not_retried() {
-    if !need_root() {
+    let Some(mut t) = Case::push_to().await else {
         return;
-    }
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind 127.0.0.1");
-    let port = listener.local_addr().expect("addr").port();
-    let (fake, server) = serve_docs(listener, port, HashMap::new(), true);
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let (mut store, _, name) = store_with_a(&tmp.path().join("src"), port);
-    fake.inject("latest", &[Fault::Status(400, None)]);
-    let mut events = Vec::new();
-    let err = store
-        .push(&client(), &name, &mut |p| events.push(p.status))
-        .await
-        .expect_err("a 400 on the manifest fails the push");
+    };
+    t.fake.inject("latest", &[Fault::Status(400, None)]);
+    let (out, events) = t.push().await;
+    let err = out.expect_err("a 400 on the manifest fails the push");
     assert!(err.to_string().contains("manifest"), "{err}");
-    assert_eq!(fake.requests("/manifests/latest").len(), 1);
-    assert!(
-        !events.iter().any(|e| e.starts_with("Retrying")),
-        "{events:?}"
-    );
-    server.abort();
+    assert_eq!(t.fake.requests("/manifests/latest").len(), 1);
+    assert_not_retried(&events);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schema1_manifests_are_refused_naming_the_image() {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind 127.0.0.1");
-    let port = listener.local_addr().expect("addr").port();
     let schema1 = br#"{"schemaVersion":1,"name":"fake/a","tag":"signed","architecture":"amd64",
         "fsLayers":[{"blobSum":"sha256:a3ed95caeb02ffe68cdd9fd84406680ae93d633cb16422d00e8a7c22955b46d4"}],
-        "history":[{"v1Compatibility":"{}"}]}"#
-        .to_vec();
-    let mut docs = HashMap::new();
-    docs.insert(
-        "signed".to_string(),
+        "history":[{"v1Compatibility":"{}"}]}"#;
+    // Each tag serves the manifest under its media type ("plain" without a
+    // schema 1 one: recognised by its content), and the error shows it.
+    let cases = [
         (
-            schema1.clone(),
-            image::manifest::DOCKER_SCHEMA1_SIGNED.to_string(),
+            "signed",
+            image::manifest::DOCKER_SCHEMA1_SIGNED,
+            image::manifest::DOCKER_SCHEMA1_SIGNED,
         ),
-    );
-    docs.insert(
-        "unsigned".to_string(),
-        (schema1.clone(), image::manifest::DOCKER_SCHEMA1.to_string()),
-    );
-    // Served without a schema 1 media type: recognised by its content.
-    docs.insert(
-        "plain".to_string(),
-        (schema1, "application/json".to_string()),
-    );
-    let (_fake, server) = serve_docs(listener, port, docs, true);
+        (
+            "unsigned",
+            image::manifest::DOCKER_SCHEMA1,
+            image::manifest::DOCKER_SCHEMA1,
+        ),
+        ("plain", "application/json", "schemaVersion 1"),
+    ];
+    let docs = cases
+        .iter()
+        .map(|(tag, mt, _)| (tag.to_string(), (schema1.to_vec(), mt.to_string())))
+        .collect();
+    let fake = serve_docs(docs, true).await;
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut store = open(tmp.path());
-    for (tag, shown) in [
-        ("signed", image::manifest::DOCKER_SCHEMA1_SIGNED),
-        ("unsigned", image::manifest::DOCKER_SCHEMA1),
-        ("plain", "schemaVersion 1"),
-    ] {
-        let name = format!("127.0.0.1:{port}/fake/a:{tag}");
-        let r = Reference::parse(&name).expect("ref");
-        let err = store
-            .pull(&client(), &r, None, &mut |_| {})
-            .await
-            .expect_err("a schema 1 manifest is refused");
+    for (tag, _, shown) in cases {
+        let name = format!("127.0.0.1:{}/fake/a:{tag}", fake.port);
+        let (out, _) = pull(&mut store, &fake, tag).await;
+        let err = out.expect_err("a schema 1 manifest is refused");
         assert!(matches!(err, RegistryError::Schema1 { .. }), "{err:?}");
         let text = err.to_string();
         eprintln!("{text}");
@@ -786,5 +787,4 @@ async fn schema1_manifests_are_refused_naming_the_image() {
     }
     assert!(store.list().is_empty());
     assert!(store.content().list().expect("blobs").is_empty());
-    server.abort();
 }
