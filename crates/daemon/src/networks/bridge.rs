@@ -47,6 +47,25 @@ pub(super) fn upstreams(config: &NetworkConfig) -> Vec<SocketAddr> {
         .unwrap_or_default()
 }
 
+/// A predefined network as first made, with a new ID: no subnets, labels or options yet (the
+/// default bridge gets its bridge, subnet and options from the daemon's flags afterwards).
+fn predefined_record(name: &str, driver: &str, created: &str) -> Result<NetworkRecord, ApiError> {
+    Ok(NetworkRecord {
+        id: crate::new_id()?,
+        name: name.into(),
+        driver: driver.into(),
+        created: created.into(),
+        bridge: String::new(),
+        subnets: Vec::new(),
+        internal: false,
+        ipv6: false,
+        labels: BTreeMap::new(),
+        options: BTreeMap::new(),
+        predefined: true,
+        attachable: false,
+    })
+}
+
 impl Networks {
     /// Loads the networks (making the predefined ones on a first start), makes their bridges,
     /// and replaces berth's nftables table with their rules. Blocking.
@@ -160,20 +179,7 @@ impl Networks {
         let created = crate::now();
         for (name, driver) in [("host", "host"), ("none", "null")] {
             if !records.values().any(|r| r.name == name) {
-                let r = NetworkRecord {
-                    id: crate::new_id()?,
-                    name: name.into(),
-                    driver: driver.into(),
-                    created: created.clone(),
-                    bridge: String::new(),
-                    subnets: Vec::new(),
-                    internal: false,
-                    ipv6: false,
-                    labels: BTreeMap::new(),
-                    options: BTreeMap::new(),
-                    predefined: true,
-                    attachable: false,
-                };
+                let r = predefined_record(name, driver, &created)?;
                 self.save(&r)?;
                 records.insert(r.id.clone(), r);
             }
@@ -185,20 +191,11 @@ impl Networks {
         // The default bridge follows the daemon's flags: a changed --bip or --bridge applies
         // at the next start, as with dockerd.
         if self.config.bridge != "none" {
-            let mut r = default_bridge.clone().unwrap_or_else(|| NetworkRecord {
-                id: String::new(),
-                name: DEFAULT_NETWORK.into(),
-                driver: "bridge".into(),
-                created: created.clone(),
-                bridge: String::new(),
-                subnets: Vec::new(),
-                internal: false,
-                ipv6: false,
-                labels: BTreeMap::new(),
-                options: BTreeMap::new(),
-                predefined: true,
-                attachable: false,
-            });
+            let mut r = match default_bridge.clone() {
+                Some(r) => r,
+                None => predefined_record(DEFAULT_NETWORK, "bridge", &created)?,
+            };
+            // A record read from disk without an ID gets one, as a new one does.
             if r.id.is_empty() {
                 r.id = crate::new_id()?;
             }
