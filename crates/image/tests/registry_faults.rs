@@ -44,6 +44,8 @@ struct Fake {
     faults: Mutex<HashMap<String, VecDeque<Fault>>>,
     /// (path, Range header) of every request.
     log: Mutex<Vec<(String, Option<String>)>>,
+    /// Ranges answered with the rest of the blob (206, whole bytes).
+    resumed: std::sync::atomic::AtomicUsize,
 }
 
 impl Fake {
@@ -195,6 +197,8 @@ async fn answer(fake: &Fake, mut stream: TcpStream) -> std::io::Result<()> {
         }
         _ => match offset {
             Some(from) if fake.honour_range && from < data.len() => {
+                fake.resumed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let extra = format!(
                     "{ct}Content-Range: bytes {from}-{}/{}\r\n",
                     data.len() - 1,
@@ -356,6 +360,7 @@ async fn serve_docs(docs: HashMap<String, (Vec<u8>, String)>, honour_range: bool
         honour_range,
         faults: Mutex::new(HashMap::new()),
         log: Mutex::new(Vec::new()),
+        resumed: Default::default(),
     });
     let f2 = fake.clone();
     let task = tokio::spawn(async move {
@@ -559,6 +564,13 @@ async fn a_layer_cut_off_resumes_with_a_range_request() {
     assert_eq!(reqs.len(), 2, "{reqs:?}");
     assert_eq!(reqs[0], None);
     assert_eq!(reqs[1].as_deref(), Some(format!("bytes={cut}-").as_str()));
+    // And the registry answered it with the rest only (206): a resume, not
+    // a second whole download.
+    assert_eq!(
+        t.fake.resumed.load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "the retry was answered 206 from byte {cut}"
+    );
     assert!(retries(&events) > 0, "{events:?}");
     // The unpacked layer is whole: its diff ID was checked, and the files
     // are there.

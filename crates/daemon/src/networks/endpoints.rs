@@ -30,13 +30,18 @@ pub(super) fn mac_text(mac: [u8; 6]) -> String {
 }
 
 /// The address a container asked for in one family's field of its endpoint settings (`--ip`,
-/// `--ip6`); an empty field asks for none. `family` (`IPv4`, `IPv6`) names the field in the error.
+/// `--ip6`); an empty field asks for none. `family` (`IPv4`, `IPv6`) names the field, and an
+/// address of the other family in it is refused as malformed, as dockerd does (400, before
+/// any allocation).
 fn requested(field: Option<&str>, family: &str) -> Result<Option<IpAddr>, ApiError> {
+    let want_v6 = family == "IPv6";
     field
         .filter(|s| !s.is_empty())
         .map(|s| {
             s.parse::<IpAddr>()
-                .map_err(|_| ApiError::InvalidParameter(format!("invalid {family} address: {s}")))
+                .ok()
+                .filter(|ip| ip.is_ipv6() == want_v6)
+                .ok_or_else(|| ApiError::InvalidParameter(format!("invalid {family} address: {s}")))
         })
         .transpose()
 }
@@ -449,6 +454,22 @@ mod tests {
             requested(Some("fd00:::5"), "IPv6"),
             Err(ApiError::InvalidParameter(
                 "invalid IPv6 address: fd00:::5".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn an_address_of_the_other_family_is_refused() {
+        assert_eq!(
+            requested(Some("fd00::5"), "IPv4"),
+            Err(ApiError::InvalidParameter(
+                "invalid IPv4 address: fd00::5".into()
+            ))
+        );
+        assert_eq!(
+            requested(Some("172.30.0.5"), "IPv6"),
+            Err(ApiError::InvalidParameter(
+                "invalid IPv6 address: 172.30.0.5".into()
             ))
         );
     }
