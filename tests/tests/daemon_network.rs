@@ -654,6 +654,34 @@ fn container_mode_static_ips_and_prune() {
         Some(0),
         "an address in use was handed out twice"
     );
+    // A malformed address, or one of the other family, is refused at create (400; `docker run`
+    // exits 125), naming the field, as dockerd does; nothing is created.
+    for (flag, bad, field) in [
+        ("--ip", "10.9.9.300", "IPv4"),
+        ("--ip", "fd00::77", "IPv4"),
+        ("--ip6", "10.9.9.9", "IPv6"),
+    ] {
+        let out = d.docker(&[
+            "run",
+            "--rm",
+            "--name",
+            "badip",
+            "--network",
+            "fixed",
+            flag,
+            bad,
+            "busybox",
+            "true",
+        ]);
+        assert_eq!(out.status.code(), Some(125), "{flag} {bad}: {out:?}");
+        assert!(
+            stderr(&out).contains(&format!("invalid {field} address: {bad}")),
+            "{flag} {bad} said: {}",
+            stderr(&out)
+        );
+        let out = d.docker(&["inspect", "badip"]);
+        assert_ne!(out.status.code(), Some(0), "{flag} {bad} left a container");
+    }
     // A stopped container's static address is given back and taken again at its next start.
     d.ok(&["stop", "-t", "1", "base"]);
     d.ok(&["start", "base"]);

@@ -218,17 +218,20 @@ impl Daemon {
             }
             for (key, settings) in &record.endpoints_config {
                 crate::networks::refuse_unsupported_endpoint(key, settings)?;
-                let fixed = settings.ipam_config.as_ref().is_some_and(|c| {
-                    c.ipv4_address.as_deref().is_some_and(|a| !a.is_empty())
-                        || c.ipv6_address.as_deref().is_some_and(|a| !a.is_empty())
-                });
+                // Checked at create, as dockerd does, not first at start.
+                let ipam = settings.ipam_config.as_ref();
+                let want4 = crate::networks::requested(
+                    ipam.and_then(|c| c.ipv4_address.as_deref()),
+                    "IPv4",
+                )?;
+                let want6 = crate::networks::requested(
+                    ipam.and_then(|c| c.ipv6_address.as_deref()),
+                    "IPv6",
+                )?;
                 let predefined = matches!(key.as_str(), "bridge" | "host" | "none")
                     || (key == &primary && primary == crate::networks::DEFAULT_NETWORK);
-                if fixed && predefined {
-                    return Err(ApiError::InvalidParameter(
-                        "user specified IP address is supported on user defined networks only"
-                            .into(),
-                    ));
+                if (want4.is_some() || want6.is_some()) && predefined {
+                    return Err(crate::networks::fixed_address_on_predefined());
                 }
             }
             for key in record.endpoints_config.keys() {

@@ -29,11 +29,18 @@ pub(super) fn mac_text(mac: [u8; 6]) -> String {
         .join(":")
 }
 
+/// dockerd's refusal of `--ip`/`--ip6` on a predefined network (bridge, host, none).
+pub fn fixed_address_on_predefined() -> ApiError {
+    ApiError::InvalidParameter(
+        "user specified IP address is supported on user defined networks only".into(),
+    )
+}
+
 /// The address a container asked for in one family's field of its endpoint settings (`--ip`,
 /// `--ip6`); an empty field asks for none. `family` (`IPv4`, `IPv6`) names the field, and an
 /// address of the other family in it is refused as malformed, as dockerd does (400, before
 /// any allocation).
-fn requested(field: Option<&str>, family: &str) -> Result<Option<IpAddr>, ApiError> {
+pub fn requested(field: Option<&str>, family: &str) -> Result<Option<IpAddr>, ApiError> {
     let want_v6 = family == "IPv6";
     field
         .filter(|s| !s.is_empty())
@@ -44,11 +51,6 @@ fn requested(field: Option<&str>, family: &str) -> Result<Option<IpAddr>, ApiErr
                 .ok_or_else(|| ApiError::InvalidParameter(format!("invalid {family} address: {s}")))
         })
         .transpose()
-}
-
-/// An endpoint's addresses, IPv4 first: the order its interface and DNS names list them in.
-fn addresses(ep: &EndpointState) -> impl Iterator<Item = IpNet> {
-    ep.ipv4.into_iter().chain(ep.ipv6)
 }
 
 impl Networks {
@@ -149,9 +151,7 @@ impl Networks {
             let want4 = requested(ipam.and_then(|c| c.ipv4_address.as_deref()), "IPv4")?;
             let want6 = requested(ipam.and_then(|c| c.ipv6_address.as_deref()), "IPv6")?;
             if (want4.is_some() || want6.is_some()) && n.record.predefined {
-                return Err(ApiError::InvalidParameter(
-                    "user specified IP address is supported on user defined networks only".into(),
-                ));
+                return Err(fixed_address_on_predefined());
             }
             let mut ep = EndpointState {
                 network_id: n.record.id.clone(),
@@ -208,7 +208,7 @@ impl Networks {
                 }
                 ep.dns_names = names;
                 if let Some((_, records)) = &n.dns {
-                    let addrs: Vec<IpAddr> = addresses(&ep).map(|a| a.addr()).collect();
+                    let addrs: Vec<IpAddr> = ep.addresses().map(|a| a.addr()).collect();
                     records.set(&r.id, &ep.dns_names, &addrs);
                     if att.embedded_dns.is_none() {
                         att.embedded_dns = n.record.gateway4().map(IpAddr::V4);
@@ -223,7 +223,7 @@ impl Networks {
                 host_ifname: ep.host_ifname.clone(),
                 ifname: ep.ifname.clone(),
                 mac: Some(mac),
-                addresses: addresses(&ep).map(|a| (a.addr(), a.prefix_len())).collect(),
+                addresses: ep.addresses().map(|a| (a.addr(), a.prefix_len())).collect(),
                 gateway: n.record.gateway4().filter(|_| routed),
                 gateway6: n.record.gateway6().filter(|_| routed),
                 mtu: self.mtu(&n.record),
@@ -394,7 +394,7 @@ impl Networks {
                     ..
                 }) = st.nets.get(&ep.network_id)
                 {
-                    let addrs: Vec<IpAddr> = addresses(ep).map(|a| a.addr()).collect();
+                    let addrs: Vec<IpAddr> = ep.addresses().map(|a| a.addr()).collect();
                     records.set(&r.id, &ep.dns_names, &addrs);
                 }
             }
@@ -483,12 +483,12 @@ mod tests {
             ipv6: Some(v6),
             ..Default::default()
         };
-        assert_eq!(addresses(&ep).collect::<Vec<_>>(), vec![v4, v6]);
+        assert_eq!(ep.addresses().collect::<Vec<_>>(), vec![v4, v6]);
         let only6 = EndpointState {
             ipv6: Some(v6),
             ..Default::default()
         };
-        assert_eq!(addresses(&only6).collect::<Vec<_>>(), vec![v6]);
-        assert_eq!(addresses(&EndpointState::default()).count(), 0);
+        assert_eq!(only6.addresses().collect::<Vec<_>>(), vec![v6]);
+        assert_eq!(EndpointState::default().addresses().count(), 0);
     }
 }

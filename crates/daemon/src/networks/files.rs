@@ -67,7 +67,7 @@ impl Networks {
             .net
             .endpoints
             .values()
-            .flat_map(|e| e.ipv4.iter().chain(e.ipv6.iter()).map(|a| a.addr()))
+            .flat_map(|e| e.addresses().map(|a| a.addr()))
             .collect();
         let ipv6 = r.net.endpoints.values().any(|e| e.ipv6.is_some())
             || r.host_config.network_mode.as_deref() == Some("host");

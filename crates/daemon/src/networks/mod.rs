@@ -24,6 +24,7 @@ mod settings;
 mod user;
 
 pub use bridge::table_name;
+pub use endpoints::{fixed_address_on_predefined, requested};
 pub use ports::{parse_port_key, port_map, port_summaries};
 pub use settings::{endpoint_settings, refuse_unsupported_endpoint};
 
@@ -234,6 +235,14 @@ pub struct EndpointState {
     pub dns_names: Vec<String>,
     /// The aliases asked for (`--network-alias`, `--alias`).
     pub aliases: Vec<String>,
+}
+
+impl EndpointState {
+    /// Its addresses, IPv4 first: the order its interface, its DNS names and `/etc/hosts`
+    /// list them in.
+    pub fn addresses(&self) -> impl Iterator<Item = IpNet> {
+        self.ipv4.into_iter().chain(self.ipv6)
+    }
 }
 
 /// A published port while its container runs.
