@@ -607,12 +607,7 @@ impl Store {
                 // One pass over the archive: the layer is unpacked as
                 // it is read, and the same bytes go to the content store.
                 let mut writer = self.content.writer(expected)?;
-                let mut tee = Tee {
-                    inner: reader,
-                    out: &mut writer,
-                    report: &mut report,
-                    count: 0,
-                };
+                let mut tee = Tee::new(reader, &mut writer, &mut report);
                 let staged = self.snapshots.stage_unsynced(
                     parent.as_ref(),
                     diff_id,
@@ -629,12 +624,7 @@ impl Store {
                     None
                 } else {
                     let mut writer = self.content.writer(expected)?;
-                    let mut tee = Tee {
-                        inner: reader,
-                        out: &mut writer,
-                        report: &mut report,
-                        count: 0,
-                    };
+                    let mut tee = Tee::new(reader, &mut writer, &mut report);
                     io::copy(&mut tee, &mut io::sink()).map_err(read_err)?;
                     Some(writer.verify()?)
                 };
@@ -1434,15 +1424,15 @@ pub(crate) fn publish_staged(
         .iter()
         .filter_map(|(_, staged)| staged.as_ref().map(|s| s.chain_id().clone()))
         .collect();
-    let marker = if named_blobs.is_empty() && named_chains.is_empty() {
-        None
-    } else {
-        pending
-            .record(named_blobs, named_chains)
-            .map_err(io_err("write a pending-names marker in", pending.dir()))?
-    };
-    let lazy = marker.is_some();
-    if !lazy {
+    if named_blobs.is_empty() && named_chains.is_empty() {
+        // Everything was in the store already (a pull of an image that is
+        // up to date): nothing to name, nothing to flush.
+        return Ok(unpacked.into_iter().map(|(record, _)| record).collect());
+    }
+    let marker = pending
+        .record(named_blobs, named_chains)
+        .map_err(io_err("write a pending-names marker in", pending.dir()))?;
+    if marker.is_none() {
         flush_data(content, snapshots)?;
     }
     let named = (|| {
@@ -1475,6 +1465,17 @@ struct Tee<'a, R> {
     out: &'a mut BlobWriter,
     report: &'a mut dyn FnMut(u64),
     count: u64,
+}
+
+impl<'a, R> Tee<'a, R> {
+    fn new(inner: R, out: &'a mut BlobWriter, report: &'a mut dyn FnMut(u64)) -> Self {
+        Tee {
+            inner,
+            out,
+            report,
+            count: 0,
+        }
+    }
 }
 
 impl<R: Read> Read for Tee<'_, R> {

@@ -58,6 +58,15 @@ impl Fake {
             .extend(faults.iter().cloned());
     }
 
+    /// The next fault queued for `key`, taken from the queue.
+    fn next_fault(&self, key: &str) -> Option<Fault> {
+        self.faults
+            .lock()
+            .expect("lock")
+            .get_mut(key)
+            .and_then(|q| q.pop_front())
+    }
+
     fn requests(&self, key: &str) -> Vec<Option<String>> {
         self.log
             .lock()
@@ -144,12 +153,7 @@ async fn answer(fake: &Fake, mut stream: TcpStream) -> std::io::Result<()> {
         .or_else(|| path.strip_prefix("/v2/fake/a/blobs/"))
         .unwrap_or("")
         .to_string();
-    let fault = fake
-        .faults
-        .lock()
-        .expect("lock")
-        .get_mut(&key)
-        .and_then(|q| q.pop_front());
+    let fault = fake.next_fault(&key);
     let doc = fake.docs.lock().expect("lock").get(&key).cloned();
     let Some((data, media_type)) = doc else {
         let body = br#"{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown to registry"}]}"#;
@@ -243,12 +247,7 @@ fn push_answer(
         ("PUT", None, None, Some(t)) => t.to_string(),
         _ => return reply(405, String::new(), 0),
     };
-    let fault = fake
-        .faults
-        .lock()
-        .expect("lock")
-        .get_mut(&key)
-        .and_then(|q| q.pop_front());
+    let fault = fake.next_fault(&key);
     match fault {
         Some(Fault::Hangup) => return None,
         Some(Fault::Status(code, after)) => {
